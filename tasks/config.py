@@ -1,0 +1,207 @@
+"""The typed configuration: frozen dataclasses mirroring ``params.yaml``.
+
+``params.yaml`` at the project root is the template and the only place defaults
+are written. A campaign's own ``params.yaml`` is laid over it key by key, so a
+campaign made with an older crowdloop keeps working when new keys appear.
+Unknown keys and wrongly typed values fail at load with the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+BACKENDS = ("auto", "head", "finetune")
+CONSENSUS_METHODS = ("crowdlab", "majority")
+STRATEGIES = ("activelab", "random")
+
+
+class ConfigError(ValueError):
+    """A ``params.yaml`` that cannot be used; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    method: str
+    calibrate_probs: bool
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    C_grid: tuple[float, ...]
+    inner_folds: int
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backend: str
+    name: str | None
+    max_length: int
+    batch_size: int
+    head: HeadConfig
+    finetune: FinetuneConfig
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    folds: int
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    strategy: str
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    batch_size: int
+    max_annotations_per_example: int
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    rounds: int
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int
+    classes: tuple[str, ...]
+    consensus: ConsensusConfig
+    model: ModelConfig
+    predict: PredictConfig
+    score: ScoreConfig
+    select: SelectConfig
+    simulate: SimulateConfig
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
+        return _plain(dataclasses.asdict(self))
+
+
+def template_text() -> str:
+    """The shipped ``params.yaml`` (comments included)."""
+    return resources.files("crowdloop").joinpath("templates", PARAMS_FILE).read_text()
+
+
+def load(path: Path | str | None = None) -> Config:
+    """Read ``params.yaml`` at ``path`` laid over the template; ``None`` = template only."""
+    merged = yaml.safe_load(template_text())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file; run `crowdloop init` to make a campaign.")
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err}).") from err
+        if not isinstance(user, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections.")
+        merged = _overlay(merged, user, path, prefix="")
+    return from_dict(merged, source=str(path or "params.yaml template"))
+
+
+def from_dict(raw: dict, *, source: str = "params") -> Config:
+    """Build and validate a :class:`Config` from a nested dict."""
+    config = _build(Config, raw, source, prefix="")
+    _validate(config, source)
+    return config
+
+
+def _overlay(base: dict, user: dict, path: Path, prefix: str) -> dict:
+    out = dict(base)
+    for key, value in user.items():
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise ConfigError(f"{path}: unknown key '{prefix}{key}'; known keys here: {known}.")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            out[key] = _overlay(base[key], value, path, prefix=f"{prefix}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls, raw, source: str, prefix: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{prefix}{sorted(unknown)[0]}'.")
+    kwargs = {}
+    for name in names:
+        key = f"{prefix}{name}"
+        if name not in raw:
+            raise ConfigError(f"{source}: missing key '{key}'.")
+        kwargs[name] = _coerce(hints[name], raw[name], source, key)
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, source: str, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, prefix=f"{key}.")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, source, key)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}.")
+        return tuple(_coerce(args[0], v, source, key) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}.")
+    return value
+
+
+def _validate(config: Config, source: str) -> None:
+    checks = [
+        (len(config.classes) >= 2, "'classes' needs at least two class names"),
+        (len(set(config.classes)) == len(config.classes), "'classes' has a repeated name"),
+        (config.consensus.method in CONSENSUS_METHODS,
+         f"'consensus.method' must be one of {', '.join(CONSENSUS_METHODS)}"),
+        (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
+        (config.score.strategy in STRATEGIES, f"'score.strategy' must be one of {', '.join(STRATEGIES)}"),
+        (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
+        (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),
+        (config.select.max_annotations_per_example >= 1,
+         "'select.max_annotations_per_example' must be at least 1"),
+        (config.model.max_length >= 8, "'model.max_length' must be at least 8"),
+        (config.model.batch_size >= 1, "'model.batch_size' must be at least 1"),
+        (config.model.finetune.steps >= 1, "'model.finetune.steps' must be at least 1"),
+        (len(config.model.head.C_grid) >= 1 and min(config.model.head.C_grid) > 0,
+         "'model.head.C_grid' needs at least one positive value"),
+        (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),
+        (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {message}.")
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

