@@ -178,12 +178,18 @@ def write_round(
     batch: pd.DataFrame,
     consensus: pd.DataFrame,
     annotators: pd.DataFrame,
+    pred_probs: pd.DataFrame,
     metrics: dict,
 ) -> Path:
-    """Write a round's outputs; metrics.json goes last and marks the round complete."""
+    """Write a round's outputs; metrics.json goes last and marks the round complete.
+
+    ``pred_probs`` : DataFrame of shape (P, K), index example_id, one column per class:
+    out-of-sample probabilities for every pool example (the next round's CROWDLAB input).
+    """
     folder = campaign.round_dir(number)
     _write_text(folder / "batch.csv", batch.to_csv(index=False))
-    _write_parquet(folder / "consensus.parquet", consensus)
+    _write_parquet(folder / "consensus.parquet", consensus.reset_index())
+    _write_parquet(folder / "pred_probs.parquet", pred_probs.reset_index())
     _write_text(folder / "annotators.csv", annotators.to_csv(index=False))
     text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
     _write_text(folder / "metrics.json", text)
@@ -197,6 +203,12 @@ def read_batch(campaign: Campaign, number: int) -> pd.DataFrame:
 
 def read_round_metrics(campaign: Campaign, number: int) -> dict:
     return json.loads((campaign.round_dir(number) / "metrics.json").read_text())
+
+
+def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
+    """Round ``number``'s pool probabilities (index example_id), or None before round 1."""
+    path = campaign.round_dir(number) / "pred_probs.parquet"
+    return pd.read_parquet(path).set_index("example_id") if path.is_file() else None
 
 
 def read_annotator_stats(campaign: Campaign, number: int) -> pd.DataFrame:

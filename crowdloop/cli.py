@@ -1,0 +1,191 @@
+"""The `crowdloop` command.
+
+    crowdloop demo campaigns/demo          init --demo, then simulated rounds, then a summary
+    crowdloop init --demo DIR              a ready demo campaign (data, params.yaml, git + DVC)
+    crowdloop init DIR --examples F --classes a,b,c
+    crowdloop round [--simulate] [--force] one round; writes the batch to label
+    crowdloop ingest FILE                  answers come back (CSV, TSV or JSONL)
+    crowdloop status                       rounds, annotations, accuracy, what is waiting
+    crowdloop rollback N                   data/ back to round N
+
+Heavy libraries (Prefect, MLflow, torch) are imported only by the commands that
+need them, so `status` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger("crowdloop")
+
+# Offline, private defaults; a user can override any of them in the environment.
+ENV_DEFAULTS = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    logging.getLogger("crowdloop").setLevel(logging.INFO)
+    try:
+        return args.func(args) or 0
+    except _user_errors() as err:
+        print(f"crowdloop: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by the user's input or campaign state: one line, no traceback."""
+    from crowdloop.tasks.config import ConfigError
+    from crowdloop.tasks.ingest import IngestError
+    from crowdloop.tasks.store import CampaignError
+    from crowdloop.tasks.version import VersionError
+
+    return ConfigError, CampaignError, IngestError, VersionError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crowdloop", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-C", "--campaign", type=Path, default=Path("."),
+                        help="campaign directory (default: the current directory)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="make a new campaign directory")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--demo", action="store_true", help="generate the demo support-ticket campaign")
+    p.add_argument("--examples", type=Path, help="CSV/TSV/JSONL/parquet with id, text[, split, gold]")
+    p.add_argument("--classes", help="comma-separated class names, in order")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", help="init --demo, run simulated rounds, print where to look")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--rounds", type=int, default=None, help="default: simulate.rounds in params.yaml")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("round", help="run the next round and write its batch")
+    p.add_argument("--simulate", action="store_true", help="simulated annotators answer the batch")
+    p.add_argument("--force", action="store_true", help="run even if the last batch has no answers")
+    p.add_argument("--rounds", type=int, default=1, help="how many rounds in a row (default 1)")
+    p.set_defaults(func=cmd_round)
+
+    p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV or JSONL)")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rollback", help="restore data/ to what it was at round N")
+    p.add_argument("round", type=int)
+    p.set_defaults(func=cmd_rollback)
+    return parser
+
+
+def cmd_init(args) -> None:
+    from crowdloop import campaign
+
+    if args.demo:
+        made = campaign.init_demo(args.directory, seed=args.seed)
+    else:
+        if not args.examples or not args.classes:
+            raise SystemExit("crowdloop init: give --demo, or --examples FILE and --classes a,b,c")
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        examples = campaign.read_examples_file(args.examples)
+        made = campaign.init_campaign(args.directory, examples, classes=classes, seed=args.seed)
+    print(f"campaign ready: {made.root}  (next: cd {made.root} && crowdloop round)")
+
+
+def cmd_demo(args) -> None:
+    from crowdloop import campaign
+    from crowdloop.tasks import config as config_mod
+
+    log.info("building the demo campaign in %s", args.directory)
+    made = campaign.init_demo(args.directory, seed=args.seed)
+    rounds = args.rounds or config_mod.load(made.params_file).simulate.rounds
+    _run_rounds(made.root, rounds, simulate=True, force=False)
+    print()
+    _print_status(made.root)
+    print(f"\nLook around:\n  cd {made.root}\n  crowdloop status"
+          "\n  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   # every round is a run"
+          "\n  git log --oneline --decorate; dvc metrics diff round-001 round-00" + str(rounds))
+
+
+def cmd_round(args) -> None:
+    _run_rounds(args.campaign, args.rounds, simulate=args.simulate, force=args.force)
+
+
+def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
+    from crowdloop.flows.round import round_flow
+
+    for _ in range(count):
+        result = round_flow(str(Path(root).resolve()), simulate=simulate, force=force)
+        m = result["metrics"]
+        steps = ", ".join(f"{k} {v:.1f}s" for k, v in result["seconds"].items())
+        print(f"round {result['round']}: test accuracy {m.get('test_accuracy', float('nan')):.3f}, "
+              f"macro-F1 {m.get('test_macro_f1', float('nan')):.3f}, {m['annotations']} annotations, "
+              f"batch of {m['batch_size']} -> data/rounds/{result['round']:03d}/batch.csv  [{steps}]",
+              flush=True)
+
+
+def cmd_ingest(args) -> None:
+    from crowdloop.tasks import config as config_mod
+    from crowdloop.tasks import ingest, store, version
+
+    campaign = store.open_campaign(args.campaign)
+    cfg = config_mod.load(campaign.params_file)
+    stored = store.read_annotations(campaign)
+    answers = ingest.read_answer_file(args.file)
+    result = ingest.validate_answers(answers, source=str(args.file), examples=store.read_examples(campaign),
+                                     stored=stored, classes=cfg.classes)
+    rounds = store.completed_rounds(campaign)
+    number = rounds[-1] if rounds else 0
+    if len(result.new):
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows = result.new.assign(round=number, source=f"ingest:{args.file.name}", time=now)
+        store.append_annotations(campaign, rows, source=f"ingest-{args.file.stem}")
+        version.commit(campaign, f"Ingest {len(rows)} annotations from {args.file.name} (round {number})")
+    print(f"{args.file}: {len(result.new)} new annotations stored for round {number}; "
+          f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped.")
+
+
+def cmd_status(args) -> None:
+    _print_status(args.campaign)
+
+
+def _print_status(root: Path) -> None:
+    from crowdloop import status
+
+    print(status.render(Path(root)))
+
+
+def cmd_rollback(args) -> None:
+    from crowdloop.tasks import store, version
+
+    campaign = store.open_campaign(args.campaign)
+    before = version.head(campaign)
+    version.rollback(campaign, args.round)
+    print(f"data/ restored to round {args.round} (data hash {store.data_hash(campaign)[:12]}); "
+          f"the state before is commit {before[:12]}, later round tags are kept as archived/round-*.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

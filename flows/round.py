@@ -1,0 +1,216 @@
+"""One active-learning round: consensus → train → predict → score → select → (simulate) → record.
+
+``round_flow`` is the Prefect flow; each step is a task. It runs against the
+Prefect server named by ``PREFECT_API_URL`` or, without one, a temporary local
+server. The round's data is written through ``store``, logged through ``track``
+and committed through ``version``, in that order: a round that fails before the
+commit leaves the campaign's committed state as it was, and running it again
+reuses the cached training step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+
+from crowdloop.tasks import annotators, consensus, dataset, score, select, store, track, version
+from crowdloop.tasks import config as config_mod
+from crowdloop.tasks.model import resolve_backend
+from crowdloop.tasks.train import train_predict_task
+
+log = logging.getLogger("crowdloop")
+CODE_VERSION = "1"  # bump when train_and_predict's results change for the same inputs
+
+
+@contextmanager
+def _step(name: str, seconds: dict):
+    log.info("%s ...", name)
+    start = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - start
+    log.info("%s done in %.1f s", name, seconds[name])
+
+
+@task(name="load-campaign")
+def load_task(campaign_dir: str):
+    campaign = store.open_campaign(campaign_dir)
+    cfg = config_mod.load(campaign.params_file)
+    examples = store.read_examples(campaign)
+    annotations = store.read_annotations(campaign)
+    rounds = store.completed_rounds(campaign)
+    previous = store.read_pred_probs(campaign, rounds[-1]) if rounds else None
+    return campaign, cfg, examples, annotations, rounds, previous
+
+
+@task(name="consensus")
+def consensus_task(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config):
+    wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
+    pred_probs = None
+    if previous is not None and set(data.labeled_ids) <= set(previous.index):
+        pred_probs = previous.loc[data.labeled_ids].to_numpy()
+    result = consensus.consensus(
+        wide, pred_probs, method=cfg.consensus.method, n_classes=len(cfg.classes),
+        calibrate_probs=cfg.consensus.calibrate_probs, seed=cfg.seed,
+    )
+    return wide, result
+
+
+@task(name="score")
+def score_task(strategy: str, wide, pred_probs, pred_probs_unlabeled, seed: int):
+    return score.score(strategy, wide, pred_probs, pred_probs_unlabeled, seed=seed)
+
+
+@task(name="select")
+def select_task(scores: pd.Series, annotations: pd.DataFrame, quality: pd.Series, cfg: config_mod.Config):
+    return select.select_batch(
+        scores, annotations, quality, batch_size=cfg.select.batch_size,
+        max_annotations_per_example=cfg.select.max_annotations_per_example,
+    )
+
+
+@task(name="simulate-annotators")
+def simulate_task(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.DataFrame, seed: int):
+    return annotators.simulate_answers(batch, pool, collected, seed=seed)
+
+
+@task(name="save-round")
+def save_task(campaign, number: int, outputs: dict, answers: pd.DataFrame | None) -> None:
+    # Annotations first: a crash between the two leaves an unfinished round
+    # (no metrics.json) that the next run redoes, and never loses an answer.
+    if answers is not None and len(answers):
+        rows = answers.assign(round=number, source="simulated",
+                              time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        store.append_annotations(campaign, rows, source=f"round-{number:03d}-simulated")
+    store.write_round(campaign, number, **outputs)
+
+
+@task(name="track", retries=2, retry_delay_seconds=2)
+def track_task(campaign, number: int, params: dict, metrics: dict, model_dir: str) -> str:
+    folder = campaign.round_dir(number)
+    artifacts = [folder / n for n in ("batch.csv", "annotators.csv", "consensus.parquet", "metrics.json")]
+    return track.log_round(campaign, number, params=params, metrics=metrics,
+                           artifacts=artifacts, model_dir=Path(model_dir))
+
+
+@task(name="version")
+def version_task(campaign, number: int, message: str) -> str:
+    return version.commit(campaign, message, tag=version.ROUND_TAG.format(number))
+
+
+@flow(name="crowdloop-round")
+def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -> dict:
+    """Run the next round of the campaign at ``campaign_dir``; returns its metrics."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    with _step("load", seconds):
+        campaign, cfg, examples, stored, rounds, previous = load_task(campaign_dir)
+        number = (rounds[-1] if rounds else 0) + 1
+        _check_waiting(campaign, rounds, stored, simulate=simulate, force=force)
+        data = dataset.build_round_data(examples, stored, classes=cfg.classes)
+    log.info("round %d: %d annotations on %d examples, %d unlabelled, %d gold test",
+             number, len(stored), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
+
+    with _step("consensus", seconds):
+        wide, agreed = consensus_task(data, previous, cfg)
+    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
+
+    with _step("train+predict", seconds):
+        texts = data.texts
+        t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
+        backend = resolve_backend(cfg.model.backend)
+        settings = {"model": cfg.model.__dict__ | {"backend": backend}, "folds": cfg.predict.folds,
+                    "seed": cfg.seed, "code": CODE_VERSION}
+        key = dataset.training_key(texts=t_l, labels=labels, eval_texts=t_t, unlabeled_texts=t_u,
+                                   settings=settings)
+        trainer = train_predict_task.with_options(result_storage=campaign.cache / "prefect")
+        predictions, model_dir = trainer(key, str(campaign.root), t_l, labels, t_u, t_t,
+                                         model=cfg.model, n_classes=len(cfg.classes),
+                                         folds=cfg.predict.folds, seed=cfg.seed)
+
+    with _step("score", seconds):
+        s_l, s_u = score_task(cfg.score.strategy, wide, predictions.pred_probs,
+                              predictions.pred_probs_unlabeled, cfg.seed + number)
+        scores = pd.Series(np.concatenate([s_l, s_u]),
+                           index=np.concatenate([data.labeled_ids, data.unlabeled_ids]))
+
+    with _step("select", seconds):
+        quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
+        selection = select_task(scores, stored, quality, cfg)
+        batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")
+        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "label"]]
+    if selection.unroutable:
+        log.warning("%d examples had no eligible annotator left and were skipped: %s",
+                    len(selection.unroutable), ", ".join(selection.unroutable[:10]))
+
+    answers = None
+    if simulate:
+        with _step("simulate", seconds):
+            answers = simulate_task(batch, store.read_simulator_answers(campaign), stored, cfg.seed + number)
+            log.info("simulated annotators answered %d of %d requests", len(answers), len(batch))
+
+    metrics = _metrics(data, agreed, predictions, stored, batch, answers)
+    metrics.update({f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in seconds.items()})
+    pred_probs = pd.DataFrame(
+        np.vstack([predictions.pred_probs, predictions.pred_probs_unlabeled]),
+        index=pd.Index(np.concatenate([data.labeled_ids, data.unlabeled_ids]), name="example_id"),
+        columns=list(cfg.classes),
+    )
+    outputs = {"batch": batch, "consensus": _consensus_table(agreed, cfg.classes),
+               "annotators": agreed.annotators, "pred_probs": pred_probs, "metrics": metrics}
+    with _step("save", seconds):
+        save_task(campaign, number, outputs, answers)
+    with _step("track", seconds):
+        params = cfg.to_dict() | {"backend_used": predictions.backend, "consensus_method": agreed.method}
+        track_task(campaign, number, params, metrics, model_dir)
+    with _step("version", seconds):
+        accuracy = metrics.get("test_accuracy", float("nan"))
+        version_task(campaign, number, f"Round {number}: asked for {len(batch)} annotations; "
+                                       f"test accuracy {accuracy:.3f}")
+    metrics["seconds_total"] = time.perf_counter() - started
+    return {"round": number, "metrics": metrics, "seconds": seconds}
+
+
+def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulate: bool, force: bool) -> None:
+    if simulate or force or not rounds:
+        return
+    last = rounds[-1]
+    asked = len(store.read_batch(campaign, last))
+    back = int((stored["round"] == last).sum())
+    if asked and not back:
+        raise store.CampaignError(
+            f"round {last}'s batch ({asked} annotations, data/rounds/{last:03d}/batch.csv) has no "
+            "answers yet: ingest them with `crowdloop ingest FILE`, or pass --force to run anyway."
+        )
+
+
+def _metrics(data, agreed, predictions, stored, batch, answers) -> dict:
+    test = dataset.classification_metrics(predictions.test_probs, data.test_gold)
+    metrics = {f"test_{k}": v for k, v in test.items()}
+    metrics.update({
+        "annotations": len(stored),
+        "labelled_examples": len(data.labeled_ids),
+        "annotators": int(stored["annotator_id"].nunique()),
+        "mean_consensus_quality": float(agreed.examples["consensus_quality"].mean()),
+        "batch_size": len(batch),
+        "new_annotations": 0 if answers is None else len(answers),
+    })
+    gold = data.pool_gold.reindex(data.labeled_ids)
+    known = gold.notna().to_numpy()
+    if known.any():
+        labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
+        metrics["consensus_accuracy"] = float((labels[known] == gold.to_numpy()[known]).mean())
+    return metrics
+
+
+def _consensus_table(agreed, classes) -> pd.DataFrame:
+    table = agreed.examples.copy()
+    table["consensus_label"] = [classes[i] for i in table["consensus_label"]]
+    table.index.name = "example_id"
+    return table

@@ -1,0 +1,111 @@
+"""The only module that talks to MLflow.
+
+One MLflow experiment per campaign (named after its directory) holds one parent
+run for the campaign and, nested under it, one run per round. The tracking store
+is ``sqlite:///<campaign>/mlruns/mlflow.db`` with artifacts in ``mlruns/artifacts``,
+unless ``MLFLOW_TRACKING_URI`` names another (a tracking server, for instance).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from crowdloop.tasks.store import Campaign
+
+CAMPAIGN_TAG = "crowdloop.run_kind"
+
+
+def tracking_uri(campaign: Campaign) -> str:
+    """The tracking store of ``campaign``: the environment's, else sqlite under mlruns/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(campaign.mlruns / 'mlflow.db').resolve()}"
+
+
+def log_round(
+    campaign: Campaign,
+    number: int,
+    *,
+    params: dict,
+    metrics: dict[str, float],
+    artifacts: list[Path],
+    model_dir: Path | None = None,
+) -> str:
+    """Log round ``number`` as a run nested under the campaign run; returns its run id.
+
+    ``params`` is the nested params.yaml dict (flattened to ``section.key``); the
+    campaign run also receives each metric at ``step=number`` so its charts show
+    the learning curve across rounds.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    campaign.mlruns.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri(campaign))
+    experiment_id = _experiment(client, campaign)
+    parent = _campaign_run(client, experiment_id, campaign)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"round-{number:03d}",
+        tags={"mlflow.parentRunId": parent, "crowdloop.round": str(number), CAMPAIGN_TAG: "round"},
+    )
+    run_id = run.info.run_id
+    flat = _flatten(params)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), 0, number) for k, v in metrics.items()],
+        params=[Param(k, str(v)[:6000]) for k, v in flat.items()],
+        tags=[RunTag("crowdloop.campaign", campaign.name)],
+    )
+    client.log_batch(parent, metrics=[Metric(k, float(v), 0, number) for k, v in metrics.items()])
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    if model_dir is not None and model_dir.is_dir():
+        client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+    client.set_terminated(run_id)
+    return run_id
+
+
+def round_runs(campaign: Campaign) -> list[dict]:
+    """Finished round runs of the campaign: ``{round, run_id, metrics}``, by round."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri(campaign))
+    experiment = client.get_experiment_by_name(campaign.name)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{CAMPAIGN_TAG} = 'round' and attributes.status = 'FINISHED'",
+    )
+    rows = [{"round": int(r.data.tags["crowdloop.round"]), "run_id": r.info.run_id,
+             "metrics": dict(r.data.metrics)} for r in runs]
+    return sorted(rows, key=lambda r: r["round"])
+
+
+def _experiment(client, campaign: Campaign) -> str:
+    experiment = client.get_experiment_by_name(campaign.name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifacts = None
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        artifacts = (campaign.mlruns / "artifacts").resolve().as_uri()
+    return client.create_experiment(campaign.name, artifact_location=artifacts)
+
+
+def _campaign_run(client, experiment_id: str, campaign: Campaign) -> str:
+    found = client.search_runs([experiment_id], filter_string=f"tags.{CAMPAIGN_TAG} = 'campaign'",
+                               max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=campaign.name, tags={CAMPAIGN_TAG: "campaign"})
+    return run.info.run_id
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,135 @@
+"""Train on the consensus labels and predict: k-fold out-of-sample, pool and gold split.
+
+The one expensive step of a round. Its Prefect task is cached on a content key
+(texts, labels, model and fold settings, seed), so re-running a round whose
+inputs did not change trains nothing and returns the stored predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from prefect import task
+
+from crowdloop.tasks import model as model_mod
+from crowdloop.tasks import store
+from crowdloop.tasks.config import ModelConfig
+from crowdloop.tasks.predict import out_of_sample
+
+log = logging.getLogger("crowdloop")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Everything a round needs from the classifier.
+
+    Attributes
+    ----------
+    pred_probs : ndarray of shape (N, K)
+        Out-of-sample probabilities of the labelled examples.
+    pred_probs_unlabeled : ndarray of shape (U, K)
+        Mean over the fold models, for the unlabelled pool.
+    fold_pred_probs_unlabeled : ndarray of shape (k, U, K)
+        Each fold model's probabilities for the pool.
+    test_probs : ndarray of shape (T, K)
+        The model trained on all labelled examples, on the gold split.
+    backend : str
+        ``head`` or ``finetune``: what actually ran.
+    seconds : dict
+        Wall time of ``features``, ``kfold`` and ``full_fit``.
+    """
+
+    pred_probs: np.ndarray
+    pred_probs_unlabeled: np.ndarray
+    fold_pred_probs_unlabeled: np.ndarray
+    test_probs: np.ndarray
+    backend: str
+    seconds: dict = field(default_factory=dict)
+
+
+def train_and_predict(
+    backend,
+    texts_labeled: Sequence[str],
+    labels: np.ndarray,
+    texts_unlabeled: Sequence[str],
+    texts_test: Sequence[str],
+    *,
+    n_classes: int,
+    folds: int,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+):
+    """k-fold out-of-sample predictions plus a model fitted on all labelled examples.
+
+    Returns ``(Predictions, fitted)`` where ``fitted`` is the full model (for export).
+    """
+    say = progress or (lambda message: None)
+    seconds = {}
+    start = time.perf_counter()
+    n_l, n_u = len(texts_labeled), len(texts_unlabeled)
+    features = backend.features([*texts_labeled, *texts_unlabeled, *texts_test])
+    x_l, x_u, x_t = features[:n_l], features[n_l:n_l + n_u], features[n_l + n_u:]
+    seconds["features"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    say(f"{folds}-fold out-of-sample predictions for {n_l} labelled and {n_u} unlabelled examples")
+    oos = out_of_sample(backend, x_l, labels, x_u, n_classes=n_classes, folds=folds, seed=seed,
+                        progress=progress)
+    seconds["kfold"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    say(f"fitting on all {n_l} labelled examples; scoring {len(texts_test)} gold test examples")
+    fitted = backend.fit(x_l, labels, n_classes=n_classes, seed=seed)
+    test_probs = backend.predict_proba(fitted, x_t) if len(texts_test) else np.zeros((0, n_classes))
+    seconds["full_fit"] = time.perf_counter() - start
+
+    predictions = Predictions(
+        pred_probs=oos.pred_probs,
+        pred_probs_unlabeled=oos.pred_probs_unlabeled,
+        fold_pred_probs_unlabeled=oos.fold_pred_probs_unlabeled,
+        test_probs=test_probs,
+        backend=backend.name,
+        seconds=seconds,
+    )
+    return predictions, fitted
+
+
+@task(name="train-and-predict", cache_key_fn=lambda _, params: params["key"],
+      persist_result=True, retries=1, retry_delay_seconds=5)
+def train_predict_task(
+    key: str,
+    campaign_dir: str,
+    texts_labeled: list[str],
+    labels: np.ndarray,
+    texts_unlabeled: list[str],
+    texts_test: list[str],
+    *,
+    model: ModelConfig,
+    n_classes: int,
+    folds: int,
+    seed: int,
+) -> tuple[Predictions, str]:
+    """Load the encoder once, train and predict, export the full model; cached on ``key``.
+
+    Returns the predictions and the directory of the exported model.
+    """
+    campaign = store.Campaign(Path(campaign_dir))
+    name = model_mod.resolve_model_name(model.name)
+    encoder_key = model_mod.model_key(name)
+    cache = store.read_embedding_cache(campaign, encoder_key)
+    known = len(cache)
+    backend = model_mod.load_backend(model, embedding_cache=cache, progress=log.info)
+    predictions, fitted = train_and_predict(
+        backend, texts_labeled, labels, texts_unlabeled, texts_test,
+        n_classes=n_classes, folds=folds, seed=seed, progress=log.info,
+    )
+    if len(cache) > known:
+        store.write_embedding_cache(campaign, encoder_key, cache)
+    model_dir = campaign.cache / "models" / key[:16]
+    backend.save(fitted, model_dir)
+    return predictions, str(model_dir)

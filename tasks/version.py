@@ -1,0 +1,143 @@
+"""The only module that talks to git and DVC.
+
+A campaign is its own git repository; ``data/`` is one DVC-tracked directory
+(``data.dvc``), ``dvc.yaml`` describes the round as a stage whose lock file
+records the data hash and the params of each round, and every round is a git
+commit tagged ``round-NNN``. Commands run inside the campaign only: every call
+checks that the campaign root is the top of its own git repository, so nothing
+is ever committed into an enclosing repository (such as crowdloop's source).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from crowdloop.tasks.store import Campaign
+
+ROUND_TAG = "round-{:03d}"
+# What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
+TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore")
+GITIGNORE = "/mlruns/\n/.cache/\n"
+# Git identity used only when the machine has none configured (CI, fresh containers).
+FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
+
+
+class VersionError(RuntimeError):
+    """A git or DVC command failed; the message holds the command and its error."""
+
+
+def render_dvc_yaml(campaign: Campaign, param_sections: list[str]) -> str:
+    """The round stage: what it reads (data, params) and the metrics it writes."""
+    root = campaign.root
+    stage = {
+        "cmd": "crowdloop round",
+        "deps": [campaign.data.relative_to(root).as_posix()],
+        "params": param_sections,
+        "metrics": [{campaign.metrics_file.relative_to(root).as_posix(): {"cache": False}}],
+    }
+    header = (
+        "# Written by `crowdloop init`. crowdloop runs the round through Prefect and then\n"
+        "# records it here (`dvc commit`), so `dvc params diff` and `dvc metrics diff`\n"
+        "# compare any two round tags; `dvc repro` runs a round when data or params changed.\n"
+    )
+    return header + yaml.safe_dump({"stages": {"round": stage}}, sort_keys=False)
+
+
+def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
+    """Make ``campaign.root`` its own git + DVC repository (data/ must exist)."""
+    root = campaign.root
+    if (root / ".git").exists():
+        raise VersionError(f"{root} is already a git repository; choose a new directory.")
+    _run(["git", "init", "-q", "-b", "main"], root, check_root=False)
+    for key, value in FALLBACK_IDENTITY.items():
+        if not _run(["git", "config", key], root, ok_codes=(0, 1)).strip():
+            _run(["git", "config", key, value], root)
+    _dvc(["init", "-q"], root)
+    _dvc(["config", "core.analytics", "false"], root)
+    (root / ".gitignore").write_text(GITIGNORE)
+    (root / "dvc.yaml").write_text(render_dvc_yaml(campaign, param_sections))
+
+
+def commit(campaign: Campaign, message: str, *, tag: str | None = None) -> str:
+    """Record data/ with DVC and everything tracked with git; returns the commit id."""
+    root = campaign.root
+    _dvc(["add", "-q", campaign.data.relative_to(root).as_posix()], root)
+    if campaign.metrics_file.exists():
+        _dvc(["commit", "-q", "-f", "round"], root)
+    present = [name for name in TRACKED if (root / name).exists()]
+    _run(["git", "add", "--", *present], root)
+    _run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
+    if tag:
+        _archive_tag(root, tag)
+        _run(["git", "tag", tag], root)
+    return head(campaign)
+
+
+def head(campaign: Campaign) -> str:
+    return _run(["git", "rev-parse", "HEAD"], campaign.root).strip()
+
+
+def round_tags(campaign: Campaign) -> list[str]:
+    out = _run(["git", "tag", "--list", "round-*"], campaign.root)
+    return sorted(t for t in out.split() if t.count("-") == 1)
+
+
+def rollback(campaign: Campaign, number: int) -> str:
+    """Restore data/ (and metrics.json, dvc.lock) to tag ``round-NNN`` as a new commit.
+
+    Later rounds stay in the history: their tags are renamed ``archived/round-NNN-<commit>``
+    so the next rounds can take the numbers again. Returns the new commit id.
+    """
+    root = campaign.root
+    tag = ROUND_TAG.format(number)
+    if tag not in round_tags(campaign):
+        known = ", ".join(round_tags(campaign)) or "none"
+        raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")
+    restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if _exists_at(root, tag, n)]
+    _run(["git", "checkout", tag, "--", *restore], root)
+    _dvc(["checkout", "-q", "--force", "data.dvc"], root)
+    for later in round_tags(campaign):
+        if int(later.split("-")[1]) > number:
+            _archive_tag(root, later)
+    _run(["git", "add", "--", *restore], root)
+    _run(["git", "commit", "-q", "--allow-empty", "-m", f"Roll data back to {tag}"], root)
+    return head(campaign)
+
+
+def _archive_tag(root: Path, tag: str) -> None:
+    existing = _run(["git", "tag", "--list", tag], root).strip()
+    if existing:
+        commit_id = _run(["git", "rev-list", "-n", "1", tag], root).strip()
+        _run(["git", "tag", f"archived/{tag}-{commit_id[:8]}", tag], root)
+        _run(["git", "tag", "-d", tag], root)
+
+
+def _exists_at(root: Path, rev: str, name: str) -> bool:
+    probe = subprocess.run(["git", "cat-file", "-e", f"{rev}:{name}"], cwd=root, capture_output=True)
+    return probe.returncode == 0
+
+
+def _dvc(args: list[str], root: Path) -> str:
+    # The DVC of this interpreter's environment, whatever is first on PATH.
+    return _run([sys.executable, "-m", "dvc", *args], root)
+
+
+def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,)) -> str:
+    if check_root:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
+                             capture_output=True, text=True)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root.resolve():
+            raise VersionError(
+                f"{root} is not the top of its own git repository; crowdloop commits only "
+                "inside a campaign made by `crowdloop init`."
+            )
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    if proc.returncode not in ok_codes:
+        shown = " ".join(a if a != sys.executable else "python" for a in args)
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise VersionError(f"`{shown}` failed in {root}: {detail[-1] if detail else proc.returncode}")
+    return proc.stdout

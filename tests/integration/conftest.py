@@ -1,0 +1,36 @@
+"""A tiny demo campaign (tens of examples, tiny random BERT) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from crowdloop import campaign as campaign_mod
+from crowdloop.tasks import demo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_env(tmp_path_factory):
+    # One private Prefect home (its ephemeral server's database) for the whole run.
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture
+def tiny_campaign(tmp_path, tiny_model_dir):
+    """A committed campaign (round 0) whose params use the tiny model and small batches."""
+    data = demo.make_demo(seed=1, n_pool=60, n_test=20, n_initial=30, n_annotators=6,
+                          answers_per_example=4)
+    root = tmp_path / "camp"
+    made = campaign_mod.init_campaign(root, data.examples, classes=demo.DEMO_CLASSES, seed=1,
+                                      initial=data.initial, simulator=data.answers)
+    params = yaml.safe_load(made.params_file.read_text())
+    params["model"].update({"name": str(tiny_model_dir), "backend": "head", "max_length": 32,
+                            "batch_size": 16})
+    params["model"]["head"]["C_grid"] = [1.0, 10.0]
+    params["select"]["batch_size"] = 8
+    made.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    return made

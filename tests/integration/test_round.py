@@ -1,0 +1,167 @@
+"""Rounds end to end: Prefect flow, MLflow runs, DVC/git tags, rollback, cache, ingest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from crowdloop import cli
+from crowdloop.tasks import store, track, train, version
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    """Counts calls of the training step's pure function (inside the Prefect task)."""
+    calls = []
+    real = train.train_and_predict
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_and_predict", counting)
+    return calls
+
+
+def _crowdloop(campaign, *args):
+    return cli.main(["-C", str(campaign.root), *args])
+
+
+def test_two_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, count_training, capsys):
+    camp = tiny_campaign
+    assert _crowdloop(camp, "round", "--simulate") == 0
+    hash_1 = store.data_hash(camp)
+    assert _crowdloop(camp, "round", "--simulate") == 0
+    assert len(count_training) == 2
+    out = capsys.readouterr().out
+    assert "round 1: test accuracy" in out and "round 2: test accuracy" in out
+
+    # every round is an MLflow run nested under the campaign run, with its metrics
+    runs = track.round_runs(camp)
+    assert [r["round"] for r in runs] == [1, 2]
+    for run in runs:
+        for metric in ("test_accuracy", "test_macro_f1", "annotations", "labelled_examples",
+                       "mean_consensus_quality"):
+            assert metric in run["metrics"]
+    assert runs[1]["metrics"]["annotations"] > runs[0]["metrics"]["annotations"]
+    metrics_2 = store.read_round_metrics(camp, 2)
+    assert runs[1]["metrics"]["test_accuracy"] == pytest.approx(metrics_2["test_accuracy"])
+
+    # git tags and the DVC-recorded data
+    assert version.round_tags(camp) == ["round-000", "round-001", "round-002"]
+    batch_2 = (camp.round_dir(2) / "batch.csv").read_bytes()
+
+    # rollback restores data/ hash-identical to round 1
+    assert _crowdloop(camp, "rollback", "1") == 0
+    assert store.data_hash(camp) == hash_1
+    assert store.completed_rounds(camp) == [1]
+
+    # re-running round 2 on unchanged inputs trains nothing and gives the same batch
+    assert _crowdloop(camp, "round", "--simulate") == 0
+    assert len(count_training) == 2
+    assert (camp.round_dir(2) / "batch.csv").read_bytes() == batch_2
+
+
+def test_rerun_after_a_crash_reuses_the_trained_step(tiny_campaign, count_training, monkeypatch):
+    camp = tiny_campaign
+    before = store.data_hash(camp)
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("tracking server went away")
+
+    monkeypatch.setattr(track, "log_round", broken)
+    with pytest.raises(Exception):
+        _crowdloop(camp, "round", "--simulate")
+    assert len(count_training) == 1
+    assert version.round_tags(camp) == ["round-000"]  # nothing committed
+    monkeypatch.undo()  # tracking works again (also undoes the counter)
+
+    calls = []
+    real = train.train_and_predict
+    monkeypatch.setattr(train, "train_and_predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert _crowdloop(camp, "round", "--simulate") == 0
+    assert calls == []
+    assert version.round_tags(camp) == ["round-000", "round-001"]
+    assert store.data_hash(camp) != before
+
+
+def test_round_writes_batch_and_ingest_adds_exactly_its_rows(tiny_campaign, tmp_path, capsys):
+    camp = tiny_campaign
+    assert _crowdloop(camp, "round") == 0
+    batch = store.read_batch(camp, 1)
+    assert list(batch.columns[:3]) == ["example_id", "text", "suggested_annotator"]
+    assert 0 < len(batch) <= 8
+
+    # a second round without answers is refused, with what to do
+    assert _crowdloop(camp, "round") == 2
+    assert "has no answers yet" in capsys.readouterr().err
+
+    before = store.read_annotations(camp)
+    answers = batch.assign(label="billing")
+    answers.loc[answers.index[-1], "label"] = ""  # one request not answered yet
+    path = tmp_path / "answers.csv"
+    answers.to_csv(path, index=False)
+    assert _crowdloop(camp, "ingest", str(path)) == 0
+    after = store.read_annotations(camp)
+    assert len(after) == len(before) + len(batch) - 1
+    added = after.iloc[len(before):]
+    assert set(added["round"]) == {1}
+    assert list(added["example_id"]) == list(batch["example_id"][:-1])
+
+    # the same file twice adds nothing
+    h = store.data_hash(camp)
+    assert _crowdloop(camp, "ingest", str(path)) == 0
+    assert store.data_hash(camp) == h
+    log = subprocess.run(["git", "log", "--oneline"], cwd=camp.root, capture_output=True, text=True).stdout
+    assert "Ingest" in log
+
+
+BAD_FILES = {
+    "unknown_id.csv": ("example_id,annotator_id,label\n{ok},a01,billing\nnope,a01,billing\n", 3, "nope"),
+    "bad_label.csv": ("example_id,annotator_id,label\n{ok},a01,refund\n", 2, "refund"),
+    "no_label.csv": ("example_id,annotator_id\n{ok},a01\n", 1, "label"),
+    "garbage.csv": (None, None, "garbage.csv"),
+    "bad.jsonl": ('{{"example_id": "{ok}", "annotator_id": "a01", "label": "billing"}}\n{{oops\n', 2, "bad.jsonl"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_answer_files_fail_with_file_and_line_and_change_nothing(tiny_campaign, tmp_path, capsys, name):
+    camp = tiny_campaign
+    text, line, word = BAD_FILES[name]
+    examples = store.read_examples(camp)
+    stored = store.read_annotations(camp)
+    ok = examples.loc[(examples["split"] == "pool") & ~examples["example_id"].isin(
+        stored.loc[stored["annotator_id"] == "a01", "example_id"]), "example_id"].iloc[0]
+    path = tmp_path / name
+    if text is None:
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary")
+    else:
+        path.write_text(text.format(ok=ok))
+    before = store.data_hash(camp)
+    head = version.head(camp)
+    assert _crowdloop(camp, "ingest", str(path)) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and word in err
+    if line is not None:
+        assert f":{line}" in err or f"line {line}" in err
+    assert store.data_hash(camp) == before
+    assert version.head(camp) == head
+
+
+def test_status_shows_rounds_and_what_is_waiting(tiny_campaign, capsys):
+    camp = tiny_campaign
+    assert _crowdloop(camp, "status") == 0
+    assert "no round has run yet" in capsys.readouterr().out
+    assert _crowdloop(camp, "round") == 0
+    capsys.readouterr()
+    assert _crowdloop(camp, "status") == 0
+    out = capsys.readouterr().out
+    assert "test acc" in out and "waiting:" in out
+    metrics = json.loads(camp.metrics_file.read_text())
+    assert f"{metrics['test_accuracy']:.3f}" in out

@@ -1,0 +1,55 @@
+import dataclasses
+
+import pytest
+
+from crowdloop.tasks import config
+
+
+def test_template_loads_into_typed_frozen_config():
+    cfg = config.load()
+    assert cfg.classes == ("billing", "technical", "shipping", "account")
+    assert cfg.model.head.C_grid == (0.1, 1.0, 10.0, 100.0)
+    assert isinstance(cfg.model.finetune.learning_rate, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3
+
+
+def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 7\nselect:\n  batch_size: 10\n")
+    cfg = config.load(path)
+    assert cfg.seed == 7
+    assert cfg.select.batch_size == 10
+    assert cfg.select.max_annotations_per_example == config.load().select.max_annotations_per_example
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("selct:\n  batch_size: 3\n", "unknown key 'selct'"),
+        ("select:\n  batchsize: 3\n", "unknown key 'select.batchsize'"),
+        ("select:\n  batch_size: many\n", "'select.batch_size' must be int"),
+        ("model:\n  backend: gpu\n", "'model.backend' must be one of"),
+        ("score:\n  strategy: magic\n", "'score.strategy' must be one of"),
+        ("predict:\n  folds: 1\n", "'predict.folds' must be at least 2"),
+        ("classes: [a, a]\n", "repeated"),
+        ("seed: [1\n", "not valid YAML"),
+    ],
+)
+def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert fragment in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(config.ConfigError, match="crowdloop init"):
+        config.load(tmp_path / "nope.yaml")
+
+
+def test_to_dict_round_trips():
+    cfg = config.load()
+    assert config.from_dict(cfg.to_dict()) == cfg

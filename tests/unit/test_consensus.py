@@ -1,0 +1,226 @@
+"""Consensus: wide matrix, majority vote, CROWDLAB and the dispatcher, on hand-checked data."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdloop.tasks.consensus import (
+    ANNOTATOR_STATS,
+    EXAMPLE_STATS,
+    break_exact_ties,
+    consensus,
+    crowdlab,
+    majority,
+    to_wide,
+)
+
+NAN = np.nan
+
+
+def _long(rows):
+    return pd.DataFrame(rows, columns=["example_id", "annotator_id", "label"])
+
+
+def _wide(columns: dict, index) -> pd.DataFrame:
+    return pd.DataFrame(columns, index=pd.Index(index, name="example_id"), dtype=float)
+
+
+# ---------------------------------------------------------------- to_wide
+
+def test_to_wide_orders_rows_and_columns_and_leaves_nan_where_unlabelled():
+    annotations = _long([("e2", "zoe", 1), ("e1", "amy", 0), ("e2", "amy", 2), ("e3", "bob", 3)])
+    wide = to_wide(annotations, example_ids=["e3", "e1", "e2", "e4"])
+    assert list(wide.index) == ["e3", "e1", "e2", "e4"]
+    assert list(wide.columns) == ["amy", "bob", "zoe"]
+    expected = np.array([[NAN, 3, NAN], [0, NAN, NAN], [2, NAN, 1], [NAN, NAN, NAN]])
+    np.testing.assert_array_equal(wide.to_numpy(), expected)
+    assert wide.dtypes.eq(float).all()
+
+
+def test_to_wide_rejects_unknown_example():
+    with pytest.raises(ValueError, match="'e9' is not among example_ids"):
+        to_wide(_long([("e1", "amy", 0), ("e9", "amy", 1)]), example_ids=["e1"])
+
+
+def test_to_wide_rejects_the_same_annotator_twice_on_one_example():
+    with pytest.raises(ValueError, match="'amy' labelled example 'e1' more than once"):
+        to_wide(_long([("e1", "amy", 0), ("e1", "amy", 1)]), example_ids=["e1"])
+
+
+def test_to_wide_rejects_class_names():
+    with pytest.raises(ValueError, match="not a class index"):
+        to_wide(_long([("e1", "amy", "billing")]), example_ids=["e1"])
+
+
+# ---------------------------------------------------------------- majority
+
+FOUR_BY_THREE = _wide(
+    {"a1": [0, 1, 2, NAN], "a2": [0, 1, NAN, 3], "a3": [0, 2, 2, NAN]},
+    ["e1", "e2", "e3", "e4"],
+)
+
+
+def test_majority_on_four_examples_by_three_annotators():
+    result = majority(FOUR_BY_THREE, n_classes=4, seed=0)
+    assert result.method == "majority"
+    examples = result.examples
+    assert list(examples.columns) == list(EXAMPLE_STATS)
+    assert list(examples.index) == ["e1", "e2", "e3", "e4"]
+    assert examples["consensus_label"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(examples["annotator_agreement"], [1, 2 / 3, 1, 1])
+    np.testing.assert_allclose(examples["consensus_quality"], [1, 2 / 3, 1, 1])
+    assert examples["num_annotations"].tolist() == [3, 3, 2, 1]
+
+    annotators = result.annotators
+    assert list(annotators.columns) == list(ANNOTATOR_STATS)
+    assert annotators["annotator_id"].tolist() == ["a1", "a2", "a3"]
+    np.testing.assert_allclose(annotators["annotator_quality"], [1, 1, 2 / 3])
+    np.testing.assert_allclose(annotators["agreement_with_consensus"], [1, 1, 2 / 3])
+    assert annotators["num_examples_labeled"].tolist() == [3, 3, 3]
+    # a3 is right on its 0 and half right on its 2s; a1, a2 never disagree
+    assert annotators["worst_class"].tolist() == [-1, -1, 2]
+
+
+def test_majority_annotator_quality_counts_only_shared_examples_when_there_are_some():
+    labels = _wide({"a": [0, 0, 1], "b": [1, NAN, NAN], "c": [1, NAN, NAN]}, ["e1", "e2", "e3"])
+    annotators = majority(labels, n_classes=2, seed=0).annotators.set_index("annotator_id")
+    # a: wrong on the one shared example, trivially right on its two single labels
+    assert annotators.loc["a", "annotator_quality"] == 0.0
+    assert annotators.loc["a", "agreement_with_consensus"] == pytest.approx(2 / 3)
+    labels_alone = _wide({"a": [0, NAN], "b": [NAN, 1]}, ["e1", "e2"])
+    alone = majority(labels_alone, n_classes=2, seed=0).annotators
+    assert alone["annotator_quality"].tolist() == [1.0, 1.0]
+
+
+def test_majority_breaks_ties_with_the_seed_not_toward_the_lowest_class():
+    tied = _wide({"a": [0.0] * 20, "b": [1.0] * 20}, [f"e{i:02d}" for i in range(20)])
+    first = majority(tied, n_classes=2, seed=3).examples["consensus_label"]
+    again = majority(tied, n_classes=2, seed=3).examples["consensus_label"]
+    other = majority(tied, n_classes=2, seed=4).examples["consensus_label"]
+    pd.testing.assert_series_equal(first, again)
+    assert set(first) == {0, 1}
+    assert not first.equals(other)
+    quality = majority(tied, n_classes=2, seed=3).examples["consensus_quality"]
+    np.testing.assert_allclose(quality, 0.5)
+
+
+def test_majority_rejects_an_unlabelled_row_and_out_of_range_labels():
+    with pytest.raises(ValueError, match="example 'e2' has no label"):
+        majority(_wide({"a": [0, NAN]}, ["e1", "e2"]), n_classes=2, seed=0)
+    with pytest.raises(ValueError, match=r"class indices 0\.\.1"):
+        majority(_wide({"a": [0, 2]}, ["e1", "e2"]), n_classes=2, seed=0)
+
+
+# ---------------------------------------------------------------- crowdlab
+
+def _one_bad_annotator(n: int = 9, n_classes: int = 3):
+    """good1, good2 give the true class, bad gives the next one; the model agrees with the truth."""
+    truth = np.arange(n) % n_classes
+    labels = _wide(
+        {"bad": (truth + 1) % n_classes, "good1": truth, "good2": truth},
+        [f"e{i}" for i in range(n)],
+    )
+    probs = np.full((n, n_classes), 0.2 / (n_classes - 1))
+    probs[np.arange(n), truth] = 0.8
+    return labels, probs, truth
+
+
+def test_crowdlab_follows_the_good_annotators_and_ranks_the_bad_one_last():
+    labels, probs, truth = _one_bad_annotator()
+    result = crowdlab(labels, probs)
+    assert result.method == "crowdlab"
+    np.testing.assert_array_equal(result.examples["consensus_label"], truth)
+    quality = result.annotators.set_index("annotator_id")["annotator_quality"]
+    assert quality.idxmin() == "bad"
+    assert quality["bad"] < 0.5 * min(quality["good1"], quality["good2"])
+    assert result.annotators.set_index("annotator_id").loc["bad", "agreement_with_consensus"] == 0
+    assert result.examples["consensus_quality"].between(0, 1).all()
+    np.testing.assert_allclose(result.examples["annotator_agreement"], 2 / 3)
+
+
+def test_crowdlab_handles_single_label_examples_and_one_label_annotators():
+    labels, probs, truth = _one_bad_annotator()
+    # e9: labelled only by good1; e10: only by "solo", who shares nothing with anyone;
+    # "once" adds one label to e0.
+    labels.loc["e9"] = [NAN, 0, NAN]
+    labels.loc["e10"] = NAN
+    labels["solo"] = NAN
+    labels.loc["e10", "solo"] = 1
+    labels["once"] = NAN
+    labels.loc["e0", "once"] = 0
+    probs = np.vstack([probs, [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = crowdlab(labels, probs)
+    examples = result.examples
+    assert examples.loc["e9", "consensus_label"] == 0
+    assert examples.loc["e10", "consensus_label"] == 1
+    assert examples.loc[["e9", "e10"], "num_annotations"].tolist() == [1, 1]
+    annotators = result.annotators.set_index("annotator_id")
+    assert annotators.loc[["solo", "once"], "num_examples_labeled"].tolist() == [1, 1]
+    assert annotators["annotator_quality"].notna().all()
+    assert annotators["annotator_quality"].idxmin() == "bad"
+
+
+def test_crowdlab_accepts_a_class_nobody_chose():
+    labels, probs3, truth = _one_bad_annotator(n_classes=3)
+    probs = np.hstack([probs3 * 0.9, np.full((len(truth), 1), 0.1)])
+    result = crowdlab(labels, probs)
+    np.testing.assert_array_equal(result.examples["consensus_label"], truth)
+
+
+def test_crowdlab_with_only_single_labels_uses_the_model_probability_of_the_label():
+    labels = _wide({"a": [0, NAN, 2], "b": [NAN, 1, NAN]}, ["e1", "e2", "e3"])
+    probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.1, 0.4]])
+    result = crowdlab(labels, probs)
+    assert result.examples["consensus_label"].tolist() == [0, 1, 2]
+    np.testing.assert_allclose(result.examples["consensus_quality"], [0.7, 0.6, 0.4])
+    annotators = result.annotators.set_index("annotator_id")
+    np.testing.assert_allclose(annotators["annotator_quality"], [0.55, 0.6])
+    assert annotators["worst_class"].tolist() == [-1, -1]
+
+
+def test_crowdlab_is_deterministic_when_pred_probs_tie_exactly(capsys):
+    # cleanlab alone crashes here: every shared example is tied and the model is uniform.
+    labels = _wide({"a": [0, 1], "b": [1, 0]}, ["e1", "e2"])
+    probs = np.full((2, 2), 0.5)
+    first = crowdlab(labels, probs, seed=1).examples
+    pd.testing.assert_frame_equal(first, crowdlab(labels, probs, seed=1).examples)
+    np.testing.assert_allclose(first["annotator_agreement"], 0.5)
+    assert capsys.readouterr().out == ""
+
+
+def test_break_exact_ties_changes_only_tied_rows():
+    probs = np.array([[0.5, 0.5], [0.7, 0.3]])
+    out = break_exact_ties(probs, seed=0)
+    assert out[0, 0] != out[0, 1]
+    np.testing.assert_allclose(out[0], 0.5, atol=1e-8)
+    np.testing.assert_array_equal(out[1], probs[1])
+
+
+def test_crowdlab_rejects_pred_probs_of_the_wrong_shape():
+    labels, probs, _ = _one_bad_annotator()
+    with pytest.raises(ValueError, match=r"pred_probs has shape \(8, 3\)"):
+        crowdlab(labels, probs[:8])
+
+
+# ---------------------------------------------------------------- dispatcher
+
+def test_consensus_uses_majority_without_pred_probs_or_when_asked():
+    labels, probs, _ = _one_bad_annotator()
+    kwargs = dict(n_classes=3, calibrate_probs=True, seed=0)
+    assert consensus(labels, None, method="crowdlab", **kwargs).method == "majority"
+    assert consensus(labels, probs, method="majority", **kwargs).method == "majority"
+    assert consensus(labels, probs, method="crowdlab", **kwargs).method == "crowdlab"
+
+
+def test_consensus_rejects_unknown_method_and_wrong_class_count():
+    labels, probs, _ = _one_bad_annotator()
+    with pytest.raises(ValueError, match="choose one of crowdlab, majority"):
+        consensus(labels, probs, method="vote", n_classes=3, calibrate_probs=True, seed=0)
+    with pytest.raises(ValueError, match="there are 4 classes"):
+        consensus(labels, probs, method="crowdlab", n_classes=4, calibrate_probs=True, seed=0)

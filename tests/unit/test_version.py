@@ -1,0 +1,81 @@
+"""git + DVC versioning of a campaign (real git and DVC, in tmp_path)."""
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crowdloop.campaign import ROUND_PARAMS
+from crowdloop.tasks import store, version
+
+
+def _write(campaign, name, text):
+    path = campaign.data / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    campaign = store.Campaign(tmp_path / "camp")
+    _write(campaign, "a.txt", "round zero\n")
+    (campaign.root / "params.yaml").write_text("seed: 0\n")
+    version.init_repo(campaign, param_sections=["seed"])
+    version.commit(campaign, "r0", tag="round-000")
+    return campaign
+
+
+def test_root_dvc_yaml_is_what_init_writes():
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "dvc.yaml").read_text() == version.render_dvc_yaml(store.Campaign(root), ROUND_PARAMS)
+
+
+def test_rollback_restores_data_hash_and_keeps_history(repo):
+    _write(repo, "b.txt", "round one\n")
+    repo.metrics_file.write_text('{"acc": 0.5}\n')
+    version.commit(repo, "r1", tag="round-001")
+    at_one = store.data_hash(repo)
+    _write(repo, "c.txt", "round two\n")
+    _write(repo, "a.txt", "changed\n")
+    version.commit(repo, "r2", tag="round-002")
+    assert store.data_hash(repo) != at_one
+
+    version.rollback(repo, 1)
+    assert store.data_hash(repo) == at_one
+    assert not (repo.data / "c.txt").exists()
+    assert version.round_tags(repo) == ["round-000", "round-001"]
+    tags = subprocess.run(["git", "tag"], cwd=repo.root, capture_output=True, text=True).stdout
+    assert "archived/round-002-" in tags
+    log = subprocess.run(["git", "log", "--oneline"], cwd=repo.root, capture_output=True, text=True).stdout
+    assert "r2" in log  # later rounds stay in the history
+
+
+def test_rollback_to_unknown_round_is_a_clear_error(repo):
+    with pytest.raises(version.VersionError, match="no round 7"):
+        version.rollback(repo, 7)
+
+
+def test_never_commits_into_an_enclosing_repository(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    inner = store.Campaign(tmp_path / "not-a-campaign")
+    inner.data.mkdir(parents=True)
+    with pytest.raises(version.VersionError, match="not the top of its own git repository"):
+        version.commit(inner, "oops")
+    out = subprocess.run(["git", "log"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode != 0  # still no commit in the outer repository
+
+
+def test_params_and_metrics_diff_between_round_tags(repo):
+    repo.metrics_file.write_text('{"acc": 0.5}\n')
+    version.commit(repo, "r1", tag="round-001")
+    (repo.root / "params.yaml").write_text("seed: 1\n")
+    repo.metrics_file.write_text('{"acc": 0.75}\n')
+    _write(repo, "b.txt", "x\n")
+    version.commit(repo, "r2", tag="round-002")
+    dvc = [str(Path(__import__("sys").executable)), "-m", "dvc"]
+    params = subprocess.run([*dvc, "params", "diff", "round-001", "round-002"], cwd=repo.root,
+                            capture_output=True, text=True, check=True).stdout
+    metrics = subprocess.run([*dvc, "metrics", "diff", "round-001", "round-002"], cwd=repo.root,
+                             capture_output=True, text=True, check=True).stdout
+    assert "seed" in params and "0.75" in metrics
