@@ -40,14 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    logging.getLogger("crowdloop").setLevel(logging.INFO)
+    _log_to_stderr()
     try:
         return args.func(args) or 0
     except _user_errors() as err:
         print(f"crowdloop: error: {err}", file=sys.stderr)
         return 2
+
+
+def _log_to_stderr() -> None:
+    """crowdloop's progress lines on stderr (other libraries keep their own settings)."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

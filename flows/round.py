@@ -81,14 +81,15 @@ def simulate_task(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.DataFra
 
 
 @task(name="save-round")
-def save_task(campaign, number: int, outputs: dict, answers: pd.DataFrame | None) -> None:
-    # Annotations first: a crash between the two leaves an unfinished round
-    # (no metrics.json) that the next run redoes, and never loses an answer.
+def save_task(campaign, number: int, outputs: dict, answers: pd.DataFrame | None) -> list[Path]:
+    """Write the round; returns the annotation part files it added."""
+    parts = []
     if answers is not None and len(answers):
         rows = answers.assign(round=number, source="simulated",
                               time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        store.append_annotations(campaign, rows, source=f"round-{number:03d}-simulated")
+        parts.append(store.append_annotations(campaign, rows, source=f"round-{number:03d}-simulated"))
     store.write_round(campaign, number, **outputs)
+    return parts
 
 
 @task(name="track", retries=2, retry_delay_seconds=2)
@@ -164,15 +165,23 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     )
     outputs = {"batch": batch, "consensus": _consensus_table(agreed, cfg.classes),
                "annotators": agreed.annotators, "pred_probs": pred_probs, "metrics": metrics}
-    with _step("save", seconds):
-        save_task(campaign, number, outputs, answers)
-    with _step("track", seconds):
-        params = cfg.to_dict() | {"backend_used": predictions.backend, "consensus_method": agreed.method}
-        track_task(campaign, number, params, metrics, model_dir)
-    with _step("version", seconds):
-        accuracy = metrics.get("test_accuracy", float("nan"))
-        version_task(campaign, number, f"Round {number}: asked for {len(batch)} annotations; "
-                                       f"test accuracy {accuracy:.3f}")
+    parts: list[Path] = []
+    try:
+        with _step("save", seconds):
+            parts = save_task(campaign, number, outputs, answers)
+        with _step("track", seconds):
+            params = cfg.to_dict() | {"backend_used": predictions.backend, "consensus_method": agreed.method}
+            track_task(campaign, number, params, metrics, model_dir)
+        with _step("version", seconds):
+            accuracy = metrics.get("test_accuracy", float("nan"))
+            version_task(campaign, number, f"Round {number}: asked for {len(batch)} annotations; "
+                                           f"test accuracy {accuracy:.3f}")
+    except BaseException:
+        # Leave data/ as it was before the round; running it again reuses the
+        # cached training step and redoes only what failed.
+        store.discard_round(campaign, number, parts=parts)
+        log.error("round %d failed; data/ is back to its state before the round", number)
+        raise
     metrics["seconds_total"] = time.perf_counter() - started
     return {"round": number, "metrics": metrics, "seconds": seconds}
 

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +148,15 @@ def append_annotations(campaign: Campaign, rows: pd.DataFrame, *, source: str) -
     return path
 
 
+def discard_round(campaign: Campaign, number: int, *, parts: list[Path]) -> None:
+    """Remove round ``number``'s folder and the annotation ``parts`` it added (a failed round)."""
+    import shutil
+
+    for part in parts:
+        part.unlink(missing_ok=True)
+    shutil.rmtree(campaign.round_dir(number), ignore_errors=True)
+
+
 # ---------------------------------------------------------------- simulator
 
 def write_simulator_answers(campaign: Campaign, answers: pd.DataFrame) -> None:
@@ -231,9 +241,9 @@ def write_embedding_cache(campaign: Campaign, model_key: str, cache: dict[str, n
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = np.array(sorted(cache))
     vectors = np.stack([cache[k] for k in keys]) if len(keys) else np.zeros((0, 0), np.float32)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, keys=keys, vectors=vectors)
-    os.replace(tmp.name, path)
+    with _replacing(path) as tmp:
+        with tmp.open("wb") as handle:
+            np.savez(handle, keys=keys, vectors=vectors)
 
 
 # ---------------------------------------------------------------- hashes
@@ -250,14 +260,27 @@ def data_hash(campaign: Campaign) -> str:
 # ---------------------------------------------------------------- low level
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        frame.to_parquet(tmp.name, index=False)
-    os.replace(tmp.name, path)
+    with _replacing(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def _write_text(path: Path, text: str) -> None:
+    with _replacing(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextmanager
+def _replacing(path: Path):
+    """A temporary sibling of ``path`` that replaces it only once fully written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    fd, name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; data files are ordinary files
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

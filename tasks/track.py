@@ -9,6 +9,7 @@ unless ``MLFLOW_TRACKING_URI`` names another (a tracking server, for instance).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from crowdloop.tasks.store import Campaign
@@ -49,19 +50,25 @@ def log_round(
         tags={"mlflow.parentRunId": parent, "crowdloop.round": str(number), CAMPAIGN_TAG: "round"},
     )
     run_id = run.info.run_id
-    flat = _flatten(params)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(k, float(v), 0, number) for k, v in metrics.items()],
-        params=[Param(k, str(v)[:6000]) for k, v in flat.items()],
-        tags=[RunTag("crowdloop.campaign", campaign.name)],
-    )
-    client.log_batch(parent, metrics=[Metric(k, float(v), 0, number) for k, v in metrics.items()])
-    for path in artifacts:
-        client.log_artifact(run_id, str(path))
-    if model_dir is not None and model_dir.is_dir():
-        client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+    now = int(time.time() * 1000)
+    try:
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()],
+            params=[Param(k, str(v)[:6000]) for k, v in _flatten(params).items()],
+            tags=[RunTag("crowdloop.campaign", campaign.name)],
+        )
+        for path in artifacts:
+            client.log_artifact(run_id, str(path))
+        if model_dir is not None and model_dir.is_dir():
+            client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+        # The campaign run holds every round's metrics at step=round: the learning curve.
+        client.log_batch(parent, metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()])
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
     client.set_terminated(run_id)
+    client.set_terminated(parent)
     return run_id
 
 

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 
 import pytest
 
 from crowdloop.tasks import config as config_mod
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _offline_env():
-    # Tests never reach the network and never send telemetry.
+def pytest_configure(config):
+    # Before any test module imports Prefect (which reads its settings once):
+    # no network, no telemetry, a private Prefect home, quiet Prefect logs.
+    home = tempfile.mkdtemp(prefix="crowdloop-prefect-")
     for key, value in {
         "HF_HUB_OFFLINE": "1",
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "TOKENIZERS_PARALLELISM": "false",
+        "PREFECT_HOME": home,
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
     }.items():
         os.environ.setdefault(key, value)
 

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import yaml
 
 from crowdloop import campaign as campaign_mod
 from crowdloop.tasks import demo
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _prefect_env(tmp_path_factory):
-    # One private Prefect home (its ephemeral server's database) for the whole run.
-    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def test_rerun_after_a_crash_reuses_the_trained_step(tiny_campaign, count_traini
         _crowdloop(camp, "round", "--simulate")
     assert len(count_training) == 1
     assert version.round_tags(camp) == ["round-000"]  # nothing committed
+    assert store.data_hash(camp) == before  # the failed round left data/ as it was
     monkeypatch.undo()  # tracking works again (also undoes the counter)
 
     calls = []
