@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from prefect import flow, task
 from crowdloop.tasks import annotators, consensus, dataset, score, select, store, track, version
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.model import resolve_backend
-from crowdloop.tasks.train import train_predict_task
+from crowdloop.tasks.train import Predictions, train_predict_task
 
 log = logging.getLogger("crowdloop")
 CODE_VERSION = "1"  # bump when train_and_predict's results change for the same inputs
@@ -105,6 +106,57 @@ def version_task(campaign, number: int, message: str) -> str:
     return version.commit(campaign, message, tag=version.ROUND_TAG.format(number))
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a round decided: consensus, predictions and the batch to ask for.
+
+    ``wide`` is labels_multiannotator (N, M); ``scores`` a Series example_id -> score
+    over labelled and unlabelled pool examples; ``batch`` the rows of batch.csv.
+    """
+
+    wide: pd.DataFrame
+    agreed: consensus.Consensus
+    predictions: Predictions
+    scores: pd.Series
+    batch: pd.DataFrame
+    unroutable: list
+
+
+def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config, *,
+               number: int, train, seconds: dict, orchestrated: bool = True) -> Plan:
+    """consensus -> train + predict -> score -> select, shared by campaigns and simulations.
+
+    ``train(texts_labeled, labels, texts_unlabeled, texts_test) -> Predictions``.
+    With ``orchestrated=False`` the steps run as plain functions (no Prefect task
+    runs), which a simulation of hundreds of rounds needs to stay fast.
+    """
+    run = (lambda t: t) if orchestrated else (lambda t: t.fn)
+    with _step("consensus", seconds):
+        wide, agreed = run(consensus_task)(data, previous, cfg)
+    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
+
+    with _step("train+predict", seconds):
+        texts = data.texts
+        t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
+        predictions = train(t_l, labels, t_u, t_t)
+
+    with _step("score", seconds):
+        s_l, s_u = run(score_task)(cfg.score.strategy, wide, predictions.pred_probs,
+                                   predictions.pred_probs_unlabeled, cfg.seed + number)
+        scores = pd.Series(np.concatenate([s_l, s_u]),
+                           index=np.concatenate([data.labeled_ids, data.unlabeled_ids]))
+
+    with _step("select", seconds):
+        quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
+        selection = run(select_task)(scores, data.annotations, quality, cfg)
+        batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")
+        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "label"]]
+    if selection.unroutable:
+        log.warning("%d examples had no eligible annotator left and were skipped: %s",
+                    len(selection.unroutable), ", ".join(selection.unroutable[:10]))
+    return Plan(wide, agreed, predictions, scores, batch, list(selection.unroutable))
+
+
 @flow(name="crowdloop-round")
 def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -> dict:
     """Run the next round of the campaign at ``campaign_dir``; returns its metrics."""
@@ -118,37 +170,22 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     log.info("round %d: %d annotations on %d examples, %d unlabelled, %d gold test",
              number, len(stored), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
 
-    with _step("consensus", seconds):
-        wide, agreed = consensus_task(data, previous, cfg)
-    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
+    exported = {}
 
-    with _step("train+predict", seconds):
-        texts = data.texts
-        t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
-        backend = resolve_backend(cfg.model.backend)
-        settings = {"model": cfg.model.__dict__ | {"backend": backend}, "folds": cfg.predict.folds,
-                    "seed": cfg.seed, "code": CODE_VERSION}
+    def train(t_l, labels, t_u, t_t) -> Predictions:
+        settings = {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
+                    "folds": cfg.predict.folds, "seed": cfg.seed, "code": CODE_VERSION}
         key = dataset.training_key(texts=t_l, labels=labels, eval_texts=t_t, unlabeled_texts=t_u,
                                    settings=settings)
         trainer = train_predict_task.with_options(result_storage=campaign.cache / "prefect")
-        predictions, model_dir = trainer(key, str(campaign.root), t_l, labels, t_u, t_t,
-                                         model=cfg.model, n_classes=len(cfg.classes),
-                                         folds=cfg.predict.folds, seed=cfg.seed)
+        predictions, exported["model_dir"] = trainer(
+            key, str(campaign.root), t_l, labels, t_u, t_t, model=cfg.model,
+            n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed)
+        return predictions
 
-    with _step("score", seconds):
-        s_l, s_u = score_task(cfg.score.strategy, wide, predictions.pred_probs,
-                              predictions.pred_probs_unlabeled, cfg.seed + number)
-        scores = pd.Series(np.concatenate([s_l, s_u]),
-                           index=np.concatenate([data.labeled_ids, data.unlabeled_ids]))
-
-    with _step("select", seconds):
-        quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
-        selection = select_task(scores, stored, quality, cfg)
-        batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")
-        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "label"]]
-    if selection.unroutable:
-        log.warning("%d examples had no eligible annotator left and were skipped: %s",
-                    len(selection.unroutable), ", ".join(selection.unroutable[:10]))
+    plan = plan_round(data, previous, cfg, number=number, train=train, seconds=seconds)
+    agreed, predictions, batch = plan.agreed, plan.predictions, plan.batch
+    model_dir = exported["model_dir"]
 
     answers = None
     if simulate:
@@ -156,7 +193,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
             answers = simulate_task(batch, store.read_simulator_answers(campaign), stored, cfg.seed + number)
             log.info("simulated annotators answered %d of %d requests", len(answers), len(batch))
 
-    metrics = _metrics(data, agreed, predictions, stored, batch, answers)
+    metrics = round_metrics(data, agreed, predictions, stored, batch, answers)
     metrics.update({f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in seconds.items()})
     pred_probs = pd.DataFrame(
         np.vstack([predictions.pred_probs, predictions.pred_probs_unlabeled]),
@@ -199,7 +236,8 @@ def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulat
         )
 
 
-def _metrics(data, agreed, predictions, stored, batch, answers) -> dict:
+def round_metrics(data, agreed, predictions, stored, batch, answers) -> dict:
+    """The numbers a round reports (and MLflow logs); all floats or ints."""
     test = dataset.classification_metrics(predictions.test_probs, data.test_gold)
     metrics = {f"test_{k}": v for k, v in test.items()}
     metrics.update({
