@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 log = logging.getLogger("crowdloop")
+PRESET_NAMES = ("tutorial", "rte")  # flows/simulate.py PRESETS; named here to keep --help fast
 
 # Offline, private defaults; a user can override any of them in the environment.
 ENV_DEFAULTS = {
@@ -99,6 +100,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_ingest)
 
+    p = sub.add_parser("simulate", help="replay a labelled dataset: strategies x seeds -> learning curves")
+    p.add_argument("source", type=Path, help="the dataset: a folder (tutorial) or a file (long, wide, datasets)")
+    p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets"], default="tutorial")
+    p.add_argument("--examples", type=Path, help="long format: the examples file (id and text columns)")
+    p.add_argument("--example-col", default="example_id", help="long format: example id column")
+    p.add_argument("--annotator-col", default="annotator_id", help="long format: annotator id column")
+    p.add_argument("--label-col", default="label", help="long format: label column")
+    p.add_argument("--gold-col", help="gold label column in the annotations file")
+    p.add_argument("--examples-id-col", help="id column of --examples (default: --example-col)")
+    p.add_argument("--examples-gold-col", help="gold label column of --examples")
+    p.add_argument("--text-cols", default="text", help="comma-separated text columns, joined")
+    p.add_argument("--label-names", help="map raw labels to class names: 0=impolite,1=polite")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="tutorial format: load extra_annotations.npy (unpickling runs code: trusted files only)")
+    p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial")
+    p.add_argument("--rounds", type=int, help="override the preset's number of rounds")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per arm (0..N-1)")
+    p.add_argument("--strategies", default="activelab,random", help="comma-separated arms")
+    p.add_argument("--params", type=Path, help="params.yaml for the model settings (default: the template)")
+    p.add_argument("--target", type=float, default=0.9, help="accuracy the summary counts annotations to")
+    p.add_argument("--out", type=Path, default=Path("simulations/latest"))
+    p.set_defaults(func=cmd_simulate)
+
     p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
     p.set_defaults(func=cmd_status)
 
@@ -173,6 +197,49 @@ def cmd_ingest(args) -> None:
         version.commit(campaign, f"Ingest {len(rows)} annotations from {args.file.name} (round {number})")
     print(f"{args.file}: {len(result.new)} new annotations stored for round {number}; "
           f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped.")
+
+
+def cmd_simulate(args) -> None:
+    import dataclasses
+
+    from crowdloop.flows import simulate
+    from crowdloop.tasks import config as config_mod
+    from crowdloop.tasks import importers
+
+    preset = simulate.PRESETS[args.preset]
+    arms = {arm.name: arm for arm in (simulate.ACTIVELAB, simulate.RANDOM)}
+    chosen = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in arms]
+    if unknown:
+        raise SystemExit(f"crowdloop simulate: unknown strategy {unknown[0]!r}; known: {', '.join(arms)}")
+    preset = dataclasses.replace(preset, arms=tuple(arms[s] for s in chosen),
+                                 rounds=args.rounds or preset.rounds)
+    base = config_mod.load(args.params)
+    replay = importers.load(args.format, args.source, **_import_options(args))
+    replay = importers.split_for_simulation(replay, seed=0, n_start=preset.n_start,
+                                            labels_per_start=preset.labels_per_start,
+                                            test_size=preset.test_size)
+    result = simulate.simulate_flow(replay, preset=preset, seeds=list(range(args.seeds)), base=base,
+                                    out_dir=str(args.out), title=f"{args.source.name}: {args.preset} preset",
+                                    target=args.target)
+    print(result["summary"].to_string())
+    print("\nwrote " + ", ".join(str(p) for p in result["paths"]) +
+          f"\nMLflow: mlflow ui --backend-store-uri sqlite:///{args.out}/mlruns/mlflow.db")
+
+
+def _import_options(args) -> dict:
+    names = None
+    if args.label_names:
+        names = dict(pair.split("=", 1) for pair in args.label_names.split(","))
+    if args.format == "tutorial":
+        return {"allow_pickle": args.allow_pickle, "label_names": names}
+    options = {"label_names": names}
+    if args.format == "long":
+        options.update(examples_file=args.examples, example_col=args.example_col,
+                       annotator_col=args.annotator_col, label_col=args.label_col, gold_col=args.gold_col,
+                       examples_id_col=args.examples_id_col, examples_gold_col=args.examples_gold_col,
+                       text_cols=tuple(args.text_cols.split(",")))
+    return options
 
 
 def cmd_status(args) -> None:

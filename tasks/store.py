@@ -225,6 +225,39 @@ def read_annotator_stats(campaign: Campaign, number: int) -> pd.DataFrame:
     return pd.read_csv(campaign.round_dir(number) / "annotators.csv", dtype={"annotator_id": str})
 
 
+# ---------------------------------------------------------------- simulations
+
+def write_checkpoint(folder: Path, *, rows: pd.DataFrame, annotations: pd.DataFrame,
+                     pred_probs: pd.DataFrame) -> None:
+    """One simulated arm × seed after a round: its curve rows, annotations, pool probabilities.
+
+    ``rows.csv`` is written last: it alone says how many rounds are done.
+    """
+    _write_parquet(folder / "annotations.parquet", annotations)
+    _write_parquet(folder / "pred_probs.parquet", pred_probs.rename_axis("example_id").reset_index())
+    _write_text(folder / "rows.csv", rows.to_csv(index=False))
+
+
+def read_checkpoint(folder: Path):
+    """``(rows, annotations, pred_probs)`` written by :func:`write_checkpoint`, or None."""
+    if not (folder / "rows.csv").is_file():
+        return None
+    rows = pd.read_csv(folder / "rows.csv")
+    annotations = pd.read_parquet(folder / "annotations.parquet")
+    pred_probs = pd.read_parquet(folder / "pred_probs.parquet").set_index("example_id")
+    return rows, annotations, pred_probs
+
+
+def write_simulation(out: Path, *, curves: pd.DataFrame, figure, summary: str) -> list[Path]:
+    """curves.csv, learning_curve.png and summary.txt in ``out``; returns their paths."""
+    paths = [out / "curves.csv", out / "learning_curve.png", out / "summary.txt"]
+    _write_text(paths[0], curves.to_csv(index=False))
+    with _replacing(paths[1]) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    _write_text(paths[2], summary + "\n")
+    return paths
+
+
 # ---------------------------------------------------------------- embeddings cache
 
 def read_embedding_cache(campaign: Campaign, model_key: str) -> dict[str, np.ndarray]:

@@ -72,6 +72,41 @@ def log_round(
     return run_id
 
 
+def log_simulation(root: Path, name: str, *, params: dict, curves, artifacts: list[Path]) -> str:
+    """One benchmark run (params, the figure and table) with a nested run per arm × seed
+    holding its learning curve (metrics at ``step=round``). Returns the benchmark run id."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    store_root = root / "mlruns"
+    store_root.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI")
+                          or f"sqlite:///{(store_root / 'mlflow.db').resolve()}")
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        name, artifact_location=None if "MLFLOW_TRACKING_URI" in os.environ
+        else (store_root / "artifacts").resolve().as_uri())
+    parent = client.create_run(experiment_id, run_name="benchmark", tags={CAMPAIGN_TAG: "benchmark"})
+    parent_id = parent.info.run_id
+    client.log_batch(parent_id, params=[Param(k, str(v)[:6000]) for k, v in _flatten(params).items()])
+    now = int(time.time() * 1000)
+    for (strategy, seed), rows in curves.groupby(["strategy", "seed"]):
+        child = client.create_run(experiment_id, run_name=f"{strategy}-seed{seed}",
+                                  tags={"mlflow.parentRunId": parent_id, CAMPAIGN_TAG: "arm",
+                                        "crowdloop.strategy": strategy, "crowdloop.seed": str(seed)})
+        metrics = [Metric(column, float(value), now, int(row["round"]))
+                   for _, row in rows.iterrows()
+                   for column, value in row.items()
+                   if column not in ("strategy", "seed", "round") and value == value]
+        for start in range(0, len(metrics), 900):  # MLflow takes at most 1000 metrics a call
+            client.log_batch(child.info.run_id, metrics=metrics[start:start + 900])
+        client.set_terminated(child.info.run_id)
+    for path in artifacts:
+        client.log_artifact(parent_id, str(path))
+    client.set_terminated(parent_id)
+    return parent_id
+
+
 def round_runs(campaign: Campaign) -> list[dict]:
     """Finished round runs of the campaign: ``{round, run_id, metrics}``, by round."""
     from mlflow.tracking import MlflowClient

@@ -1,0 +1,151 @@
+"""Replay a labelled dataset: strategies × seeds → learning curves.
+
+Each arm (a strategy with its consensus method) × seed is a Prefect subflow that
+runs the same ``plan_round`` as a campaign round, with simulated annotators
+answering from the dataset's not-yet-collected annotations. Every finished round
+is checkpointed, so an interrupted simulation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+
+from crowdloop.flows.round import plan_round, round_metrics
+from crowdloop.tasks import annotators, dataset, model, report, store, track
+from crowdloop.tasks import config as config_mod
+from crowdloop.tasks.train import train_and_predict
+
+log = logging.getLogger("crowdloop")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    strategy: str
+    consensus: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A simulation protocol: rounds × batch, the start, the limits, the arms."""
+
+    rounds: int
+    batch_size: int
+    n_start: int
+    labels_per_start: int
+    max_annotations_per_example: int
+    folds: int
+    arms: tuple[Arm, ...]
+    test_size: float | None = None  # held out as gold test split when the data has none
+
+
+ACTIVELAB = Arm("activelab", strategy="activelab", consensus="crowdlab")
+RANDOM = Arm("random", strategy="random", consensus="majority")
+PRESETS = {
+    # The cleanlab ActiveLab tutorial: 100 examples × 2 labels, 25 rounds × 25 annotations.
+    "tutorial": Preset(rounds=25, batch_size=25, n_start=100, labels_per_start=2,
+                       max_annotations_per_example=5, folds=3, arms=(ACTIVELAB, RANDOM)),
+    # RTE (Snow et al.): 100 items × 1 label, 20 rounds × 20 annotations, a quarter held out.
+    "rte": Preset(rounds=20, batch_size=20, n_start=100, labels_per_start=1,
+                  max_annotations_per_example=5, folds=3, arms=(ACTIVELAB, RANDOM), test_size=0.25),
+}
+
+
+def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
+               classes: Sequence[str]) -> config_mod.Config:
+    """The round config one arm × seed runs with."""
+    return dataclasses.replace(
+        base, seed=seed, classes=tuple(classes),
+        consensus=dataclasses.replace(base.consensus, method=arm.consensus),
+        score=dataclasses.replace(base.score, strategy=arm.strategy),
+        predict=dataclasses.replace(base.predict, folds=preset.folds),
+        select=dataclasses.replace(base.select, batch_size=preset.batch_size,
+                                   max_annotations_per_example=preset.max_annotations_per_example),
+    )
+
+
+@flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
+def arm_flow(replay, backend, base: config_mod.Config, preset: Preset, arm: Arm, seed: int,
+             out_dir: str) -> pd.DataFrame:
+    """All rounds of one arm × seed; returns its rows of the learning-curve table."""
+    cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
+    folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
+    saved = store.read_checkpoint(folder)
+    if saved is None:
+        rows, collected, previous = [], replay.initial.assign(round=0), None
+    else:
+        rows, collected, previous = saved[0].to_dict("records"), saved[1], saved[2]
+        if rows:
+            log.info("%s seed %d: resuming after round %d", arm.name, seed, rows[-1]["round"])
+
+    def train(t_l, labels, t_u, t_t):
+        return train_and_predict(backend, t_l, labels, t_u, t_t, n_classes=len(cfg.classes),
+                                 folds=cfg.predict.folds, seed=seed)[0]
+
+    for number in range(len(rows) + 1, preset.rounds + 1):
+        start = time.perf_counter()
+        data = dataset.build_round_data(replay.examples, collected, classes=cfg.classes)
+        plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False)
+        metrics = round_metrics(data, plan.agreed, plan.predictions, collected, plan.batch, None)
+        # Simulated annotators answer as in the tutorial: whoever holds an answer,
+        # preferring annotators already seen, not the router's suggestion.
+        answers = annotators.simulate_answers(plan.batch.assign(suggested_annotator=""), replay.pool,
+                                              collected, seed=seed * 1000 + number)
+        collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
+        previous = pd.DataFrame(np.vstack([plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled]),
+                                index=np.concatenate([data.labeled_ids, data.unlabeled_ids]),
+                                columns=list(cfg.classes))
+        rows.append({"strategy": arm.name, "seed": seed, "round": number,
+                     "annotations": metrics["annotations"],
+                     "test_accuracy": metrics.get("test_accuracy", np.nan),
+                     "test_macro_f1": metrics.get("test_macro_f1", np.nan),
+                     "consensus_accuracy": metrics.get("consensus_accuracy", np.nan),
+                     "seconds": time.perf_counter() - start})
+        store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected, pred_probs=previous)
+        log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
+                 number, preset.rounds, metrics["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
+    return pd.DataFrame(rows)
+
+
+@task(name="embed-texts")
+def load_backend_task(replay, base: config_mod.Config, out_dir: str):
+    """Load the encoder once and embed every text once (cached on disk in out_dir/.cache)."""
+    cache_root = store.Campaign(Path(out_dir))
+    name = model.resolve_model_name(base.model.name)
+    key = model.model_key(name)
+    cache = store.read_embedding_cache(cache_root, key)
+    known = len(cache)
+    backend = model.load_backend(base.model, embedding_cache=cache, progress=log.info)
+    backend.features(replay.examples["text"].tolist())
+    if len(cache) > known:
+        store.write_embedding_cache(cache_root, key, cache)
+    return backend
+
+
+@flow(name="crowdloop-simulate")
+def simulate_flow(replay, *, preset: Preset, seeds: Sequence[int], base: config_mod.Config, out_dir: str,
+                  title: str, target: float = 0.9, reference: pd.DataFrame | None = None) -> dict:
+    """Every arm × seed of ``preset`` on ``replay``; writes curves.csv, learning_curve.png, summary.txt."""
+    out = Path(out_dir)
+    backend = load_backend_task(replay, base, out_dir)
+    parts = [arm_flow(replay, backend, base, preset, arm, seed, out_dir)
+             for arm in preset.arms for seed in seeds]
+    curves = pd.concat(parts, ignore_index=True)
+    at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
+    table = report.summary(curves, at_rounds=at, target=target)
+    figure = report.plot(curves, title=title, reference=reference)
+    paths = store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "seconds"]],
+                                   figure=figure, summary=table.to_string())
+    params = {"preset": dataclasses.asdict(preset), "seeds": list(seeds), "model": base.model.__dict__,
+              "backend_used": backend.name, "title": title}
+    run_id = track.log_simulation(out, title, params=params, curves=curves, artifacts=paths)
+    return {"curves": curves, "summary": table, "paths": paths, "run_id": run_id}

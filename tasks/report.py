@@ -1,0 +1,77 @@
+"""Learning curves of a simulation: the tidy table, its summary and its figure (pure)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+CURVE_COLUMNS = ("strategy", "seed", "round", "annotations", "test_accuracy", "test_macro_f1",
+                 "consensus_accuracy")
+
+
+def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy and round: mean and std over seeds of annotations and accuracy."""
+    grouped = curves.groupby(["strategy", "round"])
+    table = grouped.agg(annotations=("annotations", "mean"), accuracy=("test_accuracy", "mean"),
+                        accuracy_std=("test_accuracy", "std"), seeds=("seed", "nunique"))
+    return table.reset_index()
+
+
+def annotations_to_reach(curves: pd.DataFrame, target: float) -> pd.Series:
+    """Per strategy: mean annotations at the first round whose mean accuracy ≥ ``target`` (NaN if never)."""
+    out = {}
+    for strategy, rows in mean_curves(curves).groupby("strategy"):
+        hit = rows[rows["accuracy"] >= target]
+        out[strategy] = float(hit["annotations"].iloc[0]) if len(hit) else float("nan")
+    return pd.Series(out, name=f"annotations_to_{target:g}")
+
+
+def error_ratio(curves: pd.DataFrame, strategy: str, baseline: str, *, rounds: tuple[int, int]) -> float:
+    """Mean over rounds ``rounds[0]..rounds[1]`` of (1 - acc[strategy]) / (1 - acc[baseline])."""
+    means = mean_curves(curves).pivot(index="round", columns="strategy", values="accuracy")
+    window = means.loc[rounds[0]:rounds[1]]
+    return float(((1 - window[strategy]) / (1 - window[baseline])).mean())
+
+
+def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float) -> pd.DataFrame:
+    """One row per strategy: mean ± std accuracy at ``at_rounds`` and annotations to reach ``target``."""
+    means = mean_curves(curves)
+    rows = {}
+    for strategy, part in means.groupby("strategy"):
+        part = part.set_index("round")
+        row = {f"acc@{r}": f"{part.loc[r, 'accuracy']:.3f} ± {np.nan_to_num(part.loc[r, 'accuracy_std']):.3f}"
+               for r in at_rounds if r in part.index}
+        rows[strategy] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    reach = annotations_to_reach(curves, target)
+    table[f"annotations to {target:.0%}"] = [
+        "never" if np.isnan(reach[s]) else f"{reach[s]:.0f}" for s in table.index]
+    return table
+
+
+def plot(curves: pd.DataFrame, *, title: str, reference: pd.DataFrame | None = None):
+    """Mean ± std bands per strategy against annotations; ``reference`` (strategy, annotations,
+    accuracy) is drawn dashed beside them. Returns a matplotlib Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for strategy, part in mean_curves(curves).groupby("strategy"):
+        line, = axes.plot(part["annotations"], part["accuracy"], label=strategy)
+        std = np.nan_to_num(part["accuracy_std"].to_numpy())
+        axes.fill_between(part["annotations"], part["accuracy"] - std, part["accuracy"] + std,
+                          alpha=0.2, color=line.get_color())
+    if reference is not None:
+        for strategy, part in reference.groupby("strategy"):
+            axes.plot(part["annotations"], part["accuracy"], linestyle="--", label=f"{strategy} (published)")
+    axes.set_xlabel("annotations collected")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    return figure

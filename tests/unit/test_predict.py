@@ -1,0 +1,88 @@
+"""k-fold out-of-sample prediction, with a fake backend that remembers what it saw."""
+
+import numpy as np
+import pytest
+
+from crowdloop.tasks.predict import fold_assignment, out_of_sample
+
+
+class NearestCentroid:
+    """Fits per-class means of 1-d features; records the rows of every fit.
+
+    Its last probability column is not a class: it says whether the predicted row
+    was in the model's training set (so tests can check out-of-sample-ness).
+    """
+
+    name = "fake"
+
+    def __init__(self):
+        self.fits = []
+
+    def fit(self, X, y, *, n_classes, seed):
+        self.fits.append(set(X[:, 1].astype(int)))  # column 1 holds the example's row id
+        centroids = np.array([X[y == k, 0].mean() if (y == k).any() else np.inf
+                              for k in range(n_classes - 1)])
+        return {"centroids": centroids, "seen": self.fits[-1]}
+
+    def predict_proba(self, fitted, X):
+        distance = np.abs(X[:, [0]] - fitted["centroids"][None, :])
+        logits = -np.nan_to_num(distance, posinf=1e6)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        return np.column_stack([probs, np.array([int(i in fitted["seen"]) for i in X[:, 1].astype(int)])])
+
+
+def _data(n=30, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    X = np.column_stack([y + rng.normal(0, 0.2, n), np.arange(n)])
+    return X, y
+
+
+def test_every_labelled_example_is_predicted_by_a_model_that_never_saw_it():
+    X, y = _data()
+    backend = NearestCentroid()
+    oos = out_of_sample(backend, X, y, X[:0], n_classes=4, folds=3, seed=0)
+    # the fake backend writes "was this row in my training set" into an extra last column
+    assert oos.pred_probs.shape == (30, 4)
+    assert (oos.pred_probs[:, -1] == 0).all()
+    assert len(backend.fits) == 3
+    for fold in range(3):
+        held = set(np.flatnonzero(oos.folds == fold))
+        assert held.isdisjoint(backend.fits[fold])
+        assert held | backend.fits[fold] == set(range(30))
+
+
+def test_pool_gets_the_mean_over_fold_models():
+    X, y = _data()
+    pool = np.column_stack([np.array([0.0, 2.0]), np.array([100, 101])])
+    oos = out_of_sample(NearestCentroid(), X, y, pool, n_classes=4, folds=3, seed=0)
+    assert oos.fold_pred_probs_unlabeled.shape == (3, 2, 4)
+    assert np.allclose(oos.pred_probs_unlabeled, oos.fold_pred_probs_unlabeled.mean(axis=0))
+    assert oos.pred_probs_unlabeled[0, :3].argmax() == 0 and oos.pred_probs_unlabeled[1, :3].argmax() == 2
+
+
+def test_a_class_with_fewer_members_than_folds_does_not_crash():
+    y = np.array([0] * 10 + [1] * 10 + [2])
+    assignment = fold_assignment(y, folds=3, seed=0)
+    assert sorted(np.unique(assignment)) == [0, 1, 2]
+    X = np.column_stack([y.astype(float), np.arange(len(y))])
+    oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
+    assert oos.pred_probs.shape == (21, 4)
+
+
+def test_more_folds_than_examples_falls_back_to_leave_one_out():
+    y = np.array([0, 1])
+    assert sorted(fold_assignment(y, folds=3, seed=0)) == [0, 1]
+
+
+def test_folds_are_deterministic_per_seed():
+    y = np.arange(40) % 2
+    assert (fold_assignment(y, folds=3, seed=1) == fold_assignment(y, folds=3, seed=1)).all()
+    assert (fold_assignment(y, folds=3, seed=1) != fold_assignment(y, folds=3, seed=2)).any()
+
+
+@pytest.mark.parametrize("y", [np.array([0]), np.array([1, 1, 1])])
+def test_too_few_labels_is_a_clear_error(y):
+    with pytest.raises(ValueError, match="at least 2 labelled examples of 2 classes"):
+        fold_assignment(y, folds=3, seed=0)
