@@ -204,7 +204,7 @@ def cmd_simulate(args) -> None:
 
     from crowdloop.flows import simulate
     from crowdloop.tasks import config as config_mod
-    from crowdloop.tasks import importers
+    from crowdloop.tasks import importers, store
 
     preset = simulate.PRESETS[args.preset]
     arms = {arm.name: arm for arm in (simulate.ACTIVELAB, simulate.RANDOM)}
@@ -219,9 +219,9 @@ def cmd_simulate(args) -> None:
     replay = importers.split_for_simulation(replay, seed=0, n_start=preset.n_start,
                                             labels_per_start=preset.labels_per_start,
                                             test_size=preset.test_size)
-    result = simulate.simulate_flow(replay, preset=preset, seeds=list(range(args.seeds)), base=base,
-                                    out_dir=str(args.out), title=f"{args.source.name}: {args.preset} preset",
-                                    target=args.target)
+    store.write_replay(args.out, replay)
+    result = simulate.simulate_flow(str(args.out), preset, list(range(args.seeds)), base,
+                                    f"{args.source.name}: {args.preset} preset", target=args.target)
     print(result["summary"].to_string())
     print("\nwrote " + ", ".join(str(p) for p in result["paths"]) +
           f"\nMLflow: mlflow ui --backend-store-uri sqlite:///{args.out}/mlruns/mlflow.db")

@@ -9,6 +9,7 @@ is checkpointed, so an interrupted simulation resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -73,10 +74,23 @@ def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
     )
 
 
+@functools.lru_cache(maxsize=2)
+def _backend(model_cfg: config_mod.ModelConfig, out_dir: str):
+    """The encoder, loaded once per process and shared by every arm; embeddings from the disk cache.
+
+    Arms receive the output folder, not the data: Prefect stores flow parameters
+    as JSON, which would copy the whole dataset into its database for every arm.
+    """
+    cache_root = store.Campaign(Path(out_dir))
+    cache = store.read_embedding_cache(cache_root, model.model_key(model.resolve_model_name(model_cfg.name)))
+    return model.load_backend(model_cfg, embedding_cache=cache, progress=log.info)
+
+
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
-def arm_flow(replay, backend, base: config_mod.Config, preset: Preset, arm: Arm, seed: int,
-             out_dir: str) -> pd.DataFrame:
+def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, seed: int) -> pd.DataFrame:
     """All rounds of one arm × seed; returns its rows of the learning-curve table."""
+    replay = store.read_replay(Path(out_dir))
+    backend = _backend(base.model, out_dir)
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
     saved = store.read_checkpoint(folder)
@@ -117,35 +131,32 @@ def arm_flow(replay, backend, base: config_mod.Config, preset: Preset, arm: Arm,
 
 
 @task(name="embed-texts")
-def load_backend_task(replay, base: config_mod.Config, out_dir: str):
-    """Load the encoder once and embed every text once (cached on disk in out_dir/.cache)."""
-    cache_root = store.Campaign(Path(out_dir))
-    name = model.resolve_model_name(base.model.name)
-    key = model.model_key(name)
-    cache = store.read_embedding_cache(cache_root, key)
-    known = len(cache)
-    backend = model.load_backend(base.model, embedding_cache=cache, progress=log.info)
+def embed_task(out_dir: str, base: config_mod.Config) -> str:
+    """Embed every text of the replay once (head backend), cached on disk in out_dir/.cache."""
+    replay = store.read_replay(Path(out_dir))
+    backend = _backend(base.model, out_dir)
     backend.features(replay.examples["text"].tolist())
-    if len(cache) > known:
-        store.write_embedding_cache(cache_root, key, cache)
-    return backend
+    if backend.name == "head":
+        cache_root = store.Campaign(Path(out_dir))
+        store.write_embedding_cache(cache_root, model.model_key(backend.model_name), backend.cache)
+    return backend.name
 
 
 @flow(name="crowdloop-simulate")
-def simulate_flow(replay, *, preset: Preset, seeds: Sequence[int], base: config_mod.Config, out_dir: str,
-                  title: str, target: float = 0.9, reference: pd.DataFrame | None = None) -> dict:
-    """Every arm × seed of ``preset`` on ``replay``; writes curves.csv, learning_curve.png, summary.txt."""
+def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_mod.Config, title: str,
+                  target: float = 0.9) -> dict:
+    """Every arm × seed of ``preset`` on the replay saved in ``out_dir`` (store.write_replay);
+    writes curves.csv, learning_curve.png and summary.txt there and logs them to MLflow."""
     out = Path(out_dir)
-    backend = load_backend_task(replay, base, out_dir)
-    parts = [arm_flow(replay, backend, base, preset, arm, seed, out_dir)
-             for arm in preset.arms for seed in seeds]
+    backend_name = embed_task(out_dir, base)
+    parts = [arm_flow(out_dir, base, preset, arm, seed) for arm in preset.arms for seed in seeds]
     curves = pd.concat(parts, ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     table = report.summary(curves, at_rounds=at, target=target)
-    figure = report.plot(curves, title=title, reference=reference)
+    figure = report.plot(curves, title=title)
     paths = store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "seconds"]],
                                    figure=figure, summary=table.to_string())
     params = {"preset": dataclasses.asdict(preset), "seeds": list(seeds), "model": base.model.__dict__,
-              "backend_used": backend.name, "title": title}
+              "backend_used": backend_name, "title": title}
     run_id = track.log_simulation(out, title, params=params, curves=curves, artifacts=paths)
     return {"curves": curves, "summary": table, "paths": paths, "run_id": run_id}

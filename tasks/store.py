@@ -248,6 +248,25 @@ def read_checkpoint(folder: Path):
     return rows, annotations, pred_probs
 
 
+def write_replay(out: Path, replay) -> None:
+    """The dataset a simulation replays (examples, initial, pool, classes) under out/replay/."""
+    folder = out / "replay"
+    _write_parquet(folder / "examples.parquet", replay.examples)
+    _write_parquet(folder / "initial.parquet", replay.initial)
+    _write_parquet(folder / "pool.parquet", replay.pool)
+    _write_text(folder / "classes.json", json.dumps(list(replay.classes)) + "\n")
+
+
+def read_replay(out: Path):
+    from crowdloop.tasks.importers import Replay
+
+    folder = out / "replay"
+    return Replay(examples=pd.read_parquet(folder / "examples.parquet"),
+                  initial=pd.read_parquet(folder / "initial.parquet"),
+                  pool=pd.read_parquet(folder / "pool.parquet"),
+                  classes=tuple(json.loads((folder / "classes.json").read_text())))
+
+
 def write_simulation(out: Path, *, curves: pd.DataFrame, figure, summary: str) -> list[Path]:
     """curves.csv, learning_curve.png and summary.txt in ``out``; returns their paths."""
     paths = [out / "curves.csv", out / "learning_curve.png", out / "summary.txt"]
