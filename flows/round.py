@@ -31,12 +31,12 @@ CODE_VERSION = "1"  # bump when train_and_predict's results change for the same 
 
 
 @contextmanager
-def _step(name: str, seconds: dict):
-    log.info("%s ...", name)
+def _step(name: str, seconds: dict, *, level: int = logging.INFO):
+    log.log(level, "%s ...", name)
     start = time.perf_counter()
     yield
     seconds[name] = time.perf_counter() - start
-    log.info("%s done in %.1f s", name, seconds[name])
+    log.log(level, "%s done in %.1f s", name, seconds[name])
 
 
 @task(name="load-campaign")
@@ -131,22 +131,24 @@ def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: conf
     runs), which a simulation of hundreds of rounds needs to stay fast.
     """
     run = (lambda t: t) if orchestrated else (lambda t: t.fn)
-    with _step("consensus", seconds):
+    # A simulation reports one line a round instead of one a step.
+    level = logging.INFO if orchestrated else logging.DEBUG
+    with _step("consensus", seconds, level=level):
         wide, agreed = run(consensus_task)(data, previous, cfg)
     labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
 
-    with _step("train+predict", seconds):
+    with _step("train+predict", seconds, level=level):
         texts = data.texts
         t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
         predictions = train(t_l, labels, t_u, t_t)
 
-    with _step("score", seconds):
+    with _step("score", seconds, level=level):
         s_l, s_u = run(score_task)(cfg.score.strategy, wide, predictions.pred_probs,
                                    predictions.pred_probs_unlabeled, cfg.seed + number)
         scores = pd.Series(np.concatenate([s_l, s_u]),
                            index=np.concatenate([data.labeled_ids, data.unlabeled_ids]))
 
-    with _step("select", seconds):
+    with _step("select", seconds, level=level):
         quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
         selection = run(select_task)(scores, data.annotations, quality, cfg)
         batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")

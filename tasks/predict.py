@@ -12,8 +12,19 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 @dataclass(frozen=True)
 class OutOfSample:
-    """pred_probs (N, K); pred_probs_unlabeled (U, K) = mean of fold_pred_probs_unlabeled (k, U, K);
-    folds (N,) = the fold whose model predicted each labelled example."""
+    """What k-fold prediction returns.
+
+    Attributes
+    ----------
+    pred_probs : ndarray of shape (N, K)
+        Each labelled example, from the fold model that did not see it.
+    pred_probs_unlabeled : ndarray of shape (U, K)
+        The unlabelled pool, mean over the fold models.
+    fold_pred_probs_unlabeled : ndarray of shape (k, U, K)
+        The unlabelled pool, per fold model.
+    folds : ndarray of shape (N,)
+        Fold index of each labelled example (the fold whose model predicted it).
+    """
 
     pred_probs: np.ndarray
     pred_probs_unlabeled: np.ndarray
@@ -22,22 +33,31 @@ class OutOfSample:
 
 
 def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
-    """Fold index (N,) per labelled example: stratified where every class allows it.
+    """Fold index of shape (N,) per labelled example: stratified where the labels allow it.
 
-    Classes with fewer than ``folds`` members are spread over as many folds as they
-    have members (StratifiedKFold only warns then); with fewer examples than
-    folds, each example is its own fold.
+    Parameters
+    ----------
+    labels : ndarray of shape (N,)
+        Class indices.
+
+    Classes with fewer than ``folds`` members are spread over as many folds as
+    they have members (StratifiedKFold only warns then). If every class is
+    smaller than ``folds``, the split is unstratified (KFold); with fewer
+    examples than ``folds``, each example is its own fold (leave-one-out).
     """
-    n = len(labels)
-    if n < 2 or len(np.unique(labels)) < 2:
+    labels = np.asarray(labels, dtype=int)
+    n, n_labels = len(labels), len(np.unique(labels))
+    if n < 2 or n_labels < 2:
         raise ValueError(
             f"out-of-sample prediction needs at least 2 labelled examples of 2 classes; got {n} "
-            f"example(s) of {len(np.unique(labels))} class(es). Collect more labels first."
+            f"example(s) of {n_labels} class(es). Collect more labels first."
         )
+    if folds < 2:
+        raise ValueError(f"predict.folds is {folds}; k-fold prediction needs at least 2 folds.")
     k = min(folds, n)
-    counts = np.bincount(labels)
-    splitter = (StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-                if counts.max() >= k else KFold(n_splits=k, shuffle=True, random_state=seed))
+    stratifiable = np.bincount(labels).max() >= k
+    splitter = (StratifiedKFold(n_splits=k, shuffle=True, random_state=seed) if stratifiable
+                else KFold(n_splits=k, shuffle=True, random_state=seed))
     assignment = np.empty(n, dtype=int)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")
@@ -46,20 +66,34 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *, n_classes: int, folds: int,
-                  seed: int, progress: Callable[[str], None] | None = None) -> OutOfSample:
-    """Fit one model per fold on the other folds; predict its held-out fold and the pool.
+def out_of_sample(backend, X_labeled: np.ndarray, labels: np.ndarray, X_unlabeled: np.ndarray, *,
+                  n_classes: int, folds: int, seed: int,
+                  progress: Callable[[str], None] | None = None) -> OutOfSample:
+    """Fit one model per fold on the other folds; predict its held-out fold and the whole pool.
 
     Parameters
     ----------
-    X_labeled : array of shape (N, ...)   backend features of the labelled examples
-    labels : ndarray of shape (N,)        class indices (consensus labels)
-    X_unlabeled : array of shape (U, ...) features of the unlabelled pool
+    backend : model.Backend
+        Anything with ``fit(X, y, *, n_classes, seed)`` and ``predict_proba(fitted, X)``.
+    X_labeled : ndarray of shape (N, ...)
+        Backend features of the labelled examples.
+    labels : ndarray of shape (N,)
+        Their class indices (consensus labels), in 0..n_classes-1.
+    X_unlabeled : ndarray of shape (U, ...)
+        Features of the unlabelled pool; U may be 0.
+
+    Fold model ``f`` is fitted with seed ``seed + 1 + f``, so the model fitted on
+    all labelled data with ``seed`` is never a copy of a fold model.
     """
     labels = np.asarray(labels, dtype=int)
+    if len(X_labeled) != len(labels):
+        raise ValueError(f"got {len(X_labeled)} labelled feature rows but {len(labels)} labels; "
+                         "pass one label per row.")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be class indices in 0..{n_classes - 1}; got values up to {labels.max()}.")
     assignment = fold_assignment(labels, folds=folds, seed=seed)
     k = int(assignment.max()) + 1
-    pred_probs = np.zeros((len(labels), n_classes))
+    pred_probs = np.full((len(labels), n_classes), np.nan)
     pool = np.zeros((k, len(X_unlabeled), n_classes))
     for fold in range(k):
         held = assignment == fold
@@ -68,6 +102,7 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *, n_clas
         if len(X_unlabeled):
             pool[fold] = backend.predict_proba(fitted, X_unlabeled)
         if progress:
-            progress(f"fold {fold + 1}/{k} done")
+            progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} "
+                     f"held-out and {len(X_unlabeled)} unlabelled examples")
     return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
                        fold_pred_probs_unlabeled=pool, folds=assignment)

@@ -1,6 +1,7 @@
 """Classifier backends on the tiny random BERT (no download)."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -23,39 +24,80 @@ def test_default_model_is_the_packaged_minilm():
     assert model.resolve_model_name("distilbert-base-uncased") == "distilbert-base-uncased"
 
 
-def test_auto_backend_is_head_without_a_gpu():
+def test_auto_backend_is_finetune_only_on_a_gpu():
     import torch
 
     assert model.resolve_backend("auto") == ("finetune" if torch.cuda.is_available() else "head")
     assert model.resolve_backend("head") == "head"
+    with pytest.raises(ValueError, match="model.backend"):
+        model.resolve_backend("svm")
+
+
+def test_model_key_is_stable_and_tells_local_models_apart(tiny_model_dir, tmp_path):
+    import shutil
+
+    key = model.model_key(str(tiny_model_dir))
+    assert key == model.model_key(str(tiny_model_dir)) and len(key) == 16
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    assert model.model_key(str(copy)) != key
+    before = model.model_key(str(copy))
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.2}))
+    assert model.model_key(str(copy)) != before  # same path, different model
 
 
 def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
     cache = {}
     backend = model.load_backend(_cfg(cfg, "head"), embedding_cache=cache)
     features = backend.features(TEXTS + TEXTS[:3])
-    assert features.shape == (27, 32)
+    assert features.shape == (27, 32) and features.dtype == np.float32
     assert np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
     assert len(cache) == 24
     assert np.allclose(features[24:], features[:3])
+    assert backend.features([]).shape == (0, 32)
 
     calls = []
     real = backend.encoder.forward
     monkeypatch.setattr(backend.encoder, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = backend.features(TEXTS)
+    again = backend.features(TEXTS[::-1])
     assert calls == []  # everything came from the cache
-    assert np.allclose(again, features[:24])
+    assert np.allclose(again, features[:24][::-1])
+    # truncation changes the vector: another max_length must not reuse these embeddings
+    shorter = model.load_backend(dataclasses.replace(_cfg(cfg, "head"), max_length=8), embedding_cache=cache)
+    shorter.features(TEXTS[:2])
+    assert len(cache) == 26
+
+
+def test_head_rejects_non_text(cfg):
+    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    with pytest.raises(TypeError, match="text 1"):
+        backend.features(["fine", float("nan")])
 
 
 def test_head_chooses_C_from_the_grid_and_keeps_all_class_columns(cfg):
     backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=3, seed=0)
-    assert fitted["C"] in cfg.model.head.C_grid
+    assert fitted.C in cfg.model.head.C_grid
     probs = backend.predict_proba(fitted, X)
     assert probs.shape == (24, 3)
     assert np.allclose(probs.sum(axis=1), 1)
     assert (probs[:, 2] < 1e-3).all() and (probs > 0).all()  # unseen class: ~0, never exactly 0
+    assert backend.predict_proba(fitted, X[:0]).shape == (0, 3)
+
+
+def test_head_with_one_class_predicts_it(cfg):
+    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    X = backend.features(TEXTS[:3])
+    fitted = backend.fit(X, np.array([2, 2, 2]), n_classes=4, seed=0)
+    probs = backend.predict_proba(fitted, X)
+    assert (probs.argmax(axis=1) == 2).all() and np.allclose(probs.sum(axis=1), 1) and (probs > 0).all()
+
+
+def test_head_rejects_labels_outside_the_classes(cfg):
+    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    with pytest.raises(ValueError, match="class indices in 0..1"):
+        backend.fit(np.zeros((3, 32)), np.array([0, 1, 2]), n_classes=2, seed=0)
 
 
 def test_choose_C_prefers_strong_regularisation_on_noise_and_weak_on_separable_data():
@@ -68,22 +110,72 @@ def test_choose_C_prefers_strong_regularisation_on_noise_and_weak_on_separable_d
     assert model.choose_C(noise, y, grid=grid, folds=3, seed=0) <= 0.1
 
 
-def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
-    backend = model.load_backend(_cfg(cfg, "finetune", steps=40, learning_rate=1e-3, warmup_ratio=0.0))
+def test_choose_C_copes_with_rare_classes():
+    rng = np.random.default_rng(0)
+    grid = (0.001, 0.1, 10.0, 1000.0)
+    # a singleton class sits out the search; the others (2 members each at least) still choose
+    y = np.array([0] * 10 + [1] * 10 + [2])
+    X = np.column_stack([y * 4.0 + rng.normal(0, 0.1, 21), rng.normal(size=(21, 3))])
+    assert model.choose_C(X, y, grid=grid, folds=3, seed=0) >= 10.0
+    # no two classes with 2 members: no search possible, the median C
+    assert model.choose_C(X[[0, 10, 20]], np.array([0, 1, 2]), grid=grid, folds=3, seed=0) == 0.1
+
+
+def test_head_save_writes_the_classifier_and_names_the_encoder(cfg, tmp_path):
+    import joblib
+
+    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
     X = backend.features(TEXTS)
+    fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
+    backend.save(fitted, tmp_path / "m")
+    head = joblib.load(tmp_path / "m" / "head.joblib")
+    assert np.allclose(head.predict_proba(X), fitted.classifier.predict_proba(X))
+    meta = json.loads((tmp_path / "m" / "encoder.json").read_text())
+    assert meta["encoder"] == str(cfg.model.name) and meta["C"] == fitted.C
+
+
+def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
+    import torch
+
+    messages = []
+    backend = model.load_backend(_cfg(cfg, "finetune", steps=40, learning_rate=1e-3, warmup_ratio=0.0),
+                                 progress=messages.append)
+    base = {k: v.clone() for k, v in backend.base_state.items()}
+    X = backend.features(TEXTS)
+    assert X.shape == (24,) and X[0] == TEXTS[0]
     first = backend.fit(X, LABELS, n_classes=2, seed=0)
     probs = backend.predict_proba(first, X)
     assert probs.shape == (24, 2) and np.allclose(probs.sum(axis=1), 1)
     assert (probs.argmax(axis=1) == LABELS).mean() >= 0.9
+    losses = [float(m.rsplit(" ", 1)[1]) for m in messages if m.startswith("fine-tune step")]
+    assert len(losses) == 5 and losses[-1] < losses[0]
+    assert all(torch.equal(base[k], v) for k, v in backend.base_state.items())  # fit trained a copy
     second = backend.fit(X, LABELS, n_classes=2, seed=0)
     assert np.allclose(backend.predict_proba(second, X), probs, atol=1e-5)  # no leak between fits
+    other = backend.fit(X, LABELS, n_classes=3, seed=1)
+    assert backend.predict_proba(other, X[:5]).shape == (5, 3)
 
 
-def test_save_writes_a_loadable_model(cfg, tmp_path):
-    from transformers import AutoModelForSequenceClassification
+def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     backend = model.load_backend(_cfg(cfg, "finetune", steps=2))
     fitted = backend.fit(backend.features(TEXTS), LABELS, n_classes=2, seed=0)
     backend.save(fitted, tmp_path / "m")
-    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").eval()
     assert again.config.num_labels == 2
+    tokens = AutoTokenizer.from_pretrained(tmp_path / "m")(TEXTS[:3], padding=True, return_tensors="pt")
+    import torch
+
+    with torch.inference_mode():
+        reloaded = torch.softmax(again(**tokens).logits, dim=1).numpy()
+    assert np.allclose(reloaded, backend.predict_proba(fitted, backend.features(TEXTS[:3])), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_real_minilm_head_separates_topics(cfg):
+    backend = model.load_backend(dataclasses.replace(cfg.model, name=None, backend="head"), embedding_cache={})
+    X = backend.features(TEXTS)
+    assert X.shape == (24, 384)
+    fitted = backend.fit(X[::2], LABELS[::2], n_classes=2, seed=0)
+    assert (backend.predict_proba(fitted, X[1::2]).argmax(axis=1) == LABELS[1::2]).all()

@@ -74,6 +74,49 @@ def test_a_class_with_fewer_members_than_folds_does_not_crash():
 def test_more_folds_than_examples_falls_back_to_leave_one_out():
     y = np.array([0, 1])
     assert sorted(fold_assignment(y, folds=3, seed=0)) == [0, 1]
+    X = np.column_stack([y.astype(float), np.arange(2)])
+    backend = NearestCentroid()
+    oos = out_of_sample(backend, X, y, X[:0], n_classes=3, folds=3, seed=0)
+    assert len(backend.fits) == 2 and (oos.pred_probs[:, -1] == 0).all()
+
+
+def test_every_class_smaller_than_folds_uses_unstratified_folds():
+    y = np.array([0, 0, 1, 1, 2])
+    assignment = fold_assignment(y, folds=3, seed=0)
+    assert sorted(np.bincount(assignment)) == [1, 2, 2]
+
+
+def test_an_empty_pool_gives_empty_arrays_of_the_right_shape():
+    X, y = _data(n=12)
+    oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
+    assert oos.pred_probs_unlabeled.shape == (0, 4)
+    assert oos.fold_pred_probs_unlabeled.shape == (3, 0, 4)
+    assert oos.folds.shape == (12,)
+
+
+def test_out_of_sample_is_deterministic_and_fold_seeds_differ():
+    X, y = _data()
+    pool = X[:4] + 0.5
+    seeds = []
+
+    class Recording(NearestCentroid):
+        def fit(self, X, y, *, n_classes, seed):
+            seeds.append(seed)
+            return super().fit(X, y, n_classes=n_classes, seed=seed)
+
+    first = out_of_sample(Recording(), X, y, pool, n_classes=4, folds=3, seed=5)
+    second = out_of_sample(Recording(), X, y, pool, n_classes=4, folds=3, seed=5)
+    assert np.array_equal(first.pred_probs, second.pred_probs) and np.array_equal(first.folds, second.folds)
+    assert np.array_equal(first.fold_pred_probs_unlabeled, second.fold_pred_probs_unlabeled)
+    assert len(set(seeds[:3])) == 3 and 5 not in seeds  # distinct, and not the full model's seed
+
+
+def test_labels_outside_the_classes_or_mismatched_rows_are_clear_errors():
+    X, y = _data(n=9)
+    with pytest.raises(ValueError, match="class indices in 0..1"):
+        out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=2, folds=3, seed=0)
+    with pytest.raises(ValueError, match="one label per row"):
+        out_of_sample(NearestCentroid(), X[:5], y, X[:0], n_classes=4, folds=3, seed=0)
 
 
 def test_folds_are_deterministic_per_seed():

@@ -1,0 +1,84 @@
+"""A 3-round simulation of a tiny generated dataset through Prefect and MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from crowdloop.flows import simulate
+from crowdloop.tasks import config, demo, importers, store, train
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def replay():
+    data = demo.make_demo(seed=2, n_pool=60, n_test=20, n_initial=0, n_annotators=6, answers_per_example=4)
+    return importers.split_for_simulation(
+        importers.Replay(data.examples, data.initial, data.answers, demo.DEMO_CLASSES),
+        seed=0, n_start=20, labels_per_start=2)
+
+
+@pytest.fixture
+def base(cfg):
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backend="head",
+                                                              head=dataclasses.replace(cfg.model.head, C_grid=(1.0,))))
+
+
+def _run(out, base, rounds, seeds=(0, 1)):
+    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6)
+    return simulate.simulate_flow(str(out), preset, list(seeds), base, "tiny")
+
+
+def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, base, tmp_path, monkeypatch):
+    out = tmp_path / "sim"
+    store.write_replay(out, replay)
+    result = _run(out, base, rounds=2)
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(curves) == 2 * 2 * 2  # arms × seeds × rounds
+    assert set(curves.columns) >= {"strategy", "seed", "round", "annotations", "test_accuracy", "test_macro_f1",
+                                   "consensus_accuracy"}
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    first = curves[curves["round"] == 1]["annotations"]
+    assert (first == len(replay.initial)).all()
+    assert (curves[curves["round"] == 2]["annotations"] == len(replay.initial) + 6).all()
+
+    # resume: asking for 3 rounds only runs round 3 of each arm × seed
+    calls = []
+    real = simulate.train_and_predict
+    monkeypatch.setattr(simulate, "train_and_predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = _run(out, base, rounds=3)
+    assert len(calls) == 4
+    curves = pd.read_csv(out / "curves.csv")
+    assert sorted(curves["round"].unique()) == [1, 2, 3]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{out / 'mlruns' / 'mlflow.db'}")
+    parent = client.get_run(result["run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'")
+    assert len(children) == 4
+    history = client.get_metric_history(children[0].info.run_id, "test_accuracy")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {"curves.csv", "learning_curve.png"} <= artifacts
+
+
+def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, tmp_path):
+    out = tmp_path / "sim"
+    store.write_replay(out, replay)
+    _run(out, base, rounds=3, seeds=(0,))
+    pool = set(map(tuple, replay.pool[["example_id", "annotator_id", "label"]].values.tolist()))
+    initial = set(map(tuple, replay.initial[["example_id", "annotator_id", "label"]].values.tolist()))
+    for arm in ("activelab", "random"):
+        _, collected, _ = store.read_checkpoint(out / "checkpoints" / f"{arm}-seed0")
+        pairs = collected[["example_id", "annotator_id"]]
+        assert not pairs.duplicated().any()
+        handed = collected[collected["round"] > 0][["example_id", "annotator_id", "label"]]
+        assert set(map(tuple, handed.values.tolist())) <= pool
+        assert len(handed) == 3 * 6
+        assert set(map(tuple, collected[collected["round"] == 0][["example_id", "annotator_id", "label"]]
+                       .values.tolist())) == initial
