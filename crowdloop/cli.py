@@ -62,11 +62,12 @@ def _log_to_stderr() -> None:
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by the user's input or campaign state: one line, no traceback."""
     from crowdloop.tasks.config import ConfigError
+    from crowdloop.tasks.import_formats import ImportFormatError
     from crowdloop.tasks.ingest import IngestError
     from crowdloop.tasks.store import CampaignError
     from crowdloop.tasks.version import VersionError
 
-    return ConfigError, CampaignError, IngestError, VersionError
+    return ConfigError, CampaignError, IngestError, ImportFormatError, VersionError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,9 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path, help="the dataset: a folder (tutorial) or a file (long, wide, datasets)")
     p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets"], default="tutorial")
     p.add_argument("--examples", type=Path, help="long format: the examples file (id and text columns)")
-    p.add_argument("--example-col", default="example_id", help="long format: example id column")
-    p.add_argument("--annotator-col", default="annotator_id", help="long format: annotator id column")
-    p.add_argument("--label-col", default="label", help="long format: label column")
+    p.add_argument("--example-col", help="example id column (default: example_id for long, id for wide)")
+    p.add_argument("--annotator-col", default="annotator_id", help="long layout: annotator id column")
+    p.add_argument("--label-col", default="label", help="long layout: label column")
+    p.add_argument("--annotator-cols", help="wide layout: comma-separated annotator columns (default: all others)")
+    p.add_argument("--layout", choices=["long", "wide"], default="long", help="datasets format: table layout")
+    p.add_argument("--split", default="train", help="datasets format: the split to read")
     p.add_argument("--gold-col", help="gold label column in the annotations file")
     p.add_argument("--examples-id-col", help="id column of --examples (default: --example-col)")
     p.add_argument("--examples-gold-col", help="gold label column of --examples")
@@ -228,18 +232,27 @@ def cmd_simulate(args) -> None:
 
 
 def _import_options(args) -> dict:
+    """The reader options of ``importers.load`` for ``args.format``, from the flags."""
     names = None
     if args.label_names:
         names = dict(pair.split("=", 1) for pair in args.label_names.split(","))
+    text_cols = tuple(c.strip() for c in args.text_cols.split(",") if c.strip())
+    annotator_cols = tuple(c.strip() for c in args.annotator_cols.split(",")) if args.annotator_cols else None
     if args.format == "tutorial":
         return {"allow_pickle": args.allow_pickle, "label_names": names}
-    options = {"label_names": names}
     if args.format == "long":
-        options.update(examples_file=args.examples, example_col=args.example_col,
-                       annotator_col=args.annotator_col, label_col=args.label_col, gold_col=args.gold_col,
-                       examples_id_col=args.examples_id_col, examples_gold_col=args.examples_gold_col,
-                       text_cols=tuple(args.text_cols.split(",")))
-    return options
+        return dict(examples_file=args.examples, example_col=args.example_col or "example_id",
+                    annotator_col=args.annotator_col, label_col=args.label_col, gold_col=args.gold_col,
+                    examples_id_col=args.examples_id_col, examples_gold_col=args.examples_gold_col,
+                    text_cols=text_cols, label_names=names)
+    if args.format == "wide":
+        if len(text_cols) != 1:
+            raise SystemExit("crowdloop simulate: the wide format takes one --text-cols column")
+        return dict(id_col=args.example_col or "id", text_col=text_cols[0], annotator_cols=annotator_cols,
+                    gold_col=args.gold_col, label_names=names)
+    return dict(split=args.split, layout=args.layout, text_col=text_cols, id_col=args.example_col,
+                annotator_col=args.annotator_col, label_col=args.label_col, annotator_cols=annotator_cols,
+                gold_col=args.gold_col, label_names=names)
 
 
 def cmd_status(args) -> None:

@@ -5,39 +5,73 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks.store import ANSWER_COLUMNS
+
 
 def simulate_answers(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.DataFrame, *, seed: int) -> pd.DataFrame:
     """At most one answer per batch row, in batch order.
 
     Parameters
     ----------
-    batch : DataFrame with example_id, suggested_annotator (may be empty)
-    pool : DataFrame with example_id, annotator_id, label: answers not yet collected
-    collected : DataFrame with example_id, annotator_id: annotations so far
+    batch : DataFrame of shape (B, >=1)
+        example_id, and optionally suggested_annotator (empty or None: no suggestion).
+    pool : DataFrame of shape (P, 3)
+        example_id, annotator_id, label: the answers annotators would give.
+    collected : DataFrame of shape (C, >=2)
+        example_id, annotator_id, ...: annotations already stored.
+    seed : seeds the choice among equally preferred annotators
 
-    An answer is handed out at most once and only if it is in ``pool`` and not in
-    ``collected``. Preference: the suggested annotator, then annotators already
-    seen in ``collected`` (as the ActiveLab tutorial does), then anyone; ties are
-    drawn with ``default_rng(seed)``. A row with no answer left yields nothing.
+    Returns
+    -------
+    DataFrame of shape (<=B, 3)
+        example_id, annotator_id, label. An answer is handed out only if it is in
+        ``pool``, not in ``collected`` and not handed out earlier in this call.
+        Preference: the suggested annotator, then a random annotator already seen
+        in ``collected`` (as the ActiveLab tutorial does, so the annotator set
+        stays small), then a random one. A row with no answer left yields nothing.
     """
     rng = np.random.default_rng(seed)
     taken = set(zip(collected["example_id"], collected["annotator_id"]))
     seen = set(collected["annotator_id"])
-    by_example = {e: g for e, g in pool.groupby("example_id", sort=False)}
+    offers: dict = {}
+    for example, annotator, label in zip(pool["example_id"], pool["annotator_id"], pool["label"]):
+        offers.setdefault(example, []).append((annotator, label))
+    suggestions = batch["suggested_annotator"] if "suggested_annotator" in batch else [None] * len(batch)
     rows = []
-    for example, suggested in zip(batch["example_id"], batch.get("suggested_annotator", [""] * len(batch))):
-        options = by_example.get(example)
-        if options is None:
+    for example, suggested in zip(batch["example_id"], suggestions):
+        free = [offer for offer in offers.get(example, ()) if (example, offer[0]) not in taken]
+        if not free:
             continue
-        free = options[[(example, a) not in taken for a in options["annotator_id"]]]
-        if free.empty:
-            continue
-        if isinstance(suggested, str) and suggested in set(free["annotator_id"]):
-            pick = free[free["annotator_id"] == suggested].iloc[0]
+        asked = [offer for offer in free if _given(suggested) and offer[0] == suggested]
+        if asked:
+            annotator, label = asked[0]
         else:
-            preferred = free[free["annotator_id"].isin(seen)]
-            choices = preferred if len(preferred) else free
-            pick = choices.iloc[int(rng.integers(len(choices)))]
-        taken.add((example, pick["annotator_id"]))
-        rows.append({"example_id": example, "annotator_id": pick["annotator_id"], "label": pick["label"]})
-    return pd.DataFrame(rows, columns=["example_id", "annotator_id", "label"])
+            known = [offer for offer in free if offer[0] in seen]
+            choices = known or free
+            annotator, label = choices[int(rng.integers(len(choices)))]
+        taken.add((example, annotator))
+        rows.append((example, annotator, label))
+    return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
+
+
+def available_counts(pool: pd.DataFrame, collected: pd.DataFrame) -> pd.Series:
+    """Answers still available per example.
+
+    Returns
+    -------
+    Series of shape (E,)
+        index example_id (every example in ``pool``, first-seen order), value the
+        number of distinct annotators whose answer is in ``pool`` but not in ``collected``.
+    """
+    taken = set(zip(collected["example_id"], collected["annotator_id"]))
+    pairs = pool.loc[:, ["example_id", "annotator_id"]].drop_duplicates()
+    free = [(e, a) not in taken for e, a in zip(pairs["example_id"], pairs["annotator_id"])]
+    counts = pd.Series(free, index=pairs["example_id"].to_numpy(), dtype="int64")
+    return counts.groupby(level=0, sort=False).sum().rename_axis("example_id").rename("available")
+
+
+def _given(suggested) -> bool:
+    """A suggestion is absent when it is None, NaN (an empty CSV cell) or blank."""
+    if isinstance(suggested, str):
+        return suggested.strip() != ""
+    return suggested is not None and not pd.isna(suggested)

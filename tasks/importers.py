@@ -1,330 +1,281 @@
 """Multi-annotator datasets in the formats people already have, as one :class:`Replay`.
 
-A replay is what a simulation plays back: the examples (pool and gold test
-split), the annotations collected at the start, and the pool of annotations not
-yet collected, which simulated annotators hand out. Formats:
+Formats (the CLI's ``--format``):
 
 * ``tutorial``: the cleanlab ActiveLab tutorial's files (X_labeled_full.csv,
   X_unlabeled.csv, test.csv, extra_annotations.json or, only with consent, .npy);
-* ``long``: one annotation a row (CSV, TSV, JSONL) plus an optional examples file;
+* ``long``: one annotation a row (CSV, TSV, JSONL, JSON, parquet) plus an optional examples file;
 * ``wide``: one column per annotator (cleanlab's ``labels_multiannotator``);
 * ``datasets``: anything ``datasets.load_dataset`` opens, in long or wide layout.
 
-Labels are normalised to strings (``1``, ``1.0`` and ``"1"`` are one class) and
-may be renamed with ``label_names``.
+The readers only read the files they are given. :func:`split_for_simulation` then
+holds out a gold test split and draws the starting annotations when the data has none.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedShuffleSplit
 
-from crowdloop.tasks.store import EXAMPLE_COLUMNS
+from crowdloop.tasks.import_formats import (
+    ANSWERS, ImportFormatError, Origin, Replay, assemble, check_replay, example_table, labels,
+    long_frame, melt_annotators, need_columns, normalise_value, wide_frame,
+)
 
-ANSWERS = ["example_id", "annotator_id", "label"]
+__all__ = ["ImportFormatError", "Replay", "check_replay", "from_datasets", "from_long", "from_tutorial",
+           "from_wide", "load", "normalise_value", "read_table", "split_for_simulation"]
 
-
-class ImportFormatError(ValueError):
-    """A dataset file that cannot be imported; the message names the file and column."""
-
-
-@dataclass(frozen=True)
-class Replay:
-    """A labelled dataset a simulation replays.
-
-    examples: store.EXAMPLE_COLUMNS; initial and pool: example_id, annotator_id, label
-    (class names); classes: the class names in order.
-    """
-
-    examples: pd.DataFrame
-    initial: pd.DataFrame
-    pool: pd.DataFrame
-    classes: tuple[str, ...]
+TABLES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
-def load(fmt: str, source: Path, **options) -> Replay:
-    """Dispatch on the format name (the CLI's ``--format``)."""
+def load(fmt: str, source: Path | str, **options) -> Replay:
+    """Dispatch on the format name: 'tutorial', 'long', 'wide' or 'datasets'."""
     readers = {"tutorial": from_tutorial, "long": from_long, "wide": from_wide, "datasets": from_datasets}
     if fmt not in readers:
         raise ImportFormatError(f"unknown format '{fmt}'; use one of {', '.join(readers)}.")
     return readers[fmt](source, **options)
 
 
-# ---------------------------------------------------------------- label and id normalisation
-
-def normalise_label(value) -> str | None:
-    """1, 1.0, '1', '1.0' -> '1'; blanks and NaN -> None; other strings stripped."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip()
-    if text == "" or text.lower() == "nan":
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else text
-
-
-def _ids(series: pd.Series) -> pd.Series:
-    # Ids stay text: '0e12' is an id, not a number (the politeness ids are hex).
-    return series.astype(str).str.strip()
-
-
-def _rename(labels: pd.Series, names: dict | None, source: str) -> pd.Series:
-    if names is None:
-        return labels
-    names = {normalise_label(k): v for k, v in names.items()}
-    unknown = sorted(set(labels.dropna()) - set(names))
-    if unknown:
-        raise ImportFormatError(f"{source}: labels {unknown} are not in label_names {sorted(names)}.")
-    return labels.map(names)
-
-
-# ---------------------------------------------------------------- readers
-
-def read_table(path: Path) -> pd.DataFrame:
-    """CSV, TSV, JSONL or parquet, every column as text."""
+def read_table(path: Path | str) -> tuple[pd.DataFrame, Origin]:
+    """The rows of a CSV, TSV, JSONL, JSON or parquet file, text cells as str, and their origin."""
     path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
+    origin = Origin(str(path), path, kind)
+    if f".{kind}" not in TABLES:
+        raise ImportFormatError(f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(TABLES)}.")
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file.")
     try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        if path.suffix == ".tsv":
-            return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""],
-                               quoting=3)  # QUOTE_NONE: RTE texts contain stray quotes
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False).astype(object)
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-    except FileNotFoundError as err:
-        raise ImportFormatError(f"{path}: no such file.") from err
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise ImportFormatError(f"{path}: cannot read it ({str(err).splitlines()[0]}).") from err
-    raise ImportFormatError(f"{path}: unsupported extension; use .csv, .tsv, .jsonl or .parquet.")
+        if kind in ("csv", "tsv"):
+            # every cell as text, only empty cells missing: '0e12' or 'NA' must stay what they are
+            return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False,
+                               na_values=[""]), origin
+        if kind in ("jsonl", "json"):
+            return pd.read_json(path, lines=kind == "jsonl", dtype=False, convert_dates=False), origin
+        return pd.read_parquet(path), origin
+    except OSError as err:
+        raise ImportFormatError(f"{path}: cannot read the file ({err.strerror or err}).") from err
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ImportFormatError(f"{path}: cannot parse it as {kind.upper()} ({reason}).") from err
 
 
-def _need(frame: pd.DataFrame, columns: Sequence[str], source) -> None:
-    for column in columns:
-        if column not in frame.columns:
-            raise ImportFormatError(f"{source}: missing column '{column}' "
-                                    f"(found: {', '.join(map(str, frame.columns))}).")
+def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_names: dict | None = None) -> Replay:
+    """The ActiveLab tutorial's files in ``directory``.
 
-
-def from_tutorial(directory: Path, *, allow_pickle: bool = False, label_names: dict | None = None) -> Replay:
-    """The ActiveLab tutorial's files in ``directory``."""
+    X_labeled_full.csv (id, text, one column per annotator) gives pool examples and the
+    ``initial`` annotations; X_unlabeled.csv (id, text) more pool examples; test.csv
+    (text, annotator columns, label, id) the test split with gold = label; the pool of
+    not-yet-collected annotations comes from extra_annotations.json (``{id: {annotator:
+    label}}``) or, only with ``allow_pickle``, from the pickled extra_annotations.npy.
+    """
     directory = Path(directory)
-    labelled = read_table(directory / "X_labeled_full.csv")
-    unlabelled = read_table(directory / "X_unlabeled.csv")
-    test = read_table(directory / "test.csv")
-    for frame, name in ((labelled, "X_labeled_full.csv"), (unlabelled, "X_unlabeled.csv")):
-        _need(frame, ["id", "text"], directory / name)
-    _need(test, ["id", "text", "label"], directory / "test.csv")
-    annotator_cols = [c for c in labelled.columns if c not in ("id", "text")]
-    initial = labelled.melt(id_vars=["id"], value_vars=annotator_cols, var_name="annotator_id",
-                            value_name="label").rename(columns={"id": "example_id"})
-    extra = _extra_annotations(directory, allow_pickle=allow_pickle)
-    pool = pd.DataFrame([(str(e), str(a), l) for e, answers in extra.items() for a, l in answers.items()],
-                        columns=ANSWERS)
+    labelled, labelled_at = read_table(directory / "X_labeled_full.csv")
+    unlabelled, unlabelled_at = read_table(directory / "X_unlabeled.csv")
+    test, test_at = read_table(directory / "test.csv")
+    need_columns(test, ["label"], test_at)
     examples = pd.concat([
-        pd.DataFrame({"example_id": _ids(labelled["id"]), "text": labelled["text"], "split": "pool", "gold": None}),
-        pd.DataFrame({"example_id": _ids(unlabelled["id"]), "text": unlabelled["text"], "split": "pool",
-                      "gold": None}),
-        # test ids may coincide with training ids in other tutorial datasets: keep them apart
-        pd.DataFrame({"example_id": "test-" + _ids(test["id"]), "text": test["text"], "split": "test",
-                      "gold": test["label"]}),
+        example_table(labelled, labelled_at, id_col="id", text_cols=("text",)),
+        example_table(unlabelled, unlabelled_at, id_col="id", text_cols=("text",)),
+        example_table(test, test_at, id_col="id", text_cols=("text",), split="test",
+                      gold=labels(test["label"], label_names, test_at, "label")),
     ], ignore_index=True)
-    return _finish(examples, initial, pool, label_names, source=str(directory))
+    annotators = [c for c in labelled.columns if c not in ("id", "text")]
+    initial = melt_annotators(labelled, labelled_at, id_col="id", annotator_cols=annotators,
+                              label_names=label_names)
+    extra, extra_at = _extra_annotations(directory, allow_pickle=allow_pickle)
+    pool = _pool_from_mapping(extra, extra_at, label_names)
+    missing = sorted(set(pool["example_id"]) - set(examples["example_id"]))
+    if missing:
+        raise ImportFormatError(f"{extra_at.name}: {len(missing)} examples are in neither X_labeled_full.csv "
+                                f"nor X_unlabeled.csv, e.g. '{missing[0]}'.")
+    return assemble(examples, initial, pool, origin=Origin(str(directory)), label_names=label_names)
 
 
-def _extra_annotations(directory: Path, *, allow_pickle: bool) -> dict:
+def _extra_annotations(directory: Path, *, allow_pickle: bool) -> tuple[dict, Origin]:
     json_path, npy_path = directory / "extra_annotations.json", directory / "extra_annotations.npy"
     if json_path.is_file():
         try:
-            return json.loads(json_path.read_text())
+            extra = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ImportFormatError(f"{json_path}: cannot read the file ({err}).") from err
         except json.JSONDecodeError as err:
             raise ImportFormatError(f"{json_path}:{err.lineno}: not valid JSON ({err.msg}).") from err
-    if npy_path.is_file():
+        origin = Origin(str(json_path))
+    elif npy_path.is_file():
         if not allow_pickle:
             raise ImportFormatError(
-                f"{npy_path} is a pickle: loading it runs code stored in the file. Convert it to "
-                "extra_annotations.json, or pass --allow-pickle if you trust where it came from.")
-        warnings.warn(f"unpickling {npy_path}: this runs code from the file", stacklevel=2)
-        return np.load(npy_path, allow_pickle=True).item()
-    raise ImportFormatError(f"{directory}: neither extra_annotations.json nor extra_annotations.npy found.")
+                f"{npy_path} is a pickle and unpickling runs code stored in the file: convert it to "
+                "extra_annotations.json, or pass allow_pickle=True (--allow-pickle) only if you trust its source.")
+        warnings.warn(f"unpickling {npy_path}: this runs code from the file (allowed by allow_pickle)",
+                      UserWarning, stacklevel=3)
+        try:
+            extra = np.load(npy_path, allow_pickle=True).item()
+        except Exception as err:  # unpickling can fail in any way the file's content chooses
+            raise ImportFormatError(f"{npy_path}: cannot load it as a pickled dict ({err}).") from err
+        origin = Origin(str(npy_path))
+    else:
+        raise ImportFormatError(f"{directory}: neither extra_annotations.json nor extra_annotations.npy is there; "
+                                "the simulation needs the not-yet-collected annotations.")
+    if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
+        raise ImportFormatError(f"{origin.name}: expected {{example_id: {{annotator: label}}}}.")
+    return extra, origin
 
 
-def from_long(annotations_file: Path, *, examples_file: Path | None = None, example_col: str = "example_id",
-              annotator_col: str = "annotator_id", label_col: str = "label", gold_col: str | None = None,
-              examples_id_col: str | None = None, examples_gold_col: str | None = None,
-              text_cols: Sequence[str] = ("text",), text_sep: str = " [SEP] ",
+def _pool_from_mapping(extra: dict, origin: Origin, label_names: dict | None) -> pd.DataFrame:
+    rows = [(normalise_value(e), normalise_value(a), label) for e, answers in extra.items()
+            for a, label in answers.items()]
+    frame = pd.DataFrame(rows, columns=ANSWERS)
+    # the index names each entry, so that a bad label is reported by example and annotator
+    frame.index = [f"example '{e}', annotator '{a}'" for e, a, _ in rows]
+    frame["label"] = labels(frame["label"], label_names, origin, "label")
+    return frame.dropna(subset=["label"]).reset_index(drop=True)
+
+
+def from_long(annotations_file: Path | str, *, examples_file: Path | str | None = None,
+              example_col: str = "example_id", annotator_col: str = "annotator_id", label_col: str = "label",
+              gold_col: str | None = None, examples_id_col: str | None = None, text_cols: Sequence[str] = ("text",),
+              text_sep: str = " [SEP] ", examples_gold_col: str | None = None,
               label_names: dict | None = None) -> Replay:
-    """One annotation a row; texts (and gold) from ``examples_file`` or the same file."""
-    annotations = read_table(annotations_file)
-    examples = read_table(examples_file) if examples_file else annotations
-    return long_frame(annotations, examples, example_col=example_col, annotator_col=annotator_col,
-                      label_col=label_col, gold_col=gold_col, examples_id_col=examples_id_col or example_col,
-                      examples_gold_col=examples_gold_col, text_cols=text_cols, text_sep=text_sep,
-                      label_names=label_names, source=str(annotations_file),
-                      examples_source=str(examples_file or annotations_file))
+    """One annotation a row; texts (and gold) from ``examples_file`` or the annotations file.
+
+    Gold comes from ``gold_col`` (in the annotations file, one value per example) or
+    ``examples_gold_col`` (in the examples file). Everything goes to ``pool``.
+    """
+    annotations, origin = read_table(annotations_file)
+    examples, examples_origin = read_table(examples_file) if examples_file is not None else (None, None)
+    return long_frame(annotations, origin, examples=examples, examples_origin=examples_origin,
+                      example_col=example_col, annotator_col=annotator_col, label_col=label_col,
+                      gold_col=gold_col, examples_id_col=examples_id_col, text_cols=tuple(text_cols),
+                      text_sep=text_sep, examples_gold_col=examples_gold_col, label_names=label_names)
 
 
-def long_frame(annotations: pd.DataFrame, examples: pd.DataFrame, *, example_col: str, annotator_col: str,
-               label_col: str, gold_col: str | None, examples_id_col: str, examples_gold_col: str | None,
-               text_cols: Sequence[str], text_sep: str, label_names: dict | None, source: str,
-               examples_source: str) -> Replay:
-    _need(annotations, [example_col, annotator_col, label_col, *([gold_col] if gold_col else [])], source)
-    _need(examples, [examples_id_col, *text_cols, *([examples_gold_col] if examples_gold_col else [])],
-          examples_source)
-    pool = pd.DataFrame({"example_id": _ids(annotations[example_col]),
-                         "annotator_id": annotations[annotator_col].astype(str).str.strip(),
-                         "label": annotations[label_col]})
-    items = examples.drop_duplicates(examples_id_col)
-    text = items[list(text_cols)].astype(str).agg(text_sep.join, axis=1)
-    table = pd.DataFrame({"example_id": _ids(items[examples_id_col]).to_numpy(), "text": text.to_numpy(),
-                          "split": "pool", "gold": None})
-    if examples_gold_col:
-        table["gold"] = items[examples_gold_col].to_numpy()
-    if gold_col:
-        gold = pd.DataFrame({"example_id": pool["example_id"], "gold": annotations[gold_col].map(normalise_label)})
-        per_item = gold.dropna().drop_duplicates()
-        clash = per_item["example_id"].duplicated()
-        if clash.any():
-            raise ImportFormatError(f"{source}: example '{per_item['example_id'][clash].iloc[0]}' has "
-                                    f"conflicting values in gold column '{gold_col}'.")
-        table["gold"] = table["example_id"].map(per_item.set_index("example_id")["gold"])
-    return _finish(table, pd.DataFrame(columns=ANSWERS), pool, label_names, source=source)
+def from_wide(file: Path | str, *, id_col: str = "id", text_col: str = "text",
+              annotator_cols: Sequence[str] | None = None, gold_col: str | None = None,
+              label_names: dict | None = None) -> Replay:
+    """One column per annotator, empty where they did not label; everything goes to ``pool``."""
+    frame, origin = read_table(file)
+    return wide_frame(frame, origin, id_col=id_col, text_col=text_col, annotator_cols=annotator_cols,
+                      gold_col=gold_col, label_names=label_names)
 
 
-def from_wide(file: Path, *, id_col: str = "id", text_col: str = "text", annotator_cols: Sequence[str] | None = None,
-              gold_col: str | None = None, label_names: dict | None = None) -> Replay:
-    """One column per annotator, empty where they did not label."""
-    return wide_frame(read_table(file), id_col=id_col, text_col=text_col, annotator_cols=annotator_cols,
-                      gold_col=gold_col, label_names=label_names, source=str(file))
+def from_datasets(path_or_name: Path | str, *, split: str = "train", layout: str = "long",
+                  text_col: str | Sequence[str] = "text", id_col: str | None = None,
+                  annotator_col: str = "annotator_id", label_col: str = "label",
+                  annotator_cols: Sequence[str] | None = None, gold_col: str | None = None,
+                  text_sep: str = " [SEP] ", label_names: dict | None = None) -> Replay:
+    """Anything ``datasets.load_dataset`` opens: a local csv/tsv/json(l)/parquet file or a hub id.
+
+    ``layout`` 'long' (one annotation a row; ``id_col`` defaults to 'example_id') or
+    'wide' (one column per annotator; ``id_col`` defaults to 'id'). A hub id needs the
+    network; offline it fails with :class:`ImportFormatError`.
+    """
+    if layout not in ("long", "wide"):
+        raise ImportFormatError(f"{path_or_name}: layout must be 'long' or 'wide', not '{layout}'.")
+    frame = _load_dataset(path_or_name, split=split)
+    origin = Origin(f"{path_or_name} [{split}]")
+    text_cols = (text_col,) if isinstance(text_col, str) else tuple(text_col)
+    if layout == "wide":
+        if len(text_cols) != 1:
+            raise ImportFormatError(f"{origin.name}: the wide layout takes one text column.")
+        return wide_frame(frame, origin, id_col=id_col or "id", text_col=text_cols[0],
+                          annotator_cols=annotator_cols, gold_col=gold_col, label_names=label_names)
+    return long_frame(frame, origin, example_col=id_col or "example_id", annotator_col=annotator_col,
+                      label_col=label_col, gold_col=gold_col, text_cols=text_cols, text_sep=text_sep,
+                      label_names=label_names)
 
 
-def wide_frame(frame: pd.DataFrame, *, id_col: str, text_col: str, annotator_cols: Sequence[str] | None,
-               gold_col: str | None, label_names: dict | None, source: str) -> Replay:
-    _need(frame, [id_col, text_col, *([gold_col] if gold_col else [])], source)
-    cols = list(annotator_cols) if annotator_cols else [c for c in frame.columns if c not in (id_col, text_col, gold_col)]
-    _need(frame, cols, source)
-    pool = frame.melt(id_vars=[id_col], value_vars=cols, var_name="annotator_id", value_name="label")
-    pool = pool.rename(columns={id_col: "example_id"})
-    examples = pd.DataFrame({"example_id": _ids(frame[id_col]), "text": frame[text_col], "split": "pool",
-                             "gold": frame[gold_col] if gold_col else None})
-    return _finish(examples, pd.DataFrame(columns=ANSWERS), pool, label_names, source=source)
-
-
-def from_datasets(path_or_name: str | Path, *, split: str = "train", layout: str = "long", **columns) -> Replay:
-    """Anything ``datasets.load_dataset`` opens: a local csv/parquet/json(l) file or a hub id (online)."""
-    import datasets
+def _load_dataset(path_or_name: Path | str, *, split: str) -> pd.DataFrame:
+    import datasets  # slow to import; only this format needs it
 
     path = Path(path_or_name)
     builders = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}
+    local = path.suffix.lower() in builders
+    if local and not path.is_file():
+        raise ImportFormatError(f"{path}: no such file.")
+    # Importing must leave no files behind: streaming writes no Arrow cache, and the lock
+    # files datasets still makes go to a temporary folder removed on return.
     try:
-        if path.suffix in builders:
-            extra = {"delimiter": "\t"} if path.suffix == ".tsv" else {}
-            data = datasets.load_dataset(builders[path.suffix], data_files=str(path), split=split, **extra)
-        else:
-            data = datasets.load_dataset(str(path_or_name), split=split)
-    except Exception as err:  # datasets raises many types (offline, missing, bad file)
-        raise ImportFormatError(f"{path_or_name}: datasets.load_dataset could not open it "
-                                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}).") from err
-    frame = data.to_pandas()
-    if layout == "wide":
-        keys = {"id_col", "text_col", "annotator_cols", "gold_col", "label_names"}
-        return wide_frame(frame, **{"id_col": "id", "text_col": "text", "annotator_cols": None, "gold_col": None,
-                                    "label_names": None, **{k: v for k, v in columns.items() if k in keys}},
-                          source=str(path_or_name))
-    options = {"example_col": "example_id", "annotator_col": "annotator_id", "label_col": "label",
-               "gold_col": None, "examples_gold_col": None, "text_cols": ("text",), "text_sep": " [SEP] ",
-               "label_names": None, **columns}
-    options.setdefault("examples_id_col", options["example_col"])
-    options["examples_id_col"] = options["examples_id_col"] or options["example_col"]
-    return long_frame(frame, frame, source=str(path_or_name), examples_source=str(path_or_name), **options)
-
-
-# ---------------------------------------------------------------- checks and the protocol split
-
-def _finish(examples: pd.DataFrame, initial: pd.DataFrame, pool: pd.DataFrame, label_names: dict | None,
-            *, source: str) -> Replay:
-    frames = []
-    for frame in (initial, pool):
-        frame = frame.assign(example_id=_ids(frame["example_id"]) if len(frame) else frame["example_id"],
-                             label=frame["label"].map(normalise_label))
-        frames.append(frame.dropna(subset=["label"]).loc[:, ANSWERS].reset_index(drop=True))
-    initial, pool = (frame.assign(label=_rename(frame["label"], label_names, source)) for frame in frames)
-    examples = examples.assign(gold=_rename(examples["gold"].map(normalise_label), label_names, source))
-    classes = sorted(set(initial["label"]) | set(pool["label"]) | set(examples["gold"].dropna()))
-    if label_names:
-        classes = [name for name in dict.fromkeys(label_names.values()) if name in classes]
-    replay = Replay(examples.loc[:, list(EXAMPLE_COLUMNS)].reset_index(drop=True), initial, pool, tuple(classes))
-    check_replay(replay, source=source)
-    return replay
-
-
-def check_replay(replay: Replay, *, source: str = "replay") -> None:
-    """Ids unique, annotations on pool examples only, no (example, annotator) twice, test has gold."""
-    examples = replay.examples
-    duplicated = examples["example_id"][examples["example_id"].duplicated()]
-    if len(duplicated):
-        raise ImportFormatError(f"{source}: example id '{duplicated.iloc[0]}' appears more than once.")
-    if len(replay.classes) < 2:
-        raise ImportFormatError(f"{source}: found {len(replay.classes)} class(es); a classifier needs two.")
-    pool_ids = set(examples.loc[examples["split"] == "pool", "example_id"])
-    both = pd.concat([replay.initial, replay.pool], ignore_index=True)
-    stray = both[~both["example_id"].isin(pool_ids)]
-    if len(stray):
-        raise ImportFormatError(f"{source}: annotation for example '{stray['example_id'].iloc[0]}', which is not "
-                                f"a pool example ({len(stray)} such rows).")
-    twice = both[both.duplicated(["example_id", "annotator_id"])]
-    if len(twice):
-        row = twice.iloc[0]
-        raise ImportFormatError(f"{source}: annotator '{row['annotator_id']}' labels example "
-                                f"'{row['example_id']}' more than once.")
-    test = examples[examples["split"] == "test"]
-    if test["gold"].isna().any():
-        raise ImportFormatError(f"{source}: test example '{test.loc[test['gold'].isna(), 'example_id'].iloc[0]}' "
-                                "has no gold label; a test split needs gold labels.")
+        with tempfile.TemporaryDirectory(prefix="crowdloop-datasets-") as cache:
+            if local:
+                options = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+                data = datasets.load_dataset(builders[path.suffix.lower()], data_files=str(path), split=split,
+                                             streaming=True, cache_dir=cache, **options)
+            else:
+                data = datasets.load_dataset(str(path_or_name), split=split, streaming=True, cache_dir=cache)
+            frame = pd.DataFrame(list(data))
+    except Exception as err:  # datasets raises many types (offline, not found, bad file, bad split)
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:300]
+        hint = "" if local or path.exists() else "; a hub id needs network access (is HF_HUB_OFFLINE set?)"
+        raise ImportFormatError(f"{path_or_name}: datasets.load_dataset could not open split '{split}' "
+                                f"({type(err).__name__}: {reason}){hint}.") from err
+    if frame.empty:
+        raise ImportFormatError(f"{path_or_name}: split '{split}' has no rows.")
+    return frame
 
 
 def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_start: int,
-                         test_size: float | int | None = None) -> Replay:
-    """Hold out a gold test split (if there is none) and draw the starting labels (if none given).
+                         test_size: float | int | None = None, redraw_start: bool = False) -> Replay:
+    """Prepare a replay for the protocol: a gold test split and the starting annotations.
 
-    Test examples lose their annotations. Start examples are drawn among pool examples
-    with at least ``labels_per_start`` annotations; ``labels_per_start`` of each one's
-    pooled annotations move to ``initial``.
+    If there is no test split, ``test_size`` examples with gold (a fraction or a count,
+    stratified by gold) become the test split and their annotations are dropped. Then,
+    if ``initial`` is empty (or ``redraw_start`` returns it to the pool first),
+    ``n_start`` pool examples with at least ``labels_per_start`` annotations are drawn
+    and ``labels_per_start`` of each one's annotations move from ``pool`` to ``initial``.
+    A replay that has both (the tutorial's) comes back unchanged. Deterministic per seed.
     """
-    rng = np.random.default_rng(seed)
-    examples, pool, initial = replay.examples, replay.pool, replay.initial
-    if test_size and not (examples["split"] == "test").any():
-        golden = examples.dropna(subset=["gold"])
-        if golden.empty:
-            raise ImportFormatError("no gold labels: a test split cannot be held out; give gold or a test file.")
-        _, held = train_test_split(golden["example_id"], test_size=test_size, random_state=seed,
-                                   stratify=golden["gold"])
-        examples = examples.assign(split=np.where(examples["example_id"].isin(set(held)), "test", "pool"))
-        pool = pool[~pool["example_id"].isin(set(held))]
+    if n_start < 0 or labels_per_start < 1:
+        raise ImportFormatError(f"n_start must be >= 0 and labels_per_start >= 1 (got {n_start}, "
+                                f"{labels_per_start}).")
+    examples, initial, pool = (f.reset_index(drop=True) for f in (replay.examples, replay.initial, replay.pool))
+    if redraw_start:
+        initial, pool = initial.iloc[:0], pd.concat([initial, pool], ignore_index=True)
+    if not (examples["split"] == "test").any():
+        held = _hold_out(examples, test_size, seed)
+        examples = examples.assign(split=np.where(examples["example_id"].isin(held), "test", "pool"))
+        initial = initial[~initial["example_id"].isin(held)]
+        pool = pool[~pool["example_id"].isin(held)]
     if initial.empty and n_start:
-        counts = pool["example_id"].value_counts()
-        eligible = np.sort(counts.index[counts >= labels_per_start].to_numpy())
-        if len(eligible) < n_start:
-            raise ImportFormatError(f"only {len(eligible)} examples have {labels_per_start} annotations; "
-                                    f"cannot start with {n_start}.")
-        start = set(rng.choice(eligible, size=n_start, replace=False))
-        candidates = pool[pool["example_id"].isin(start)]
-        order = candidates.assign(key=rng.random(len(candidates))).sort_values(["example_id", "key"])
-        chosen = order.groupby("example_id").head(labels_per_start).index
-        initial = pool.loc[chosen, ANSWERS].reset_index(drop=True)
-        pool = pool.drop(index=chosen)
-    replay = Replay(examples.reset_index(drop=True), initial.reset_index(drop=True), pool.reset_index(drop=True),
-                    replay.classes)
-    check_replay(replay, source="split_for_simulation")
-    return replay
+        initial, pool = _draw_start(pool, n_start=n_start, labels_per_start=labels_per_start, seed=seed)
+    result = Replay(examples.reset_index(drop=True), initial.loc[:, ANSWERS].reset_index(drop=True),
+                    pool.loc[:, ANSWERS].reset_index(drop=True), replay.classes)
+    check_replay(result, source="split_for_simulation")
+    return result
+
+
+def _hold_out(examples: pd.DataFrame, test_size: float | int | None, seed: int) -> set:
+    if test_size is None:
+        raise ImportFormatError("the dataset has no test split; pass test_size to hold out gold examples as one.")
+    golden = examples.dropna(subset=["gold"])
+    if golden.empty:
+        raise ImportFormatError("the dataset has no test split and no gold labels to hold one out; "
+                                "import gold labels (gold_col or examples_gold_col) or a test file.")
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+    try:
+        _, held = next(splitter.split(np.zeros(len(golden)), golden["gold"].to_numpy()))
+    except ValueError as err:
+        raise ImportFormatError(f"cannot hold out a stratified test split of {test_size} from "
+                                f"{len(golden)} gold examples ({err}).") from err
+    return set(golden["example_id"].iloc[held])
+
+
+def _draw_start(pool: pd.DataFrame, *, n_start: int, labels_per_start: int, seed: int):
+    rng = np.random.default_rng(seed)
+    counts = pool["example_id"].value_counts()
+    eligible = np.sort(counts.index[counts >= labels_per_start].to_numpy(dtype=str))
+    if len(eligible) < n_start:
+        raise ImportFormatError(f"only {len(eligible)} pool examples have {labels_per_start} annotations; "
+                                f"cannot start with {n_start}; lower n_start or labels_per_start.")
+    start = rng.choice(eligible, size=n_start, replace=False)
+    candidates = pool[pool["example_id"].isin(set(start))]
+    shuffled = candidates.assign(_key=rng.random(len(candidates))).sort_values(["example_id", "_key"])
+    chosen = shuffled.groupby("example_id").head(labels_per_start).index
+    return pool.loc[chosen, ANSWERS], pool.drop(index=chosen)

@@ -1,7 +1,13 @@
 """Annotators' answers coming back: read a CSV/TSV/JSONL file, check every row, keep what is new.
 
-Every problem raises :class:`IngestError` naming the file and line before anything
-is returned, so the caller stores nothing from a bad file.
+A round's ``batch.csv`` (example_id, text, suggested_annotator, score, label) is the
+template: people fill in ``label``, and add an ``annotator_id`` column where someone
+other than the suggested annotator answered. Other columns are ignored.
+
+Every problem raises :class:`IngestError` naming the file and the 1-based physical
+line before anything is returned, so the caller stores nothing from a bad file.
+Values are compared as stripped text. Labels must be class names exactly as in
+``params.yaml``; class indices are not accepted, because a class may be named "1".
 """
 
 from __future__ import annotations
@@ -15,128 +21,225 @@ from typing import Sequence
 
 import pandas as pd
 
-FORMATS = (".csv", ".tsv", ".jsonl")
-REQUIRED = ("example_id", "label")
+from crowdloop.tasks.store import ANSWER_COLUMNS
+
+DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # None: one JSON object per line
+READ_COLUMNS = (*ANSWER_COLUMNS, "line")
+USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored
 
 
 class IngestError(ValueError):
-    """An answer file that cannot be stored; the message names file and line."""
+    """An answer file that cannot be stored; the message names file, line and what to do."""
 
 
 @dataclass(frozen=True)
 class IngestResult:
+    """What :func:`validate_answers` keeps from one answer file."""
+
     new: pd.DataFrame       # example_id, annotator_id, label: rows to store, file order
-    already_stored: int     # rows identical to stored annotations
+    already_stored: int     # answered rows identical to stored annotations
     unanswered: int         # rows with an empty label
 
 
 def read_answer_file(path: Path) -> pd.DataFrame:
-    """Rows of ``path`` as example_id, annotator_id, label (str, '' if empty), line (1-based)."""
+    """Parse an answer file; nothing is checked against the campaign yet.
+
+    Parameters
+    ----------
+    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8
+
+    Returns
+    -------
+    DataFrame of shape (R, 4)
+        example_id, annotator_id, label (stripped str, '' where empty) and line
+        (int, the 1-based physical line where the row starts), one row per
+        non-blank row of the file. annotator_id falls back to the row's
+        suggested_annotator where it is empty or absent.
+    """
     path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise IngestError(f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(FORMATS)}.")
+    suffix = path.suffix.lower()
+    if suffix not in DELIMITERS:
+        raise IngestError(f"{path}: unsupported file type '{path.suffix}'; "
+                          f"save the answers as one of {', '.join(DELIMITERS)}.")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IngestError(f"{path}: cannot read the file: no such file; check the path.") from None
     except OSError as err:
         raise IngestError(f"{path}: cannot read the file ({err.strerror or err}).") from err
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise IngestError(f"{path}:{line}: not UTF-8 text; save the answers as UTF-8 CSV, TSV or JSONL.") from err
+        line = data[: err.start].count(b"\n") + 1
+        raise IngestError(f"{path}:{line}: not UTF-8 text; save the answers as UTF-8 CSV, TSV or JSONL.") from None
     if "\x00" in text:
-        raise IngestError(f"{path}:1: this is a binary file, not CSV, TSV or JSONL text.")
-    records = _jsonl(path, text) if path.suffix.lower() == ".jsonl" else _delimited(path, text)
-    frame = pd.DataFrame(records, columns=["example_id", "annotator_id", "label", "line"])
-    return frame.astype({"line": int})
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise IngestError(f"{path}:{line}: binary data (a NUL byte); this is not a CSV, TSV or JSONL text file.")
+    delimiter = DELIMITERS[suffix]
+    records = _jsonl(path, text) if delimiter is None else _delimited(path, text, delimiter)
+    return pd.DataFrame(records, columns=list(READ_COLUMNS)).astype({"line": "int64"})
 
 
-def _delimited(path: Path, text: str) -> list[tuple]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+def _delimited(path: Path, text: str, delimiter: str) -> list[tuple]:
+    # strict: a stray or unclosed quote fails here instead of silently swallowing later rows
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise IngestError(f"{path}:1: the file is empty; expected a header with example_id, annotator_id, label.")
+        header = [name.strip() for name in next(reader, [])]
     except csv.Error as err:
-        raise IngestError(f"{path}:1: malformed header ({err}).") from err
-    columns = _columns(path, header, line=1)
-    records = []
-    start = reader.line_num
-    try:
-        for row in reader:
-            line, start = start + 1, reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            values = dict(zip(header, row))
-            records.append(tuple(values.get(c, "").strip() for c in columns) + (line,))
-    except csv.Error as err:
-        raise IngestError(f"{path}:{reader.line_num}: malformed CSV ({err}).") from err
-    return records
+        raise IngestError(f"{path}:1: malformed header ({err}); fix the quoting on the first line.") from None
+    if not any(header):
+        raise IngestError(f"{path}:1: no header; the first line must name the columns "
+                          "example_id, annotator_id, label.")
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise IngestError(f"{path}:1: column '{twice[0]}' appears more than once; keep one.")
+    _require_columns(path, header, line=1)
+    position = {name: i for i, name in enumerate(header)}
+    records, start = [], reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as err:
+            kind = "TSV" if delimiter == "\t" else "CSV"
+            if "end of data" in str(err):  # the quote opened on the record's first line, not at the file's end
+                raise IngestError(f"{path}:{start + 1}: malformed {kind}: a quoted field starting on this line "
+                                  "is never closed; add the closing quote.") from None
+            raise IngestError(f"{path}:{reader.line_num}: malformed {kind} ({err}); "
+                              "check the quotes on this line.") from None
+        line, start = start + 1, reader.line_num
+        if any(cell.strip() for cell in row):
+            cells = {name: row[i].strip() for name, i in position.items() if i < len(row)}
+            records.append(_record(cells, line))
 
 
 def _jsonl(path: Path, text: str) -> list[tuple]:
-    records = []
-    for line, raw in enumerate(text.splitlines(), start=1):
+    records, keys, first = [], [], None
+    # split on '\n' only: str.splitlines also breaks at U+2028 and friends, which JSON strings may hold
+    for line, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as err:
-            raise IngestError(f"{path}:{line}: not valid JSON ({err.msg}); write one object per line.") from err
+            raise IngestError(f"{path}:{line}: not valid JSON ({err.msg}, column {err.colno}); "
+                              "write one JSON object per line.") from None
         if not isinstance(obj, dict):
-            raise IngestError(f"{path}:{line}: expected a JSON object with example_id, annotator_id, label.")
-        columns = _columns(path, list(obj), line=line)
-        records.append(tuple("" if obj.get(c) is None else str(obj.get(c)).strip() for c in columns) + (line,))
+            raise IngestError(f"{path}:{line}: expected a JSON object with example_id, annotator_id, label, "
+                              f"got {type(obj).__name__}.")
+        first = line if first is None else first
+        keys += [k for k in obj if k not in keys]
+        records.append(_record({k: _json_text(path, line, k, v) for k, v in obj.items() if k in USED}, line))
+    if first is not None:
+        # a key missing from every object is a missing column; missing from some, an empty cell
+        _require_columns(path, keys, line=first)
     return records
 
 
-def _columns(path: Path, found: list[str], *, line: int) -> tuple[str, str, str]:
-    """(example, annotator, label) column names; the batch file's suggested_annotator stands in for annotator_id."""
-    annotator = "annotator_id" if "annotator_id" in found else "suggested_annotator"
-    for column in (*REQUIRED, annotator):
-        if column not in found:
-            wanted = "annotator_id" if column == "suggested_annotator" else column
-            raise IngestError(f"{path}:{line}: missing column '{wanted}' (found: {', '.join(found) or 'none'}).")
-    return "example_id", annotator, "label"
+def _json_text(path: Path, line: int, key: str, value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, bool)):
+        raise IngestError(f"{path}:{line}: '{key}' must be a string or a number, not {json.dumps(value)}.")
+    return str(value).strip()
+
+
+def _require_columns(path: Path, found: list[str], *, line: int) -> None:
+    missing = [c for c in ("example_id", "label") if c not in found]
+    if "annotator_id" not in found and "suggested_annotator" not in found:
+        missing.append("annotator_id")
+    if missing:
+        shown = ", ".join(name for name in found if name) or "none"
+        raise IngestError(f"{path}:{line}: missing column '{missing[0]}' (found: {shown}); the answers need "
+                          "example_id, label and annotator_id (or the batch file's suggested_annotator).")
+
+
+def _record(cells: dict[str, str], line: int) -> tuple:
+    # an empty annotator_id cell means "the suggested annotator answered" (batch round-trip)
+    annotator = cells.get("annotator_id") or cells.get("suggested_annotator", "")
+    return cells.get("example_id", ""), annotator, cells.get("label", ""), line
 
 
 def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFrame, stored: pd.DataFrame,
                      classes: Sequence[str]) -> IngestResult:
-    """Check every answered row; return the rows to store (new, in file order).
+    """Check every answered row against the campaign; return the rows to store.
 
     Parameters
     ----------
-    answers : from :func:`read_answer_file`
-    examples : store.EXAMPLE_COLUMNS
-    stored : store.ANNOTATION_COLUMNS, the annotations already kept
+    answers : DataFrame of shape (R, 4)
+        example_id, annotator_id, label, line, as from :func:`read_answer_file`.
+    source : the file as the user named it, for messages
+    examples : DataFrame with store.EXAMPLE_COLUMNS
+    stored : DataFrame with store.ANNOTATION_COLUMNS, the annotations already kept
+    classes : class names, in order
+
+    Returns
+    -------
+    IngestResult
+        ``new`` holds the answered rows not stored yet, once each, in file order.
+
+    Raises
+    ------
+    IngestError
+        For the first problem in file order; the message counts any further ones.
     """
-    split = examples.set_index("example_id")["split"]
-    previous = {(e, a): (l, r) for e, a, l, r in
-                zip(stored["example_id"], stored["annotator_id"], stored["label"], stored["round"])}
-    answered = answers[answers["label"] != ""]
+    split = dict(zip(_text(examples["example_id"]), examples["split"]))
+    previous = {(e, a): (label, r) for e, a, label, r in zip(
+        _text(stored["example_id"]), _text(stored["annotator_id"]), _text(stored["label"]), stored["round"])}
+    class_names = [str(c) for c in classes]
+    columns = {c: _text(answers[c]) for c in ANSWER_COLUMNS}
     seen: dict[tuple[str, str], tuple[str, int]] = {}
-    new, already = [], 0
-    for example, annotator, label, line in answered.itertuples(index=False):
-        where = f"{source}:{line}"
-        if example not in split.index:
-            raise IngestError(f"{where}: unknown example id '{example}'; use ids from the batch file.")
-        if split[example] != "pool":
-            raise IngestError(f"{where}: example '{example}' is in the gold test split and is not annotated.")
-        if not annotator:
-            raise IngestError(f"{where}: empty annotator id for example '{example}'; say who answered.")
-        if label not in classes:
-            raise IngestError(f"{where}: label '{label}' is not a class; use one of {', '.join(classes)}.")
+    new, problems, already, unanswered = [], [], 0, 0
+    for example, annotator, label, line in zip(*columns.values(), answers["line"]):
+        if not label:
+            unanswered += 1
+            continue
+        problem = _row_problem(example, annotator, label, split, class_names)
         key = (example, annotator)
-        if key in seen:
-            if seen[key][0] != label:
-                raise IngestError(f"{where}: annotator '{annotator}' labels example '{example}' '{label}' here "
-                                  f"but '{seen[key][0]}' on line {seen[key][1]}; keep one answer.")
-            continue
-        seen[key] = (label, line)
-        if key in previous:
-            if previous[key][0] != label:
-                raise IngestError(f"{where}: annotator '{annotator}' already labelled example '{example}' "
-                                  f"'{previous[key][0]}' (round {previous[key][1]}); this file says '{label}'.")
+        if problem is None and key in seen and seen[key][0] != label:
+            problem = (f"annotator '{annotator}' gives example '{example}' the label '{label}' here but "
+                       f"'{seen[key][0]}' on line {seen[key][1]}; keep one of the two rows")
+        if problem is None and key in previous and previous[key][0] != label:
+            problem = (f"annotator '{annotator}' already gave example '{example}' the label '{previous[key][0]}' "
+                       f"in round {previous[key][1]} but this file says '{label}'; stored answers are never "
+                       "changed, so remove this row")
+        if problem is not None:
+            problems.append(f"{source}:{line}: {problem}")
+        elif key in seen:
+            continue  # the same answer twice in one file counts once
+        elif key in previous:
+            seen[key] = (label, line)
             already += 1
-            continue
-        new.append((example, annotator, label))
-    return IngestResult(new=pd.DataFrame(new, columns=["example_id", "annotator_id", "label"]),
-                        already_stored=already, unanswered=int((answers["label"] == "").sum()))
+        else:
+            seen[key] = (label, line)
+            new.append((example, annotator, label))
+    if problems:
+        more = len(problems) - 1
+        suffix = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
+        raise IngestError(f"{problems[0]}{suffix}.")
+    return IngestResult(new=pd.DataFrame(new, columns=list(ANSWER_COLUMNS)), already_stored=already,
+                        unanswered=unanswered)
+
+
+def _row_problem(example: str, annotator: str, label: str, split: dict, classes: list[str]) -> str | None:
+    """What is wrong with one answered row on its own, or None."""
+    if not example:
+        return "empty example_id; copy the ids from the round's batch.csv"
+    if example not in split:
+        return f"unknown example id '{example}'; use the example ids from the round's batch.csv"
+    if split[example] != "pool":
+        return f"example '{example}' belongs to the gold test split, which is never annotated; remove this row"
+    if not annotator:
+        return (f"no annotator id for example '{example}'; fill in annotator_id "
+                "(add the column if needed) with who answered")
+    if label not in classes:
+        close = [c for c in classes if c.casefold() == label.casefold()]
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return (f"label '{label}' is not a class{hint}; write one of {', '.join(classes)} "
+                "exactly as in params.yaml")
+    return None
+
+
+def _text(values: pd.Series) -> list[str]:
+    return values.fillna("").astype(str).str.strip().tolist()

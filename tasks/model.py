@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from crowdloop.tasks.config import ModelConfig
+from crowdloop.tasks.config import BACKENDS, ModelConfig
 
 PROB_FLOOR = 1e-6  # cleanlab takes logs of and divides by probabilities: never an exact 0
 
@@ -42,8 +42,8 @@ def resolve_model_name(name: str | None) -> str:
 
 def resolve_backend(backend: str) -> str:
     """``auto`` -> ``finetune`` where a CUDA device is present, else ``head``."""
-    if backend not in ("auto", "head", "finetune"):
-        raise ValueError(f"model.backend is {backend!r}; use auto, head or finetune in params.yaml.")
+    if backend not in BACKENDS:
+        raise ValueError(f"model.backend is {backend!r}; use one of {', '.join(BACKENDS)} in params.yaml.")
     if backend != "auto":
         return backend
     import torch
@@ -185,7 +185,8 @@ def choose_C(X: np.ndarray, y: np.ndarray, *, grid: Sequence[float], folds: int,
         return _median(grid)
     keep = np.isin(y, usable)
     X, y = X[keep], y[keep]
-    splitter = StratifiedKFold(n_splits=int(min(folds, counts[usable].min())), shuffle=True, random_state=seed)
+    folds = int(min(folds, counts[usable].min()))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     losses = np.zeros(len(grid))
     for train, held in splitter.split(X, y):
         for i, C in enumerate(grid):
@@ -214,7 +215,8 @@ class FinetuneBackend:
         # Keep only the weights the checkpoint holds (CPU copy, never trained); the
         # classification head is built anew, for the fit's class count, in every fit.
         fresh = set(info["missing_keys"])
-        self.base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items() if k not in fresh}
+        self.base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()
+                           if k not in fresh}
         self.base_config = base.config
         del base
 

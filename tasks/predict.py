@@ -90,7 +90,8 @@ def out_of_sample(backend, X_labeled: np.ndarray, labels: np.ndarray, X_unlabele
         raise ValueError(f"got {len(X_labeled)} labelled feature rows but {len(labels)} labels; "
                          "pass one label per row.")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"labels must be class indices in 0..{n_classes - 1}; got values up to {labels.max()}.")
+        raise ValueError(f"labels must be class indices in 0..{n_classes - 1}; "
+                         f"got values from {labels.min()} to {labels.max()}.")
     assignment = fold_assignment(labels, folds=folds, seed=seed)
     k = int(assignment.max()) + 1
     pred_probs = np.full((len(labels), n_classes), np.nan)

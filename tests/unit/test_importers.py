@@ -1,4 +1,6 @@
-"""Importers on small generated files of each format; the real datasets only in a slow test."""
+"""Importers on small files generated in each format; the real datasets only in one slow test."""
+
+from __future__ import annotations
 
 import json
 from pathlib import Path
@@ -8,145 +10,333 @@ import pandas as pd
 import pytest
 
 from crowdloop.tasks import importers
-from crowdloop.tasks.importers import ImportFormatError
+from crowdloop.tasks.importers import ImportFormatError, Replay
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+ANSWERS = ["example_id", "annotator_id", "label"]
 
 
-def _tutorial(folder: Path, *, extra_json=True, extra_npy=False):
+def _rows(frame: pd.DataFrame) -> list[tuple]:
+    return sorted(map(tuple, frame.loc[:, ANSWERS].values.tolist()))
+
+
+# ---------------------------------------------------------------- tutorial files
+
+def _tutorial(folder: Path, *, extra_json: bool = True, extra_npy: bool = False) -> Path:
+    """The tutorial's five files in miniature; ids that look like numbers on purpose."""
     folder.mkdir()
-    pd.DataFrame({"id": ["e1", "e2"], "text": ["hi", "yo"], "a1": [1.0, None], "a2": [0.0, 1.0],
-                  "a3": [None, 1.0]}).to_csv(folder / "X_labeled_full.csv", index=False)
-    pd.DataFrame({"id": ["0e12", "u2"], "text": ["x", "y"]}).to_csv(folder / "X_unlabeled.csv", index=False)
-    pd.DataFrame({"text": ["t1", "t2"], "a1": [1, 0], "label": [1, 0], "id": ["e1", "t2"]}).to_csv(
-        folder / "test.csv", index=False)
-    extra = {"e1": {"a4": 1}, "0e12": {"a1": 0, "a2": 1}, "u2": {"a3": 1}}
+    (folder / "X_labeled_full.csv").write_text(
+        "id,text,a6,a12,a16\n"
+        "0e12,hello there,1.0,,0.0\n"      # '0e12' would parse as the float 0.0
+        "12,please help,,1.0,1.0\n")
+    (folder / "X_unlabeled.csv").write_text("id,text\n0031114c,thanks\n007,go away\n")
+    (folder / "test.csv").write_text("text,a1,a2,label,id\nthank you,1,1,1,t1\nno,0,,0,t2\n")
+    extra = {"0e12": {"a20": 1}, "12": {"a6": 0}, "0031114c": {"a6": 1, "a12": 0}, "007": {"a16": 0}}
     if extra_json:
         (folder / "extra_annotations.json").write_text(json.dumps(extra))
-    if extra_npy:
-        np.save(folder / "extra_annotations.npy", np.array(extra, dtype=object), allow_pickle=True)
+    if extra_npy:  # the tutorial's original: float labels, pickled
+        floats = {k: {a: float(v) for a, v in answers.items()} for k, answers in extra.items()}
+        np.save(folder / "extra_annotations.npy", np.array(floats, dtype=object), allow_pickle=True)
     return folder
 
 
-def test_tutorial_files(tmp_path):
-    replay = importers.from_tutorial(_tutorial(tmp_path / "t"), label_names={"0": "rude", "1": "polite"})
-    assert replay.classes == ("rude", "polite")
-    assert sorted(map(tuple, replay.initial.values.tolist())) == [
-        ("e1", "a1", "polite"), ("e1", "a2", "rude"), ("e2", "a2", "polite"), ("e2", "a3", "polite")]
-    assert len(replay.pool) == 4 and "0e12" in set(replay.pool["example_id"])  # hex-looking ids stay ids
-    test = replay.examples[replay.examples["split"] == "test"]
-    assert test["gold"].tolist() == ["polite", "rude"]
-    assert set(test["example_id"]) == {"test-e1", "test-t2"}  # kept apart from training ids
+def test_tutorial_files_give_initial_pool_and_a_gold_test_split(tmp_path):
+    replay = importers.from_tutorial(_tutorial(tmp_path / "t", extra_npy=True),
+                                     label_names={"0": "impolite", "1": "polite"})
+    assert replay.classes == ("impolite", "polite")
+    assert replay.initial.values.tolist() == [["0e12", "a6", "polite"], ["0e12", "a16", "impolite"],
+                                              ["12", "a12", "polite"], ["12", "a16", "polite"]]
+    assert _rows(replay.pool) == [("0031114c", "a12", "impolite"), ("0031114c", "a6", "polite"),
+                                  ("007", "a16", "impolite"), ("0e12", "a20", "polite"), ("12", "a6", "impolite")]
+    examples = replay.examples.set_index("example_id")
+    assert list(replay.examples.columns) == ["example_id", "text", "split", "gold"]
+    assert examples["split"].to_dict() == {"0e12": "pool", "12": "pool", "0031114c": "pool", "007": "pool",
+                                           "t1": "test", "t2": "test"}
+    assert examples.loc[["t1", "t2"], "gold"].tolist() == ["polite", "impolite"]
+    assert examples.loc[["0e12", "007"], "gold"].isna().all()
 
 
-def test_pickled_pool_needs_explicit_consent(tmp_path):
+def test_tutorial_without_label_names_uses_the_label_strings(tmp_path):
+    replay = importers.from_tutorial(_tutorial(tmp_path / "t"))
+    assert replay.classes == ("0", "1")
+    assert set(replay.initial["label"]) | set(replay.pool["label"]) == {"0", "1"}
+
+
+def test_pickled_pool_is_refused_without_allow_pickle(tmp_path):
     folder = _tutorial(tmp_path / "t", extra_json=False, extra_npy=True)
-    with pytest.raises(ImportFormatError, match="allow-pickle"):
+    with pytest.raises(ImportFormatError, match="allow_pickle") as err:
         importers.from_tutorial(folder)
+    assert "extra_annotations.npy" in str(err.value) and "runs code" in str(err.value)
+
+
+def test_pickled_pool_loads_with_a_warning_when_allowed(tmp_path):
+    folder = _tutorial(tmp_path / "t", extra_json=False, extra_npy=True)
     with pytest.warns(UserWarning, match="runs code"):
         replay = importers.from_tutorial(folder, allow_pickle=True)
-    assert len(replay.pool) == 4
+    from_json = importers.from_tutorial(_tutorial(tmp_path / "j"))
+    assert _rows(replay.pool) == _rows(from_json.pool)  # float 1.0 from the pickle is class '1'
+
+
+def test_tutorial_pool_for_an_unknown_example_is_an_error(tmp_path):
+    folder = _tutorial(tmp_path / "t")
+    (folder / "extra_annotations.json").write_text(json.dumps({"nope": {"a1": 1}}))
+    with pytest.raises(ImportFormatError, match=r"extra_annotations\.json.*'nope'"):
+        importers.from_tutorial(folder)
+
+
+def test_tutorial_annotation_given_twice_is_an_error(tmp_path):
+    folder = _tutorial(tmp_path / "t")
+    (folder / "extra_annotations.json").write_text(json.dumps({"12": {"a12": 1}}))  # a12 already in initial
+    with pytest.raises(ImportFormatError, match="annotator 'a12' labels example '12' more than once"):
+        importers.from_tutorial(folder)
+
+
+# ---------------------------------------------------------------- long format
+
+ANNOTATIONS = pd.DataFrame({"item": [1, 1, 2, 2, 3], "worker": ["w1", "w2", "w1", "w3", "w2"],
+                            "response": ["1.0", "0", "1", "1.0", "0.0"], "gold": ["1", "1", "1", "1", "0"]})
+ITEMS = pd.DataFrame({"id": ["1", "2", "3"], "premise": ["a", "b", "c"], "hyp": ["x", "y", "z"],
+                      "value": ["TRUE", "TRUE", "FALSE"]})
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, sep="\t" if path.suffix == ".tsv" else ",", index=False)
+    return path
 
 
 @pytest.mark.parametrize("ext", ["csv", "tsv", "jsonl"])
-def test_long_format_with_two_text_columns_and_float_labels(tmp_path, ext):
-    rows = pd.DataFrame({"item": ["1", "1", "2", "2", "3"], "worker": ["w1", "w2", "w1", "w3", "w2"],
-                         "response": ["1.0", "0", "1", "1.0", "0.0"], "gold": ["1", "1", "1", "1", "0"]})
-    items = pd.DataFrame({"id": ["1", "2", "3"], "premise": ["a", "b", "c"], "hyp": ["x", "y", "z"]})
-    path, examples = tmp_path / f"ann.{ext}", tmp_path / f"items.{ext}"
-    if ext == "jsonl":
-        rows.to_json(path, orient="records", lines=True)
-        items.to_json(examples, orient="records", lines=True)
-    else:
-        rows.to_csv(path, sep="\t" if ext == "tsv" else ",", index=False)
-        items.to_csv(examples, sep="\t" if ext == "tsv" else ",", index=False)
-    replay = importers.from_long(path, examples_file=examples, example_col="item", annotator_col="worker",
-                                 label_col="response", gold_col="gold", examples_id_col="id",
-                                 text_cols=("premise", "hyp"), text_sep=" | ")
+def test_long_format_joins_text_columns_and_reads_gold_from_the_annotations(tmp_path, ext):
+    replay = importers.from_long(_write(ANNOTATIONS, tmp_path / f"ann.{ext}"),
+                                 examples_file=_write(ITEMS, tmp_path / f"items.{ext}"), example_col="item",
+                                 annotator_col="worker", label_col="response", gold_col="gold",
+                                 examples_id_col="id", text_cols=("premise", "hyp"), text_sep=" | ")
     assert replay.classes == ("0", "1")
-    assert replay.pool["label"].tolist() == ["1", "0", "1", "1", "0"]
-    assert replay.examples.set_index("example_id").loc["2", "text"] == "b | y"
+    assert replay.pool.values.tolist() == [["1", "w1", "1"], ["1", "w2", "0"], ["2", "w1", "1"], ["2", "w3", "1"],
+                                           ["3", "w2", "0"]]  # JSONL ints and CSV '1' are the same id
+    assert replay.examples["text"].tolist() == ["a | x", "b | y", "c | z"]
     assert replay.examples["gold"].tolist() == ["1", "1", "0"]
-    assert replay.initial.empty
+    assert set(replay.examples["split"]) == {"pool"} and replay.initial.empty
 
 
-def test_conflicting_gold_is_an_error(tmp_path):
-    path = tmp_path / "a.csv"
-    pd.DataFrame({"example_id": ["1", "1"], "annotator_id": ["a", "b"], "label": ["0", "1"], "text": ["t", "t"],
-                  "gold": ["0", "1"]}).to_csv(path, index=False)
-    with pytest.raises(ImportFormatError, match="conflicting"):
+def test_long_format_gold_from_the_examples_file_needs_a_mapping_when_vocabularies_differ(tmp_path):
+    ann, items = _write(ANNOTATIONS, tmp_path / "ann.csv"), _write(ITEMS, tmp_path / "items.csv")
+    options = dict(examples_file=items, example_col="item", annotator_col="worker", label_col="response",
+                   examples_id_col="id", text_cols=("premise",), examples_gold_col="value")
+    with pytest.raises(ImportFormatError, match=r"\['FALSE', 'TRUE'\].*\['0', '1'\].*label_names") as err:
+        importers.from_long(ann, **options)
+    assert "items.csv" in str(err.value)
+    replay = importers.from_long(ann, label_names={"TRUE": "1", "FALSE": "0"}, **options)
+    assert replay.examples["gold"].tolist() == ["1", "1", "0"] and replay.classes == ("0", "1")
+
+
+def test_long_format_without_examples_file_takes_text_from_the_annotations(tmp_path):
+    path = _write(pd.DataFrame({"example_id": ["a", "a", "b"], "annotator_id": [1, 2, 1], "label": ["x", "y", ""],
+                                "text": ["t1", "t1", "t2"]}), tmp_path / "a.csv")
+    replay = importers.from_long(path)
+    assert replay.examples[["example_id", "text"]].values.tolist() == [["a", "t1"], ["b", "t2"]]
+    assert replay.pool.values.tolist() == [["a", "1", "x"], ["a", "2", "y"]]  # the empty label is skipped
+
+
+def test_conflicting_gold_names_the_line(tmp_path):
+    path = _write(pd.DataFrame({"example_id": ["1", "1"], "annotator_id": ["a", "b"], "label": ["0", "1"],
+                                "text": ["t", "t"], "gold": ["0", "1"]}), tmp_path / "a.csv")
+    with pytest.raises(ImportFormatError, match=r"a\.csv:3: example '1' has gold '1'.*'0'"):
         importers.from_long(path, gold_col="gold")
 
 
-def test_wide_format(tmp_path):
+# ---------------------------------------------------------------- wide format and datasets
+
+def test_wide_format_skips_empty_cells_and_reads_gold(tmp_path):
     path = tmp_path / "wide.csv"
-    pd.DataFrame({"id": ["e1", "e2"], "text": ["a", "b"], "ann_x": ["cat", ""], "ann_y": ["dog", "dog"]}).to_csv(
-        path, index=False)
-    replay = importers.from_wide(path)
+    path.write_text("id,text,ann_x,ann_y,truth\n1,a,cat,dog,dog\n2.0,b,,dog,dog\n")
+    replay = importers.from_wide(path, gold_col="truth")
     assert replay.classes == ("cat", "dog")
-    assert sorted(map(tuple, replay.pool.values.tolist())) == [("e1", "ann_x", "cat"), ("e1", "ann_y", "dog"),
-                                                             ("e2", "ann_y", "dog")]
+    assert replay.pool.values.tolist() == [["1", "ann_x", "cat"], ["1", "ann_y", "dog"], ["2", "ann_y", "dog"]]
+    assert replay.examples["gold"].tolist() == ["dog", "dog"]
+    only_y = importers.from_wide(path, annotator_cols=["ann_y", "ann_x"], gold_col="truth")
+    assert len(only_y.pool) == 3
 
 
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
-def test_datasets_loader_on_local_files(tmp_path, ext):
-    frame = pd.DataFrame({"example_id": ["1", "1", "2"], "annotator_id": ["a", "b", "a"], "label": [0, 1, 1],
-                          "text": ["t1", "t1", "t2"]})
-    path = tmp_path / f"d.{ext}"
-    frame.to_csv(path, index=False) if ext == "csv" else frame.to_parquet(path)
-    replay = importers.from_datasets(path)
-    assert len(replay.pool) == 3 and replay.classes == ("0", "1")
+def test_datasets_loader_reads_local_files_in_both_layouts(tmp_path, ext, monkeypatch):
+    import datasets
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    long = pd.DataFrame({"example_id": [1, 1, 2], "annotator_id": ["a", "b", "a"], "label": [0.0, 1.0, 1.0],
+                         "text": ["t1", "t1", "t2"]})
+    wide = pd.DataFrame({"id": ["e1", "e2"], "text": ["t1", "t2"], "a": [0, 1], "b": [1.0, None]})
+    paths = tmp_path / f"long.{ext}", tmp_path / f"wide.{ext}"
+    for frame, path in zip((long, wide), paths):
+        frame.to_csv(path, index=False) if ext == "csv" else frame.to_parquet(path)
+    replay = importers.from_datasets(paths[0])
+    assert replay.pool.values.tolist() == [["1", "a", "0"], ["1", "b", "1"], ["2", "a", "1"]]
+    assert replay.classes == ("0", "1")
+    replay = importers.from_datasets(paths[1], layout="wide")
+    assert replay.pool.values.tolist() == [["e1", "a", "0"], ["e1", "b", "1"], ["e2", "a", "1"]]
+    assert not cache.exists()  # streamed: no Arrow cache written
 
 
-def test_datasets_loader_offline_hub_id_is_a_clear_error():
-    with pytest.raises(ImportFormatError, match="load_dataset could not open"):
-        importers.from_datasets("someone/not-a-dataset-offline")
+def test_datasets_hub_id_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ImportFormatError, match="could not open.*network"):
+        importers.from_datasets("someone/no-such-dataset")
 
 
-@pytest.mark.parametrize("problem, match", [
-    ("missing", "no such file"), ("column", "missing column 'worker'"), ("names", "not in label_names")])
-def test_bad_files(tmp_path, problem, match):
-    path = tmp_path / "a.csv"
-    if problem != "missing":
-        pd.DataFrame({"example_id": ["1"], "annotator_id": ["a"], "label": ["2"], "text": ["t"]}).to_csv(
-            path, index=False)
-    kwargs = {"annotator_col": "worker"} if problem == "column" else {}
-    if problem == "names":
-        kwargs = {"label_names": {"0": "no", "1": "yes"}}
-    with pytest.raises(ImportFormatError, match=match) as err:
-        importers.from_long(path, **kwargs)
-    assert "a.csv" in str(err.value)
+# ---------------------------------------------------------------- bad files
+
+def _long_file(tmp_path: Path, body: str, name: str = "a.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("example_id,annotator_id,label,text\n" + body)
+    return path
 
 
-def test_split_for_simulation_holds_out_test_and_draws_the_start():
-    n = 40
-    pool = pd.DataFrame([(str(i), f"w{j}", str(i % 2)) for i in range(n) for j in range(3)],
-                        columns=["example_id", "annotator_id", "label"])
+@pytest.mark.parametrize("body, options, message", [
+    ("1,a,0,t\n", {"annotator_col": "worker"},
+     r"a\.csv: missing column 'worker' \(found: example_id, annotator_id, label, text\)"),
+    ("1,a,0,t\n2,a,2,t\n", {"label_names": {"0": "no", "1": "yes"}},
+     r"a\.csv:3: label '2' in column 'label' is not in label_names"),
+    ("1,a,0,t\n2,b,1,t\n1,a,1,t\n", {}, r"a\.csv:4: annotator 'a' labels example '1' a second time"),
+    (",a,0,t\n", {}, r"a\.csv:2: empty id in column 'example_id'"),
+    ("1,a,0,t\n", {}, r"classes \['0'\]; a classifier needs two"),
+])
+def test_bad_long_files_name_file_line_and_column(tmp_path, body, options, message):
+    with pytest.raises(ImportFormatError, match=message):
+        importers.from_long(_long_file(tmp_path, body), **options)
+
+
+def test_line_numbers_count_quoted_multi_line_texts(tmp_path):
+    path = _long_file(tmp_path, '1,a,0,"two\nlines"\n2,a,1,t\n1,a,1,t\n')
+    with pytest.raises(ImportFormatError, match=r"a\.csv:5: annotator 'a'"):
+        importers.from_long(path)
+
+
+def test_duplicate_example_id_in_the_examples_file_names_both_lines(tmp_path):
+    ann = _long_file(tmp_path, "1,a,0,t\n2,a,1,t\n")
+    items = tmp_path / "items.tsv"
+    items.write_text("id\ttext\n1\tone\n2\ttwo\n1.0\tagain\n")
+    with pytest.raises(ImportFormatError, match=r"items\.tsv:4: id '1' in column 'id' is repeated \(first at "
+                                                r".*items\.tsv:2\)"):
+        importers.from_long(ann, examples_file=items, examples_id_col="id")
+
+
+def test_annotation_for_an_example_missing_from_the_examples_file(tmp_path):
+    ann = _long_file(tmp_path, "1,a,0,t\n9,a,1,t\n")
+    items = tmp_path / "items.csv"
+    items.write_text("example_id,text\n1,one\n")
+    with pytest.raises(ImportFormatError, match=r"a\.csv:3: example '9' is not in .*items\.csv"):
+        importers.from_long(ann, examples_file=items)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.csv", None, "missing.csv: no such file"),
+    ("a.xlsx", "x", "unsupported file type '.xlsx'"),
+    ("a.jsonl", '{"example_id": 1\n', r"a\.jsonl: cannot parse it as JSONL"),
+    ("a.csv", b"\xff\xfe\x00bad", r"a\.csv: cannot parse it as CSV"),
+])
+def test_unreadable_files(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ImportFormatError, match=message):
+        importers.from_long(path)
+
+
+def test_check_replay_rejects_a_test_split_without_gold_and_test_annotations():
+    examples = pd.DataFrame({"example_id": ["1", "2"], "text": "t", "split": ["pool", "test"], "gold": ["0", None]})
+    pool = pd.DataFrame({"example_id": ["1"], "annotator_id": ["a"], "label": ["1"]})
+    with pytest.raises(ImportFormatError, match="a test split needs gold labels"):
+        importers.check_replay(Replay(examples, pool.iloc[:0], pool, ("0", "1")))
+    examples["gold"] = ["0", "1"]
+    importers.check_replay(Replay(examples, pool.iloc[:0], pool, ("0", "1")))
+    with pytest.raises(ImportFormatError, match="not in the pool split"):
+        importers.check_replay(Replay(examples, pool.iloc[:0], pool.assign(example_id="2"), ("0", "1")))
+    with pytest.raises(ImportFormatError, match=r"labels \['2'\] are not among the classes"):
+        importers.check_replay(Replay(examples, pool.iloc[:0], pool.assign(label="2"), ("0", "1")))
+
+
+# ---------------------------------------------------------------- the simulation split
+
+def _unsplit(n: int = 40, per_example: int = 3) -> Replay:
+    pool = pd.DataFrame([(str(i), f"w{(i + j) % 7}", str((i + j) % 2)) for i in range(n) for j in range(per_example)],
+                        columns=ANSWERS)
     examples = pd.DataFrame({"example_id": [str(i) for i in range(n)], "text": "t", "split": "pool",
-                             "gold": [str(i % 2) for i in range(n)]})
-    replay = importers.Replay(examples, pd.DataFrame(columns=["example_id", "annotator_id", "label"]), pool,
-                              ("0", "1"))
-    split = importers.split_for_simulation(replay, seed=3, n_start=10, labels_per_start=2, test_size=0.25)
-    test_ids = set(split.examples.loc[split.examples["split"] == "test", "example_id"])
-    assert len(test_ids) == 10
-    assert not test_ids & set(split.pool["example_id"]) and not test_ids & set(split.initial["example_id"])
-    assert split.initial.groupby("example_id").size().tolist() == [2] * 10
-    assert len(split.initial) + len(split.pool) == 30 * 3
-    again = importers.split_for_simulation(replay, seed=3, n_start=10, labels_per_start=2, test_size=0.25)
-    assert again.initial.equals(split.initial)
+                             "gold": [str(i % 2) if i < n - 4 else None for i in range(n)]})
+    return Replay(examples, pool.iloc[:0], pool, ("0", "1"))
 
+
+def test_split_for_simulation_holds_out_gold_test_examples_and_draws_the_start():
+    replay = _unsplit()
+    split = importers.split_for_simulation(replay, seed=3, n_start=10, labels_per_start=2, test_size=0.25)
+    test = split.examples[split.examples["split"] == "test"]
+    assert len(test) == 9 and test["gold"].notna().all()  # a quarter of the 36 with gold
+    assert test["gold"].value_counts().max() - test["gold"].value_counts().min() <= 1  # stratified
+    annotated = set(split.initial["example_id"]) | set(split.pool["example_id"])
+    assert not set(test["example_id"]) & annotated
+    assert split.initial.groupby("example_id").size().tolist() == [2] * 10
+    assert len(split.initial) + len(split.pool) == (40 - 9) * 3
+    both = pd.concat([split.initial, split.pool])
+    assert not both.duplicated(["example_id", "annotator_id"]).any()
+    assert set(map(tuple, both.values.tolist())) <= set(map(tuple, replay.pool.values.tolist()))
+
+
+def test_split_for_simulation_is_deterministic_per_seed():
+    def draw(seed):
+        return importers.split_for_simulation(_unsplit(), seed=seed, n_start=10, labels_per_start=2, test_size=8)
+
+    first, again, other = draw(0), draw(0), draw(1)
+    assert first.initial.equals(again.initial) and first.examples.equals(again.examples)
+    assert not first.initial.equals(other.initial)
+
+
+def test_split_for_simulation_keeps_a_given_test_split_and_start():
+    replay = importers.split_for_simulation(_unsplit(), seed=0, n_start=5, labels_per_start=1, test_size=0.2)
+    same = importers.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, test_size=0.5)
+    assert same.examples.equals(replay.examples) and same.initial.equals(replay.initial)
+    redrawn = importers.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, redraw_start=True)
+    assert len(redrawn.initial) == 5 and len(redrawn.initial) + len(redrawn.pool) == len(replay.pool) + 5
+    assert not redrawn.initial.equals(replay.initial)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"test_size": None}, "no test split; pass test_size"),
+    ({"test_size": 0.25, "n_start": 40}, "only 31 pool examples have 2 annotations"),
+])
+def test_split_for_simulation_errors(options, message):
+    with pytest.raises(ImportFormatError, match=message):
+        importers.split_for_simulation(_unsplit(), seed=0, **{"n_start": 5, "labels_per_start": 2, **options})
+
+
+# ---------------------------------------------------------------- the real datasets
 
 @pytest.mark.slow
 def test_the_real_datasets_import_with_the_counts_their_readme_gives():
     if not SHARED.is_dir():
-        pytest.skip("../shared/datasets is not beside the repository")
-    politeness = importers.from_tutorial(SHARED / "politeness")
-    assert (politeness.examples["split"] == "test").sum() == 678
-    assert politeness.initial.groupby("example_id").size().eq(2).all() and len(politeness.initial) == 200
-    assert len(politeness.examples) - 678 == 1500
-    assert politeness.pool.groupby("example_id").size().value_counts().to_dict() == {5: 1400, 3: 100}
-    rte = importers.from_long(SHARED / "rte" / "rte.standardized.tsv", examples_file=SHARED / "rte" / "rte1.tsv",
-                              example_col="orig_id", annotator_col="!amt_worker_ids", label_col="response",
-                              gold_col="gold", examples_id_col="id", text_cols=("text", "hypothesis"))
+        pytest.skip(f"{SHARED} is not beside the repository")
+    politeness = importers.from_tutorial(SHARED / "politeness", label_names={"0": "impolite", "1": "polite"})
+    split = politeness.examples["split"].value_counts().to_dict()
+    assert split == {"pool": 1500, "test": 678} and politeness.classes == ("impolite", "polite")
+    assert politeness.initial.groupby("example_id").size().value_counts().to_dict() == {2: 100}
+    labelled = set(politeness.initial["example_id"])
+    per_example = politeness.pool.groupby("example_id").size()
+    assert per_example[per_example.index.isin(labelled)].eq(3).sum() == 100
+    assert per_example[~per_example.index.isin(labelled)].eq(5).sum() == 1400 and len(politeness.pool) == 7300
+
+    rte_dir = SHARED / "rte"
+    options = dict(examples_file=rte_dir / "rte1.tsv", example_col="orig_id", annotator_col="!amt_worker_ids",
+                   label_col="response", examples_id_col="id", text_cols=("text", "hypothesis"))
+    rte = importers.from_long(rte_dir / "rte.standardized.tsv", gold_col="gold", **options)
     assert len(rte.examples) == 800 and len(rte.pool) == 8000 and rte.pool["annotator_id"].nunique() == 164
+    assert rte.pool.groupby("example_id").size().eq(10).all() and rte.classes == ("0", "1")
     assert rte.examples["gold"].value_counts().to_dict() == {"1": 400, "0": 400}
+    # rte1.tsv says TRUE/FALSE where the annotations say 1/0: refused without a mapping, equal with one
+    with pytest.raises(ImportFormatError, match="label_names"):
+        importers.from_long(rte_dir / "rte.standardized.tsv", examples_gold_col="value", **options)
+    mapped = importers.from_long(rte_dir / "rte.standardized.tsv", examples_gold_col="value",
+                                 label_names={"TRUE": "1", "FALSE": "0"}, **options)
+    assert mapped.examples.equals(rte.examples)

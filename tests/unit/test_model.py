@@ -8,7 +8,7 @@ import pytest
 
 from crowdloop.tasks import model
 
-TEXTS = [f"i like apple pie number {i}" for i in range(12)] + [f"the zebra runs far away {i}" for i in range(12)]
+TEXTS = [f"i like apple pie number {i}" for i in range(12)] + [f"the zebra runs far {i}" for i in range(12)]
 LABELS = np.array([0] * 12 + [1] * 12)
 
 
@@ -174,7 +174,8 @@ def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
 
 @pytest.mark.slow
 def test_real_minilm_head_separates_topics(cfg):
-    backend = model.load_backend(dataclasses.replace(cfg.model, name=None, backend="head"), embedding_cache={})
+    minilm = dataclasses.replace(cfg.model, name=None, backend="head")
+    backend = model.load_backend(minilm, embedding_cache={})
     X = backend.features(TEXTS)
     assert X.shape == (24, 384)
     fitted = backend.fit(X[::2], LABELS[::2], n_classes=2, seed=0)

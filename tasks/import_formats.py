@@ -1,0 +1,307 @@
+"""The in-memory structure every importer produces, and the two layouts on DataFrames.
+
+:class:`Replay` is what a simulation plays back. :func:`long_frame` (one annotation a
+row) and :func:`wide_frame` (one column per annotator) build it from DataFrames that
+:mod:`crowdloop.tasks.importers` has read from files or from ``datasets``; every
+result passes :func:`check_replay`.
+
+Ids and labels become text: ``1``, ``1.0`` and ``"1.0"`` are all ``"1"``, while ids
+such as ``"0e12"`` or ``"007"`` are never read as numbers. Errors name the file, the
+line (counted in the file when it is CSV, TSV or JSONL, else the row) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from crowdloop.tasks.store import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
+
+ANSWERS = list(ANSWER_COLUMNS)
+
+
+class ImportFormatError(ValueError):
+    """A dataset that cannot be imported; the message names the file, line and column."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A labelled dataset a simulation replays.
+
+    examples : DataFrame of shape (N, 4), columns store.EXAMPLE_COLUMNS: example_id (str),
+        text (str), split ('pool' or 'test'), gold (class name or None)
+    initial : DataFrame of shape (A0, 3), example_id, annotator_id, label: the annotations
+        collected at the start
+    pool : DataFrame of shape (A, 3), same columns: the not-yet-collected annotations that
+        simulated annotators hand out
+    classes : the class names, in the order of the model's outputs
+    """
+
+    examples: pd.DataFrame
+    initial: pd.DataFrame
+    pool: pd.DataFrame
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a frame came from, so that an error can say ``file:line``.
+
+    ``kind`` is 'csv', 'tsv' or 'jsonl' when lines can be counted in ``path``; otherwise
+    a row's position is reported, or the row's index itself when it is a string.
+    """
+
+    name: str
+    path: Path | None = None
+    kind: str = ""
+
+    def at(self, row) -> str:
+        if isinstance(row, str):
+            return f"{self.name} ({row})"
+        if self.path is not None and self.kind in ("csv", "tsv", "jsonl"):
+            return f"{self.name}:{_line_of(self.path, self.kind, int(row))}"
+        return f"{self.name}, row {int(row) + 1}"
+
+
+def _line_of(path: Path, kind: str, row: int) -> int:
+    """The line where data row ``row`` (0-based, header excluded) starts; only run on errors."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        if kind == "jsonl":  # pandas skips blank lines
+            filled = (n for n, text in enumerate(handle, start=1) if text.strip())
+        else:  # a quoted field may span lines, so count the records the csv module sees
+            reader = csv.reader(handle, delimiter="\t" if kind == "tsv" else ",")
+            filled, start = [], 1
+            for record in reader:
+                if record:
+                    filled.append(start)
+                start = reader.line_num + 1
+            filled = iter(filled[1:])  # the header
+        for n, line in enumerate(filled):
+            if n == row:
+                return line
+    return row + 2
+
+
+def normalise_value(value) -> str | None:
+    """An id or label as text: 1, 1.0, '1.0' -> '1'; blank or NaN -> None; '007' stays '007'."""
+    if value is None or (pd.api.types.is_scalar(value) and not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    whole = re.fullmatch(r"([+-]?\d+)\.0*", text)
+    return whole.group(1) if whole else (text or None)
+
+
+def need_columns(frame: pd.DataFrame, columns: Sequence[str | None], origin: Origin) -> None:
+    """Fail if a named column (None entries are skipped) is not in ``frame``."""
+    for column in columns:
+        if column is not None and column not in frame.columns:
+            found = ", ".join(map(str, frame.columns))
+            raise ImportFormatError(f"{origin.name}: missing column '{column}' (found: {found}); "
+                                    "name the right column in the import options.")
+
+
+def labels(series: pd.Series, names: dict | None, origin: Origin, column: str) -> pd.Series:
+    """Normalised labels mapped through ``names`` (its keys, or a name itself, are accepted)."""
+    values = series.map(normalise_value)
+    if names is None:
+        return values
+    mapping = {**{str(name): str(name) for name in names.values()},
+               **{normalise_value(k): str(v) for k, v in names.items()}}
+    unknown = values.notna() & ~values.isin(list(mapping))
+    if unknown.any():
+        row = values.index[unknown][0]
+        raise ImportFormatError(f"{origin.at(row)}: label '{values[row]}' in column '{column}' is not in "
+                                f"label_names {sorted(map(str, names))}; add it to the mapping.")
+    return values.map(mapping, na_action="ignore")
+
+
+def ids(series: pd.Series, origin: Origin, column: str, *, unique: bool) -> pd.Series:
+    """Normalised ids; a blank id, or a repeated one when ``unique``, is an error at its line."""
+    values = series.map(normalise_value)
+    if values.isna().any():
+        raise ImportFormatError(f"{origin.at(values.index[values.isna()][0])}: empty id in column '{column}'.")
+    repeated = values.duplicated()
+    if unique and repeated.any():
+        row = values.index[repeated][0]
+        first = values.index[values == values[row]][0]
+        raise ImportFormatError(f"{origin.at(row)}: id '{values[row]}' in column '{column}' is repeated "
+                                f"(first at {origin.at(first)}); ids must be unique.")
+    return values
+
+
+def example_table(frame: pd.DataFrame, origin: Origin, *, id_col: str, text_cols: Sequence[str],
+                  text_sep: str = " [SEP] ", split: str = "pool", gold: pd.Series | None = None) -> pd.DataFrame:
+    """EXAMPLE_COLUMNS from one row per example; text columns are joined with ``text_sep``."""
+    need_columns(frame, [id_col, *text_cols], origin)
+    text = frame[list(text_cols)].fillna("").astype(str).agg(text_sep.join, axis=1)
+    return pd.DataFrame({"example_id": ids(frame[id_col], origin, id_col, unique=True), "text": text,
+                         "split": split, "gold": None if gold is None else gold})
+
+
+def melt_annotators(frame: pd.DataFrame, origin: Origin, *, id_col: str, annotator_cols: Sequence[str],
+                    label_names: dict | None) -> pd.DataFrame:
+    """Wide annotator columns as ANSWERS rows; empty cells are skipped."""
+    need_columns(frame, [id_col, *annotator_cols], origin)
+    wide = pd.DataFrame({c: labels(frame[c], label_names, origin, c) for c in annotator_cols}, index=frame.index)
+    wide.insert(0, "example_id", ids(frame[id_col], origin, id_col, unique=False))
+    long = wide.melt(id_vars="example_id", var_name="annotator_id", value_name="label", ignore_index=False)
+    long = long.dropna(subset=["label"]).sort_index(kind="stable")  # file order: row by row
+    return long.assign(annotator_id=long["annotator_id"].astype(str)).loc[:, ANSWERS].reset_index(drop=True)
+
+
+def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFrame | None = None,
+               examples_origin: Origin | None = None, example_col: str = "example_id",
+               annotator_col: str = "annotator_id", label_col: str = "label", gold_col: str | None = None,
+               examples_id_col: str | None = None, text_cols: Sequence[str] = ("text",),
+               text_sep: str = " [SEP] ", examples_gold_col: str | None = None,
+               label_names: dict | None = None) -> Replay:
+    """One annotation a row; texts (and gold) from ``examples`` or, without it, from the same rows.
+
+    annotations : DataFrame of shape (A, ...) with the example, annotator and label columns
+    examples : DataFrame of shape (N, ...), one row per example, or None
+    Rows with an empty label are skipped. Everything goes to ``pool``; nothing is initial.
+    """
+    need_columns(annotations, [example_col, annotator_col, label_col, gold_col], origin)
+    if examples is None and examples_gold_col:
+        raise ImportFormatError(f"{origin.name}: examples_gold_col needs an examples file; use gold_col "
+                                "for gold stored beside the annotations.")
+    if gold_col and examples_gold_col:
+        raise ImportFormatError(f"{origin.name}: give gold_col or examples_gold_col, not both.")
+    rows = annotations.reset_index(drop=True)
+    example_ids = ids(rows[example_col], origin, example_col, unique=False)
+    answers = pd.DataFrame({"example_id": example_ids,
+                            "annotator_id": ids(rows[annotator_col], origin, annotator_col, unique=False),
+                            "label": labels(rows[label_col], label_names, origin, label_col)})
+    answers = answers.dropna(subset=["label"])
+    twice = answers.duplicated(["example_id", "annotator_id"])
+    if twice.any():
+        row = answers.index[twice][0]
+        raise ImportFormatError(f"{origin.at(row)}: annotator '{answers.at[row, 'annotator_id']}' labels "
+                                f"example '{answers.at[row, 'example_id']}' a second time.")
+    if examples is None:
+        table = example_table(rows[~example_ids.duplicated()], origin, id_col=example_col, text_cols=text_cols,
+                              text_sep=text_sep)
+    else:
+        examples_origin = examples_origin or origin
+        items = examples.reset_index(drop=True)
+        id_col = examples_id_col or example_col
+        need_columns(items, [id_col, examples_gold_col], examples_origin)
+        gold = labels(items[examples_gold_col], label_names, examples_origin, examples_gold_col) \
+            if examples_gold_col else None
+        table = example_table(items, examples_origin, id_col=id_col, text_cols=text_cols, text_sep=text_sep,
+                              gold=gold)
+        unknown = ~answers["example_id"].isin(set(table["example_id"]))
+        if unknown.any():
+            row = answers.index[unknown][0]
+            raise ImportFormatError(f"{origin.at(row)}: example '{answers.at[row, 'example_id']}' is not in "
+                                    f"{examples_origin.name} (column '{id_col}').")
+    if gold_col:
+        gold = _gold_per_example(rows, example_ids, gold_col, origin, label_names)
+        table["gold"] = table["example_id"].map(gold)
+    return assemble(table, pd.DataFrame(columns=ANSWERS), answers, origin=origin, label_names=label_names,
+                    gold_origin=examples_origin if examples_gold_col else origin)
+
+
+def _gold_per_example(rows: pd.DataFrame, example_ids: pd.Series, gold_col: str, origin: Origin,
+                      label_names: dict | None) -> dict:
+    """``{example_id: gold}`` from a gold column beside the annotations; a conflict is an error."""
+    gold = labels(rows[gold_col], label_names, origin, gold_col)
+    seen: dict = {}
+    for row, (item, value) in enumerate(zip(example_ids, gold)):
+        if value is None:
+            continue
+        if seen.setdefault(item, value) != value:
+            raise ImportFormatError(f"{origin.at(row)}: example '{item}' has gold '{value}' in column "
+                                    f"'{gold_col}' but '{seen[item]}' on an earlier line; one gold per example.")
+    return seen
+
+
+def wide_frame(frame: pd.DataFrame, origin: Origin, *, id_col: str = "id", text_col: str = "text",
+               annotator_cols: Sequence[str] | None = None, gold_col: str | None = None,
+               label_names: dict | None = None) -> Replay:
+    """cleanlab's ``labels_multiannotator`` layout: one row per example, one column per annotator.
+
+    frame : DataFrame of shape (N, 2 + M) (+ gold); empty cells mean "not labelled".
+    ``annotator_cols`` None means every column except id, text and gold. All go to ``pool``.
+    """
+    rows = frame.reset_index(drop=True)
+    need_columns(rows, [id_col, text_col, gold_col], origin)
+    cols = list(annotator_cols) if annotator_cols is not None else \
+        [c for c in rows.columns if c not in (id_col, text_col, gold_col)]
+    if not cols:
+        raise ImportFormatError(f"{origin.name}: no annotator columns besides '{id_col}' and '{text_col}'.")
+    gold = labels(rows[gold_col], label_names, origin, gold_col) if gold_col else None
+    table = example_table(rows, origin, id_col=id_col, text_cols=(text_col,), gold=gold)
+    answers = melt_annotators(rows, origin, id_col=id_col, annotator_cols=cols, label_names=label_names)
+    return assemble(table, pd.DataFrame(columns=ANSWERS), answers, origin=origin, label_names=label_names)
+
+
+def assemble(examples: pd.DataFrame, initial: pd.DataFrame, pool: pd.DataFrame, *, origin: Origin,
+             label_names: dict | None, gold_origin: Origin | None = None) -> Replay:
+    """The checked Replay.
+
+    Classes are sorted numerically when they are all whole numbers, else follow the
+    order of ``label_names`` values, else sort as text.
+    """
+    initial, pool = (f.loc[:, ANSWERS].astype(str).reset_index(drop=True) for f in (initial, pool))
+    examples = examples.loc[:, list(EXAMPLE_COLUMNS)].reset_index(drop=True)
+    examples["gold"] = examples["gold"].astype(object).where(examples["gold"].notna(), None)
+    given = set(initial["label"]) | set(pool["label"])
+    gold = set(examples["gold"].dropna())
+    if label_names is None and given and not gold <= given:
+        raise ImportFormatError(
+            f"{origin.name}: the gold labels {sorted(gold)} (in {(gold_origin or origin).name}) and the "
+            f"annotators' labels {sorted(given)} use "
+            "different values; pass label_names mapping both onto the same classes (e.g. {'TRUE': '1'}).")
+    present = given | gold
+    if all(re.fullmatch(r"[+-]?\d+", c) for c in present):
+        classes = sorted(present, key=int)
+    elif label_names is not None:
+        classes = [c for c in dict.fromkeys(map(str, label_names.values())) if c in present]
+    else:
+        classes = sorted(present)
+    replay = Replay(examples, initial, pool, tuple(classes))
+    check_replay(replay, source=origin.name)
+    return replay
+
+
+def check_replay(replay: Replay, *, source: str = "replay") -> None:
+    """Fail unless ids are unique, annotations sit on pool examples once per annotator,
+    labels and gold are classes, and every test example has gold."""
+    examples = replay.examples
+    if tuple(examples.columns) != EXAMPLE_COLUMNS:
+        raise ImportFormatError(f"{source}: examples have columns {list(examples.columns)}, "
+                                f"expected {list(EXAMPLE_COLUMNS)}.")
+    repeated = examples["example_id"][examples["example_id"].duplicated()]
+    if len(repeated):
+        raise ImportFormatError(f"{source}: example id '{repeated.iloc[0]}' appears more than once.")
+    odd = set(examples["split"]) - set(SPLITS)
+    if odd:
+        raise ImportFormatError(f"{source}: unknown split {sorted(odd)}; use {' or '.join(SPLITS)}.")
+    if len(replay.classes) < 2:
+        raise ImportFormatError(f"{source}: found the classes {list(replay.classes)}; a classifier needs two.")
+    both = pd.concat([replay.initial, replay.pool], ignore_index=True)
+    pool_ids = set(examples.loc[examples["split"] == "pool", "example_id"])
+    stray = both[~both["example_id"].isin(pool_ids)]
+    if len(stray):
+        raise ImportFormatError(f"{source}: {len(stray)} annotations are for examples that are not in the pool "
+                                f"split, e.g. '{stray['example_id'].iloc[0]}'.")
+    twice = both[both.duplicated(["example_id", "annotator_id"])]
+    if len(twice):
+        raise ImportFormatError(f"{source}: annotator '{twice['annotator_id'].iloc[0]}' labels example "
+                                f"'{twice['example_id'].iloc[0]}' more than once (initial and pool together).")
+    classes = set(replay.classes)
+    outside = sorted((set(both["label"]) | set(examples["gold"].dropna())) - classes)
+    if outside:
+        raise ImportFormatError(f"{source}: labels {outside} are not among the classes {list(replay.classes)}.")
+    test = examples[examples["split"] == "test"]
+    if test["gold"].isna().any():
+        raise ImportFormatError(f"{source}: test example '{test.loc[test['gold'].isna(), 'example_id'].iloc[0]}' "
+                                "has no gold label; a test split needs gold labels.")

@@ -1,0 +1,38 @@
+"""The command line: its fast-path constants agree with the code, and its flags reach the readers."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from crowdloop import cli
+from crowdloop.flows import simulate
+from crowdloop.tasks import importers
+
+
+def test_preset_names_match_the_flow_presets():
+    assert set(cli.PRESET_NAMES) == set(simulate.PRESETS)
+
+
+@pytest.mark.parametrize("fmt,reader", [
+    ("tutorial", importers.from_tutorial), ("long", importers.from_long),
+    ("wide", importers.from_wide), ("datasets", importers.from_datasets),
+])
+def test_import_flags_are_options_the_reader_takes(fmt, reader):
+    args = cli._parser().parse_args(["simulate", "somewhere", "--format", fmt, "--label-names", "0=a,1=b",
+                                     "--annotator-cols", "w1,w2"])
+    options = cli._import_options(args)
+    accepted = set(inspect.signature(reader).parameters) - {"directory", "annotations_file", "file", "path_or_name"}
+    assert set(options) <= accepted
+    assert options["label_names"] == {"0": "a", "1": "b"}
+
+
+def test_a_bad_import_file_is_one_line_and_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "answers.csv"
+    bad.write_text("who,what\n1,2\n")
+    code = cli.main(["simulate", str(bad), "--format", "long", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "answers.csv" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
