@@ -32,18 +32,18 @@ def _crowdloop(campaign, *args):
     return cli.main(["-C", str(campaign.root), *args])
 
 
-def test_two_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, count_training, capsys):
+def test_three_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, count_training, capsys):
     camp = tiny_campaign
     assert _crowdloop(camp, "round", "--simulate") == 0
     hash_1 = store.data_hash(camp)
-    assert _crowdloop(camp, "round", "--simulate") == 0
-    assert len(count_training) == 2
+    assert _crowdloop(camp, "round", "--simulate", "--rounds", "2") == 0
+    assert len(count_training) == 3
     out = capsys.readouterr().out
     assert "round 1: test accuracy" in out and "round 2: test accuracy" in out
 
     # every round is an MLflow run nested under the campaign run, with its metrics
     runs = track.round_runs(camp)
-    assert [r["round"] for r in runs] == [1, 2]
+    assert [r["round"] for r in runs] == [1, 2, 3]
     for run in runs:
         for metric in ("test_accuracy", "test_macro_f1", "annotations", "labelled_examples",
                        "mean_consensus_quality"):
@@ -53,17 +53,18 @@ def test_two_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, coun
     assert runs[1]["metrics"]["test_accuracy"] == pytest.approx(metrics_2["test_accuracy"])
 
     # git tags and the DVC-recorded data
-    assert version.round_tags(camp) == ["round-000", "round-001", "round-002"]
+    assert version.round_tags(camp) == ["round-000", "round-001", "round-002", "round-003"]
     batch_2 = (camp.round_dir(2) / "batch.csv").read_bytes()
+    assert store.data_hash(camp) != hash_1
 
-    # rollback restores data/ hash-identical to round 1
+    # after rounds 1-3, rollback 1 restores data/ hash-identical to round 1
     assert _crowdloop(camp, "rollback", "1") == 0
     assert store.data_hash(camp) == hash_1
     assert store.completed_rounds(camp) == [1]
 
     # re-running round 2 on unchanged inputs trains nothing and gives the same batch
     assert _crowdloop(camp, "round", "--simulate") == 0
-    assert len(count_training) == 2
+    assert len(count_training) == 3
     assert (camp.round_dir(2) / "batch.csv").read_bytes() == batch_2
 
 
