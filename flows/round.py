@@ -282,7 +282,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         log.error("round %d failed; data/ is back to its state before the round", number)
         raise
     metrics["seconds_total"] = time.perf_counter() - started
-    return {"round": number, "metrics": metrics, "seconds": seconds}
+    return {"round": number, "metrics": metrics, "seconds": seconds, "strategy": plan.strategy}
 
 
 def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulate: bool, force: bool) -> None:
