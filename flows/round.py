@@ -79,29 +79,6 @@ def select_task(scores: pd.Series, annotations: pd.DataFrame, quality: pd.Series
     )
 
 
-def make_pool(wide: pd.DataFrame, predictions: Predictions, *, n_classes: int, batch_size: int) -> score.Pool:
-    """The score step's input: the round's label matrix and every array the predictions hold."""
-    return score.Pool(
-        labels_multiannotator=wide, n_unlabeled=len(predictions.pred_probs_unlabeled), n_classes=n_classes,
-        pred_probs=predictions.pred_probs if predictions.trained else None,
-        pred_probs_unlabeled=predictions.pred_probs_unlabeled if predictions.trained else None,
-        fold_pred_probs=predictions.fold_pred_probs, fold_pred_probs_unlabeled=(
-            predictions.fold_pred_probs_unlabeled if predictions.trained else None),
-        embeddings=predictions.embeddings, embeddings_unlabeled=predictions.embeddings_unlabeled,
-        posterior_probs=predictions.posterior_probs, posterior_probs_unlabeled=predictions.posterior_probs_unlabeled,
-        batch_size=batch_size,
-    )
-
-
-def spend_so_far(annotations: pd.DataFrame, cfg: config_mod.Config, *, batch: pd.DataFrame | None = None):
-    """stopping.Spend of the stored annotations (plus ``batch``, asked but not answered)."""
-    extra = (0.0, 0) if batch is None else (float(batch["cost"].sum()), len(batch))
-    return stopping.spending(annotations, costs=cfg.budget.annotator_costs,
-                             default_cost=cfg.budget.cost_per_annotation,
-                             annotation_budget=cfg.budget.annotations, money_budget=cfg.budget.money,
-                             extra=extra[0], extra_annotations=extra[1])
-
-
 @task(name="simulate-annotators")
 def simulate_task(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.DataFrame, seed: int):
     return annotators.simulate_answers(batch, pool, collected, seed=seed)
@@ -180,7 +157,7 @@ def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: conf
     batch_size = cfg.select.batch_size if spend.annotations_left is None else min(cfg.select.batch_size,
                                                                                   spend.annotations_left)
     with _step("score", seconds, level=level):
-        pool = make_pool(wide, predictions, n_classes=len(cfg.classes), batch_size=batch_size)
+        pool = score.make_pool(wide, predictions, n_classes=len(cfg.classes), batch_size=batch_size)
         strategy = score.effective_strategy(cfg.score.strategy, pool, cold_start=cfg.score.cold_start)
         s_l, s_u = run(score_task)(strategy, pool, cfg.seed + number, False)
         ids = np.concatenate([data.labeled_ids, data.unlabeled_ids])
@@ -239,7 +216,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     simulator = store.read_simulator_answers(campaign) if simulate else None
     holders = None if simulator is None else annotators.holders(simulator, stored)
     plan = plan_round(data, previous, cfg, number=number, train=train, seconds=seconds, holders=holders,
-                      spend=spend_so_far(stored, cfg))
+                      spend=stopping.spend_so_far(stored, cfg.budget))
     agreed, predictions, batch = plan.agreed, plan.predictions, plan.batch
     model_dir = exported["model_dir"]
 
@@ -252,7 +229,8 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     metrics = round_metrics(data, agreed, predictions, stored, batch, answers)
     metrics.update(plan_metrics(plan))
     history = [store.read_round_metrics(campaign, r) for r in rounds] + [metrics]
-    metrics.update(stop_metrics(history, spend_so_far(stored, cfg, batch=batch), cfg))
+    metrics.update(stopping.stop_metrics(history, stopping.spend_so_far(stored, cfg.budget, batch=batch),
+                                         cfg.stopping))
     if metrics["stop"]:
         log.info("stopping rule: %s", metrics["stop_reason"])
     metrics.update({f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in seconds.items()})
@@ -307,13 +285,6 @@ def plan_metrics(plan: Plan) -> dict:
     """What selection reports: picks without an eligible annotator, near-duplicates skipped, cost."""
     return {"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
             "batch_cost": float(plan.batch["cost"].sum())}
-
-
-def stop_metrics(history: list[dict], spend: stopping.Spend, cfg: config_mod.Config) -> dict:
-    """The stopping rule over ``history`` (metrics per round, this one last) as metrics."""
-    decision = stopping.decide(history, spend, epsilon=cfg.stopping.epsilon, rounds=cfg.stopping.rounds)
-    return {"stop": int(decision.stop), "stable_rounds": decision.stable_rounds, "stop_reason": decision.reason,
-            "money_spent": spend.money}
 
 
 def _check_stopped(campaign, rounds: list[int], *, force: bool) -> None:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.flows.round import mc_dropout_passes, plan_round, round_metrics, spend_so_far, stop_metrics
-from crowdloop.tasks import annotators, dataset, model, report, store, track
+from crowdloop.flows.round import mc_dropout_passes, plan_round, round_metrics
+from crowdloop.tasks import annotators, dataset, model, report, stopping, store, track
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import train_and_predict
 
@@ -118,10 +118,13 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         data = dataset.build_round_data(replay.examples, collected, classes=cfg.classes)
         # Routing draws from the annotators who hold an answer; the one suggested answers.
         plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False,
-                          holders=annotators.holders(replay.pool, collected), spend=spend_so_far(collected, cfg))
+                          holders=annotators.holders(replay.pool, collected),
+                          spend=stopping.spend_so_far(collected, cfg.budget))
         metrics = round_metrics(data, plan.agreed, plan.predictions, collected, plan.batch, None)
-        spent = spend_so_far(collected, cfg).money
-        metrics.update(stop_metrics([*rows, metrics], spend_so_far(collected, cfg, batch=plan.batch), cfg))
+        spent = stopping.spend_so_far(collected, cfg.budget).money
+        metrics.update(stopping.stop_metrics([*rows, metrics],
+                                             stopping.spend_so_far(collected, cfg.budget, batch=plan.batch),
+                                             cfg.stopping))
         answers = annotators.simulate_answers(plan.batch, replay.pool, collected, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
         previous = pd.DataFrame(np.vstack([plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled]),

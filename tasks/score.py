@@ -9,6 +9,7 @@ arrays, lower = ask first).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from crowdloop.tasks.config import load_user_strategy
 from crowdloop.tasks.strategies import BUILTIN, MODEL_FREE, Pool, Strategy
@@ -22,6 +23,22 @@ def resolve(name: str) -> Strategy:
         return load_user_strategy(name)
     raise ValueError(f"unknown score strategy {name!r}; known: {', '.join(sorted(BUILTIN))} "
                      "(or module:function).")
+
+
+def make_pool(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size: int) -> Pool:
+    """The score step's input: labels_multiannotator (N, M) and every array of ``predictions``
+    (train.Predictions); without a trained model only the embeddings."""
+    trained = predictions.trained
+    return Pool(
+        labels_multiannotator=wide, n_unlabeled=len(predictions.pred_probs_unlabeled), n_classes=n_classes,
+        pred_probs=predictions.pred_probs if trained else None,
+        pred_probs_unlabeled=predictions.pred_probs_unlabeled if trained else None,
+        fold_pred_probs=predictions.fold_pred_probs,
+        fold_pred_probs_unlabeled=predictions.fold_pred_probs_unlabeled if trained else None,
+        embeddings=predictions.embeddings, embeddings_unlabeled=predictions.embeddings_unlabeled,
+        posterior_probs=predictions.posterior_probs, posterior_probs_unlabeled=predictions.posterior_probs_unlabeled,
+        batch_size=batch_size,
+    )
 
 
 def effective_strategy(strategy: str, pool: Pool, *, cold_start: bool) -> str:

@@ -60,6 +60,24 @@ def spending(annotations, *, costs: dict, default_cost: float, annotation_budget
                  annotation_budget=annotation_budget, money_budget=money_budget)
 
 
+def spend_so_far(annotations, budget, *, batch=None) -> Spend:
+    """:func:`spending` under the ``budget`` section of params.yaml (config.BudgetConfig).
+
+    ``batch`` (column cost): a batch asked for but not answered yet, counted as spent.
+    """
+    extra = (0.0, 0) if batch is None else (float(batch["cost"].sum()), len(batch))
+    return spending(annotations, costs=budget.annotator_costs, default_cost=budget.cost_per_annotation,
+                    annotation_budget=budget.annotations, money_budget=budget.money,
+                    extra=extra[0], extra_annotations=extra[1])
+
+
+def stop_metrics(history: Sequence[dict], spend: Spend, rule) -> dict:
+    """:func:`decide` under the ``stopping`` section (config.StoppingConfig), as round metrics."""
+    decision = decide(history, spend, epsilon=rule.epsilon, rounds=rule.rounds)
+    return {"stop": int(decision.stop), "stable_rounds": decision.stable_rounds, "stop_reason": decision.reason,
+            "money_spent": spend.money}
+
+
 def stable_rounds(history: Sequence[dict], *, epsilon: float) -> int:
     """How many of the last rounds in a row changed accuracy and consensus quality by < ``epsilon``.
 
