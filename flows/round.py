@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,8 +64,8 @@ def consensus_task(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: 
 
 
 @task(name="score")
-def score_task(strategy: str, pool: score.Pool, seed: int, cold_start: bool):
-    return score.score(strategy, pool, seed=seed, cold_start=cold_start)
+def score_task(strategy: str, pool: score.Pool, seed: int):
+    return score.score(strategy, pool, seed=seed)
 
 
 @task(name="select")
@@ -126,7 +126,7 @@ class Plan:
     scores: pd.Series
     batch: pd.DataFrame
     unroutable: list
-    duplicates: list = ()
+    duplicates: list = field(default_factory=list)
     strategy: str = ""
 
 
@@ -159,7 +159,7 @@ def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: conf
     with _step("score", seconds, level=level):
         pool = score.make_pool(wide, predictions, n_classes=len(cfg.classes), batch_size=batch_size)
         strategy = score.effective_strategy(cfg.score.strategy, pool, cold_start=cfg.score.cold_start)
-        s_l, s_u = run(score_task)(strategy, pool, cfg.seed + number, False)
+        s_l, s_u = run(score_task)(strategy, pool, cfg.seed + number)
         ids = np.concatenate([data.labeled_ids, data.unlabeled_ids])
         scores = pd.Series(np.concatenate([s_l, s_u]), index=ids)
 
