@@ -14,7 +14,8 @@ from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import store, version
 
 # Sections a round reads: what dvc.yaml lists so `dvc params diff` shows them.
-ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select"]
+ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select", "budget", "routing",
+                "stopping"]
 
 
 def render_params(*, classes: Sequence[str], seed: int) -> str:

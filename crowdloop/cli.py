@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial")
     p.add_argument("--rounds", type=int, help="override the preset's number of rounds")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm (0..N-1)")
-    p.add_argument("--strategies", default="activelab,random", help="comma-separated arms")
+    p.add_argument("--strategies", default="activelab,random",
+                   help="comma-separated arms: built-in names, module:function, or 'all'")
     p.add_argument("--params", type=Path, help="params.yaml for the model settings (default: the template)")
     p.add_argument("--target", type=float, default=0.9, help="accuracy the summary counts annotations to")
     p.add_argument("--out", type=Path, default=Path("simulations/latest"))
@@ -180,6 +181,12 @@ def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
               f"macro-F1 {m.get('test_macro_f1', float('nan')):.3f}, {m['annotations']} annotations, "
               f"batch of {m['batch_size']} -> data/rounds/{result['round']:03d}/batch.csv  [{steps}]",
               flush=True)
+        if m.get("unroutable"):
+            print(f"  {m['unroutable']} picks had no eligible annotator: "
+                  f"data/rounds/{result['round']:03d}/unroutable.csv", flush=True)
+        if m.get("stop"):
+            print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
+            break
 
 
 def cmd_ingest(args) -> None:
@@ -211,12 +218,12 @@ def cmd_simulate(args) -> None:
     from crowdloop.tasks import importers, store
 
     preset = simulate.PRESETS[args.preset]
-    arms = {arm.name: arm for arm in (simulate.ACTIVELAB, simulate.RANDOM)}
     chosen = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in arms]
-    if unknown:
-        raise SystemExit(f"crowdloop simulate: unknown strategy {unknown[0]!r}; known: {', '.join(arms)}")
-    preset = dataclasses.replace(preset, arms=tuple(arms[s] for s in chosen),
+    if chosen == ["all"]:
+        chosen = list(config_mod.STRATEGIES)
+    for name in chosen:
+        config_mod.check_strategy(name, source="--strategies")
+    preset = dataclasses.replace(preset, arms=tuple(simulate.arm(s) for s in chosen),
                                  rounds=args.rounds or preset.rounds)
     base = config_mod.load(args.params)
     replay = importers.load(args.format, args.source, **_import_options(args))

@@ -10,7 +10,8 @@ from crowdloop.tasks import store
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
            ("labelled_examples", "labelled", "{:>8}"), ("test_accuracy", "test acc", "{:>8.3f}"),
            ("test_macro_f1", "macro-F1", "{:>8.3f}"), ("mean_consensus_quality", "consensus q", "{:>11.3f}"),
-           ("batch_size", "asked", "{:>5}"), ("answered", "answered", "{:>8}")]
+           ("batch_size", "asked", "{:>5}"), ("answered", "answered", "{:>8}"),
+           ("unroutable", "unroutable", "{:>10}"), ("stable_rounds", "stable", "{:>6}")]
 
 
 def rows(campaign: store.Campaign) -> list[dict]:
@@ -50,6 +51,13 @@ def render(root: Path) -> str:
     last = table[-1]
     waiting = last["batch_size"] - last["answered"]
     where = campaign.round_dir(last["round"]).relative_to(campaign.root) / "batch.csv"
+    if "stop" in last:
+        verdict = "STOP" if last["stop"] else "continue"
+        lines.append(f"\n  stopping rule ({cfg.stopping.rounds} rounds within {cfg.stopping.epsilon:g}): "
+                     f"{verdict}: {last.get('stop_reason', '')}")
+    if last.get("unroutable"):
+        lines.append(f"  round {last['round']}: {last['unroutable']} picks had no eligible annotator "
+                     f"({campaign.round_dir(last['round']).relative_to(campaign.root)}/unroutable.csv)")
     if waiting > 0:
         lines.append(f"\n  waiting: {waiting} of {last['batch_size']} annotations asked in round "
                      f"{last['round']} ({where}); `crowdloop ingest FILE` when they come back")

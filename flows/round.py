@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.tasks import annotators, consensus, dataset, score, select, store, track, version
+from crowdloop.tasks import annotators, consensus, dataset, route, score, select, stopping, store, track, version
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.model import resolve_backend
 from crowdloop.tasks.train import Predictions, train_predict_task
 
 log = logging.getLogger("crowdloop")
-CODE_VERSION = "1"  # bump when train_and_predict's results change for the same inputs
+CODE_VERSION = "2"  # bump when train_and_predict's results change for the same inputs
 
 
 @contextmanager
@@ -64,15 +64,18 @@ def consensus_task(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: 
 
 
 @task(name="score")
-def score_task(strategy: str, wide, pred_probs, pred_probs_unlabeled, seed: int):
-    return score.score(strategy, wide, pred_probs, pred_probs_unlabeled, seed=seed)
+def score_task(strategy: str, pool: score.Pool, seed: int):
+    return score.score(strategy, pool, seed=seed)
 
 
 @task(name="select")
-def select_task(scores: pd.Series, annotations: pd.DataFrame, quality: pd.Series, cfg: config_mod.Config):
+def select_task(scores: pd.Series, annotations: pd.DataFrame, quality: pd.Series, cfg: config_mod.Config, *,
+                batch_size: int, routing: select.Routing, diversity: select.Diversity | None,
+                money_left: float | None):
     return select.select_batch(
-        scores, annotations, quality, batch_size=cfg.select.batch_size,
+        scores, annotations, quality, batch_size=batch_size,
         max_annotations_per_example=cfg.select.max_annotations_per_example,
+        routing=routing, diversity=diversity, money_left=money_left,
     )
 
 
@@ -97,7 +100,8 @@ def save_task(campaign, number: int, outputs: dict, answers: pd.DataFrame | None
 def track_task(campaign, number: int, params: dict, metrics: dict, model_dir: str) -> str:
     folder = campaign.round_dir(number)
     artifacts = [folder / n for n in ("batch.csv", "annotators.csv", "consensus.parquet", "metrics.json")]
-    return track.log_round(campaign, number, params=params, metrics=metrics,
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}  # not stop_reason
+    return track.log_round(campaign, number, params=params, metrics=numbers,
                            artifacts=artifacts, model_dir=Path(model_dir))
 
 
@@ -111,7 +115,9 @@ class Plan:
     """What a round decided: consensus, predictions and the batch to ask for.
 
     ``wide`` is labels_multiannotator (N, M); ``scores`` a Series example_id -> score
-    over labelled and unlabelled pool examples; ``batch`` the rows of batch.csv.
+    over labelled and unlabelled pool examples; ``batch`` the rows of batch.csv;
+    ``unroutable`` picks nobody could be asked about; ``duplicates`` picks skipped
+    as near-duplicates; ``strategy`` the strategy that actually scored (cold start or not).
     """
 
     wide: pd.DataFrame
@@ -120,43 +126,62 @@ class Plan:
     scores: pd.Series
     batch: pd.DataFrame
     unroutable: list
+    duplicates: list = field(default_factory=list)
+    strategy: str = ""
 
 
 def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config, *,
-               number: int, train, seconds: dict, orchestrated: bool = True) -> Plan:
+               number: int, train, seconds: dict, orchestrated: bool = True,
+               holders: dict | None = None, spend: stopping.Spend | None = None) -> Plan:
     """consensus -> train + predict -> score -> select, shared by campaigns and simulations.
 
     ``train(texts_labeled, labels, texts_unlabeled, texts_test) -> Predictions``.
     With ``orchestrated=False`` the steps run as plain functions (no Prefect task
     runs), which a simulation of hundreds of rounds needs to stay fast.
+    ``holders`` (simulation): example_id -> annotators holding an answer; routing
+    draws from them. ``spend``: what the budget has left caps the batch.
     """
     run = (lambda t: t) if orchestrated else (lambda t: t.fn)
     # A simulation reports one line a round instead of one a step.
     level = logging.INFO if orchestrated else logging.DEBUG
     with _step("consensus", seconds, level=level):
         wide, agreed = run(consensus_task)(data, previous, cfg)
-    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
+    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
 
     with _step("train+predict", seconds, level=level):
         texts = data.texts
         t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
         predictions = train(t_l, labels, t_u, t_t)
 
+    spend = spend or stopping.Spend(annotations=len(data.annotations), money=0.0)
+    batch_size = cfg.select.batch_size if spend.annotations_left is None else min(cfg.select.batch_size,
+                                                                                  spend.annotations_left)
     with _step("score", seconds, level=level):
-        s_l, s_u = run(score_task)(cfg.score.strategy, wide, predictions.pred_probs,
-                                   predictions.pred_probs_unlabeled, cfg.seed + number)
-        scores = pd.Series(np.concatenate([s_l, s_u]),
-                           index=np.concatenate([data.labeled_ids, data.unlabeled_ids]))
+        pool = score.make_pool(wide, predictions, n_classes=len(cfg.classes), batch_size=batch_size)
+        strategy = score.effective_strategy(cfg.score.strategy, pool, cold_start=cfg.score.cold_start)
+        s_l, s_u = run(score_task)(strategy, pool, cfg.seed + number)
+        ids = np.concatenate([data.labeled_ids, data.unlabeled_ids])
+        scores = pd.Series(np.concatenate([s_l, s_u]), index=ids)
 
     with _step("select", seconds, level=level):
         quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
-        selection = run(select_task)(scores, data.annotations, quality, cfg)
+        routing = select.Routing(capacity=cfg.routing.capacity_per_annotator, costs=cfg.budget.annotator_costs,
+                                 default_cost=cfg.budget.cost_per_annotation, holders=holders)
+        diversity = None
+        if predictions.embeddings_unlabeled is not None:
+            vectors = pd.DataFrame(np.vstack([predictions.embeddings, predictions.embeddings_unlabeled]), index=ids)
+            diversity = select.Diversity(vectors, covered=predictions.embeddings,
+                                         duplicate_threshold=cfg.select.duplicate_threshold,
+                                         kcenter_weight=cfg.select.kcenter_weight)
+        selection = run(select_task)(scores, data.annotations, quality, cfg, batch_size=batch_size,
+                                     routing=routing, diversity=diversity, money_left=spend.money_left)
         batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")
-        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "label"]]
+        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "cost", "label"]]
     if selection.unroutable:
         log.warning("%d examples had no eligible annotator left and were skipped: %s",
                     len(selection.unroutable), ", ".join(selection.unroutable[:10]))
-    return Plan(wide, agreed, predictions, scores, batch, list(selection.unroutable))
+    return Plan(wide, agreed, predictions, scores, batch, list(selection.unroutable),
+                list(selection.duplicates), strategy)
 
 
 @flow(name="crowdloop-round")
@@ -168,34 +193,46 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         campaign, cfg, examples, stored, rounds, previous = load_task(campaign_dir)
         number = (rounds[-1] if rounds else 0) + 1
         _check_waiting(campaign, rounds, stored, simulate=simulate, force=force)
+        _check_stopped(campaign, rounds, force=force)
         data = dataset.build_round_data(examples, stored, classes=cfg.classes)
     log.info("round %d: %d annotations on %d examples, %d unlabelled, %d gold test",
              number, len(stored), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
 
     exported = {}
 
+    mc_passes = mc_dropout_passes(cfg)
+
     def train(t_l, labels, t_u, t_t) -> Predictions:
         settings = {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
-                    "folds": cfg.predict.folds, "seed": cfg.seed, "code": CODE_VERSION}
+                    "folds": cfg.predict.folds, "seed": cfg.seed, "code": CODE_VERSION, "mc_passes": mc_passes}
         key = dataset.training_key(texts=t_l, labels=labels, eval_texts=t_t, unlabeled_texts=t_u,
                                    settings=settings)
         trainer = train_predict_task.with_options(result_storage=campaign.cache / "prefect")
         predictions, exported["model_dir"] = trainer(
             key, str(campaign.root), t_l, labels, t_u, t_t, model=cfg.model,
-            n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed)
+            n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed, mc_passes=mc_passes)
         return predictions
 
-    plan = plan_round(data, previous, cfg, number=number, train=train, seconds=seconds)
+    simulator = store.read_simulator_answers(campaign) if simulate else None
+    holders = None if simulator is None else annotators.holders(simulator, stored)
+    plan = plan_round(data, previous, cfg, number=number, train=train, seconds=seconds, holders=holders,
+                      spend=stopping.spend_so_far(stored, cfg.budget))
     agreed, predictions, batch = plan.agreed, plan.predictions, plan.batch
     model_dir = exported["model_dir"]
 
     answers = None
     if simulate:
         with _step("simulate", seconds):
-            answers = simulate_task(batch, store.read_simulator_answers(campaign), stored, cfg.seed + number)
+            answers = simulate_task(batch, simulator, stored, cfg.seed + number)
             log.info("simulated annotators answered %d of %d requests", len(answers), len(batch))
 
     metrics = round_metrics(data, agreed, predictions, stored, batch, answers)
+    metrics.update(plan_metrics(plan))
+    history = [store.read_round_metrics(campaign, r) for r in rounds] + [metrics]
+    metrics.update(stopping.stop_metrics(history, stopping.spend_so_far(stored, cfg.budget, batch=batch),
+                                         cfg.stopping))
+    if metrics["stop"]:
+        log.info("stopping rule: %s", metrics["stop_reason"])
     metrics.update({f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in seconds.items()})
     pred_probs = pd.DataFrame(
         np.vstack([predictions.pred_probs, predictions.pred_probs_unlabeled]),
@@ -203,7 +240,8 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         columns=list(cfg.classes),
     )
     outputs = {"batch": batch, "consensus": _consensus_table(agreed, cfg.classes),
-               "annotators": agreed.annotators, "pred_probs": pred_probs, "metrics": metrics}
+               "annotators": agreed.annotators, "pred_probs": pred_probs, "metrics": metrics,
+               "assignments": route.assignments(batch), "unroutable": plan.unroutable}
     parts: list[Path] = []
     try:
         with _step("save", seconds):
@@ -222,7 +260,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         log.error("round %d failed; data/ is back to its state before the round", number)
         raise
     metrics["seconds_total"] = time.perf_counter() - started
-    return {"round": number, "metrics": metrics, "seconds": seconds}
+    return {"round": number, "metrics": metrics, "seconds": seconds, "strategy": plan.strategy}
 
 
 def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulate: bool, force: bool) -> None:
@@ -238,9 +276,32 @@ def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulat
         )
 
 
+def mc_dropout_passes(cfg: config_mod.Config) -> int:
+    """MC-dropout passes the training step should run: only for ``bald`` (0 otherwise)."""
+    return cfg.score.mc_dropout_passes if cfg.score.strategy == "bald" else 0
+
+
+def plan_metrics(plan: Plan) -> dict:
+    """What selection reports: picks without an eligible annotator, near-duplicates skipped, cost."""
+    return {"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
+            "batch_cost": float(plan.batch["cost"].sum())}
+
+
+def _check_stopped(campaign, rounds: list[int], *, force: bool) -> None:
+    """Scheduled or repeated rounds honour the stopping rule: refuse once it has fired, unless forced."""
+    if force or not rounds:
+        return
+    last = store.read_round_metrics(campaign, rounds[-1])
+    if last.get("stop"):
+        raise store.CampaignError(
+            f"the stopping rule fired in round {rounds[-1]} ({last.get('stop_reason', 'see metrics.json')}); "
+            "raise the budget or stopping.rounds in params.yaml, or pass --force to run anyway."
+        )
+
+
 def round_metrics(data, agreed, predictions, stored, batch, answers) -> dict:
     """The numbers a round reports (and MLflow logs); all floats or ints."""
-    test = dataset.classification_metrics(predictions.test_probs, data.test_gold)
+    test = dataset.classification_metrics(predictions.test_probs, data.test_gold) if predictions.trained else {}
     metrics = {f"test_{k}": v for k, v in test.items()}
     metrics.update({
         "annotations": len(stored),
@@ -250,10 +311,12 @@ def round_metrics(data, agreed, predictions, stored, batch, answers) -> dict:
         "batch_size": len(batch),
         "new_annotations": 0 if answers is None else len(answers),
     })
+    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
+    if predictions.trained and len(labels):
+        metrics["oos_accuracy"] = float((predictions.pred_probs.argmax(axis=1) == labels).mean())
     gold = data.pool_gold.reindex(data.labeled_ids)
     known = gold.notna().to_numpy()
     if known.any():
-        labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy()
         metrics["consensus_accuracy"] = float((labels[known] == gold.to_numpy()[known]).mean())
     return metrics
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.flows.round import plan_round, round_metrics
-from crowdloop.tasks import annotators, dataset, model, report, store, track
+from crowdloop.flows.round import mc_dropout_passes, plan_round, round_metrics
+from crowdloop.tasks import annotators, dataset, model, report, stopping, store, track
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import train_and_predict
 
@@ -51,6 +51,14 @@ class Preset:
 
 ACTIVELAB = Arm("activelab", strategy="activelab", consensus="crowdlab")
 RANDOM = Arm("random", strategy="random", consensus="majority")
+
+
+def arm(strategy: str) -> Arm:
+    """The arm that runs ``strategy``: CROWDLAB consensus, except ``random`` (majority vote, as in
+    the ActiveLab tutorial). A ``module:function`` arm is named ``module.function``."""
+    if strategy == RANDOM.strategy:
+        return RANDOM
+    return Arm(strategy.replace(":", "."), strategy=strategy, consensus="crowdlab")
 PRESETS = {
     # The cleanlab ActiveLab tutorial: 100 examples × 2 labels, 25 rounds × 25 annotations.
     "tutorial": Preset(rounds=25, batch_size=25, n_start=100, labels_per_start=2,
@@ -103,17 +111,21 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
 
     def train(t_l, labels, t_u, t_t):
         return train_and_predict(backend, t_l, labels, t_u, t_t, n_classes=len(cfg.classes),
-                                 folds=cfg.predict.folds, seed=seed)[0]
+                                 folds=cfg.predict.folds, seed=seed, mc_passes=mc_dropout_passes(cfg))[0]
 
     for number in range(len(rows) + 1, preset.rounds + 1):
         start = time.perf_counter()
         data = dataset.build_round_data(replay.examples, collected, classes=cfg.classes)
-        plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False)
+        # Routing draws from the annotators who hold an answer; the one suggested answers.
+        plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False,
+                          holders=annotators.holders(replay.pool, collected),
+                          spend=stopping.spend_so_far(collected, cfg.budget))
         metrics = round_metrics(data, plan.agreed, plan.predictions, collected, plan.batch, None)
-        # Simulated annotators answer as in the tutorial: whoever holds an answer,
-        # preferring annotators already seen, not the router's suggestion.
-        answers = annotators.simulate_answers(plan.batch.assign(suggested_annotator=""), replay.pool,
-                                              collected, seed=seed * 1000 + number)
+        spent = stopping.spend_so_far(collected, cfg.budget).money
+        metrics.update(stopping.stop_metrics([*rows, metrics],
+                                             stopping.spend_so_far(collected, cfg.budget, batch=plan.batch),
+                                             cfg.stopping))
+        answers = annotators.simulate_answers(plan.batch, replay.pool, collected, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
         previous = pd.DataFrame(np.vstack([plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled]),
                                 index=np.concatenate([data.labeled_ids, data.unlabeled_ids]),
@@ -123,6 +135,11 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                      "test_accuracy": metrics.get("test_accuracy", np.nan),
                      "test_macro_f1": metrics.get("test_macro_f1", np.nan),
                      "consensus_accuracy": metrics.get("consensus_accuracy", np.nan),
+                     "cost": spent,
+                     "mean_consensus_quality": metrics["mean_consensus_quality"],
+                     "oos_accuracy": metrics.get("oos_accuracy", np.nan),
+                     "stop": metrics["stop"], "unroutable": len(plan.unroutable),
+                     "strategy_used": plan.strategy,
                      "seconds": time.perf_counter() - start})
         store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected, pred_probs=previous)
         log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
@@ -152,9 +169,9 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     parts = [arm_flow(out_dir, base, preset, arm, seed) for arm in preset.arms for seed in seeds]
     curves = pd.concat(parts, ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
-    table = report.summary(curves, at_rounds=at, target=target)
+    table = report.summary(curves, at_rounds=at, target=target, baseline="random")
     figure = report.plot(curves, title=title)
-    paths = store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "seconds"]],
+    paths = store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "stop", "seconds"]],
                                    figure=figure, summary=table.to_string())
     params = {"preset": dataclasses.asdict(preset), "seeds": list(seeds), "model": base.model.__dict__,
               "backend_used": backend_name, "title": title}

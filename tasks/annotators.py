@@ -63,11 +63,29 @@ def available_counts(pool: pd.DataFrame, collected: pd.DataFrame) -> pd.Series:
         index example_id (every example in ``pool``, first-seen order), value the
         number of distinct annotators whose answer is in ``pool`` but not in ``collected``.
     """
-    taken = set(zip(collected["example_id"], collected["annotator_id"]))
-    pairs = pool.loc[:, ["example_id", "annotator_id"]].drop_duplicates()
-    free = [(e, a) not in taken for e, a in zip(pairs["example_id"], pairs["annotator_id"])]
+    pairs, free = _free_pairs(pool, collected)
     counts = pd.Series(free, index=pairs["example_id"].to_numpy(), dtype="int64")
     return counts.groupby(level=0, sort=False).sum().rename_axis("example_id").rename("available")
+
+
+def holders(pool: pd.DataFrame, collected: pd.DataFrame) -> dict[str, set]:
+    """example_id -> annotators whose answer is in ``pool`` but not in ``collected`` (simulation routing).
+
+    Examples with no answer left are absent.
+    """
+    pairs, free = _free_pairs(pool, collected)
+    out: dict[str, set] = {}
+    for example, annotator in zip(pairs["example_id"][free], pairs["annotator_id"][free]):
+        out.setdefault(example, set()).add(annotator)
+    return out
+
+
+def _free_pairs(pool: pd.DataFrame, collected: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distinct (example_id, annotator_id) pairs of ``pool`` and whether each is not yet collected."""
+    taken = set(zip(collected["example_id"], collected["annotator_id"]))
+    pairs = pool.loc[:, ["example_id", "annotator_id"]].drop_duplicates()
+    free = np.array([(e, a) not in taken for e, a in zip(pairs["example_id"], pairs["annotator_id"])], dtype=bool)
+    return pairs, free
 
 
 def _given(suggested) -> bool:

@@ -9,6 +9,7 @@ Unknown keys and wrongly typed values fail at load with the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ import yaml
 PARAMS_FILE = "params.yaml"
 BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
-STRATEGIES = ("activelab", "random")
+# tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
+STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
+              "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
 
 
 class ConfigError(ValueError):
@@ -65,16 +68,39 @@ class PredictConfig:
 @dataclass(frozen=True)
 class ScoreConfig:
     strategy: str
+    cold_start: bool
+    mc_dropout_passes: int
 
 
 @dataclass(frozen=True)
 class SelectConfig:
     batch_size: int
     max_annotations_per_example: int
+    duplicate_threshold: float | None
+    kcenter_weight: float
 
 
 @dataclass(frozen=True)
 class SimulateConfig:
+    rounds: int
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    annotations: int | None
+    money: float | None
+    cost_per_annotation: float
+    annotator_costs: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    capacity_per_annotator: int | None
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    epsilon: float
     rounds: int
 
 
@@ -88,6 +114,9 @@ class Config:
     score: ScoreConfig
     select: SelectConfig
     simulate: SimulateConfig
+    budget: BudgetConfig
+    routing: RoutingConfig
+    stopping: StoppingConfig
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
@@ -163,6 +192,10 @@ def _coerce(hint, value, source: str, key: str):
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, source, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}.")
+        return {str(k): _coerce(args[1], v, source, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}.")
@@ -181,7 +214,7 @@ def _validate(config: Config, source: str) -> None:
         (config.consensus.method in CONSENSUS_METHODS,
          f"'consensus.method' must be one of {', '.join(CONSENSUS_METHODS)}"),
         (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
-        (config.score.strategy in STRATEGIES, f"'score.strategy' must be one of {', '.join(STRATEGIES)}"),
+        (config.score.mc_dropout_passes >= 2, "'score.mc_dropout_passes' must be at least 2"),
         (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
         (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),
         (config.select.max_annotations_per_example >= 1,
@@ -193,10 +226,48 @@ def _validate(config: Config, source: str) -> None:
          "'model.head.C_grid' needs at least one positive value"),
         (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),
         (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
+        (config.select.duplicate_threshold is None or -1 <= config.select.duplicate_threshold <= 1,
+         "'select.duplicate_threshold' must be null or a cosine similarity in [-1, 1]"),
+        (0 <= config.select.kcenter_weight <= 1, "'select.kcenter_weight' must be in [0, 1]"),
+        (config.budget.annotations is None or config.budget.annotations >= 0,
+         "'budget.annotations' must be null or >= 0"),
+        (config.budget.money is None or config.budget.money >= 0, "'budget.money' must be null or >= 0"),
+        (config.budget.cost_per_annotation >= 0 and min(config.budget.annotator_costs.values(), default=0) >= 0,
+         "costs per annotation must be >= 0"),
+        (config.routing.capacity_per_annotator is None or config.routing.capacity_per_annotator >= 1,
+         "'routing.capacity_per_annotator' must be null or at least 1"),
+        (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),
+        (config.stopping.rounds >= 1, "'stopping.rounds' must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}.")
+    check_strategy(config.score.strategy, source=source)
+
+
+def check_strategy(name: str, *, source: str = "params") -> None:
+    """Fail unless ``name`` is a built-in strategy or an importable ``module:function``."""
+    if name in STRATEGIES:
+        return
+    if ":" not in name:
+        raise ConfigError(f"{source}: unknown 'score.strategy' {name!r}; known: {', '.join(STRATEGIES)}, "
+                          "or module:function for your own.")
+    load_user_strategy(name, source=source)
+
+
+def load_user_strategy(name: str, *, source: str = "params"):
+    """The function ``module:function`` names (imports the module); ConfigError if there is none."""
+    module_name, _, attribute = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"{source}: 'score.strategy' {name!r}: cannot import {module_name!r} ({err}); "
+                          f"known built-in strategies: {', '.join(STRATEGIES)}.") from err
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ConfigError(f"{source}: 'score.strategy' {name!r}: {module_name} has no function "
+                          f"{attribute!r}; known built-in strategies: {', '.join(STRATEGIES)}.")
+    return function
 
 
 def _plain(value):

@@ -218,6 +218,11 @@ def consensus(
     """Majority vote if ``pred_probs`` is None (round 0) or ``method == 'majority'``, else CROWDLAB.
 
     ``pred_probs`` : ndarray of shape (N, n_classes) or None.
+
+    If CROWDLAB collapses every consensus label into one class while the
+    annotators used several (a model that predicts one class, mostly single
+    labels), the majority vote is returned instead: a one-class consensus could
+    not train the next model.
     """
     if method not in CONSENSUS_METHODS:
         known = ", ".join(CONSENSUS_METHODS)
@@ -229,7 +234,11 @@ def consensus(
             f"pred_probs has shape {np.shape(pred_probs)} but there are {n_classes} classes; "
             "predict one probability column per class."
         )
-    return crowdlab(labels_multiannotator, pred_probs, calibrate_probs=calibrate_probs, seed=seed)
+    result = crowdlab(labels_multiannotator, pred_probs, calibrate_probs=calibrate_probs, seed=seed)
+    given = pd.unique(labels_multiannotator.to_numpy().ravel())
+    if result.examples["consensus_label"].nunique() < 2 <= len(given[~pd.isna(given)]):
+        return majority(labels_multiannotator, n_classes=n_classes, seed=seed)
+    return result
 
 
 def check_labels(labels_multiannotator: pd.DataFrame, *, n_classes: int) -> pd.DataFrame:

@@ -28,6 +28,7 @@ class Backend(Protocol):
     def features(self, texts: Sequence[str]) -> np.ndarray: ...
     def fit(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int) -> Any: ...
     def predict_proba(self, fitted: Any, X: np.ndarray) -> np.ndarray: ...
+    def embed(self, fitted: Any, X: np.ndarray) -> np.ndarray: ...
     def save(self, fitted: Any, directory: Path) -> None: ...
 
 
@@ -147,6 +148,10 @@ class HeadBackend:
         else:
             probs[:, fitted.classes] = fitted.classifier.predict_proba(X)
         return _floor(probs)
+
+    def embed(self, fitted: HeadModel | None, X: np.ndarray) -> np.ndarray:
+        """Embeddings (N, D) for the embedding strategies: the frozen encoder's, i.e. ``X`` itself."""
+        return np.asarray(X, dtype=np.float32)
 
     def save(self, fitted: HeadModel, directory: Path) -> None:
         """head.joblib (the sklearn classifier, None for one class) + encoder.json (what it needs)."""
@@ -285,6 +290,32 @@ class FinetuneBackend:
                 logits = fitted(**self._tokens(list(X[start:start + self.config.batch_size]))).logits
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return _floor(np.concatenate(out))
+
+    def embed(self, fitted, X: np.ndarray) -> np.ndarray:
+        """Mean-pooled, L2-normalised last hidden states (N, D) of ``fitted`` (None: the pretrained encoder)."""
+        import torch
+
+        model = fitted if fitted is not None else self.new_model(2, seed=0).eval()
+        out = [np.zeros((0, model.config.hidden_size), dtype=np.float32)]
+        with torch.inference_mode():
+            for start in range(0, len(X), self.config.batch_size):
+                batch = self._tokens(list(X[start:start + self.config.batch_size]))
+                hidden = model.base_model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(pooled.float(), dim=1).cpu().numpy())
+        return np.concatenate(out)
+
+    def mc_dropout_proba(self, fitted, X: np.ndarray, *, passes: int, seed: int) -> np.ndarray:
+        """``passes`` stochastic forward passes with dropout on: probabilities (passes, N, K)."""
+        import torch
+
+        torch.manual_seed(seed)  # dropout masks come from torch's global RNG
+        fitted.train()
+        try:
+            return np.stack([self.predict_proba(fitted, X) for _ in range(passes)])
+        finally:
+            fitted.eval()
 
     def save(self, fitted, directory: Path) -> None:
         """save_pretrained of the model and the tokenizer: loadable with the Auto classes."""

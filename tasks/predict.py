@@ -24,12 +24,16 @@ class OutOfSample:
         The unlabelled pool, per fold model.
     folds : ndarray of shape (N,)
         Fold index of each labelled example (the fold whose model predicted it).
+    fold_pred_probs : ndarray of shape (k, N, K)
+        Every labelled example, per fold model: in-sample for the k-1 models
+        that trained on it (committee strategies read these).
     """
 
     pred_probs: np.ndarray
     pred_probs_unlabeled: np.ndarray
     fold_pred_probs_unlabeled: np.ndarray
     folds: np.ndarray
+    fold_pred_probs: np.ndarray
 
 
 def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
@@ -94,16 +98,17 @@ def out_of_sample(backend, X_labeled: np.ndarray, labels: np.ndarray, X_unlabele
                          f"got values from {labels.min()} to {labels.max()}.")
     assignment = fold_assignment(labels, folds=folds, seed=seed)
     k = int(assignment.max()) + 1
-    pred_probs = np.full((len(labels), n_classes), np.nan)
+    every = np.zeros((k, len(labels), n_classes))
     pool = np.zeros((k, len(X_unlabeled), n_classes))
     for fold in range(k):
         held = assignment == fold
         fitted = backend.fit(X_labeled[~held], labels[~held], n_classes=n_classes, seed=seed + 1 + fold)
-        pred_probs[held] = backend.predict_proba(fitted, X_labeled[held])
+        every[fold] = backend.predict_proba(fitted, X_labeled)
         if len(X_unlabeled):
             pool[fold] = backend.predict_proba(fitted, X_unlabeled)
         if progress:
             progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} "
                      f"held-out and {len(X_unlabeled)} unlabelled examples")
+    pred_probs = every[assignment, np.arange(len(labels))]
     return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
-                       fold_pred_probs_unlabeled=pool, folds=assignment)
+                       fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every)

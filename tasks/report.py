@@ -8,15 +8,17 @@ import numpy as np
 import pandas as pd
 
 CURVE_COLUMNS = ("strategy", "seed", "round", "annotations", "test_accuracy", "test_macro_f1",
-                 "consensus_accuracy")
+                 "consensus_accuracy", "cost")
 
 
 def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
     """Per strategy and round: mean and std over seeds of annotations and accuracy."""
     grouped = curves.groupby(["strategy", "round"])
-    table = grouped.agg(annotations=("annotations", "mean"), accuracy=("test_accuracy", "mean"),
-                        accuracy_std=("test_accuracy", "std"), seeds=("seed", "nunique"))
-    return table.reset_index()
+    columns = dict(annotations=("annotations", "mean"), accuracy=("test_accuracy", "mean"),
+                   accuracy_std=("test_accuracy", "std"), seeds=("seed", "nunique"))
+    if "cost" in curves:
+        columns["cost"] = ("cost", "mean")
+    return grouped.agg(**columns).reset_index()
 
 
 def annotations_to_reach(curves: pd.DataFrame, target: float) -> pd.Series:
@@ -35,8 +37,38 @@ def error_ratio(curves: pd.DataFrame, strategy: str, baseline: str, *, rounds: t
     return float(((1 - window[strategy]) / (1 - window[baseline])).mean())
 
 
-def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float) -> pd.DataFrame:
-    """One row per strategy: mean ± std accuracy at ``at_rounds`` and annotations to reach ``target``."""
+def roi(curves: pd.DataFrame, *, baseline: str | None = "random") -> pd.DataFrame:
+    """Annotation ROI per strategy, from its first to its last round (means over seeds).
+
+    Columns: ``acc/100 ann`` (accuracy points gained per 100 annotations, in
+    accuracy units), ``acc/cost`` (gained per unit of cost, when curves have a
+    ``cost`` column) and, when ``baseline`` is among the strategies, each one
+    minus the baseline's (``... vs <baseline>``).
+    """
+    rows = {}
+    for strategy, part in mean_curves(curves).groupby("strategy"):
+        part = part.sort_values("round")
+        first, last = part.iloc[0], part.iloc[-1]
+        gain = last["accuracy"] - first["accuracy"]
+        row = {"acc/100 ann": _ratio(gain, last["annotations"] - first["annotations"]) * 100}
+        if "cost" in part:
+            row["acc/cost"] = _ratio(gain, last["cost"] - first["cost"])
+        rows[strategy] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if baseline in table.index:
+        for column in list(table.columns):
+            table[f"{column} vs {baseline}"] = table[column] - table.loc[baseline, column]
+    return table
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else float("nan")
+
+
+def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float,
+            baseline: str | None = None) -> pd.DataFrame:
+    """One row per strategy: mean ± std accuracy at ``at_rounds``, annotations to reach ``target``
+    and, with ``baseline``, the annotation ROI (:func:`roi`)."""
     means = mean_curves(curves)
     rows = {}
     for strategy, part in means.groupby("strategy"):
@@ -48,6 +80,8 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float) ->
     reach = annotations_to_reach(curves, target)
     table[f"annotations to {target:.0%}"] = [
         "never" if np.isnan(reach[s]) else f"{reach[s]:.0f}" for s in table.index]
+    if baseline is not None:
+        table = table.join(roi(curves, baseline=baseline).round(4))
     return table
 
 

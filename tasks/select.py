@@ -2,34 +2,56 @@
 
 Follows ActiveLab's batch recipe: rank every pool example by score (lower =
 more useful), take at most one new annotation per example per batch, and route
-each pick to an annotator who has not labelled it yet.
+each pick to an annotator who has not labelled it yet (:mod:`.route`). Optional:
+skip near-duplicates and mix the score with k-center distance (:mod:`.diversity`),
+and stop when the money left is spent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-BATCH_COLUMNS = ("example_id", "suggested_annotator", "score")
-# Written into ``suggested_annotator`` when no annotator is known yet (round 0
-# of a fresh campaign): whoever runs the campaign picks.
-ANYONE = ""
+from crowdloop.tasks.diversity import CandidateQueue
+from crowdloop.tasks.route import ANYONE, Router, Routing
+
+BATCH_COLUMNS = ("example_id", "suggested_annotator", "score", "cost")
+__all__ = ["ANYONE", "BATCH_COLUMNS", "Diversity", "Routing", "Selection", "select_batch"]
+
+
+@dataclass(frozen=True)
+class Diversity:
+    """Diversity options: embeddings (index example_id, one row per pool example) and what they switch on.
+
+    ``covered``: embeddings (L, D) of the examples already labelled, for k-center distance.
+    """
+
+    embeddings: pd.DataFrame
+    covered: np.ndarray | None = None
+    duplicate_threshold: float | None = None
+    kcenter_weight: float = 0.0
 
 
 @dataclass(frozen=True)
 class Selection:
     """The chosen batch.
 
-    ``batch``: columns :data:`BATCH_COLUMNS`, lowest score first, at most
-    ``batch_size`` rows. ``unroutable``: example ids that ranked high enough to be
-    picked but every known annotator has already labelled them (left out of
-    ``batch`` so the batch still fills up).
+    ``batch``: columns :data:`BATCH_COLUMNS`, in pick order, at most ``batch_size``
+    rows. ``unroutable``: example ids that ranked high enough to be picked but had
+    no eligible annotator (all labelled it, full, too expensive, or in simulation
+    none holds an answer); left out of ``batch`` so the batch still fills up.
+    ``duplicates``: ids skipped as near-duplicates of a pick. ``cost``: the batch's total.
     """
 
     batch: pd.DataFrame
     unroutable: list[str]
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float:
+        return float(self.batch["cost"].sum())
 
 
 def select_batch(
@@ -39,6 +61,9 @@ def select_batch(
     *,
     batch_size: int,
     max_annotations_per_example: int,
+    routing: Routing | None = None,
+    diversity: Diversity | None = None,
+    money_left: float | None = None,
 ) -> Selection:
     """Pick up to ``batch_size`` examples and suggest an annotator for each.
 
@@ -51,57 +76,62 @@ def select_batch(
         Every annotation so far.
     annotator_quality : Series, index annotator_id, higher = better
         Annotators seen in ``annotations`` but missing here (or NaN) get the median.
-    batch_size : at most this many picks, >= 1.
+    batch_size : at most this many picks, >= 0.
     max_annotations_per_example : examples with this many annotations are skipped, >= 1.
+    routing : capacity, costs and (simulation) holders; see :mod:`.route`. None = defaults.
+    diversity : near-duplicate and k-center options; None = score order.
+    money_left : stop picking once the next pick would cost more than this; None = no limit.
 
     Returns
     -------
     Selection
-        Each pick goes to the eligible known annotator (one who has not labelled
-        the example) with the fewest picks so far in this batch, then the higher
-        quality, then the smaller id: the best annotators are asked first but the
-        load is spread. Known annotators are those in ``annotations`` or in
-        ``annotator_quality``. If none is known, ``suggested_annotator`` is
+        Known annotators are those in ``annotations``, ``annotator_quality`` or
+        ``routing.holders``. If none is known, ``suggested_annotator`` is
         :data:`ANYONE` (an empty string) on every row.
     """
     _validate(scores, annotations, annotator_quality, batch_size, max_annotations_per_example)
-    quality = _quality_by_annotator(annotations, annotator_quality).to_dict()
-    by_example = annotations.groupby("example_id")["annotator_id"]
-    labelled_by = by_example.agg(set).to_dict()
-    n_annotations = by_example.size().to_dict()
+    router = Router(annotations, annotator_quality, routing or Routing())
+    n_annotations = annotations.groupby("example_id").size().to_dict()
 
     ranked = pd.DataFrame({"example_id": scores.index.to_numpy(), "score": scores.to_numpy()})
     ranked = ranked.sort_values(["score", "example_id"], kind="stable")
-    picks_per_annotator = dict.fromkeys(quality, 0)
+    open_ = [n_annotations.get(e, 0) < max_annotations_per_example for e in ranked["example_id"]]
+    ranked = ranked[open_].reset_index(drop=True)
+    ids, values = ranked["example_id"].tolist(), ranked["score"].to_numpy()
+    queue = _queue(ids, diversity, batch_size)
+
     rows, unroutable = [], []
-    for example_id, value in zip(ranked["example_id"], ranked["score"]):
-        if len(rows) == batch_size:
+    spent = 0.0
+    while len(rows) < batch_size:
+        index = queue.pop()
+        if index is None:
             break
-        if n_annotations.get(example_id, 0) >= max_annotations_per_example:
-            continue
-        done = labelled_by.get(example_id, set())
-        if not picks_per_annotator:
-            rows.append((example_id, ANYONE, float(value)))
-            continue
-        eligible = [a for a in picks_per_annotator if a not in done]
-        if not eligible:
+        example_id = ids[index]
+        left = None if money_left is None else money_left - spent
+        annotator = router.route(example_id, money_left=left)
+        if annotator is None:
             unroutable.append(example_id)
             continue
-        chosen = min(eligible, key=lambda a: (picks_per_annotator[a], -quality[a], a))
-        picks_per_annotator[chosen] += 1
-        rows.append((example_id, chosen, float(value)))
+        router.take(example_id, annotator)
+        queue.accept(index)
+        cost = router.cost(annotator)
+        spent += cost
+        rows.append((example_id, annotator, float(values[index]), cost))
     batch = pd.DataFrame(rows, columns=list(BATCH_COLUMNS)).astype(
-        {"example_id": object, "suggested_annotator": object, "score": float}
+        {"example_id": object, "suggested_annotator": object, "score": float, "cost": float}
     )
-    return Selection(batch=batch, unroutable=unroutable)
+    return Selection(batch=batch, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates])
 
 
-def _quality_by_annotator(annotations: pd.DataFrame, annotator_quality: pd.Series) -> pd.Series:
-    """Quality for every known annotator; unknown or NaN quality -> median (0.0 if none)."""
-    given = annotator_quality.astype(float)
-    known = sorted(set(annotations["annotator_id"]) | set(given.index))
-    median = float(given.median()) if given.notna().any() else 0.0
-    return given.reindex(known).fillna(median)
+def _queue(ids: list, diversity: Diversity | None, batch_size: int) -> CandidateQueue:
+    if diversity is None or (diversity.duplicate_threshold is None and diversity.kcenter_weight == 0):
+        return CandidateQueue(len(ids))
+    missing = [e for e in ids if e not in diversity.embeddings.index]
+    if missing:
+        raise ValueError(f"example {missing[0]!r} has no embedding; pass one per pool example.")
+    return CandidateQueue(len(ids), diversity.embeddings.loc[ids].to_numpy(), diversity.covered,
+                          duplicate_threshold=diversity.duplicate_threshold,
+                          kcenter_weight=diversity.kcenter_weight, batch_size=batch_size)
 
 
 def _validate(
@@ -111,7 +141,8 @@ def _validate(
     batch_size: int,
     max_annotations_per_example: int,
 ) -> None:
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    # 0 is a valid batch: what a spent budget leaves.
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 0:
         raise ValueError(f"batch_size is {batch_size!r}; set select.batch_size to an integer >= 1.")
     cap = max_annotations_per_example
     if not isinstance(cap, (int, np.integer)) or cap < 1:

@@ -11,7 +11,8 @@ A campaign is a directory::
                                  example_id, annotator_id, label, round, source, time;
                                  one new part file per ingestion, never rewritten
       simulator/answers.parquet  simulated annotators' not-yet-collected answers (demo)
-      rounds/NNN/                batch.csv, consensus.parquet, annotators.csv, metrics.json
+      rounds/NNN/                batch.csv, consensus.parquet, annotators.csv, metrics.json,
+                                 assignments/<annotator>.csv, unroutable.csv
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
     .cache/                      embeddings and Prefect results (git-ignored)
 
@@ -33,10 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks.route import file_stem
+
 EXAMPLE_COLUMNS = ("example_id", "text", "split", "gold")
 ANNOTATION_COLUMNS = ("example_id", "annotator_id", "label", "round", "source", "time")
 ANSWER_COLUMNS = ("example_id", "annotator_id", "label")
-BATCH_COLUMNS = ("example_id", "text", "suggested_annotator", "score")
+BATCH_COLUMNS = ("example_id", "text", "suggested_annotator", "score", "cost")
 SPLITS = ("pool", "test")
 
 
@@ -190,14 +193,23 @@ def write_round(
     annotators: pd.DataFrame,
     pred_probs: pd.DataFrame,
     metrics: dict,
+    assignments: dict[str, pd.DataFrame] | None = None,
+    unroutable: list[str] | None = None,
 ) -> Path:
     """Write a round's outputs; metrics.json goes last and marks the round complete.
 
     ``pred_probs`` : DataFrame of shape (P, K), index example_id, one column per class:
     out-of-sample probabilities for every pool example (the next round's CROWDLAB input).
+    ``assignments`` : annotator id -> their rows of the batch, written to
+    ``assignments/<annotator>.csv``. ``unroutable`` : ids that no annotator could
+    be asked about, written to ``unroutable.csv``.
     """
     folder = campaign.round_dir(number)
     _write_text(folder / "batch.csv", batch.to_csv(index=False))
+    for annotator, rows in (assignments or {}).items():
+        _write_text(folder / "assignments" / f"{file_stem(annotator)}.csv", rows.to_csv(index=False))
+    if unroutable is not None:
+        _write_text(folder / "unroutable.csv", pd.DataFrame({"example_id": unroutable}).to_csv(index=False))
     _write_parquet(folder / "consensus.parquet", consensus.reset_index())
     _write_parquet(folder / "pred_probs.parquet", pred_probs.reset_index())
     _write_text(folder / "annotators.csv", annotators.to_csv(index=False))

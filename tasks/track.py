@@ -97,7 +97,8 @@ def log_simulation(root: Path, name: str, *, params: dict, curves, artifacts: li
         metrics = [Metric(column, float(value), now, int(row["round"]))
                    for _, row in rows.iterrows()
                    for column, value in row.items()
-                   if column not in ("strategy", "seed", "round") and value == value]
+                   if column not in ("strategy", "seed", "round") and not isinstance(value, str)
+                   and value == value]
         for start in range(0, len(metrics), 900):  # MLflow takes at most 1000 metrics a call
             client.log_batch(child.info.run_id, metrics=metrics[start:start + 900])
         client.set_terminated(child.info.run_id)

@@ -42,6 +42,15 @@ class Predictions:
         ``head`` or ``finetune``: what actually ran.
     seconds : dict
         Wall time of ``features``, ``kfold`` and ``full_fit``.
+    fold_pred_probs : ndarray of shape (k, N, K) or None
+        Each fold model on every labelled example (in-sample for k-1 of them).
+    embeddings, embeddings_unlabeled : ndarray of shape (N, D), (U, D) or None
+        ``backend.embed`` of the labelled and unlabelled pools.
+    posterior_probs, posterior_probs_unlabeled : ndarray of shape (S, N, K), (S, U, K) or None
+        Posterior samples for BALD: MC-dropout passes of the full model where the
+        backend has them and ``mc_passes`` asked for them, else the fold models.
+    trained : bool
+        False when nothing was labelled: no model, uniform probabilities, only embeddings.
     """
 
     pred_probs: np.ndarray
@@ -50,6 +59,12 @@ class Predictions:
     test_probs: np.ndarray
     backend: str
     seconds: dict = field(default_factory=dict)
+    fold_pred_probs: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    embeddings_unlabeled: np.ndarray | None = None
+    posterior_probs: np.ndarray | None = None
+    posterior_probs_unlabeled: np.ndarray | None = None
+    trained: bool = True
 
 
 def train_and_predict(
@@ -63,10 +78,15 @@ def train_and_predict(
     folds: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    mc_passes: int = 0,
 ):
     """k-fold out-of-sample predictions plus a model fitted on all labelled examples.
 
-    Returns ``(Predictions, fitted)`` where ``fitted`` is the full model (for export).
+    Returns ``(Predictions, fitted)`` where ``fitted`` is the full model (for
+    export). With no labelled example nothing is trained: ``fitted`` is None and
+    the predictions are uniform (``trained`` False), embeddings only.
+    ``mc_passes`` >= 2 asks a backend with ``mc_dropout_proba`` for that many
+    MC-dropout passes as BALD's posterior samples.
     """
     say = progress or (lambda message: None)
     seconds = {}
@@ -75,6 +95,15 @@ def train_and_predict(
     features = backend.features([*texts_labeled, *texts_unlabeled, *texts_test])
     x_l, x_u, x_t = features[:n_l], features[n_l:n_l + n_u], features[n_l + n_u:]
     seconds["features"] = time.perf_counter() - start
+    if n_l == 0:
+        say(f"nothing labelled yet: no model; embedding {n_u} unlabelled examples for a cold start")
+        uniform = np.full((n_u, n_classes), 1.0 / n_classes)
+        return Predictions(
+            pred_probs=np.zeros((0, n_classes)), pred_probs_unlabeled=uniform,
+            fold_pred_probs_unlabeled=uniform[None], test_probs=np.full((len(x_t), n_classes), 1.0 / n_classes),
+            backend=backend.name, seconds=seconds, embeddings=backend.embed(None, x_l),
+            embeddings_unlabeled=backend.embed(None, x_u), trained=False,
+        ), None
 
     start = time.perf_counter()
     say(f"{folds}-fold out-of-sample predictions for {n_l} labelled and {n_u} unlabelled examples")
@@ -88,6 +117,14 @@ def train_and_predict(
     test_probs = backend.predict_proba(fitted, x_t) if len(texts_test) else np.zeros((0, n_classes))
     seconds["full_fit"] = time.perf_counter() - start
 
+    start = time.perf_counter()
+    posterior = (oos.fold_pred_probs, oos.fold_pred_probs_unlabeled)
+    if mc_passes >= 2 and hasattr(backend, "mc_dropout_proba"):
+        say(f"{mc_passes} MC-dropout passes over {n_l + n_u} pool examples")
+        posterior = tuple(backend.mc_dropout_proba(fitted, x, passes=mc_passes, seed=seed) for x in (x_l, x_u))
+    embeddings = backend.embed(fitted, x_l), backend.embed(fitted, x_u)
+    seconds["extras"] = time.perf_counter() - start
+
     predictions = Predictions(
         pred_probs=oos.pred_probs,
         pred_probs_unlabeled=oos.pred_probs_unlabeled,
@@ -95,6 +132,11 @@ def train_and_predict(
         test_probs=test_probs,
         backend=backend.name,
         seconds=seconds,
+        fold_pred_probs=oos.fold_pred_probs,
+        embeddings=embeddings[0],
+        embeddings_unlabeled=embeddings[1],
+        posterior_probs=posterior[0],
+        posterior_probs_unlabeled=posterior[1],
     )
     return predictions, fitted
 
@@ -113,6 +155,7 @@ def train_predict_task(
     n_classes: int,
     folds: int,
     seed: int,
+    mc_passes: int = 0,
 ) -> tuple[Predictions, str]:
     """Load the encoder once, train and predict, export the full model; cached on ``key``.
 
@@ -126,10 +169,11 @@ def train_predict_task(
     backend = model_mod.load_backend(model, embedding_cache=cache, progress=log.info)
     predictions, fitted = train_and_predict(
         backend, texts_labeled, labels, texts_unlabeled, texts_test,
-        n_classes=n_classes, folds=folds, seed=seed, progress=log.info,
+        n_classes=n_classes, folds=folds, seed=seed, progress=log.info, mc_passes=mc_passes,
     )
     if len(cache) > known:
         store.write_embedding_cache(campaign, encoder_key, cache)
     model_dir = campaign.cache / "models" / key[:16]
-    backend.save(fitted, model_dir)
+    if fitted is not None:
+        backend.save(fitted, model_dir)
     return predictions, str(model_dir)

@@ -1,12 +1,14 @@
-"""A tiny demo campaign (tens of examples, tiny random BERT) for end-to-end tests."""
+"""A tiny demo campaign and a tiny replay (tens of examples, tiny random BERT) for end-to-end tests."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
+import dataclasses
+
 from crowdloop import campaign as campaign_mod
-from crowdloop.tasks import demo
+from crowdloop.tasks import demo, importers
 
 
 @pytest.fixture
@@ -24,3 +26,19 @@ def tiny_campaign(tmp_path, tiny_model_dir):
     params["select"]["batch_size"] = 8
     made.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     return made
+
+
+@pytest.fixture
+def replay():
+    """A generated dataset split for simulation: 20 examples x 2 labels to start, answers to draw from."""
+    data = demo.make_demo(seed=2, n_pool=60, n_test=20, n_initial=0, n_annotators=6, answers_per_example=4)
+    return importers.split_for_simulation(
+        importers.Replay(data.examples, data.initial, data.answers, demo.DEMO_CLASSES),
+        seed=0, n_start=20, labels_per_start=2)
+
+
+@pytest.fixture
+def base(cfg):
+    """The tiny-model config on the head backend with a single C (fast fits)."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backend="head",
+                                                              head=dataclasses.replace(cfg.model.head, C_grid=(1.0,))))

@@ -8,23 +8,9 @@ import pandas as pd
 import pytest
 
 from crowdloop.flows import simulate
-from crowdloop.tasks import config, demo, importers, store, train
+from crowdloop.tasks import store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def replay():
-    data = demo.make_demo(seed=2, n_pool=60, n_test=20, n_initial=0, n_annotators=6, answers_per_example=4)
-    return importers.split_for_simulation(
-        importers.Replay(data.examples, data.initial, data.answers, demo.DEMO_CLASSES),
-        seed=0, n_start=20, labels_per_start=2)
-
-
-@pytest.fixture
-def base(cfg):
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backend="head",
-                                                              head=dataclasses.replace(cfg.model.head, C_grid=(1.0,))))
 
 
 def _run(out, base, rounds, seeds=(0, 1)):

@@ -36,3 +36,21 @@ def test_a_bad_import_file_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert code == 2
     assert "answers.csv" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_simulate_refuses_an_unknown_strategy_listing_the_known_ones(tmp_path, capsys):
+    code = cli.main(["simulate", str(tmp_path), "--strategies", "activelab,bayes", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown 'score.strategy' 'bayes'; known: activelab, activelab_ensemble" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_takes_every_builtin_strategy_as_an_arm():
+    from crowdloop.tasks import config
+
+    arms = [simulate.arm(name) for name in config.STRATEGIES]
+    assert [a.strategy for a in arms] == list(config.STRATEGIES)
+    assert simulate.arm("random").consensus == "majority"  # the ActiveLab tutorial's baseline
+    assert {a.consensus for a in arms if a.strategy != "random"} == {"crowdlab"}
+    assert simulate.arm("pkg.rules:mine").name == "pkg.rules.mine"

@@ -224,3 +224,22 @@ def test_consensus_rejects_unknown_method_and_wrong_class_count():
         consensus(labels, probs, method="vote", n_classes=3, calibrate_probs=True, seed=0)
     with pytest.raises(ValueError, match="there are 4 classes"):
         consensus(labels, probs, method="crowdlab", n_classes=4, calibrate_probs=True, seed=0)
+
+
+def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkeypatch):
+    from crowdloop.tasks import consensus as consensus_mod
+
+    labels = pd.DataFrame({"a": [0.0, 1.0, 1.0, 0.0], "b": [np.nan, np.nan, 1.0, np.nan]},
+                          index=["e0", "e1", "e2", "e3"])
+    probs = np.tile([0.6, 0.4], (4, 1))
+    honest = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False, seed=0)
+    assert honest.method == "crowdlab"
+
+    def collapsed(*args, **kwargs):  # what RTE's one-class head model made CROWDLAB return
+        result = consensus_mod.majority(labels, n_classes=2, seed=0)
+        return consensus_mod.Consensus(result.examples.assign(consensus_label=0), result.annotators, "crowdlab")
+
+    monkeypatch.setattr(consensus_mod, "crowdlab", collapsed)
+    result = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False, seed=0)
+    assert result.method == "majority"
+    assert result.examples["consensus_label"].tolist() == [0, 1, 1, 0]

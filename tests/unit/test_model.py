@@ -156,6 +156,20 @@ def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
     assert backend.predict_proba(other, X[:5]).shape == (5, 3)
 
 
+def test_finetune_embeds_and_mc_dropout_passes_differ_while_predictions_stay_deterministic(cfg):
+    backend = model.load_backend(_cfg(cfg, "finetune", steps=2))
+    X = backend.features(TEXTS[:6])
+    fitted = backend.fit(X, LABELS[:6], n_classes=2, seed=0)
+    vectors = backend.embed(fitted, X)
+    assert vectors.shape == (6, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert backend.embed(None, X).shape == (6, 32)  # before any fit: the pretrained encoder
+    passes = backend.mc_dropout_proba(fitted, X, passes=4, seed=0)
+    assert passes.shape == (4, 6, 2) and not np.allclose(passes[0], passes[1])
+    np.testing.assert_allclose(passes, backend.mc_dropout_proba(fitted, X, passes=4, seed=0))  # seeded
+    assert not fitted.training  # back in eval mode: plain predictions are deterministic
+    np.testing.assert_allclose(backend.predict_proba(fitted, X), backend.predict_proba(fitted, X))
+
+
 def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

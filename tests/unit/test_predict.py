@@ -129,3 +129,14 @@ def test_folds_are_deterministic_per_seed():
 def test_too_few_labels_is_a_clear_error(y):
     with pytest.raises(ValueError, match="at least 2 labelled examples of 2 classes"):
         fold_assignment(y, folds=3, seed=0)
+
+
+def test_fold_pred_probs_hold_every_fold_model_on_every_labelled_example():
+    X, y = _data()
+    oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
+    assert oos.fold_pred_probs.shape == (3, 30, 4)
+    rows = np.arange(30)
+    np.testing.assert_array_equal(oos.fold_pred_probs[oos.folds, rows], oos.pred_probs)
+    # the other k-1 models trained on the example (the fake marks that in its last column)
+    seen = oos.fold_pred_probs[:, :, -1].sum(axis=0)
+    assert (seen == 2).all()

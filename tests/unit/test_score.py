@@ -1,4 +1,4 @@
-"""Scores: ActiveLab ranks uncertain examples first; random is seeded; dispatch by name."""
+"""The score step: dispatch by name, user strategies, cold start, and config-time name checks."""
 
 from __future__ import annotations
 
@@ -6,103 +6,77 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import config
-from crowdloop.tasks.score import STRATEGIES, activelab, random_scores, score
+from crowdloop.tasks import config, strategies
+from crowdloop.tasks.score import effective_strategy, resolve, score
+from crowdloop.tasks.strategies import Pool
 
-NAN = np.nan
+LABELS = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 1.0]}, index=["l0", "l1"])
+POOL = Pool(labels_multiannotator=LABELS, n_unlabeled=3, n_classes=2,
+            pred_probs=np.array([[0.6, 0.4], [0.2, 0.8]]),
+            pred_probs_unlabeled=np.array([[0.9, 0.1], [0.5, 0.5], [0.7, 0.3]]))
 
+USER_MODULE = '''
+import numpy as np
 
-def _labelled():
-    """e0: annotators split and the model unsure; e1..e5: annotators agree, model confident."""
-    labels = pd.DataFrame(
-        {"a": [0, 0, 1, 2, 0, 1], "b": [1, 0, 1, 2, 0, 1], "c": [NAN, 0, 1, 2, NAN, NAN]},
-        index=pd.Index([f"e{i}" for i in range(6)], name="example_id"),
-        dtype=float,
-    )
-    probs = np.array(
-        [[0.4, 0.35, 0.25], [0.9, 0.05, 0.05], [0.05, 0.9, 0.05],
-         [0.05, 0.05, 0.9], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]
-    )
-    return labels, probs
+def longest_text_first(pool, *, seed):
+    return np.ones(pool.n_labeled), np.arange(pool.n_unlabeled, dtype=float)[::-1]
 
-
-UNLABELED = np.array([[0.9, 0.05, 0.05], [0.34, 0.33, 0.33], [0.6, 0.3, 0.1]])
+def wrong_shape(pool, *, seed):
+    return np.ones(1), np.ones(1)
+'''
 
 
-def test_activelab_returns_one_score_per_example_in_each_pool():
-    labels, probs = _labelled()
-    scores, scores_unlabeled = activelab(labels, probs, UNLABELED)
-    assert scores.shape == (6,)
-    assert scores_unlabeled.shape == (3,)
-    both = np.concatenate([scores, scores_unlabeled])
-    assert ((both > 0) & (both < 1)).all()
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_strategies.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "my_strategies"
 
 
-def test_activelab_ranks_a_disputed_uncertain_example_before_an_agreed_confident_one():
-    labels, probs = _labelled()
-    scores, _ = activelab(labels, probs, UNLABELED)
-    assert scores[0] < scores[1]
-    assert np.argmin(scores) == 0
-
-
-def test_activelab_ranks_an_uncertain_unlabelled_example_before_a_confident_one():
-    labels, probs = _labelled()
-    _, scores_unlabeled = activelab(labels, probs, UNLABELED)
-    assert scores_unlabeled[1] < scores_unlabeled[2] < scores_unlabeled[0]
-
-
-def test_activelab_with_an_empty_unlabelled_pool():
-    labels, probs = _labelled()
-    scores, scores_unlabeled = activelab(labels, probs, np.zeros((0, 3)))
-    assert scores.shape == (6,) and scores_unlabeled.shape == (0,)
-    np.testing.assert_allclose(scores, activelab(labels, probs, UNLABELED)[0])
-
-
-def test_activelab_without_labelled_examples_averages_model_confidence_with_chance():
-    empty = pd.DataFrame(index=pd.Index([], name="example_id"), dtype=float)
-    scores, scores_unlabeled = activelab(empty, np.zeros((0, 3)), UNLABELED)
-    assert scores.shape == (0,)
-    np.testing.assert_allclose(scores_unlabeled, (UNLABELED.max(axis=1) + 1 / 3) / 2)
-
-
-def test_activelab_prints_nothing_when_an_annotator_shares_no_example(capsys):
-    labels, probs = _labelled()
-    labels["solo"] = NAN
-    labels.loc["e5", ["a", "b", "solo"]] = [NAN, NAN, 1]
-    scores, _ = activelab(labels, probs, UNLABELED)
-    assert np.isfinite(scores).all()
-    assert capsys.readouterr().out == ""
-
-
-def test_activelab_rejects_mismatched_class_counts():
-    labels, probs = _labelled()
-    with pytest.raises(ValueError, match="pred_probs_unlabeled has 2"):
-        activelab(labels, probs, np.array([[0.5, 0.5]]))
-
-
-def test_random_scores_are_uniform_draws_from_the_seed():
-    labeled, unlabeled = random_scores(4, 3, seed=7)
-    expected = np.random.default_rng(7).random(7)
-    np.testing.assert_array_equal(np.concatenate([labeled, unlabeled]), expected)
-    again = random_scores(4, 3, seed=7)
-    np.testing.assert_array_equal(again[0], labeled)
-    assert not np.array_equal(random_scores(4, 3, seed=8)[0], labeled)
+def test_builtin_names_match_the_config_choices():
+    assert set(strategies.BUILTIN) == set(config.STRATEGIES)
 
 
 def test_score_dispatches_by_name():
-    labels, probs = _labelled()
-    dispatched = score("activelab", labels, probs, UNLABELED, seed=0)
-    np.testing.assert_array_equal(dispatched[1], activelab(labels, probs, UNLABELED)[1])
-    labeled, unlabeled = score("random", labels, None, UNLABELED, seed=3)
-    np.testing.assert_array_equal(labeled, random_scores(6, 3, seed=3)[0])
-    assert unlabeled.shape == (3,)
-
-
-def test_score_names_match_the_config_choices():
-    assert set(STRATEGIES) == set(config.STRATEGIES)
+    s_l, s_u = score("entropy", POOL, seed=0)
+    np.testing.assert_array_equal(s_u, strategies.entropy(POOL, seed=0)[1])
+    assert np.argmin(s_u) == 1
 
 
 def test_unknown_strategy_lists_the_known_ones():
-    labels, probs = _labelled()
-    with pytest.raises(ValueError, match="unknown score strategy 'bald'; known: activelab, random"):
-        score("bald", labels, probs, UNLABELED, seed=0)
+    with pytest.raises(ValueError, match="unknown score strategy 'nope'; known: activelab, activelab_ensemble"):
+        resolve("nope")
+
+
+def test_a_user_strategy_named_module_function_is_used(user_module):
+    s_l, s_u = score(f"{user_module}:longest_text_first", POOL, seed=0)
+    assert list(s_u) == [2.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="returned scores of shapes"):
+        score(f"{user_module}:wrong_shape", POOL, seed=0)
+
+
+def test_config_load_rejects_unknown_strategies_with_the_known_list(user_module):
+    raw = config.load().to_dict()
+    raw["score"]["strategy"] = "bayes"
+    with pytest.raises(config.ConfigError, match="unknown 'score.strategy' 'bayes'; known: activelab, "):
+        config.from_dict(raw)
+    raw["score"]["strategy"] = "no_such_module:f"
+    with pytest.raises(config.ConfigError, match="cannot import 'no_such_module'"):
+        config.from_dict(raw)
+    raw["score"]["strategy"] = f"{user_module}:missing"
+    with pytest.raises(config.ConfigError, match="has no function 'missing'; known built-in strategies"):
+        config.from_dict(raw)
+    raw["score"]["strategy"] = f"{user_module}:longest_text_first"
+    assert config.from_dict(raw).score.strategy == f"{user_module}:longest_text_first"
+
+
+def test_with_nothing_labelled_a_model_strategy_becomes_cold_start():
+    empty = Pool(labels_multiannotator=LABELS.iloc[:0], n_unlabeled=4, n_classes=2,
+                 embeddings_unlabeled=np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]]), batch_size=2)
+    assert effective_strategy("activelab", empty, cold_start=True) == "cold_start"
+    assert effective_strategy("activelab", empty, cold_start=False) == "activelab"
+    assert effective_strategy("random", empty, cold_start=True) == "random"
+    assert effective_strategy("activelab", POOL, cold_start=True) == "activelab"
+    _, s_u = score("bald", empty, seed=0, cold_start=True)
+    first_two = set(np.argsort(s_u)[:2])
+    assert len(first_two & {0, 1}) == 1 and len(first_two & {2, 3}) == 1  # one per cluster

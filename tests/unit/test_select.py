@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks.select import ANYONE, BATCH_COLUMNS, select_batch
+from crowdloop.tasks.select import ANYONE, BATCH_COLUMNS, Diversity, Routing, select_batch
 
 
 def _scores(values: dict) -> pd.Series:
@@ -84,11 +85,90 @@ def test_without_known_annotators_the_suggestion_is_left_to_the_user():
 
 def test_invalid_arguments_fail_early():
     scores = _scores({"e1": 0.1})
-    with pytest.raises(ValueError, match="batch_size is 0"):
-        _select(scores, batch_size=0)
+    with pytest.raises(ValueError, match="batch_size is -1"):
+        _select(scores, batch_size=-1)
+    assert _select(scores, batch_size=0).batch.empty  # what a spent budget leaves
     with pytest.raises(ValueError, match="max_annotations_per_example is 0"):
         _select(scores, cap=0)
     with pytest.raises(ValueError, match="is NaN"):
         _select(_scores({"e1": float("nan")}))
     with pytest.raises(ValueError, match="'e1' twice"):
         _select(pd.Series([0.1, 0.2], index=["e1", "e1"]))
+
+
+# ---------------------------------------------------------------- diversity, budget, routing
+
+def _embeddings(rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(rows).T.astype(float)
+
+
+def test_near_duplicates_inside_a_batch_are_dropped():
+    # e2 is a copy of e1 (cosine 1.0), e3 nearly (cosine ~0.995); e4 points elsewhere.
+    vectors = _embeddings({"e1": [1, 0], "e2": [1, 0], "e3": [1, 0.1], "e4": [0, 1], "e5": [0.7, 0.7]})
+    scores = _scores({"e1": 0.1, "e2": 0.2, "e3": 0.3, "e4": 0.4, "e5": 0.5})
+    plain = _select(scores, batch_size=3).batch["example_id"].tolist()
+    assert plain == ["e1", "e2", "e3"]
+    diverse = select_batch(scores, NONE, QUALITY, batch_size=3, max_annotations_per_example=5,
+                           diversity=Diversity(vectors, duplicate_threshold=0.95))
+    assert diverse.batch["example_id"].tolist() == ["e1", "e4", "e5"]
+    assert diverse.duplicates == ["e2", "e3"]
+
+
+def test_kcenter_weight_trades_score_for_distance_from_what_is_covered():
+    # e1, e2 best scored but next to the labelled example; e3 worse scored but far away.
+    vectors = _embeddings({"e1": [1, 0.05], "e2": [1, -0.05], "e3": [-1, 0]})
+    scores = _scores({"e1": 0.1, "e2": 0.2, "e3": 0.9})
+    covered = np.array([[1.0, 0.0]])
+
+    def pick(weight):
+        options = Diversity(vectors, covered=covered, kcenter_weight=weight)
+        return select_batch(scores, NONE, QUALITY, batch_size=2, max_annotations_per_example=5,
+                            diversity=options).batch["example_id"].tolist()
+
+    assert pick(0.0) == ["e1", "e2"]
+    assert pick(0.8) == ["e3", "e1"]
+
+
+def test_the_batch_stops_when_the_money_is_spent_and_costs_are_per_annotator():
+    scores = _scores({f"e{i}": i / 10 for i in range(1, 6)})
+    routing = Routing(costs={"ann": 3.0}, default_cost=1.0)
+    selection = select_batch(scores, NONE, QUALITY, batch_size=5, max_annotations_per_example=5,
+                             routing=routing, money_left=5.0)
+    assert selection.cost <= 5.0
+    assert selection.batch["cost"].tolist() == [3.0, 1.0, 1.0]  # ann, bob, bob: ann no longer fits
+    assert selection.batch["suggested_annotator"].tolist() == ["ann", "bob", "bob"]
+
+
+def test_routing_never_asks_someone_who_labelled_it_and_respects_capacity():
+    rng = np.random.default_rng(0)
+    annotators = ["a1", "a2", "a3", "a4"]
+    rows = [(f"e{i}", a, 0) for i in range(30) for a in annotators if rng.random() < 0.5]
+    annotations = _annotations(rows)
+    quality = pd.Series({"a1": 0.9, "a2": 0.8, "a3": 0.7, "a4": 0.6})
+    scores = _scores({f"e{i}": rng.random() for i in range(30)})
+    selection = select_batch(scores, annotations, quality, batch_size=20, max_annotations_per_example=5,
+                             routing=Routing(capacity=3))
+    batch = selection.batch
+    done = set(zip(annotations["example_id"], annotations["annotator_id"]))
+    assert not any((e, a) in done for e, a in zip(batch["example_id"], batch["suggested_annotator"]))
+    assert batch["suggested_annotator"].value_counts().max() <= 3
+    assert len(batch) == 12  # 4 annotators x capacity 3
+    assert not batch["example_id"].duplicated().any()
+
+
+def test_with_a_capacity_the_best_annotator_fills_up_first():
+    quality = pd.Series({"ann": 0.9, "bob": 0.7, "cid": 0.8})
+    scores = _scores({f"e{i}": i / 10 for i in range(1, 6)})
+    batch = select_batch(scores, NONE, quality, batch_size=5, max_annotations_per_example=5,
+                         routing=Routing(capacity=2)).batch
+    assert batch["suggested_annotator"].tolist() == ["ann", "ann", "cid", "cid", "bob"]
+
+
+def test_in_simulation_routing_draws_only_from_annotators_holding_an_answer():
+    holders = {"e1": {"zed"}, "e2": {"ann", "yan"}}  # e3: nobody holds an answer
+    scores = _scores({"e1": 0.1, "e2": 0.2, "e3": 0.3})
+    annotations = _annotations([("e2", "ann", 0)])
+    selection = select_batch(scores, annotations, QUALITY, batch_size=3, max_annotations_per_example=5,
+                             routing=Routing(holders=holders))
+    assert selection.batch["suggested_annotator"].tolist() == ["zed", "yan"]
+    assert selection.unroutable == ["e3"]  # reported, not silently dropped

@@ -1,0 +1,66 @@
+"""Every acquisition strategy on politeness (tutorial preset) and RTE: one table per dataset.
+
+    python benchmarks/strategies.py [--data politeness,rte] [--seeds 3] [--rounds N]
+                                    [--strategies all] [--out benchmarks/out/strategies]
+
+Runs `crowdloop simulate --strategies ...` per dataset (head backend unless
+--params says otherwise) and prints strategy × (accuracy at rounds 5, 10 and the
+last; annotations to reach the target; ROI against random). The learning-curve
+figure with every strategy is logged to MLflow with the run (and written as
+learning_curve.png in each output folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from _compare import DATASETS, ROOT, simulate
+from crowdloop.tasks import report
+
+# The import flags per dataset; RTE's as in benchmarks/rte.py.
+SOURCES = {
+    "politeness": (0.9, lambda d: [str(d), "--format", "tutorial", "--preset", "tutorial"]),
+    "rte": (0.8, lambda d: [
+        str(d / "rte.standardized.tsv"), "--format", "long", "--examples", str(d / "rte1.tsv"),
+        "--example-col", "orig_id", "--annotator-col", "!amt_worker_ids", "--label-col", "response",
+        "--gold-col", "gold", "--examples-id-col", "id", "--text-cols", "text,hypothesis", "--preset", "rte"]),
+}
+
+
+def table(curves: pd.DataFrame, *, target: float) -> pd.DataFrame:
+    """Strategy × (mean accuracy at rounds 5, 10, 25 or the last; annotations to ``target``; ROI)."""
+    means = report.mean_curves(curves).pivot(index="strategy", columns="round", values="accuracy")
+    last = int(curves["round"].max())
+    out = pd.DataFrame({f"acc@{r}": means[r] for r in sorted({5, 10, 25, last}) if r in means.columns})
+    out[f"ann to {target:.0%}"] = report.annotations_to_reach(curves, target)
+    roi = report.roi(curves, baseline="random")
+    return out.join(roi[[c for c in roi.columns if "ann" in c]]).sort_values(out.columns[-2], ascending=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="politeness,rte")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--strategies", default="all")
+    parser.add_argument("--params", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "strategies")
+    args = parser.parse_args()
+    for name in args.data.split(","):
+        target, flags = SOURCES[name]
+        out = args.out / name
+        extra = ["--rounds", str(args.rounds)] if args.rounds else []
+        extra += ["--params", str(args.params)] if args.params else []
+        seconds = simulate([*flags(DATASETS / name), "--seeds", str(args.seeds), "--strategies", args.strategies,
+                            "--target", str(target), "--out", str(out), *extra])
+        curves = pd.read_csv(out / "curves.csv")
+        print(f"\n== {name}: {curves['seed'].nunique()} seed(s), {int(curves['round'].max())} rounds, "
+              f"{seconds:.0f} s ==")
+        print(table(curves, target=target).round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()

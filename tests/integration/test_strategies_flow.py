@@ -1,0 +1,78 @@
+"""Strategies, routing, budget and stopping end to end: simulation arms and campaign rounds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import yaml
+
+from crowdloop import campaign as campaign_mod
+from crowdloop import cli
+from crowdloop.flows import simulate
+from crowdloop.tasks import config, demo, store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_every_strategy_runs_as_a_simulation_arm_with_roi_against_random(replay, base, tmp_path):
+    out = tmp_path / "sim"
+    store.write_replay(out, replay)
+    arms = tuple(simulate.arm(name) for name in config.STRATEGIES)
+    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=2, batch_size=6, arms=arms)
+    result = simulate.simulate_flow(str(out), preset, [0], base, "all strategies")
+    curves = pd.read_csv(out / "curves.csv")
+    assert sorted(curves["strategy"].unique()) == sorted(config.STRATEGIES)
+    assert (curves.groupby("strategy")["round"].max() == 2).all()
+    assert (curves.loc[curves["round"] == 2, "annotations"] == len(replay.initial) + 6).all()
+    assert (curves.loc[curves["round"] == 2, "cost"] == len(replay.initial) + 6).all()  # 1.0 each
+    summary = result["summary"]
+    for column in ("acc/100 ann", "acc/cost", "acc/100 ann vs random", "acc/cost vs random"):
+        assert column in summary.columns
+    assert summary.loc["random", "acc/100 ann vs random"] == 0
+    assert "acc/100 ann vs random" in (out / "summary.txt").read_text()
+
+
+def _set_params(camp, **sections):
+    params = yaml.safe_load(camp.params_file.read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    camp.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_a_round_routes_within_capacity_writes_assignments_and_stops_on_budget(tiny_campaign, capsys):
+    camp = tiny_campaign
+    stored = store.read_annotations(camp)
+    _set_params(camp, routing={"capacity_per_annotator": 1}, budget={"annotations": len(stored) + 5})
+    assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 0
+    batch = store.read_batch(camp, 1)
+    assert len(batch) == 5  # the budget left, not select.batch_size (8)
+    assert batch["suggested_annotator"].value_counts().max() == 1
+    done = set(zip(stored["example_id"], stored["annotator_id"]))
+    assert not any(pair in done for pair in zip(batch["example_id"], batch["suggested_annotator"]))
+    files = sorted((camp.round_dir(1) / "assignments").glob("*.csv"))
+    assert [f.stem for f in files] == sorted(batch["suggested_annotator"])
+    assert sum(len(pd.read_csv(f)) for f in files) == len(batch)
+    metrics = store.read_round_metrics(camp, 1)
+    assert metrics["stop"] == 1 and metrics["stop_reason"] == "the annotation budget is spent"
+    assert "stopping rule: the annotation budget is spent" in capsys.readouterr().out
+
+    assert cli.main(["-C", str(camp.root), "status"]) == 0
+    assert "STOP: the annotation budget is spent" in capsys.readouterr().out
+    assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 2
+    assert "the stopping rule fired in round 1" in capsys.readouterr().err
+
+
+def test_a_fresh_campaign_with_no_labels_starts_cold(tmp_path, tiny_model_dir):
+    data = demo.make_demo(seed=3, n_pool=40, n_test=10, n_initial=0, n_annotators=4, answers_per_example=2)
+    camp = campaign_mod.init_campaign(tmp_path / "fresh", data.examples, classes=demo.DEMO_CLASSES, seed=3)
+    _set_params(camp, model={"name": str(tiny_model_dir), "backend": "head", "max_length": 32},
+                select={"batch_size": 6})
+    from crowdloop.flows.round import round_flow
+
+    result = round_flow(str(camp.root))
+    assert result["strategy"] == "cold_start"
+    batch = store.read_batch(camp, 1)
+    assert len(batch) == 6 and batch["example_id"].is_unique
+    assert (camp.round_dir(1) / "assignments" / "unassigned.csv").is_file()  # nobody known yet

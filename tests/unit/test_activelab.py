@@ -1,0 +1,110 @@
+"""ActiveLab (single model and fold ensemble) ranks uncertain examples first; random is seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdloop.tasks.activelab import activelab, activelab_ensemble
+from crowdloop.tasks.strategies import random_scores
+
+NAN = np.nan
+
+
+def _labelled():
+    """e0: annotators split and the model unsure; e1..e5: annotators agree, model confident."""
+    labels = pd.DataFrame(
+        {"a": [0, 0, 1, 2, 0, 1], "b": [1, 0, 1, 2, 0, 1], "c": [NAN, 0, 1, 2, NAN, NAN]},
+        index=pd.Index([f"e{i}" for i in range(6)], name="example_id"),
+        dtype=float,
+    )
+    probs = np.array(
+        [[0.4, 0.35, 0.25], [0.9, 0.05, 0.05], [0.05, 0.9, 0.05],
+         [0.05, 0.05, 0.9], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]
+    )
+    return labels, probs
+
+
+UNLABELED = np.array([[0.9, 0.05, 0.05], [0.34, 0.33, 0.33], [0.6, 0.3, 0.1]])
+
+
+def test_activelab_returns_one_score_per_example_in_each_pool():
+    labels, probs = _labelled()
+    scores, scores_unlabeled = activelab(labels, probs, UNLABELED)
+    assert scores.shape == (6,)
+    assert scores_unlabeled.shape == (3,)
+    both = np.concatenate([scores, scores_unlabeled])
+    assert ((both > 0) & (both < 1)).all()
+
+
+def test_activelab_ranks_a_disputed_uncertain_example_before_an_agreed_confident_one():
+    labels, probs = _labelled()
+    scores, _ = activelab(labels, probs, UNLABELED)
+    assert scores[0] < scores[1]
+    assert np.argmin(scores) == 0
+
+
+def test_activelab_ranks_an_uncertain_unlabelled_example_before_a_confident_one():
+    labels, probs = _labelled()
+    _, scores_unlabeled = activelab(labels, probs, UNLABELED)
+    assert scores_unlabeled[1] < scores_unlabeled[2] < scores_unlabeled[0]
+
+
+def test_activelab_with_an_empty_unlabelled_pool():
+    labels, probs = _labelled()
+    scores, scores_unlabeled = activelab(labels, probs, np.zeros((0, 3)))
+    assert scores.shape == (6,) and scores_unlabeled.shape == (0,)
+    np.testing.assert_allclose(scores, activelab(labels, probs, UNLABELED)[0])
+
+
+def test_activelab_without_labelled_examples_averages_model_confidence_with_chance():
+    empty = pd.DataFrame(index=pd.Index([], name="example_id"), dtype=float)
+    scores, scores_unlabeled = activelab(empty, np.zeros((0, 3)), UNLABELED)
+    assert scores.shape == (0,)
+    np.testing.assert_allclose(scores_unlabeled, (UNLABELED.max(axis=1) + 1 / 3) / 2)
+
+
+def test_activelab_prints_nothing_when_an_annotator_shares_no_example(capsys):
+    labels, probs = _labelled()
+    labels["solo"] = NAN
+    labels.loc["e5", ["a", "b", "solo"]] = [NAN, NAN, 1]
+    scores, _ = activelab(labels, probs, UNLABELED)
+    assert np.isfinite(scores).all()
+    assert capsys.readouterr().out == ""
+
+
+def test_activelab_rejects_mismatched_class_counts():
+    labels, probs = _labelled()
+    with pytest.raises(ValueError, match="pred_probs_unlabeled has 2"):
+        activelab(labels, probs, np.array([[0.5, 0.5]]))
+
+
+def test_random_scores_are_uniform_draws_from_the_seed():
+    labeled, unlabeled = random_scores(4, 3, seed=7)
+    expected = np.random.default_rng(7).random(7)
+    np.testing.assert_array_equal(np.concatenate([labeled, unlabeled]), expected)
+    again = random_scores(4, 3, seed=7)
+    np.testing.assert_array_equal(again[0], labeled)
+    assert not np.array_equal(random_scores(4, 3, seed=8)[0], labeled)
+
+
+def test_the_ensemble_ranks_the_example_its_models_disagree_on_first():
+    labels, probs = _labelled()
+    agree = np.stack([UNLABELED, UNLABELED, UNLABELED])
+    # pool example 0: every model sure of class 0; example 2: the models contradict each other
+    split = agree.copy()
+    split[:, 2] = [[0.94, 0.04, 0.02], [0.02, 0.95, 0.03], [0.03, 0.02, 0.95]]
+    fold = np.stack([probs, probs, probs])
+    given = split.copy()
+    scores, scores_unlabeled = activelab_ensemble(labels, fold, split)
+    np.testing.assert_array_equal(split, given)  # cleanlab rescales in place: we pass copies
+    assert scores.shape == (6,) and scores_unlabeled.shape == (3,)
+    assert scores_unlabeled[2] < scores_unlabeled[0]
+    assert np.argmin(scores) == 0  # the disputed labelled example, as with one model
+
+
+def test_the_ensemble_rejects_mismatched_model_counts():
+    labels, probs = _labelled()
+    with pytest.raises(ValueError, match="same P >= 2 models"):
+        activelab_ensemble(labels, np.stack([probs, probs]), np.stack([UNLABELED] * 3))

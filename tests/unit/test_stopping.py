@@ -1,0 +1,55 @@
+"""The stopping rule: fires on a plateau of k rounds within epsilon, or when the budget is spent."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crowdloop.tasks.stopping import Spend, decide, spending, stable_rounds
+
+FREE = Spend(annotations=100, money=100.0)
+
+
+def _history(accuracies, qualities, key="test_accuracy"):
+    return [{key: a, "mean_consensus_quality": q} for a, q in zip(accuracies, qualities)]
+
+
+def test_the_rule_fires_after_k_rounds_on_a_plateau_and_not_before():
+    # climbing, then flat within 0.002 for rounds 4..7
+    accuracy = [0.60, 0.70, 0.78, 0.800, 0.801, 0.802, 0.801]
+    quality = [0.50, 0.60, 0.70, 0.750, 0.751, 0.751, 0.752]
+    for n, expected in [(4, 0), (5, 1), (6, 2), (7, 3)]:
+        assert stable_rounds(_history(accuracy[:n], quality[:n]), epsilon=0.005) == expected
+    assert not decide(_history(accuracy[:6], quality[:6]), FREE, epsilon=0.005, rounds=3).stop
+    decision = decide(_history(accuracy, quality), FREE, epsilon=0.005, rounds=3)
+    assert decision.stop and decision.stable_rounds == 3
+    assert "less than 0.005 for 3 rounds" in decision.reason
+
+
+def test_moving_consensus_quality_alone_keeps_the_campaign_going():
+    accuracy = [0.8] * 6
+    quality = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75]
+    assert not decide(_history(accuracy, quality), FREE, epsilon=0.005, rounds=3).stop
+
+
+def test_out_of_sample_accuracy_is_used_without_a_test_split():
+    history = _history([0.9, 0.9, 0.9, 0.9], [0.8, 0.8, 0.8, 0.8], key="oos_accuracy")
+    assert decide(history, FREE, epsilon=0.01, rounds=3).stop
+    assert stable_rounds([{"mean_consensus_quality": 0.8}] * 4, epsilon=0.01) == 0  # no accuracy: no plateau
+
+
+def test_a_spent_budget_stops_at_once():
+    history = _history([0.5, 0.7], [0.5, 0.6])
+    assert decide(history, Spend(50, 0.0, annotation_budget=50), epsilon=0.005, rounds=3).reason == \
+        "the annotation budget is spent"
+    money = decide(history, Spend(10, 30.0, money_budget=25.0), epsilon=0.005, rounds=3)
+    assert money.stop and "money" in money.reason
+    assert not decide(history, Spend(10, 20.0, annotation_budget=50, money_budget=25.0),
+                      epsilon=0.005, rounds=3).stop
+
+
+def test_spending_prices_each_annotation_at_its_annotators_cost():
+    annotations = pd.DataFrame({"annotator_id": ["ann", "bob", "bob", "cid"]})
+    spend = spending(annotations, costs={"ann": 3.0}, default_cost=0.5, money_budget=5.0,
+                     extra=1.0, extra_annotations=2)
+    assert spend.annotations == 6 and spend.money == 3.0 + 3 * 0.5 + 1.0
+    assert spend.money_left == 0.0 and spend.spent

@@ -1,0 +1,141 @@
+"""Every strategy on a small hand-made case whose right pick is known; lower score = asked first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdloop.tasks import strategies, uncertainty
+from crowdloop.tasks.strategies import Pool
+
+NAN = np.nan
+
+
+def _labels(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["a", "b", "c"], dtype=float,
+                        index=pd.Index([f"l{i}" for i in range(len(rows))], name="example_id"))
+
+
+# l0: annotators split 0/1; l1: both say 0. The model is equally unsure of both.
+LABELS = _labels([[0, 1, NAN], [0, 0, NAN]])
+PROBS = np.array([[0.6, 0.4], [0.6, 0.4]])
+# u0 confident, u1 a coin flip, u2 leaning.
+UNLABELED = np.array([[0.95, 0.05], [0.52, 0.48], [0.7, 0.3]])
+
+
+def _pool(**fields) -> Pool:
+    base = dict(labels_multiannotator=LABELS, n_unlabeled=3, n_classes=2, pred_probs=PROBS,
+                pred_probs_unlabeled=UNLABELED, batch_size=1)
+    return Pool(**(base | fields))
+
+
+@pytest.mark.parametrize("name", ["least_confidence", "margin", "entropy"])
+def test_uncertainty_asks_the_coin_flip_first_and_relabels_the_disputed_example(name):
+    s_l, s_u = strategies.BUILTIN[name](_pool(), seed=0)
+    assert np.argmin(s_u) == 1 and np.argmax(s_u) == 0
+    assert s_l[0] < s_l[1]  # same model probabilities: the split annotators decide
+    assert ((0 <= np.r_[s_l, s_u]) & (np.r_[s_l, s_u] <= 1)).all()
+
+
+def test_least_confidence_margin_and_entropy_disagree_where_they_should():
+    # a: two classes tied, third impossible; b: spread over three classes.
+    probs = np.array([[0.5, 0.5, 0.0], [0.4, 0.3, 0.3]])
+    assert np.argmin(uncertainty.least_confidence(probs)) == 1
+    assert np.argmin(uncertainty.margin(probs)) == 0
+    assert np.argmin(uncertainty.entropy(probs)) == 1
+
+
+def test_a_labelled_example_mixes_its_labels_in_as_pseudo_counts():
+    counts = uncertainty.label_counts(LABELS, 2)
+    np.testing.assert_array_equal(counts, [[1, 1], [2, 0]])
+    mixed = uncertainty.with_annotations(PROBS, counts)
+    np.testing.assert_allclose(mixed, [[1.6 / 3, 1.4 / 3], [2.6 / 3, 0.4 / 3]])
+
+
+def test_qbc_asks_where_the_fold_models_vote_differently():
+    agree, split = [0.9, 0.1], [0.1, 0.9]
+    fold_u = np.array([[agree, agree, agree], [agree, split, agree], [agree, agree, agree]])  # (3 models, U, K)
+    fold_l = np.array([[agree, agree]] * 3)
+    s_l, s_u = strategies.qbc(_pool(fold_pred_probs=fold_l, fold_pred_probs_unlabeled=fold_u), seed=0)
+    assert np.argmin(s_u) == 1 and s_u[0] == s_u[2] == 1.0
+    assert s_l[0] < s_l[1]  # l0's annotators vote 0 and 1 beside the models' 0s
+
+
+def test_bald_prefers_disagreeing_confident_samples_over_agreeing_unsure_ones():
+    # u0: every sample says 50/50 (aleatoric: entropy is maximal, information zero);
+    # u1: samples confident but contradicting each other (epistemic); u2: all agree and sure.
+    samples = np.array([
+        [[0.5, 0.5], [0.95, 0.05], [0.9, 0.1]],
+        [[0.5, 0.5], [0.05, 0.95], [0.9, 0.1]],
+    ])
+    labelled = np.stack([PROBS, PROBS])
+    _, s_u = strategies.bald(_pool(posterior_probs=labelled, posterior_probs_unlabeled=samples), seed=0)
+    assert np.argmin(s_u) == 1
+    assert s_u[0] == pytest.approx(1.0) and s_u[2] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="S>=2"):
+        uncertainty.bald(samples[:1])
+
+
+def test_coreset_picks_the_point_far_from_everything_labelled():
+    covered = np.array([[1.0, 0.0], [0.9, 0.1]])
+    pool_points = np.array([[0.95, 0.05], [-1.0, 0.0], [0.8, 0.2]])
+    s_l, s_u = strategies.coreset(_pool(embeddings=covered, embeddings_unlabeled=pool_points), seed=0)
+    assert np.argmin(s_u) == 1
+    assert s_l.min() >= 1 > s_u.max()  # labelled examples come after every unlabelled one
+
+
+def test_coreset_second_pick_covers_what_the_first_left_open():
+    covered = np.array([[0.0, 0.0]])
+    far_a, far_a_twin, far_b = [10.0, 0.0], [9.9, 0.0], [0.0, 9.0]
+    pool_points = np.array([far_a, far_a_twin, far_b])
+    _, s_u = strategies.coreset(_pool(embeddings=covered[:1].repeat(2, 0), embeddings_unlabeled=pool_points,
+                                      batch_size=2), seed=0)
+    assert list(np.argsort(s_u))[:2] == [0, 2]  # the twin of the first pick waits
+
+
+def test_badge_starts_at_the_largest_gradient_and_never_repeats_a_direction():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    probs = np.array([[0.5, 0.5], [0.5, 0.5], [0.55, 0.45], [0.99, 0.01]])
+    for seed in range(5):
+        _, s_u = strategies.badge(_pool(n_unlabeled=4, pred_probs_unlabeled=probs, embeddings_unlabeled=x,
+                                        batch_size=2), seed=seed)
+        order = list(np.argsort(s_u))
+        assert order[0] in (0, 1)  # the most uncertain rows have the longest gradient embedding
+        assert order[1] not in (0, 1)  # its twin has distance 0: never the second seed
+
+
+def test_cold_start_takes_the_example_nearest_each_cluster_centre():
+    centre_a = [[0.0, 0.0], [0.2, 0.0], [-0.2, 0.0], [0.0, 0.21]]
+    centre_b = [[5.0, 5.0], [5.3, 5.0], [4.7, 5.0]]
+    empty = LABELS.iloc[:0]
+    pool = Pool(labels_multiannotator=empty, n_unlabeled=7, n_classes=2,
+                embeddings_unlabeled=np.array(centre_a + centre_b), batch_size=2)
+    s_l, s_u = strategies.cold_start(pool, seed=0)
+    assert s_l.shape == (0,)
+    assert set(np.argsort(s_u)[:2]) == {0, 4}
+
+
+def test_random_is_seeded_and_good_random_asks_unlabelled_then_least_annotated_first():
+    s_l, s_u = strategies.random(_pool(), seed=3)
+    np.testing.assert_array_equal(np.r_[s_l, s_u], np.random.default_rng(3).random(5))
+    labels = _labels([[0, 1, 1], [0, NAN, NAN], [1, 1, NAN]])
+    g_l, g_u = strategies.good_random(_pool(labels_multiannotator=labels, pred_probs=None), seed=3)
+    assert g_u.max() < 1 <= g_l.min()
+    assert g_l[1] < g_l[2] < g_l[0]  # 1, 2 and 3 annotations
+
+
+def test_activelab_strategies_relabel_the_disputed_example_and_ask_the_coin_flip():
+    s_l, s_u = strategies.activelab(_pool(), seed=0)
+    assert s_l[0] < s_l[1] and np.argmin(s_u) == 1
+    fold_l, fold_u = np.stack([PROBS] * 3), np.stack([UNLABELED, UNLABELED * 0 + [0.5, 0.5], UNLABELED])
+    e_l, e_u = strategies.activelab_ensemble(_pool(fold_pred_probs=fold_l, fold_pred_probs_unlabeled=fold_u),
+                                             seed=0)
+    assert e_l[0] < e_l[1] and np.argmin(e_u) == 1
+
+
+def test_a_strategy_without_its_inputs_says_what_is_missing():
+    with pytest.raises(ValueError, match="coreset strategy needs embeddings, embeddings_unlabeled"):
+        strategies.coreset(_pool(), seed=0)
+    with pytest.raises(ValueError, match="qbc strategy needs fold_pred_probs"):
+        strategies.qbc(_pool(), seed=0)
