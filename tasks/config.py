@@ -79,6 +79,25 @@ class SimulateConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    interval_minutes: float | None
+    cron: str | None
+    min_answered: float
+    inbox: str
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None
+    register: bool
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    url: str | None
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int
     classes: tuple[str, ...]
@@ -88,6 +107,9 @@ class Config:
     score: ScoreConfig
     select: SelectConfig
     simulate: SimulateConfig
+    schedule: ScheduleConfig
+    tracking: TrackingConfig
+    remote: RemoteConfig
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
@@ -193,6 +215,12 @@ def _validate(config: Config, source: str) -> None:
          "'model.head.C_grid' needs at least one positive value"),
         (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),
         (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
+        (config.schedule.interval_minutes is None or config.schedule.interval_minutes > 0,
+         "'schedule.interval_minutes' must be positive (or null with a 'schedule.cron')"),
+        (0 <= config.schedule.min_answered <= 1, "'schedule.min_answered' must be between 0 and 1"),
+        (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
+         and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
+         "'schedule.inbox' must be a folder inside the campaign, outside data/"),
     ]
     for ok, message in checks:
         if not ok:

@@ -20,8 +20,10 @@ from crowdloop.tasks.store import Campaign
 
 ROUND_TAG = "round-{:03d}"
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
-TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore")
-GITIGNORE = "/mlruns/\n/.cache/\n"
+TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
+           ".dvc/config")
+GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n"
+REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
 
@@ -53,9 +55,7 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
     if (root / ".git").exists():
         raise VersionError(f"{root} is already a git repository; choose a new directory.")
     _run(["git", "init", "-q", "-b", "main"], root, check_root=False)
-    for key, value in FALLBACK_IDENTITY.items():
-        if not _run(["git", "config", key], root, ok_codes=(0, 1)).strip():
-            _run(["git", "config", key, value], root)
+    _ensure_identity(root)
     _dvc(["init", "-q"], root)
     _dvc(["config", "core.analytics", "false"], root)
     (root / ".gitignore").write_text(GITIGNORE)
@@ -86,19 +86,24 @@ def round_tags(campaign: Campaign) -> list[str]:
     return sorted(t for t in out.split() if t.count("-") == 1)
 
 
-def rollback(campaign: Campaign, number: int) -> str:
+def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:
     """Restore data/ (and metrics.json, dvc.lock) to tag ``round-NNN`` as a new commit.
 
     Later rounds stay in the history: their tags are renamed ``archived/round-NNN-<commit>``
-    so the next rounds can take the numbers again. Returns the new commit id.
+    so the next rounds can take the numbers again. With a ``remote`` (a fresh clone has
+    no DVC cache) the data of that round is fetched from it first. Returns the new commit id.
     """
     root = campaign.root
+    _ensure_identity(root)
     tag = ROUND_TAG.format(number)
     if tag not in round_tags(campaign):
         known = ", ".join(round_tags(campaign)) or "none"
         raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")
     restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if _exists_at(root, tag, n)]
     _run(["git", "checkout", tag, "--", *restore], root)
+    if remote:
+        set_remote(campaign, remote)
+        _dvc(["fetch", "-q", "-r", REMOTE, "data.dvc"], root)
     _dvc(["checkout", "-q", "--force", "data.dvc"], root)
     for later in round_tags(campaign):
         if int(later.split("-")[1]) > number:
@@ -106,6 +111,66 @@ def rollback(campaign: Campaign, number: int) -> str:
     _run(["git", "add", "--", *restore], root)
     _run(["git", "commit", "-q", "--allow-empty", "-m", f"Roll data back to {tag}"], root)
     return head(campaign)
+
+
+def remote_url(campaign: Campaign, url: str) -> str:
+    """``url`` as DVC takes it: a local folder relative to the campaign becomes absolute."""
+    if "://" in url:
+        return url
+    return str((campaign.root / Path(url).expanduser()).resolve())
+
+
+def set_remote(campaign: Campaign, url: str) -> None:
+    """Point the campaign's default DVC remote at ``url`` (in .dvc/config.local, which git
+    does not track: params.yaml stays the one place the remote is named)."""
+    url = remote_url(campaign, url)
+    local = campaign.root / ".dvc" / "config.local"
+    if local.is_file() and f"url = {url}\n" in local.read_text():
+        return  # already set; saves a DVC start-up per round
+    if "://" not in url:
+        Path(url).mkdir(parents=True, exist_ok=True)
+    _dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], campaign.root)
+
+
+def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
+    """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``)."""
+    set_remote(campaign, url)
+    _dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], campaign.root)
+
+
+def pull(campaign: Campaign, url: str) -> None:
+    """Fetch what the checked-out data.dvc names from the remote and check it out into data/."""
+    set_remote(campaign, url)
+    _dvc(["pull", "-q", "--force", "-r", REMOTE], campaign.root)
+
+
+def commit_of(campaign: Campaign, rev: str) -> str | None:
+    """The commit ``rev`` (a tag, a branch) points at, or None when there is no such rev."""
+    probe = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=campaign.root,
+                           capture_output=True, text=True)
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def data_md5(campaign: Campaign, rev: str | None = None) -> str | None:
+    """DVC's hash of data/ (``outs[0].md5`` of data.dvc) at ``rev``, or in the working tree."""
+    if rev is None:
+        path = campaign.root / "data.dvc"
+        text = path.read_text() if path.is_file() else None
+    else:
+        probe = subprocess.run(["git", "show", f"{rev}:data.dvc"], cwd=campaign.root,
+                               capture_output=True, text=True)
+        text = probe.stdout if probe.returncode == 0 else None
+    if not text:
+        return None
+    outs = (yaml.safe_load(text) or {}).get("outs") or [{}]
+    return outs[0].get("md5")
+
+
+def _ensure_identity(root: Path) -> None:
+    """A commit needs a git identity; use the fallback one where the machine has none."""
+    for key, value in FALLBACK_IDENTITY.items():
+        if not _run(["git", "config", key], root, ok_codes=(0, 1), check_root=False).strip():
+            _run(["git", "config", key, value], root, check_root=False)
 
 
 def _archive_tag(root: Path, tag: str) -> None:
