@@ -327,8 +327,10 @@ def cmd_deploy(args) -> None:
     cfg = config_mod.load(campaign.params_file)
     schedule = deploy.schedule_options(cfg.schedule, str(campaign.params_file))
     url = deploy.api_url()
+    inbox = (campaign.root / cfg.schedule.inbox).resolve()
+    inbox.mkdir(parents=True, exist_ok=True)
     print(f"serving scheduled rounds of {campaign.name} on {url} ({schedule}); answer files go in "
-          f"{(campaign.root / cfg.schedule.inbox).resolve()}/. Stop with Ctrl-C.", flush=True)
+          f"{inbox}/. Stop with Ctrl-C.", flush=True)
     deploy.serve(campaign, schedule)
 
 
