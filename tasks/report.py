@@ -84,12 +84,12 @@ def plot_campaign(rounds: pd.DataFrame, *, title: str):
 
 
 def _axes(*, figsize: tuple[float, float]):
-    import matplotlib
+    # A Figure without pyplot: no display backend, and no global list of open figures
+    # for a long-running `crowdloop deploy` to grow.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display: figures go to files and MLflow
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=figsize)
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots()
 
 
 def _finish(figure, axes, *, xlabel: str, ylabel: str, title: str):

@@ -81,10 +81,7 @@ def log_round(
         if model_dir is not None and model_dir.is_dir():
             client.log_artifacts(run_id, str(model_dir), artifact_path="model")
         if figure is not None:
-            import matplotlib.pyplot as plt
-
             client.log_figure(run_id, figure, "learning_curve.png")
-            plt.close(figure)  # pyplot keeps every open figure; a served campaign runs for weeks
         # The campaign run holds every round's metrics at step=round: the learning curve.
         client.log_batch(parent, metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()])
     except BaseException:

@@ -56,8 +56,7 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
         raise VersionError(f"{root} is already a git repository; choose a new directory.")
     _run(["git", "init", "-q", "-b", "main"], root, check_root=False)
     _ensure_identity(root)
-    _dvc(["init", "-q"], root)
-    _dvc(["config", "core.analytics", "false"], root)
+    _dvc(["init", "-q"], ["config", "core.analytics", "false"], root=root)
     (root / ".gitignore").write_text(GITIGNORE)
     (root / "dvc.yaml").write_text(render_dvc_yaml(campaign, param_sections))
 
@@ -65,9 +64,10 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
 def commit(campaign: Campaign, message: str, *, tag: str | None = None) -> str:
     """Record data/ with DVC and everything tracked with git; returns the commit id."""
     root = campaign.root
-    _dvc(["add", "-q", campaign.data.relative_to(root).as_posix()], root)
+    steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():
-        _dvc(["commit", "-q", "-f", "round"], root)
+        steps.append(["commit", "-q", "-f", "round"])
+    _dvc(*steps, root=root)
     present = [name for name in TRACKED if (root / name).exists()]
     _run(["git", "add", "--", *present], root)
     _run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
@@ -101,10 +101,11 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
         raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")
     restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if _exists_at(root, tag, n)]
     _run(["git", "checkout", tag, "--", *restore], root)
+    fetch = []
     if remote:
         set_remote(campaign, remote)
-        _dvc(["fetch", "-q", "-r", REMOTE, "data.dvc"], root)
-    _dvc(["checkout", "-q", "--force", "data.dvc"], root)
+        fetch = [["fetch", "-q", "-r", REMOTE, "data.dvc"]]
+    _dvc(*fetch, ["checkout", "-q", "--force", "data.dvc"], root=root)
     for later in round_tags(campaign):
         if int(later.split("-")[1]) > number:
             _archive_tag(root, later)
@@ -129,19 +130,19 @@ def set_remote(campaign: Campaign, url: str) -> None:
         return  # already set; saves a DVC start-up per round
     if "://" not in url:
         Path(url).mkdir(parents=True, exist_ok=True)
-    _dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], campaign.root)
+    _dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root)
 
 
 def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
     """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``)."""
     set_remote(campaign, url)
-    _dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], campaign.root)
+    _dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
 
 
 def pull(campaign: Campaign, url: str) -> None:
     """Fetch what the checked-out data.dvc names from the remote and check it out into data/."""
     set_remote(campaign, url)
-    _dvc(["pull", "-q", "--force", "-r", REMOTE], campaign.root)
+    _dvc(["pull", "-q", "--force", "-r", REMOTE], root=campaign.root)
 
 
 def commit_of(campaign: Campaign, rev: str) -> str | None:
@@ -186,12 +187,20 @@ def _exists_at(root: Path, rev: str, name: str) -> bool:
     return probe.returncode == 0
 
 
-def _dvc(args: list[str], root: Path) -> str:
+def _dvc(*commands: list[str], root: Path) -> str:
+    """Run DVC commands in order, in one interpreter (DVC's start-up is most of a small
+    command's time), stopping at the first that fails."""
     # The DVC of this interpreter's environment, whatever is first on PATH.
-    return _run([sys.executable, "-m", "dvc", *args], root)
+    shown = " && ".join("dvc " + " ".join(args) for args in commands)
+    if len(commands) == 1:
+        return _run([sys.executable, "-m", "dvc", *commands[0]], root, shown=shown)
+    script = ("import sys\nfrom dvc.cli import main\n"
+              f"for args in {[list(c) for c in commands]!r}:\n    code = main(args)\n"
+              "    if code:\n        sys.exit(code)\n")
+    return _run([sys.executable, "-c", script], root, shown=shown)
 
 
-def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,)) -> str:
+def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,), shown: str | None = None) -> str:
     if check_root:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
                              capture_output=True, text=True)
@@ -202,7 +211,7 @@ def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,))
             )
     proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
     if proc.returncode not in ok_codes:
-        shown = " ".join(a if a != sys.executable else "python" for a in args)
+        shown = shown or " ".join(args)
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise VersionError(f"`{shown}` failed in {root}: {detail[-1] if detail else proc.returncode}")
     return proc.stdout
