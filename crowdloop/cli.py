@@ -6,7 +6,10 @@
     crowdloop round [--simulate] [--force] one round; writes the batch to label
     crowdloop ingest FILE                  answers come back (CSV, TSV or JSONL)
     crowdloop status                       rounds, annotations, accuracy, what is waiting
-    crowdloop rollback N                   data/ back to round N
+    crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
+    crowdloop deploy                       rounds on the schedule of params.yaml, on a Prefect server
+    crowdloop history                      one line a round: git, DVC, MLflow and Prefect ids
+    crowdloop push | pull                  data/ to or from the DVC remote of params.yaml
 
 Heavy libraries (Prefect, MLflow, torch) are imported only by the commands that
 need them, so `status` answers at once.
@@ -18,7 +21,6 @@ import argparse
 import logging
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 log = logging.getLogger("crowdloop")
@@ -120,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="tutorial format: load extra_annotations.npy (unpickling runs code: trusted files only)")
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial")
     p.add_argument("--rounds", type=int, help="override the preset's number of rounds")
+    p.add_argument("--answered-by", choices=["tutorial", "routed"], default=None,
+                   help="who answers a pick: a random annotator already seen (the tutorial's protocol, "
+                        "the presets' default) or the one routing chose by quality")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm (0..N-1)")
     p.add_argument("--strategies", default="activelab,random",
                    help="comma-separated arms: built-in names, module:function, or 'all'")
@@ -134,6 +139,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="restore data/ to what it was at round N")
     p.add_argument("round", type=int)
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("deploy", help="serve scheduled rounds on the Prefect server of PREFECT_API_URL")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("history", help="one line a round: git commit, DVC hash, MLflow run, Prefect flow run")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("push", help="send every round's data to the DVC remote (remote.url)")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("pull", help="fetch the checked-out data/ from the DVC remote (a fresh clone)")
+    p.set_defaults(func=cmd_pull)
     return parser
 
 
@@ -191,22 +208,14 @@ def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
 
 def cmd_ingest(args) -> None:
     from crowdloop.tasks import config as config_mod
-    from crowdloop.tasks import ingest, store, version
+    from crowdloop.tasks import inbox, store, version
 
     campaign = store.open_campaign(args.campaign)
     cfg = config_mod.load(campaign.params_file)
-    stored = store.read_annotations(campaign)
-    answers = ingest.read_answer_file(args.file)
-    result = ingest.validate_answers(answers, source=str(args.file), examples=store.read_examples(campaign),
-                                     stored=stored, classes=cfg.classes)
-    rounds = store.completed_rounds(campaign)
-    number = rounds[-1] if rounds else 0
-    if len(result.new):
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        rows = result.new.assign(round=number, source=f"ingest:{args.file.name}", time=now)
-        store.append_annotations(campaign, rows, source=f"ingest-{args.file.stem}")
-        version.commit(campaign, f"Ingest {len(rows)} annotations from {args.file.name} (round {number})")
-    print(f"{args.file}: {len(result.new)} new annotations stored for round {number}; "
+    result = inbox.store_answer_file(campaign, cfg, args.file)
+    if result.new:
+        version.commit(campaign, f"Ingest {result.new} annotations from {args.file.name} (round {result.round})")
+    print(f"{args.file}: {result.new} new annotations stored for round {result.round}; "
           f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped.")
 
 
@@ -224,7 +233,8 @@ def cmd_simulate(args) -> None:
     for name in chosen:
         config_mod.check_strategy(name, source="--strategies")
     preset = dataclasses.replace(preset, arms=tuple(simulate.arm(s) for s in chosen),
-                                 rounds=args.rounds or preset.rounds)
+                                 rounds=args.rounds or preset.rounds,
+                                 answered_by=args.answered_by or preset.answered_by)
     base = config_mod.load(args.params)
     replay = importers.load(args.format, args.source, **_import_options(args))
     replay = importers.split_for_simulation(replay, seed=0, n_start=preset.n_start,
@@ -275,11 +285,70 @@ def _print_status(root: Path) -> None:
 def cmd_rollback(args) -> None:
     from crowdloop.tasks import store, version
 
-    campaign = store.open_campaign(args.campaign)
+    campaign, cfg = _versioned_campaign(args.campaign)
     before = version.head(campaign)
-    version.rollback(campaign, args.round)
+    version.rollback(campaign, args.round, remote=cfg.remote.url)
     print(f"data/ restored to round {args.round} (data hash {store.data_hash(campaign)[:12]}); "
           f"the state before is commit {before[:12]}, later round tags are kept as archived/round-*.")
+
+
+def _versioned_campaign(root: Path):
+    """The campaign at ``root`` and its config; data/ may be missing (a fresh clone)."""
+    from crowdloop.tasks import config as config_mod
+    from crowdloop.tasks import store
+
+    campaign = store.Campaign(Path(root))
+    if not campaign.params_file.is_file() or not (campaign.root / "data.dvc").is_file():
+        raise store.CampaignError(f"{campaign.root.resolve()} is not a crowdloop campaign or a clone of one "
+                                  "(no params.yaml or data.dvc); cd into one first.")
+    return campaign, config_mod.load(campaign.params_file)
+
+
+def _remote(cfg) -> str:
+    from crowdloop.tasks.config import ConfigError
+
+    if not cfg.remote.url:
+        raise ConfigError("params.yaml: 'remote.url' is null; name a DVC remote (a folder or s3://...) first.")
+    return cfg.remote.url
+
+
+def cmd_push(args) -> None:
+    from crowdloop.tasks import version
+
+    campaign, cfg = _versioned_campaign(args.campaign)
+    version.push(campaign, _remote(cfg), all_tags=True)
+    print(f"every round's data/ is in the DVC remote {version.remote_url(campaign, cfg.remote.url)}")
+
+
+def cmd_pull(args) -> None:
+    from crowdloop.tasks import store, version
+
+    campaign, cfg = _versioned_campaign(args.campaign)
+    version.pull(campaign, _remote(cfg))
+    print(f"data/ checked out from {version.remote_url(campaign, cfg.remote.url)} "
+          f"(data hash {store.data_hash(campaign)[:12]})")
+
+
+def cmd_deploy(args) -> None:
+    from crowdloop import deploy
+    from crowdloop.tasks import config as config_mod
+    from crowdloop.tasks import store
+
+    campaign = store.open_campaign(args.campaign)
+    cfg = config_mod.load(campaign.params_file)
+    schedule = deploy.schedule_options(cfg.schedule, str(campaign.params_file))
+    url = deploy.api_url()
+    inbox = (campaign.root / cfg.schedule.inbox).resolve()
+    inbox.mkdir(parents=True, exist_ok=True)
+    print(f"serving scheduled rounds of {campaign.name} on {url} ({schedule}); answer files go in "
+          f"{inbox}/. Stop with Ctrl-C.", flush=True)
+    deploy.serve(campaign, schedule)
+
+
+def cmd_history(args) -> None:
+    from crowdloop import history
+
+    print(history.render(args.campaign))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def render(root: Path) -> str:
                      f"({campaign.round_dir(last['round']).relative_to(campaign.root)}/unroutable.csv)")
     if waiting > 0:
         lines.append(f"\n  waiting: {waiting} of {last['batch_size']} annotations asked in round "
-                     f"{last['round']} ({where}); `crowdloop ingest FILE` when they come back")
+                     f"{last['round']} ({where}); `crowdloop ingest FILE` when they come back "
+                     f"(or drop the file into {cfg.schedule.inbox}/ for the next scheduled round)")
     else:
         lines.append(f"\n  round {last['round']}'s batch is answered: `crowdloop round` runs the next one")
     return "\n".join(lines)

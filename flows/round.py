@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.tasks import annotators, consensus, dataset, route, score, select, stopping, store, track, version
+from crowdloop.tasks import (
+    annotators, consensus, dataset, lineage, report, route, score, select, stopping, store, track, version,
+)
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.model import resolve_backend
 from crowdloop.tasks.train import Predictions, train_predict_task
@@ -97,12 +99,20 @@ def save_task(campaign, number: int, outputs: dict, answers: pd.DataFrame | None
 
 
 @task(name="track", retries=2, retry_delay_seconds=2)
-def track_task(campaign, number: int, params: dict, metrics: dict, model_dir: str) -> str:
+def track_task(campaign, number: int, params: dict, metrics: dict, model_dir: str, *,
+               uri: str | None = None, flow_run_id: str | None = None) -> str:
     folder = campaign.round_dir(number)
     artifacts = [folder / n for n in ("batch.csv", "annotators.csv", "consensus.parquet", "metrics.json")]
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}  # not stop_reason
-    return track.log_round(campaign, number, params=params, metrics=numbers,
-                           artifacts=artifacts, model_dir=Path(model_dir))
+    curve = pd.DataFrame([store.read_round_metrics(campaign, n) | {"round": n}
+                          for n in store.completed_rounds(campaign) if n <= number])
+    figure = report.plot_campaign(curve, title=f"{campaign.name}: learning curve up to round {number}")
+    run_id = track.log_round(campaign, number, params=params, metrics=numbers, artifacts=artifacts,
+                             model_dir=Path(model_dir), figure=figure, uri=uri,
+                             tags=lineage.run_tags(number, flow_run_id=flow_run_id))
+    store.write_lineage(campaign, number, lineage.round_ids(run_id, flow_run_id=flow_run_id,
+                                                            uri=track.tracking_uri(campaign, uri)))
+    return run_id
 
 
 @task(name="version")
@@ -243,24 +253,32 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
                "annotators": agreed.annotators, "pred_probs": pred_probs, "metrics": metrics,
                "assignments": route.assignments(batch), "unroutable": plan.unroutable}
     parts: list[Path] = []
+    run_id = None
+    accuracy = metrics.get("test_accuracy", float("nan"))
     try:
         with _step("save", seconds):
             parts = save_task(campaign, number, outputs, answers)
         with _step("track", seconds):
             params = cfg.to_dict() | {"backend_used": predictions.backend, "consensus_method": agreed.method}
-            track_task(campaign, number, params, metrics, model_dir)
+            run_id = track_task(campaign, number, params, metrics, model_dir, uri=cfg.tracking.uri,
+                                flow_run_id=lineage.current_flow_run_id())
         with _step("version", seconds):
-            accuracy = metrics.get("test_accuracy", float("nan"))
             version_task(campaign, number, f"Round {number}: asked for {len(batch)} annotations; "
                                            f"test accuracy {accuracy:.3f}")
     except BaseException:
         # Leave data/ as it was before the round; running it again reuses the
         # cached training step and redoes only what failed.
         store.discard_round(campaign, number, parts=parts)
+        lineage.forget_run(campaign, run_id, uri=cfg.tracking.uri)
         log.error("round %d failed; data/ is back to its state before the round", number)
         raise
+    # The round is committed: what follows must not undo it. A step that still fails after
+    # its retries is reported; `crowdloop push` sends the data later.
+    with _step("publish", seconds):
+        problems = lineage.finish_round(campaign, number, run_id, accuracy, cfg)
     metrics["seconds_total"] = time.perf_counter() - started
-    return {"round": number, "metrics": metrics, "seconds": seconds, "strategy": plan.strategy}
+    return {"round": number, "metrics": metrics, "seconds": seconds, "strategy": plan.strategy,
+            "run_id": run_id, "problems": problems}
 
 
 def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulate: bool, force: bool) -> None:

@@ -47,6 +47,10 @@ class Preset:
     folds: int
     arms: tuple[Arm, ...]
     test_size: float | None = None  # held out as gold test split when the data has none
+    # Who answers a pick: "tutorial" = a random annotator already seen among those who
+    # hold an answer (the ActiveLab tutorial's protocol); "routed" = the annotator that
+    # routing chose (by estimated quality, within capacity) among those holders.
+    answered_by: str = "tutorial"
 
 
 ACTIVELAB = Arm("activelab", strategy="activelab", consensus="crowdlab")
@@ -116,7 +120,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
     for number in range(len(rows) + 1, preset.rounds + 1):
         start = time.perf_counter()
         data = dataset.build_round_data(replay.examples, collected, classes=cfg.classes)
-        # Routing draws from the annotators who hold an answer; the one suggested answers.
+        # Routing draws from the annotators who hold an answer (examples with none left are
+        # not picked); ``preset.answered_by`` says whether the routed one answers.
         plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False,
                           holders=annotators.holders(replay.pool, collected),
                           spend=stopping.spend_so_far(collected, cfg.budget))
@@ -125,7 +130,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         metrics.update(stopping.stop_metrics([*rows, metrics],
                                              stopping.spend_so_far(collected, cfg.budget, batch=plan.batch),
                                              cfg.stopping))
-        answers = annotators.simulate_answers(plan.batch, replay.pool, collected, seed=seed * 1000 + number)
+        asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
+        answers = annotators.simulate_answers(asked, replay.pool, collected, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
         previous = pd.DataFrame(np.vstack([plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled]),
                                 index=np.concatenate([data.labeled_ids, data.unlabeled_ids]),

@@ -105,6 +105,25 @@ class StoppingConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    interval_minutes: float | None
+    cron: str | None
+    min_answered: float
+    inbox: str
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None
+    register: bool
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    url: str | None
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int
     classes: tuple[str, ...]
@@ -117,6 +136,9 @@ class Config:
     budget: BudgetConfig
     routing: RoutingConfig
     stopping: StoppingConfig
+    schedule: ScheduleConfig
+    tracking: TrackingConfig
+    remote: RemoteConfig
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
@@ -238,6 +260,12 @@ def _validate(config: Config, source: str) -> None:
          "'routing.capacity_per_annotator' must be null or at least 1"),
         (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),
         (config.stopping.rounds >= 1, "'stopping.rounds' must be at least 1"),
+        (config.schedule.interval_minutes is None or config.schedule.interval_minutes > 0,
+         "'schedule.interval_minutes' must be positive (or null with a 'schedule.cron')"),
+        (0 <= config.schedule.min_answered <= 1, "'schedule.min_answered' must be between 0 and 1"),
+        (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
+         and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
+         "'schedule.inbox' must be a folder inside the campaign, outside data/"),
     ]
     for ok, message in checks:
         if not ok:

@@ -47,9 +47,26 @@ def resolve_backend(backend: str) -> str:
         raise ValueError(f"model.backend is {backend!r}; use one of {', '.join(BACKENDS)} in params.yaml.")
     if backend != "auto":
         return backend
+    if _cpu_only_torch():
+        return "head"
     import torch
 
     return "finetune" if torch.cuda.is_available() else "head"
+
+
+def _cpu_only_torch() -> bool:
+    """True when the installed torch is a CPU-only build, read from torch/version.py without
+    importing torch (1-2 s): a round whose training is cached then never loads it."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / "version.py" if locations else None
+    if path is None or not path.is_file():
+        return False
+    text = path.read_text()
+    return all(re.search(rf"(?m)^{name}(: Optional\[str\])? = None$", text) for name in ("cuda", "hip"))
 
 
 def model_key(name: str) -> str:

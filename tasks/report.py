@@ -88,12 +88,7 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float,
 def plot(curves: pd.DataFrame, *, title: str, reference: pd.DataFrame | None = None):
     """Mean ± std bands per strategy against annotations; ``reference`` (strategy, annotations,
     accuracy) is drawn dashed beside them. Returns a matplotlib Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _axes(figsize=(7, 4.5))
     for strategy, part in mean_curves(curves).groupby("strategy"):
         line, = axes.plot(part["annotations"], part["accuracy"], label=strategy)
         std = np.nan_to_num(part["accuracy_std"].to_numpy())
@@ -102,10 +97,43 @@ def plot(curves: pd.DataFrame, *, title: str, reference: pd.DataFrame | None = N
     if reference is not None:
         for strategy, part in reference.groupby("strategy"):
             axes.plot(part["annotations"], part["accuracy"], linestyle="--", label=f"{strategy} (published)")
-    axes.set_xlabel("annotations collected")
-    axes.set_ylabel("test accuracy")
+    return _finish(figure, axes, xlabel="annotations collected", ylabel="test accuracy", title=title)
+
+
+def plot_campaign(rounds: pd.DataFrame, *, title: str):
+    """A campaign's learning curve: test accuracy (and macro-F1) against annotations.
+
+    ``rounds`` has one row per round with ``round``, ``annotations`` and, for rounds
+    that trained a model, ``test_accuracy`` and optionally ``test_macro_f1`` (a
+    cold-start round has neither: it is left out). Returns a matplotlib Figure.
+    """
+    figure, axes = _axes(figsize=(6, 4))
+    scored = rounds.dropna(subset=["test_accuracy"]) if "test_accuracy" in rounds else rounds.iloc[:0]
+    for column, label in (("test_accuracy", "test accuracy"), ("test_macro_f1", "macro-F1")):
+        if column in scored:
+            axes.plot(scored["annotations"], scored[column], marker="o", label=label)
+    for _, row in scored.iterrows():
+        axes.annotate(f"{int(row['round'])}", (row["annotations"], row["test_accuracy"]),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    return _finish(figure, axes, xlabel="annotations collected (labels: round)", ylabel="held-out test score",
+                   title=title)
+
+
+def _axes(*, figsize: tuple[float, float]):
+    # A Figure without pyplot: no display backend, and no global list of open figures
+    # for a long-running `crowdloop deploy` to grow.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots()
+
+
+def _finish(figure, axes, *, xlabel: str, ylabel: str, title: str):
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend()
+    if axes.get_legend_handles_labels()[0]:  # a cold-start campaign has no curve yet
+        axes.legend()
     figure.tight_layout()
     return figure

@@ -12,7 +12,9 @@ A campaign is a directory::
                                  one new part file per ingestion, never rewritten
       simulator/answers.parquet  simulated annotators' not-yet-collected answers (demo)
       rounds/NNN/                batch.csv, consensus.parquet, annotators.csv, metrics.json,
-                                 assignments/<annotator>.csv, unroutable.csv
+                                 assignments/<annotator>.csv, unroutable.csv,
+                                 lineage.json (the round's MLflow run and Prefect flow run ids)
+    inbox/                       answer files dropped for the next scheduled round (tasks/inbox.py)
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
     .cache/                      embeddings and Prefect results (git-ignored)
 
@@ -41,6 +43,7 @@ ANNOTATION_COLUMNS = ("example_id", "annotator_id", "label", "round", "source", 
 ANSWER_COLUMNS = ("example_id", "annotator_id", "label")
 BATCH_COLUMNS = ("example_id", "text", "suggested_annotator", "score", "cost")
 SPLITS = ("pool", "test")
+LINEAGE_FILE = "lineage.json"
 
 
 class CampaignError(RuntimeError):
@@ -231,6 +234,17 @@ def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
     """Round ``number``'s pool probabilities (index example_id), or None before round 1."""
     path = campaign.round_dir(number) / "pred_probs.parquet"
     return pd.read_parquet(path).set_index("example_id") if path.is_file() else None
+
+
+def write_lineage(campaign: Campaign, number: int, ids: dict) -> None:
+    """Round ``number``'s ids in other systems (MLflow run, Prefect flow run) as lineage.json."""
+    _write_text(campaign.round_dir(number) / LINEAGE_FILE, json.dumps(ids, indent=2, sort_keys=True) + "\n")
+
+
+def read_lineage(campaign: Campaign, number: int) -> dict:
+    """What :func:`write_lineage` wrote for round ``number``; {} for rounds made before lineage."""
+    path = campaign.round_dir(number) / LINEAGE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_annotator_stats(campaign: Campaign, number: int) -> pd.DataFrame:

@@ -2,8 +2,11 @@
 
 One MLflow experiment per campaign (named after its directory) holds one parent
 run for the campaign and, nested under it, one run per round. The tracking store
-is ``sqlite:///<campaign>/mlruns/mlflow.db`` with artifacts in ``mlruns/artifacts``,
-unless ``MLFLOW_TRACKING_URI`` names another (a tracking server, for instance).
+is ``tracking.uri`` of params.yaml, else ``MLFLOW_TRACKING_URI``, else
+``sqlite:///<campaign>/mlruns/mlflow.db``; with a sqlite store the artifacts lie
+beside the database (``artifacts/``), with a tracking server where it keeps them.
+The best round's model so far is registered under the campaign's name, alias
+``champion``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,23 @@ from pathlib import Path
 from crowdloop.tasks.store import Campaign
 
 CAMPAIGN_TAG = "crowdloop.run_kind"
+CHAMPION = "champion"
+SCORE = "test_accuracy"  # what makes a round's model the champion
 
 
-def tracking_uri(campaign: Campaign) -> str:
-    """The tracking store of ``campaign``: the environment's, else sqlite under mlruns/."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(campaign.mlruns / 'mlflow.db').resolve()}"
+def tracking_uri(campaign: Campaign, configured: str | None = None) -> str:
+    """``configured`` (params.yaml), else ``MLFLOW_TRACKING_URI``, else sqlite under mlruns/."""
+    return (configured or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{(campaign.mlruns / 'mlflow.db').resolve()}")
+
+
+def _client(campaign: Campaign, uri: str | None):
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(campaign, uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(uri, registry_uri=uri)
 
 
 def log_round(
@@ -30,24 +45,27 @@ def log_round(
     metrics: dict[str, float],
     artifacts: list[Path],
     model_dir: Path | None = None,
+    figure=None,
+    tags: dict[str, str] | None = None,
+    uri: str | None = None,
 ) -> str:
     """Log round ``number`` as a run nested under the campaign run; returns its run id.
 
     ``params`` is the nested params.yaml dict (flattened to ``section.key``); the
     campaign run also receives each metric at ``step=number`` so its charts show
-    the learning curve across rounds.
+    the learning curve across rounds. ``figure`` (matplotlib) is stored as
+    learning_curve.png; ``tags`` are added to the run's own.
     """
     from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
 
-    campaign.mlruns.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri(campaign))
+    client = _client(campaign, uri)
     experiment_id = _experiment(client, campaign)
     parent = _campaign_run(client, experiment_id, campaign)
     run = client.create_run(
         experiment_id,
         run_name=f"round-{number:03d}",
-        tags={"mlflow.parentRunId": parent, "crowdloop.round": str(number), CAMPAIGN_TAG: "round"},
+        tags={"mlflow.parentRunId": parent, "crowdloop.round": str(number), CAMPAIGN_TAG: "round"}
+        | (tags or {}),
     )
     run_id = run.info.run_id
     now = int(time.time() * 1000)
@@ -62,6 +80,8 @@ def log_round(
             client.log_artifact(run_id, str(path))
         if model_dir is not None and model_dir.is_dir():
             client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+        if figure is not None:
+            client.log_figure(run_id, figure, "learning_curve.png")
         # The campaign run holds every round's metrics at step=round: the learning curve.
         client.log_batch(parent, metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()])
     except BaseException:
@@ -108,11 +128,51 @@ def log_simulation(root: Path, name: str, *, params: dict, curves, artifacts: li
     return parent_id
 
 
-def round_runs(campaign: Campaign) -> list[dict]:
-    """Finished round runs of the campaign: ``{round, run_id, metrics}``, by round."""
-    from mlflow.tracking import MlflowClient
+def set_tags(campaign: Campaign, run_id: str, tags: dict[str, str], *, uri: str | None = None) -> None:
+    """Add ``tags`` to a run (the lineage known only once the round is committed)."""
+    from mlflow.entities import RunTag
 
-    client = MlflowClient(tracking_uri(campaign))
+    _client(campaign, uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def mark_failed(campaign: Campaign, run_id: str, *, uri: str | None = None) -> None:
+    """A round whose data was discarded after its run was logged: say so in MLflow."""
+    _client(campaign, uri).set_terminated(run_id, status="FAILED")
+
+
+def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str | None = None) -> int | None:
+    """Register the run's model as the next version of the campaign's model and point the
+    alias ``champion`` at it when ``score`` beats the champion's (or there is none yet).
+
+    Returns the new version number, or None when the champion stays.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if score != score:  # NaN: no gold test split, nothing to rank models by
+        return None
+    client = _client(campaign, uri)
+    name = campaign.name
+    try:
+        best = client.get_model_version_by_alias(name, CHAMPION)
+        if float(best.tags.get(SCORE, "nan")) >= score:
+            return None
+    except MlflowException:  # no registered model or no champion yet
+        if not client.search_registered_models(f"name = '{name}'"):
+            client.create_registered_model(name, description=f"Best model of the crowdloop campaign {name}.")
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(name, source, run_id=run_id, tags={SCORE: repr(float(score))})
+    client.set_registered_model_alias(name, CHAMPION, version.version)
+    return int(version.version)
+
+
+def get_run(campaign: Campaign, run_id: str, *, uri: str | None = None):
+    """The MLflow run ``run_id`` (raises MlflowException when it does not exist)."""
+    return _client(campaign, uri).get_run(run_id)
+
+
+def round_runs(campaign: Campaign, *, uri: str | None = None) -> list[dict]:
+    """Finished round runs of the campaign: ``{round, run_id, metrics}``, by round."""
+    client = _client(campaign, uri)
     experiment = client.get_experiment_by_name(campaign.name)
     if experiment is None:
         return []
@@ -130,8 +190,8 @@ def _experiment(client, campaign: Campaign) -> str:
     if experiment is not None:
         return experiment.experiment_id
     artifacts = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        artifacts = (campaign.mlruns / "artifacts").resolve().as_uri()
+    if client.tracking_uri.startswith("sqlite:///"):  # a server keeps artifacts where it is set up to
+        artifacts = (Path(client.tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
     return client.create_experiment(campaign.name, artifact_location=artifacts)
 
 

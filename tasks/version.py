@@ -20,8 +20,10 @@ from crowdloop.tasks.store import Campaign
 
 ROUND_TAG = "round-{:03d}"
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
-TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore")
-GITIGNORE = "/mlruns/\n/.cache/\n"
+TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
+           ".dvc/config")
+GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n"
+REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
 
@@ -53,11 +55,8 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
     if (root / ".git").exists():
         raise VersionError(f"{root} is already a git repository; choose a new directory.")
     _run(["git", "init", "-q", "-b", "main"], root, check_root=False)
-    for key, value in FALLBACK_IDENTITY.items():
-        if not _run(["git", "config", key], root, ok_codes=(0, 1)).strip():
-            _run(["git", "config", key, value], root)
-    _dvc(["init", "-q"], root)
-    _dvc(["config", "core.analytics", "false"], root)
+    _ensure_identity(root)
+    _dvc(["init", "-q"], ["config", "core.analytics", "false"], root=root)
     (root / ".gitignore").write_text(GITIGNORE)
     (root / "dvc.yaml").write_text(render_dvc_yaml(campaign, param_sections))
 
@@ -65,9 +64,10 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
 def commit(campaign: Campaign, message: str, *, tag: str | None = None) -> str:
     """Record data/ with DVC and everything tracked with git; returns the commit id."""
     root = campaign.root
-    _dvc(["add", "-q", campaign.data.relative_to(root).as_posix()], root)
+    steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():
-        _dvc(["commit", "-q", "-f", "round"], root)
+        steps.append(["commit", "-q", "-f", "round"])
+    _dvc(*steps, root=root)
     present = [name for name in TRACKED if (root / name).exists()]
     _run(["git", "add", "--", *present], root)
     _run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
@@ -86,26 +86,92 @@ def round_tags(campaign: Campaign) -> list[str]:
     return sorted(t for t in out.split() if t.count("-") == 1)
 
 
-def rollback(campaign: Campaign, number: int) -> str:
+def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:
     """Restore data/ (and metrics.json, dvc.lock) to tag ``round-NNN`` as a new commit.
 
     Later rounds stay in the history: their tags are renamed ``archived/round-NNN-<commit>``
-    so the next rounds can take the numbers again. Returns the new commit id.
+    so the next rounds can take the numbers again. With a ``remote`` (a fresh clone has
+    no DVC cache) the data of that round is fetched from it first. Returns the new commit id.
     """
     root = campaign.root
+    _ensure_identity(root)
     tag = ROUND_TAG.format(number)
     if tag not in round_tags(campaign):
         known = ", ".join(round_tags(campaign)) or "none"
         raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")
     restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if _exists_at(root, tag, n)]
     _run(["git", "checkout", tag, "--", *restore], root)
-    _dvc(["checkout", "-q", "--force", "data.dvc"], root)
+    fetch = []
+    if remote:
+        set_remote(campaign, remote)
+        fetch = [["fetch", "-q", "-r", REMOTE, "data.dvc"]]
+    _dvc(*fetch, ["checkout", "-q", "--force", "data.dvc"], root=root)
     for later in round_tags(campaign):
         if int(later.split("-")[1]) > number:
             _archive_tag(root, later)
     _run(["git", "add", "--", *restore], root)
     _run(["git", "commit", "-q", "--allow-empty", "-m", f"Roll data back to {tag}"], root)
     return head(campaign)
+
+
+def remote_url(campaign: Campaign, url: str) -> str:
+    """``url`` as DVC takes it: a local folder relative to the campaign becomes absolute."""
+    if "://" in url:
+        return url
+    return str((campaign.root / Path(url).expanduser()).resolve())
+
+
+def set_remote(campaign: Campaign, url: str) -> None:
+    """Point the campaign's default DVC remote at ``url`` (in .dvc/config.local, which git
+    does not track: params.yaml stays the one place the remote is named)."""
+    url = remote_url(campaign, url)
+    local = campaign.root / ".dvc" / "config.local"
+    if local.is_file() and f"url = {url}\n" in local.read_text():
+        return  # already set; saves a DVC start-up per round
+    if "://" not in url:
+        Path(url).mkdir(parents=True, exist_ok=True)
+    _dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root)
+
+
+def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
+    """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``)."""
+    set_remote(campaign, url)
+    _dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
+
+
+def pull(campaign: Campaign, url: str) -> None:
+    """Fetch what the checked-out data.dvc names from the remote and check it out into data/."""
+    set_remote(campaign, url)
+    _dvc(["pull", "-q", "--force", "-r", REMOTE], root=campaign.root)
+
+
+def commit_of(campaign: Campaign, rev: str) -> str | None:
+    """The commit ``rev`` (a tag, a branch) points at, or None when there is no such rev."""
+    probe = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=campaign.root,
+                           capture_output=True, text=True)
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def data_md5(campaign: Campaign, rev: str | None = None) -> str | None:
+    """DVC's hash of data/ (``outs[0].md5`` of data.dvc) at ``rev``, or in the working tree."""
+    if rev is None:
+        path = campaign.root / "data.dvc"
+        text = path.read_text() if path.is_file() else None
+    else:
+        probe = subprocess.run(["git", "show", f"{rev}:data.dvc"], cwd=campaign.root,
+                               capture_output=True, text=True)
+        text = probe.stdout if probe.returncode == 0 else None
+    if not text:
+        return None
+    outs = (yaml.safe_load(text) or {}).get("outs") or [{}]
+    return outs[0].get("md5")
+
+
+def _ensure_identity(root: Path) -> None:
+    """A commit needs a git identity; use the fallback one where the machine has none."""
+    for key, value in FALLBACK_IDENTITY.items():
+        if not _run(["git", "config", key], root, ok_codes=(0, 1), check_root=False).strip():
+            _run(["git", "config", key, value], root, check_root=False)
 
 
 def _archive_tag(root: Path, tag: str) -> None:
@@ -121,12 +187,20 @@ def _exists_at(root: Path, rev: str, name: str) -> bool:
     return probe.returncode == 0
 
 
-def _dvc(args: list[str], root: Path) -> str:
+def _dvc(*commands: list[str], root: Path) -> str:
+    """Run DVC commands in order, in one interpreter (DVC's start-up is most of a small
+    command's time), stopping at the first that fails."""
     # The DVC of this interpreter's environment, whatever is first on PATH.
-    return _run([sys.executable, "-m", "dvc", *args], root)
+    shown = " && ".join("dvc " + " ".join(args) for args in commands)
+    if len(commands) == 1:
+        return _run([sys.executable, "-m", "dvc", *commands[0]], root, shown=shown)
+    script = ("import sys\nfrom dvc.cli import main\n"
+              f"for args in {[list(c) for c in commands]!r}:\n    code = main(args)\n"
+              "    if code:\n        sys.exit(code)\n")
+    return _run([sys.executable, "-c", script], root, shown=shown)
 
 
-def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,)) -> str:
+def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,), shown: str | None = None) -> str:
     if check_root:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
                              capture_output=True, text=True)
@@ -137,7 +211,7 @@ def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,))
             )
     proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
     if proc.returncode not in ok_codes:
-        shown = " ".join(a if a != sys.executable else "python" for a in args)
+        shown = shown or " ".join(args)
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise VersionError(f"`{shown}` failed in {root}: {detail[-1] if detail else proc.returncode}")
     return proc.stdout

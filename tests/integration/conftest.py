@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import yaml
-
-import dataclasses
 
 from crowdloop import campaign as campaign_mod
 from crowdloop.tasks import demo, importers
 
 
-@pytest.fixture
-def tiny_campaign(tmp_path, tiny_model_dir):
-    """A committed campaign (round 0) whose params use the tiny model and small batches."""
+def make_tiny_campaign(root: Path, model_dir: Path, **sections):
+    """A committed campaign (round 0) at ``root`` whose params use the tiny model and small
+    batches; ``sections`` are laid over params.yaml section by section."""
     data = demo.make_demo(seed=1, n_pool=60, n_test=20, n_initial=30, n_annotators=6,
                           answers_per_example=4)
-    root = tmp_path / "camp"
     made = campaign_mod.init_campaign(root, data.examples, classes=demo.DEMO_CLASSES, seed=1,
                                       initial=data.initial, simulator=data.answers)
     params = yaml.safe_load(made.params_file.read_text())
-    params["model"].update({"name": str(tiny_model_dir), "backend": "head", "max_length": 32,
+    params["model"].update({"name": str(model_dir), "backend": "head", "max_length": 32,
                             "batch_size": 16})
     params["model"]["head"]["C_grid"] = [1.0, 10.0]
     params["select"]["batch_size"] = 8
+    for section, values in sections.items():
+        params[section].update(values)
     made.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     return made
+
+
+@pytest.fixture
+def tiny_campaign(tmp_path, tiny_model_dir):
+    """A committed campaign (round 0) whose params use the tiny model and small batches."""
+    return make_tiny_campaign(tmp_path / "camp", tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def campaign_factory(tiny_model_dir):
+    """``make(root, **sections)``: :func:`make_tiny_campaign` with the tiny model."""
+    return lambda root, **sections: make_tiny_campaign(root, tiny_model_dir, **sections)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from crowdloop.tasks import store
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run(out, base, rounds, seeds=(0, 1)):
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6)
+def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial"):
+    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6, answered_by=answered_by)
     return simulate.simulate_flow(str(out), preset, list(seeds), base, "tiny")
 
 
@@ -53,10 +53,11 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
     assert {"curves.csv", "learning_curve.png"} <= artifacts
 
 
-def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, tmp_path):
+@pytest.mark.parametrize("answered_by", ["tutorial", "routed"])
+def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, tmp_path, answered_by):
     out = tmp_path / "sim"
     store.write_replay(out, replay)
-    _run(out, base, rounds=3, seeds=(0,))
+    _run(out, base, rounds=3, seeds=(0,), answered_by=answered_by)
     pool = set(map(tuple, replay.pool[["example_id", "annotator_id", "label"]].values.tolist()))
     initial = set(map(tuple, replay.initial[["example_id", "annotator_id", "label"]].values.tolist()))
     for arm in ("activelab", "random"):

@@ -34,6 +34,11 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("predict:\n  folds: 1\n", "'predict.folds' must be at least 2"),
         ("classes: [a, a]\n", "repeated"),
         ("seed: [1\n", "not valid YAML"),
+        ("schedule:\n  min_answered: 1.5\n", "'schedule.min_answered' must be between 0 and 1"),
+        ("schedule:\n  interval_minutes: 0\n", "'schedule.interval_minutes' must be positive"),
+        ("schedule:\n  inbox: data/inbox\n", "outside data/"),
+        ("schedule:\n  inbox: ../elsewhere\n", "inside the campaign"),
+        ("tracking:\n  register: maybe\n", "'tracking.register' must be bool"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):

@@ -194,3 +194,12 @@ def test_real_minilm_head_separates_topics(cfg):
     assert X.shape == (24, 384)
     fitted = backend.fit(X[::2], LABELS[::2], n_classes=2, seed=0)
     assert (backend.predict_proba(fitted, X[1::2]).argmax(axis=1) == LABELS[1::2]).all()
+
+
+def test_cpu_only_check_agrees_with_torch():
+    import torch
+
+    if model._cpu_only_torch():
+        assert torch.version.cuda is None and not torch.cuda.is_available()
+    else:
+        assert torch.version.cuda is not None or torch.version.hip is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -34,3 +35,14 @@ def test_summary_joins_roi_only_when_a_baseline_is_named():
     with_roi = report.summary(_curves(), at_rounds=[1, 3], target=0.7, baseline="random")
     assert with_roi.loc["smart", "annotations to 70%"] == "200"
     assert with_roi.loc["random", "acc/100 ann vs random"] == 0
+
+
+def test_campaign_curve_leaves_out_rounds_without_a_model():
+    rounds = pd.DataFrame({"round": [1, 2, 3], "annotations": [8, 16, 24],
+                           "test_accuracy": [np.nan, 0.6, 0.7], "test_macro_f1": [np.nan, 0.5, 0.65]})
+    figure = report.plot_campaign(rounds, title="t")
+    axes = figure.axes[0]
+    assert [list(line.get_xdata()) for line in axes.lines] == [[16, 24], [16, 24]]
+    assert [text.get_text() for text in axes.texts] == ["2", "3"]
+    cold = report.plot_campaign(rounds[["round", "annotations"]].iloc[:1], title="cold start")
+    assert len(cold.axes[0].lines) == 0

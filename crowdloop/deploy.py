@@ -1,0 +1,66 @@
+"""`crowdloop deploy`: the scheduled round as a Prefect deployment, and the process that runs it.
+
+The deployment (named after the campaign) is registered on the Prefect server that
+``PREFECT_API_URL`` names, with the schedule of ``params.yaml`` (``schedule.cron``
+or ``schedule.interval_minutes``); this process then polls the server and runs
+each scheduled flow run (one at a time) until it is stopped, when the schedule is
+paused so runs do not pile up while nothing can execute them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from crowdloop.tasks.config import ConfigError, ScheduleConfig
+from crowdloop.tasks.store import Campaign, CampaignError
+
+
+def schedule_options(schedule: ScheduleConfig, source: str) -> dict:
+    """``to_deployment`` keywords for the schedule: ``cron`` wins over ``interval_minutes``."""
+    if schedule.cron:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=schedule.cron)
+        except ValueError as err:
+            raise ConfigError(f"{source}: 'schedule.cron' {schedule.cron!r} is not a cron line ({err}).") from None
+        return {"cron": schedule.cron}
+    if schedule.interval_minutes:
+        return {"interval": timedelta(minutes=schedule.interval_minutes)}
+    raise ConfigError(f"{source}: set 'schedule.interval_minutes' or 'schedule.cron' to deploy.")
+
+
+def api_url() -> str:
+    """The Prefect server to deploy on; a clear error when none is set or it does not answer."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise CampaignError("PREFECT_API_URL is not set: start a server (`prefect server start --host "
+                            "127.0.0.1 --port 4200`) and export PREFECT_API_URL=http://127.0.0.1:4200/api.")
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as err:
+        raise CampaignError(f"the Prefect server at PREFECT_API_URL={url} does not answer ({err}); "
+                            "is `prefect server start` running?") from None
+    return url
+
+
+def serve(campaign: Campaign, schedule: dict) -> None:
+    """Register the deployment and run its scheduled flow runs until interrupted."""
+    from prefect import serve as prefect_serve
+    from prefect.deployments.runner import EntrypointType
+
+    from crowdloop.flows.scheduled import scheduled_round
+
+    deployment = scheduled_round.to_deployment(
+        name=campaign.name,
+        parameters={"campaign_dir": str(campaign.root.resolve())},
+        description=f"Scheduled rounds of the crowdloop campaign at {campaign.root.resolve()}",
+        tags=["crowdloop"],
+        # the runner imports the flow from the installed package, wherever it is started
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        **schedule,
+    )
+    prefect_serve(deployment, limit=1, pause_on_shutdown=True)
