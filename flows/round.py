@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,24 +19,14 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.tasks import (
-    annotators, consensus, dataset, lineage, report, route, score, select, stopping, store, track, version,
-)
+from crowdloop.flows.plan import mc_dropout_passes, plan_metrics, plan_round, round_metrics, timed
+from crowdloop.tasks import annotators, dataset, lineage, report, route, stopping, store, track, version
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.model import resolve_backend
 from crowdloop.tasks.train import Predictions, train_predict_task
 
 log = logging.getLogger("crowdloop")
 CODE_VERSION = "2"  # bump when train_and_predict's results change for the same inputs
-
-
-@contextmanager
-def _step(name: str, seconds: dict, *, level: int = logging.INFO):
-    log.log(level, "%s ...", name)
-    start = time.perf_counter()
-    yield
-    seconds[name] = time.perf_counter() - start
-    log.log(level, "%s done in %.1f s", name, seconds[name])
 
 
 @task(name="load-campaign")
@@ -50,35 +38,6 @@ def load_task(campaign_dir: str):
     rounds = store.completed_rounds(campaign)
     previous = store.read_pred_probs(campaign, rounds[-1]) if rounds else None
     return campaign, cfg, examples, annotations, rounds, previous
-
-
-@task(name="consensus")
-def consensus_task(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config):
-    wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
-    pred_probs = None
-    if previous is not None and set(data.labeled_ids) <= set(previous.index):
-        pred_probs = previous.loc[data.labeled_ids].to_numpy()
-    result = consensus.consensus(
-        wide, pred_probs, method=cfg.consensus.method, n_classes=len(cfg.classes),
-        calibrate_probs=cfg.consensus.calibrate_probs, seed=cfg.seed,
-    )
-    return wide, result
-
-
-@task(name="score")
-def score_task(strategy: str, pool: score.Pool, seed: int):
-    return score.score(strategy, pool, seed=seed)
-
-
-@task(name="select")
-def select_task(scores: pd.Series, annotations: pd.DataFrame, quality: pd.Series, cfg: config_mod.Config, *,
-                batch_size: int, routing: select.Routing, diversity: select.Diversity | None,
-                money_left: float | None):
-    return select.select_batch(
-        scores, annotations, quality, batch_size=batch_size,
-        max_annotations_per_example=cfg.select.max_annotations_per_example,
-        routing=routing, diversity=diversity, money_left=money_left,
-    )
 
 
 @task(name="simulate-annotators")
@@ -120,86 +79,12 @@ def version_task(campaign, number: int, message: str) -> str:
     return version.commit(campaign, message, tag=version.ROUND_TAG.format(number))
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a round decided: consensus, predictions and the batch to ask for.
-
-    ``wide`` is labels_multiannotator (N, M); ``scores`` a Series example_id -> score
-    over labelled and unlabelled pool examples; ``batch`` the rows of batch.csv;
-    ``unroutable`` picks nobody could be asked about; ``duplicates`` picks skipped
-    as near-duplicates; ``strategy`` the strategy that actually scored (cold start or not).
-    """
-
-    wide: pd.DataFrame
-    agreed: consensus.Consensus
-    predictions: Predictions
-    scores: pd.Series
-    batch: pd.DataFrame
-    unroutable: list
-    duplicates: list = field(default_factory=list)
-    strategy: str = ""
-
-
-def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config, *,
-               number: int, train, seconds: dict, orchestrated: bool = True,
-               holders: dict | None = None, spend: stopping.Spend | None = None) -> Plan:
-    """consensus -> train + predict -> score -> select, shared by campaigns and simulations.
-
-    ``train(texts_labeled, labels, texts_unlabeled, texts_test) -> Predictions``.
-    With ``orchestrated=False`` the steps run as plain functions (no Prefect task
-    runs), which a simulation of hundreds of rounds needs to stay fast.
-    ``holders`` (simulation): example_id -> annotators holding an answer; routing
-    draws from them. ``spend``: what the budget has left caps the batch.
-    """
-    run = (lambda t: t) if orchestrated else (lambda t: t.fn)
-    # A simulation reports one line a round instead of one a step.
-    level = logging.INFO if orchestrated else logging.DEBUG
-    with _step("consensus", seconds, level=level):
-        wide, agreed = run(consensus_task)(data, previous, cfg)
-    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
-
-    with _step("train+predict", seconds, level=level):
-        texts = data.texts
-        t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
-        predictions = train(t_l, labels, t_u, t_t)
-
-    spend = spend or stopping.Spend(annotations=len(data.annotations), money=0.0)
-    batch_size = cfg.select.batch_size if spend.annotations_left is None else min(cfg.select.batch_size,
-                                                                                  spend.annotations_left)
-    with _step("score", seconds, level=level):
-        pool = score.make_pool(wide, predictions, n_classes=len(cfg.classes), batch_size=batch_size)
-        strategy = score.effective_strategy(cfg.score.strategy, pool, cold_start=cfg.score.cold_start)
-        s_l, s_u = run(score_task)(strategy, pool, cfg.seed + number)
-        ids = np.concatenate([data.labeled_ids, data.unlabeled_ids])
-        scores = pd.Series(np.concatenate([s_l, s_u]), index=ids)
-
-    with _step("select", seconds, level=level):
-        quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
-        routing = select.Routing(capacity=cfg.routing.capacity_per_annotator, costs=cfg.budget.annotator_costs,
-                                 default_cost=cfg.budget.cost_per_annotation, holders=holders)
-        diversity = None
-        if predictions.embeddings_unlabeled is not None:
-            vectors = pd.DataFrame(np.vstack([predictions.embeddings, predictions.embeddings_unlabeled]), index=ids)
-            diversity = select.Diversity(vectors, covered=predictions.embeddings,
-                                         duplicate_threshold=cfg.select.duplicate_threshold,
-                                         kcenter_weight=cfg.select.kcenter_weight)
-        selection = run(select_task)(scores, data.annotations, quality, cfg, batch_size=batch_size,
-                                     routing=routing, diversity=diversity, money_left=spend.money_left)
-        batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")
-        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "cost", "label"]]
-    if selection.unroutable:
-        log.warning("%d examples had no eligible annotator left and were skipped: %s",
-                    len(selection.unroutable), ", ".join(selection.unroutable[:10]))
-    return Plan(wide, agreed, predictions, scores, batch, list(selection.unroutable),
-                list(selection.duplicates), strategy)
-
-
 @flow(name="crowdloop-round")
 def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -> dict:
     """Run the next round of the campaign at ``campaign_dir``; returns its metrics."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    with _step("load", seconds):
+    with timed("load", seconds):
         campaign, cfg, examples, stored, rounds, previous = load_task(campaign_dir)
         number = (rounds[-1] if rounds else 0) + 1
         _check_waiting(campaign, rounds, stored, simulate=simulate, force=force)
@@ -232,7 +117,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
 
     answers = None
     if simulate:
-        with _step("simulate", seconds):
+        with timed("simulate", seconds):
             answers = simulate_task(batch, simulator, stored, cfg.seed + number)
             log.info("simulated annotators answered %d of %d requests", len(answers), len(batch))
 
@@ -256,13 +141,13 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     run_id = None
     accuracy = metrics.get("test_accuracy", float("nan"))
     try:
-        with _step("save", seconds):
+        with timed("save", seconds):
             parts = save_task(campaign, number, outputs, answers)
-        with _step("track", seconds):
+        with timed("track", seconds):
             params = cfg.to_dict() | {"backend_used": predictions.backend, "consensus_method": agreed.method}
             run_id = track_task(campaign, number, params, metrics, model_dir, uri=cfg.tracking.uri,
                                 flow_run_id=lineage.current_flow_run_id())
-        with _step("version", seconds):
+        with timed("version", seconds):
             version_task(campaign, number, f"Round {number}: asked for {len(batch)} annotations; "
                                            f"test accuracy {accuracy:.3f}")
     except BaseException:
@@ -274,7 +159,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         raise
     # The round is committed: what follows must not undo it. A step that still fails after
     # its retries is reported; `crowdloop push` sends the data later.
-    with _step("publish", seconds):
+    with timed("publish", seconds):
         problems = lineage.finish_round(campaign, number, run_id, accuracy, cfg)
     metrics["seconds_total"] = time.perf_counter() - started
     return {"round": number, "metrics": metrics, "seconds": seconds, "strategy": plan.strategy,
@@ -294,17 +179,6 @@ def _check_waiting(campaign, rounds: list[int], stored: pd.DataFrame, *, simulat
         )
 
 
-def mc_dropout_passes(cfg: config_mod.Config) -> int:
-    """MC-dropout passes the training step should run: only for ``bald`` (0 otherwise)."""
-    return cfg.score.mc_dropout_passes if cfg.score.strategy == "bald" else 0
-
-
-def plan_metrics(plan: Plan) -> dict:
-    """What selection reports: picks without an eligible annotator, near-duplicates skipped, cost."""
-    return {"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
-            "batch_cost": float(plan.batch["cost"].sum())}
-
-
 def _check_stopped(campaign, rounds: list[int], *, force: bool) -> None:
     """Scheduled or repeated rounds honour the stopping rule: refuse once it has fired, unless forced."""
     if force or not rounds:
@@ -315,28 +189,6 @@ def _check_stopped(campaign, rounds: list[int], *, force: bool) -> None:
             f"the stopping rule fired in round {rounds[-1]} ({last.get('stop_reason', 'see metrics.json')}); "
             "raise the budget or stopping.rounds in params.yaml, or pass --force to run anyway."
         )
-
-
-def round_metrics(data, agreed, predictions, stored, batch, answers) -> dict:
-    """The numbers a round reports (and MLflow logs); all floats or ints."""
-    test = dataset.classification_metrics(predictions.test_probs, data.test_gold) if predictions.trained else {}
-    metrics = {f"test_{k}": v for k, v in test.items()}
-    metrics.update({
-        "annotations": len(stored),
-        "labelled_examples": len(data.labeled_ids),
-        "annotators": int(stored["annotator_id"].nunique()),
-        "mean_consensus_quality": float(agreed.examples["consensus_quality"].mean()),
-        "batch_size": len(batch),
-        "new_annotations": 0 if answers is None else len(answers),
-    })
-    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
-    if predictions.trained and len(labels):
-        metrics["oos_accuracy"] = float((predictions.pred_probs.argmax(axis=1) == labels).mean())
-    gold = data.pool_gold.reindex(data.labeled_ids)
-    known = gold.notna().to_numpy()
-    if known.any():
-        metrics["consensus_accuracy"] = float((labels[known] == gold.to_numpy()[known]).mean())
-    return metrics
 
 
 def _consensus_table(agreed, classes) -> pd.DataFrame:

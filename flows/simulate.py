@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.flows.round import mc_dropout_passes, plan_round, round_metrics
+from crowdloop.flows.plan import mc_dropout_passes, plan_round, round_metrics
 from crowdloop.tasks import annotators, dataset, model, report, stopping, store, track
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import train_and_predict

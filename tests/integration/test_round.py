@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pandas as pd
 import pytest
 
 from crowdloop import cli

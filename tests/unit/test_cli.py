@@ -6,13 +6,13 @@ import inspect
 
 import pytest
 
-from crowdloop import cli
+from crowdloop import cli, simulate_cmd
 from crowdloop.flows import simulate
 from crowdloop.tasks import importers
 
 
 def test_preset_names_match_the_flow_presets():
-    assert set(cli.PRESET_NAMES) == set(simulate.PRESETS)
+    assert set(simulate_cmd.PRESET_NAMES) == set(simulate.PRESETS)
 
 
 @pytest.mark.parametrize("fmt,reader", [
@@ -22,7 +22,7 @@ def test_preset_names_match_the_flow_presets():
 def test_import_flags_are_options_the_reader_takes(fmt, reader):
     args = cli._parser().parse_args(["simulate", "somewhere", "--format", fmt, "--label-names", "0=a,1=b",
                                      "--annotator-cols", "w1,w2"])
-    options = cli._import_options(args)
+    options = simulate_cmd.import_options(args)
     accepted = set(inspect.signature(reader).parameters) - {"directory", "annotations_file", "file", "path_or_name"}
     assert set(options) <= accepted
     assert options["label_names"] == {"0": "a", "1": "b"}

@@ -3,7 +3,6 @@
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from crowdloop.campaign import ROUND_PARAMS
