@@ -2,7 +2,8 @@
 
 ``scheduled_round`` is what ``crowdloop deploy`` serves on the Prefect server. It
 waits for people: a round runs when at least ``schedule.min_answered`` of the last
-batch has come back (or when forced, or for the first round); otherwise the flow
+batch has come back (or when forced, or for the first round) and the stopping
+rule has not fired; otherwise the flow
 run ends in a Completed state named ``Skipped`` whose message says why, and
 returns ``{"skipped": True, ...}``. Answer files that cannot be stored are moved to
 the inbox's ``rejected/`` folder with their error and do not fail the run.
@@ -41,8 +42,10 @@ def decide_task(campaign_dir: str, force: bool) -> inbox.Decision:
     rounds = store.completed_rounds(campaign)
     batch_ids = store.read_batch(campaign, rounds[-1])["example_id"] if rounds else None
     back = inbox.answered(batch_ids, store.read_annotations(campaign), rounds[-1]) if rounds else 0
+    last = store.read_round_metrics(campaign, rounds[-1]) if rounds else {}
+    stopped = (last.get("stop_reason") or "see metrics.json") if last.get("stop") else None
     return inbox.decide(rounds=rounds, asked=0 if batch_ids is None else len(batch_ids), back=back,
-                        min_answered=cfg.schedule.min_answered, force=force)
+                        min_answered=cfg.schedule.min_answered, force=force, stopped=stopped)
 
 
 @flow(name="crowdloop-scheduled-round")

@@ -127,14 +127,22 @@ def answered(batch_ids: pd.Series, annotations: pd.DataFrame, number: int) -> in
     return int(batch_ids.astype(str).isin(back).sum())
 
 
-def decide(*, rounds: list[int], asked: int, back: int, min_answered: float, force: bool) -> Decision:
+def decide(*, rounds: list[int], asked: int, back: int, min_answered: float, force: bool,
+           stopped: str | None = None) -> Decision:
     """Run a round when forced, when none has run yet, or when at least one answer and at
-    least ``min_answered`` of the last batch's ``asked`` requests are back; else skip."""
+    least ``min_answered`` of the last batch's ``asked`` requests are back; else skip.
+
+    ``stopped``: the stopping rule's reason when it fired in the last round; the
+    campaign then skips every scheduled round until forced.
+    """
     if force:
         return Decision(True, "forced")
     if not rounds:
         return Decision(True, "first round: nothing to wait for")
     last = rounds[-1]
+    if stopped:
+        return Decision(False, f"the stopping rule fired in round {last} ({stopped}); "
+                               "raise the budget or stopping.rounds in params.yaml, or run with force")
     if asked == 0:
         return Decision(False, f"round {last} asked for nothing (every example has its labels); "
                                "nothing to wait for, run with force to train again")

@@ -11,8 +11,9 @@ from crowdloop import deploy, history
 from crowdloop.tasks import config, inbox, store, track
 
 
-def _decide(rounds=(1,), asked=8, back=0, min_answered=0.8, force=False):
-    return inbox.decide(rounds=list(rounds), asked=asked, back=back, min_answered=min_answered, force=force)
+def _decide(rounds=(1,), asked=8, back=0, min_answered=0.8, force=False, stopped=None):
+    return inbox.decide(rounds=list(rounds), asked=asked, back=back, min_answered=min_answered, force=force,
+                        stopped=stopped)
 
 
 @pytest.mark.parametrize("kwargs, run, words", [
@@ -24,6 +25,8 @@ def _decide(rounds=(1,), asked=8, back=0, min_answered=0.8, force=False):
     ({"back": 1, "min_answered": 0.0}, True, "1 of 8"),
     ({"asked": 0}, False, "asked for nothing"),
     ({"back": 0, "force": True}, True, "forced"),
+    ({"back": 8, "stopped": "budget spent"}, False, "stopping rule fired in round 1 (budget spent)"),
+    ({"back": 8, "stopped": "budget spent", "force": True}, True, "forced"),
 ])
 def test_a_scheduled_round_runs_only_when_enough_of_the_batch_is_back(kwargs, run, words):
     decision = _decide(**kwargs)
