@@ -40,9 +40,9 @@ def error_ratio(curves: pd.DataFrame, strategy: str, baseline: str, *, rounds: t
 def roi(curves: pd.DataFrame, *, baseline: str | None = "random") -> pd.DataFrame:
     """Annotation ROI per strategy, from its first to its last round (means over seeds).
 
-    Columns: ``acc/100 ann`` (accuracy points gained per 100 annotations, in
-    accuracy units), ``acc/cost`` (gained per unit of cost, when curves have a
-    ``cost`` column) and, when ``baseline`` is among the strategies, each one
+    Columns: ``acc/100 ann`` (accuracy gained per 100 annotations, in accuracy
+    units: 0.01 is one percentage point), ``acc/100 cost`` (gained per 100 units of
+    cost, when curves have a ``cost`` column) and, when ``baseline`` is among the strategies, each one
     minus the baseline's (``... vs <baseline>``).
     """
     rows = {}
@@ -52,7 +52,7 @@ def roi(curves: pd.DataFrame, *, baseline: str | None = "random") -> pd.DataFram
         gain = last["accuracy"] - first["accuracy"]
         row = {"acc/100 ann": _ratio(gain, last["annotations"] - first["annotations"]) * 100}
         if "cost" in part:
-            row["acc/cost"] = _ratio(gain, last["cost"] - first["cost"])
+            row["acc/100 cost"] = _ratio(gain, last["cost"] - first["cost"]) * 100
         rows[strategy] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     if baseline in table.index:
@@ -88,16 +88,22 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float,
 def plot(curves: pd.DataFrame, *, title: str, reference: pd.DataFrame | None = None):
     """Mean ± std bands per strategy against annotations; ``reference`` (strategy, annotations,
     accuracy) is drawn dashed beside them. Returns a matplotlib Figure."""
-    figure, axes = _axes(figsize=(7, 4.5))
-    for strategy, part in mean_curves(curves).groupby("strategy"):
-        line, = axes.plot(part["annotations"], part["accuracy"], label=strategy)
+    means = mean_curves(curves)
+    many = means["strategy"].nunique() > 4
+    # Beyond 4 strategies: 20 distinct colours, thin bands and the legend beside the axes,
+    # so that a figure of every strategy stays readable.
+    figure, axes = _axes(figsize=(9.5, 5) if many else (7, 4.5))
+    colours = _colours(means["strategy"].nunique())
+    for colour, (strategy, part) in zip(colours, means.groupby("strategy")):
+        axes.plot(part["annotations"], part["accuracy"], label=strategy, color=colour)
         std = np.nan_to_num(part["accuracy_std"].to_numpy())
         axes.fill_between(part["annotations"], part["accuracy"] - std, part["accuracy"] + std,
-                          alpha=0.2, color=line.get_color())
+                          alpha=0.07 if many else 0.2, color=colour)
     if reference is not None:
         for strategy, part in reference.groupby("strategy"):
             axes.plot(part["annotations"], part["accuracy"], linestyle="--", label=f"{strategy} (published)")
-    return _finish(figure, axes, xlabel="annotations collected", ylabel="test accuracy", title=title)
+    return _finish(figure, axes, xlabel="annotations collected", ylabel="test accuracy", title=title,
+                   legend_outside=many)
 
 
 def plot_campaign(rounds: pd.DataFrame, *, title: str):
@@ -128,12 +134,22 @@ def _axes(*, figsize: tuple[float, float]):
     return figure, figure.subplots()
 
 
-def _finish(figure, axes, *, xlabel: str, ylabel: str, title: str):
+def _colours(n: int) -> list:
+    """``n`` distinct colours: matplotlib's default cycle up to 10, tab20 beyond."""
+    from matplotlib import colormaps
+
+    table = colormaps["tab10" if n <= 10 else "tab20"]
+    return [table(i) for i in range(n)]
+
+
+def _finish(figure, axes, *, xlabel: str, ylabel: str, title: str, legend_outside: bool = False):
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:  # a cold-start campaign has no curve yet
+    if axes.get_legend_handles_labels()[0] and legend_outside:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    elif axes.get_legend_handles_labels()[0]:  # a cold-start campaign has no curve yet
         axes.legend()
     figure.tight_layout()
     return figure

@@ -28,7 +28,7 @@ def test_every_strategy_runs_as_a_simulation_arm_with_roi_against_random(replay,
     assert (curves.loc[curves["round"] == 2, "annotations"] == len(replay.initial) + 6).all()
     assert (curves.loc[curves["round"] == 2, "cost"] == len(replay.initial) + 6).all()  # 1.0 each
     summary = result["summary"]
-    for column in ("acc/100 ann", "acc/cost", "acc/100 ann vs random", "acc/cost vs random"):
+    for column in ("acc/100 ann", "acc/100 cost", "acc/100 ann vs random", "acc/100 cost vs random"):
         assert column in summary.columns
     assert summary.loc["random", "acc/100 ann vs random"] == 0
     assert "acc/100 ann vs random" in (out / "summary.txt").read_text()

@@ -25,8 +25,8 @@ def test_roi_per_100_annotations_and_per_unit_cost_against_random():
     assert table.loc["smart", "acc/100 ann"] == pytest.approx(0.15)
     assert table.loc["random", "acc/100 ann"] == pytest.approx(0.05)
     assert table.loc["smart", "acc/100 ann vs random"] == pytest.approx(0.10)
-    assert table.loc["smart", "acc/cost"] == pytest.approx(0.15 / 200)  # 2.0 per annotation
-    assert table.loc["smart", "acc/cost vs random"] == pytest.approx(0.15 / 200 - 0.05 / 100)
+    assert table.loc["smart", "acc/100 cost"] == pytest.approx(0.15 / 2)  # 2.0 per annotation
+    assert table.loc["smart", "acc/100 cost vs random"] == pytest.approx(0.15 / 2 - 0.05 / 1)
 
 
 def test_summary_joins_roi_only_when_a_baseline_is_named():
