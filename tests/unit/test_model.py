@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from crowdloop.tasks import model
+from crowdloop.tasks import head, model
 
 TEXTS = [f"i like apple pie number {i}" for i in range(12)] + [f"the zebra runs far {i}" for i in range(12)]
 LABELS = np.array([0] * 12 + [1] * 12)
@@ -106,8 +106,8 @@ def test_choose_C_prefers_strong_regularisation_on_noise_and_weak_on_separable_d
     separable = np.column_stack([y * 4.0 - 2 + rng.normal(0, 0.1, 60), rng.normal(size=(60, 4))])
     noise = rng.normal(size=(60, 5))
     grid = (0.001, 0.1, 10.0, 1000.0)
-    assert model.choose_C(separable, y, grid=grid, folds=3, seed=0) >= 10.0
-    assert model.choose_C(noise, y, grid=grid, folds=3, seed=0) <= 0.1
+    assert head.choose_C(separable, y, grid=grid, folds=3, seed=0) >= 10.0
+    assert head.choose_C(noise, y, grid=grid, folds=3, seed=0) <= 0.1
 
 
 def test_choose_C_copes_with_rare_classes():
@@ -116,9 +116,9 @@ def test_choose_C_copes_with_rare_classes():
     # a singleton class sits out the search; the others (2 members each at least) still choose
     y = np.array([0] * 10 + [1] * 10 + [2])
     X = np.column_stack([y * 4.0 + rng.normal(0, 0.1, 21), rng.normal(size=(21, 3))])
-    assert model.choose_C(X, y, grid=grid, folds=3, seed=0) >= 10.0
+    assert head.choose_C(X, y, grid=grid, folds=3, seed=0) >= 10.0
     # no two classes with 2 members: no search possible, the median C
-    assert model.choose_C(X[[0, 10, 20]], np.array([0, 1, 2]), grid=grid, folds=3, seed=0) == 0.1
+    assert head.choose_C(X[[0, 10, 20]], np.array([0, 1, 2]), grid=grid, folds=3, seed=0) == 0.1
 
 
 def test_head_save_writes_the_classifier_and_names_the_encoder(cfg, tmp_path):
