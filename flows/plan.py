@@ -148,6 +148,18 @@ def plan_metrics(plan: Plan) -> dict:
             "batch_cost": float(plan.batch["cost"].sum())}
 
 
+def round_report(data: dataset.RoundData, plan: Plan, stored: pd.DataFrame, answers: pd.DataFrame | None,
+                 history: list[dict], cfg: config_mod.Config) -> dict:
+    """Everything a round reports, for campaigns and simulations alike: :func:`round_metrics`,
+    what selection did (:func:`plan_metrics`) and the stopping rule over ``history`` (the
+    earlier rounds' metrics) with this round's batch counted as spent."""
+    metrics = round_metrics(data, plan.agreed, plan.predictions, stored, plan.batch, answers)
+    metrics.update(plan_metrics(plan))
+    spend = stopping.spend_so_far(stored, cfg.budget, batch=plan.batch)
+    metrics.update(stopping.stop_metrics([*history, metrics], spend, cfg.stopping))
+    return metrics
+
+
 def round_metrics(data, agreed, predictions, stored, batch, answers) -> dict:
     """The numbers a round reports (and MLflow logs); all floats or ints."""
     test = dataset.classification_metrics(predictions.test_probs, data.test_gold) if predictions.trained else {}

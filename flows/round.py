@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.flows.plan import mc_dropout_passes, plan_metrics, plan_round, round_metrics, timed
+from crowdloop.flows.plan import mc_dropout_passes, plan_round, round_report, timed
 from crowdloop.tasks import annotators, dataset, lineage, report, route, stopping, store, track, version
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.model import resolve_backend
@@ -121,11 +121,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
             answers = simulate_task(batch, simulator, stored, cfg.seed + number)
             log.info("simulated annotators answered %d of %d requests", len(answers), len(batch))
 
-    metrics = round_metrics(data, agreed, predictions, stored, batch, answers)
-    metrics.update(plan_metrics(plan))
-    history = [store.read_round_metrics(campaign, r) for r in rounds] + [metrics]
-    metrics.update(stopping.stop_metrics(history, stopping.spend_so_far(stored, cfg.budget, batch=batch),
-                                         cfg.stopping))
+    metrics = round_report(data, plan, stored, answers, [store.read_round_metrics(campaign, r) for r in rounds], cfg)
     if metrics["stop"]:
         log.info("stopping rule: %s", metrics["stop_reason"])
     metrics.update({f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in seconds.items()})

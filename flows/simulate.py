@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from crowdloop.flows.plan import mc_dropout_passes, plan_round, round_metrics
+from crowdloop.flows.plan import mc_dropout_passes, plan_round, round_report
 from crowdloop.tasks import annotators, dataset, model, report, stopping, store, track
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import train_and_predict
@@ -122,14 +122,10 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         data = dataset.build_round_data(replay.examples, collected, classes=cfg.classes)
         # Routing draws from the annotators who hold an answer (examples with none left are
         # not picked); ``preset.answered_by`` says whether the routed one answers.
+        spend = stopping.spend_so_far(collected, cfg.budget)
         plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False,
-                          holders=annotators.holders(replay.pool, collected),
-                          spend=stopping.spend_so_far(collected, cfg.budget))
-        metrics = round_metrics(data, plan.agreed, plan.predictions, collected, plan.batch, None)
-        spent = stopping.spend_so_far(collected, cfg.budget).money
-        metrics.update(stopping.stop_metrics([*rows, metrics],
-                                             stopping.spend_so_far(collected, cfg.budget, batch=plan.batch),
-                                             cfg.stopping))
+                          holders=annotators.holders(replay.pool, collected), spend=spend)
+        metrics = round_report(data, plan, collected, None, rows, cfg)
         asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
         answers = annotators.simulate_answers(asked, replay.pool, collected, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
@@ -141,7 +137,7 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                      "test_accuracy": metrics.get("test_accuracy", np.nan),
                      "test_macro_f1": metrics.get("test_macro_f1", np.nan),
                      "consensus_accuracy": metrics.get("consensus_accuracy", np.nan),
-                     "cost": spent,
+                     "cost": spend.money,
                      "mean_consensus_quality": metrics["mean_consensus_quality"],
                      "oos_accuracy": metrics.get("oos_accuracy", np.nan),
                      "stop": metrics["stop"], "unroutable": len(plan.unroutable),
