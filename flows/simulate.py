@@ -53,6 +53,10 @@ class Preset:
     answered_by: str = "tutorial"
 
 
+# The round metrics a simulation keeps, one row per arm × seed × round (NaN where a round has none).
+ROW_METRICS = ("annotations", "test_accuracy", "test_macro_f1", "consensus_accuracy", "mean_consensus_quality",
+               "oos_accuracy", "stop", "unroutable")
+
 ACTIVELAB = Arm("activelab", strategy="activelab", consensus="crowdlab")
 RANDOM = Arm("random", strategy="random", consensus="majority")
 
@@ -133,15 +137,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                                 index=np.concatenate([data.labeled_ids, data.unlabeled_ids]),
                                 columns=list(cfg.classes))
         rows.append({"strategy": arm.name, "seed": seed, "round": number,
-                     "annotations": metrics["annotations"],
-                     "test_accuracy": metrics.get("test_accuracy", np.nan),
-                     "test_macro_f1": metrics.get("test_macro_f1", np.nan),
-                     "consensus_accuracy": metrics.get("consensus_accuracy", np.nan),
-                     "cost": spend.money,
-                     "mean_consensus_quality": metrics["mean_consensus_quality"],
-                     "oos_accuracy": metrics.get("oos_accuracy", np.nan),
-                     "stop": metrics["stop"], "unroutable": len(plan.unroutable),
-                     "strategy_used": plan.strategy,
+                     **{k: metrics.get(k, np.nan) for k in ROW_METRICS},
+                     "cost": spend.money, "strategy_used": plan.strategy,
                      "seconds": time.perf_counter() - start})
         store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected, pred_probs=previous)
         log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
