@@ -30,16 +30,6 @@ SOURCES = {
 }
 
 
-def table(curves: pd.DataFrame, *, target: float) -> pd.DataFrame:
-    """Strategy × (mean accuracy at rounds 5, 10, 25 or the last; annotations to ``target``; ROI)."""
-    means = report.mean_curves(curves).pivot(index="strategy", columns="round", values="accuracy")
-    last = int(curves["round"].max())
-    out = pd.DataFrame({f"acc@{r}": means[r] for r in sorted({5, 10, 25, last}) if r in means.columns})
-    out[f"ann to {target:.0%}"] = report.annotations_to_reach(curves, target)
-    roi = report.roi(curves, baseline="random")
-    return out.join(roi[[c for c in roi.columns if "ann" in c]]).sort_values(out.columns[-2], ascending=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="politeness,rte")
@@ -59,7 +49,9 @@ def main() -> None:
         curves = pd.read_csv(out / "curves.csv")
         print(f"\n== {name}: {curves['seed'].nunique()} seed(s), {int(curves['round'].max())} rounds, "
               f"{seconds:.0f} s ==")
-        print(table(curves, target=target).round(3).to_string())
+        last = int(curves["round"].max())
+        print(report.summary(curves, at_rounds=sorted({5, 10, 25, last} & set(curves["round"])), target=target,
+                             baseline="random").to_string())
 
 
 if __name__ == "__main__":
