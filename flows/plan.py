@@ -88,7 +88,8 @@ def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: conf
                holders: dict | None = None, spend: stopping.Spend | None = None) -> Plan:
     """consensus -> train + predict -> score -> select, shared by campaigns and simulations.
 
-    ``train(texts_labeled, labels, texts_unlabeled, texts_test) -> Predictions``.
+    ``train(texts_labeled, labels, texts_unlabeled, texts_test, weights) -> Predictions``,
+    ``weights`` from :func:`sample_weights` (None: equal).
     With ``orchestrated=False`` the steps run as plain functions (no Prefect task
     runs), which a simulation of hundreds of rounds needs to stay fast.
     ``holders`` (simulation): example_id -> annotators holding an answer; routing
@@ -100,11 +101,12 @@ def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: conf
     with timed("consensus", seconds, level=level):
         wide, agreed = run(consensus_task)(data, previous, cfg)
     labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
+    weights = sample_weights(agreed, data.labeled_ids, cfg.model.sample_weights)
 
     with timed("train+predict", seconds, level=level):
         texts = data.texts
         t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
-        predictions = train(t_l, labels, t_u, t_t)
+        predictions = train(t_l, labels, t_u, t_t, weights)
 
     spend = spend or stopping.Spend(annotations=len(data.annotations), money=0.0)
     batch_size = cfg.select.batch_size if spend.annotations_left is None else min(cfg.select.batch_size,
@@ -135,6 +137,19 @@ def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: conf
                     len(selection.unroutable), ", ".join(selection.unroutable[:10]))
     return Plan(wide, agreed, predictions, scores, batch, list(selection.unroutable),
                 list(selection.duplicates), strategy)
+
+
+def sample_weights(agreed: consensus.Consensus, ids, how: str) -> np.ndarray | None:
+    """Training weight per labelled example: its consensus quality (``model.sample_weights:
+    consensus_quality``), so a label the annotators and the model doubt counts less; None
+    for ``none``. Quality is CROWDLAB's score, or the agreeing share under majority vote."""
+    if how == "none" or len(ids) == 0:
+        return None
+    quality = agreed.examples.loc[ids, "consensus_quality"].to_numpy(dtype=float)
+    if not np.isfinite(quality).all() or quality.sum() <= 0:
+        log.warning("consensus quality unusable as training weights (non-finite or all 0); weighting equally")
+        return None
+    return np.clip(quality, 0.0, None)
 
 
 def mc_dropout_passes(cfg: config_mod.Config) -> int:

@@ -26,7 +26,7 @@ from crowdloop.tasks.model import resolve_backend
 from crowdloop.tasks.train import Predictions, train_predict_task
 
 log = logging.getLogger("crowdloop")
-CODE_VERSION = "2"  # bump when train_and_predict's results change for the same inputs
+CODE_VERSION = "3"  # bump when train_and_predict's results change for the same inputs
 
 
 @task(name="load-campaign")
@@ -97,15 +97,16 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
 
     mc_passes = mc_dropout_passes(cfg)
 
-    def train(t_l, labels, t_u, t_t) -> Predictions:
+    def train(t_l, labels, t_u, t_t, weights) -> Predictions:
         settings = {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
                     "folds": cfg.predict.folds, "seed": cfg.seed, "code": CODE_VERSION, "mc_passes": mc_passes}
         key = dataset.training_key(texts=t_l, labels=labels, eval_texts=t_t, unlabeled_texts=t_u,
-                                   settings=settings)
+                                   settings=settings, weights=weights)
         trainer = train_predict_task.with_options(result_storage=campaign.cache / "prefect")
         predictions, exported["model_dir"] = trainer(
             key, str(campaign.root), t_l, labels, t_u, t_t, model=cfg.model,
-            n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed, mc_passes=mc_passes)
+            n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed, mc_passes=mc_passes,
+            sample_weight=weights)
         return predictions
 
     simulator = store.read_simulator_answers(campaign) if simulate else None

@@ -117,9 +117,10 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         if rows:
             log.info("%s seed %d: resuming after round %d", arm.name, seed, rows[-1]["round"])
 
-    def train(t_l, labels, t_u, t_t):
+    def train(t_l, labels, t_u, t_t, weights):
         return train_and_predict(backend, t_l, labels, t_u, t_t, n_classes=len(cfg.classes),
-                                 folds=cfg.predict.folds, seed=seed, mc_passes=mc_dropout_passes(cfg))[0]
+                                 folds=cfg.predict.folds, seed=seed, mc_passes=mc_dropout_passes(cfg),
+                                 sample_weight=weights)[0]
 
     for number in range(len(rows) + 1, preset.rounds + 1):
         start = time.perf_counter()

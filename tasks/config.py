@@ -21,6 +21,7 @@ import yaml
 PARAMS_FILE = "params.yaml"
 BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
+SAMPLE_WEIGHTS = ("consensus_quality", "none")
 # tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
 STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
               "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
@@ -40,6 +41,7 @@ class ConsensusConfig:
 class HeadConfig:
     C_grid: tuple[float, ...]
     inner_folds: int
+    ngrams: bool
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ModelConfig:
     name: str | None
     max_length: int
     batch_size: int
+    sample_weights: str
     head: HeadConfig
     finetune: FinetuneConfig
 
@@ -236,6 +239,8 @@ def _validate(config: Config, source: str) -> None:
         (config.consensus.method in CONSENSUS_METHODS,
          f"'consensus.method' must be one of {', '.join(CONSENSUS_METHODS)}"),
         (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
+        (config.model.sample_weights in SAMPLE_WEIGHTS,
+         f"'model.sample_weights' must be one of {', '.join(SAMPLE_WEIGHTS)}"),
         (config.score.mc_dropout_passes >= 2, "'score.mc_dropout_passes' must be at least 2"),
         (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
         (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),

@@ -78,12 +78,13 @@ def build_round_data(examples: pd.DataFrame, annotations: pd.DataFrame, *, class
 
 
 def training_key(*, texts: Sequence[str], labels: np.ndarray, eval_texts: Sequence[str],
-                 unlabeled_texts: Sequence[str], settings: dict) -> str:
+                 unlabeled_texts: Sequence[str], settings: dict, weights: np.ndarray | None = None) -> str:
     """SHA-256 of everything the train/predict step depends on; equal keys, equal results."""
     digest = hashlib.sha256()
     for part in (texts, eval_texts, unlabeled_texts):
         digest.update(json.dumps(list(part)).encode())
     digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    digest.update(b"unweighted" if weights is None else np.asarray(weights, dtype=np.float64).tobytes())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.model import check_labels, check_texts, floor_probs, resolve_model_name
+from crowdloop.tasks.model import check_labels, check_texts, check_weights, floor_probs, resolve_model_name
 
 
 class FinetuneBackend:
@@ -61,12 +61,20 @@ class FinetuneBackend:
         model.load_state_dict(state, strict=False)
         return model.to(self.device).train()
 
-    def fit(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int):
-        """``steps`` AdamW steps on texts X (N,) and class indices y (N,); returns the model in eval mode."""
+    def fit(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int,
+            sample_weight: np.ndarray | None = None):
+        """``steps`` AdamW steps on texts X (N,) and class indices y (N,); returns the model in eval mode.
+
+        ``sample_weight`` (N,): each row's cross-entropy counts w / mean(w), so the
+        loss stays on the unweighted scale and the learning rate keeps its meaning.
+        """
         import torch
         from transformers import get_linear_schedule_with_warmup
 
         y = check_labels(y, n_classes=n_classes, n_rows=len(X))
+        weights = check_weights(sample_weight, n_rows=len(X))
+        weights = torch.ones(len(X)) if weights is None else torch.as_tensor(weights / weights.mean(),
+                                                                             dtype=torch.float32)
         cfg = self.config.finetune
         model = self.new_model(n_classes, seed=seed)
         optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -81,7 +89,9 @@ class FinetuneBackend:
             idx = order[position:position + self.config.batch_size]
             position += len(idx)
             batch = self._tokens([X[i] for i in idx.tolist()])
-            loss = model(**batch, labels=targets[idx].to(self.device)).loss
+            logits = model(**batch).logits.float()
+            rows = torch.nn.functional.cross_entropy(logits, targets[idx].to(self.device), reduction="none")
+            loss = (rows * weights[idx].to(self.device)).mean()
             loss.backward()
             optimiser.step()
             schedule.step()

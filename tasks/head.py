@@ -1,5 +1,6 @@
 """The head backend: a frozen encoder (mean-pooled, L2-normalised embeddings, cached by
-text) and a scikit-learn logistic regression whose C is chosen by inner cross-validation."""
+text), optionally beside hashed word n-grams, and a scikit-learn logistic regression
+whose C is chosen by inner cross-validation."""
 
 from __future__ import annotations
 
@@ -9,23 +10,35 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy import sparse
 
 from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.model import check_labels, check_texts, embedding_key, floor_probs, resolve_model_name
+from crowdloop.tasks.model import (check_labels, check_texts, check_weights, embedding_key, floor_probs,
+                                   resolve_model_name)
+
+# Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
+# stateless, so a text's n-gram vector never depends on which other texts were seen.
+NGRAMS = {"analyzer": "word", "ngram_range": (1, 2), "n_features": 2 ** 18, "lowercase": True}
 
 
 @dataclass(frozen=True)
 class HeadModel:
-    """A fitted logistic head. ``classifier`` is None when training saw a single class."""
+    """A fitted logistic head. ``classifier`` is None when training saw a single class.
+
+    ``columns``: the feature columns the classifier reads, those non-zero in some
+    training row (None = all). Dropping the others changes nothing (their L2-penalised
+    weights would be exactly 0) but keeps the n-gram fits fast.
+    """
 
     classifier: Any  # sklearn LogisticRegression or None
     classes: np.ndarray  # class indices seen in training, the classifier's column order
     C: float
     n_classes: int
+    columns: np.ndarray | None = None
 
 
 class HeadBackend:
-    """Frozen encoder (mean-pooled, L2-normalised) + logistic regression whose C is cross-validated."""
+    """Frozen encoder (+ hashed n-grams) and a logistic regression whose C is cross-validated."""
 
     name = "head"
 
@@ -40,7 +53,15 @@ class HeadBackend:
         self.cache = {} if embedding_cache is None else embedding_cache
         self.progress = progress
 
-    def features(self, texts: Sequence[str]) -> np.ndarray:
+    def features(self, texts: Sequence[str]):
+        """What ``fit`` takes: the embeddings (N, D), or with ``model.head.ngrams`` a sparse
+        CSR matrix (N, D + 2**18) of the embeddings beside the texts' hashed n-grams."""
+        embeddings = self.embeddings(texts)
+        if not self.config.head.ngrams:
+            return embeddings
+        return sparse.hstack([sparse.csr_matrix(embeddings), ngram_features(texts)], format="csr")
+
+    def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm; each text not in the cache is encoded once."""
         import torch
 
@@ -68,51 +89,76 @@ class HeadBackend:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self.cache[k] for k in keys])
 
-    def fit(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int) -> HeadModel:
-        """Logistic regression on embeddings X (N, D) and class indices y (N,), C from inner CV."""
-        y = check_labels(y, n_classes=n_classes, n_rows=len(X))
+    def fit(self, X, y: np.ndarray, *, n_classes: int, seed: int,
+            sample_weight: np.ndarray | None = None) -> HeadModel:
+        """Logistic regression on features X (N, ...) and class indices y (N,), C from inner CV.
+
+        ``sample_weight`` (N,): how much each row counts, in the fit and in the C search.
+        """
+        n_rows = X.shape[0]
+        y = check_labels(y, n_classes=n_classes, n_rows=n_rows)
+        weights = check_weights(sample_weight, n_rows=n_rows)
         grid = self.config.head.C_grid
         seen = np.unique(y)
         if len(seen) == 1:  # nothing to separate: predict the one class seen
             return HeadModel(classifier=None, classes=seen, C=_median(grid), n_classes=n_classes)
-        C = choose_C(X, y, grid=grid, folds=self.config.head.inner_folds, seed=seed)
-        return HeadModel(classifier=_logistic(C).fit(X, y), classes=seen, C=C, n_classes=n_classes)
+        C = choose_C(X, y, grid=grid, folds=self.config.head.inner_folds, seed=seed, sample_weight=weights)
+        classifier, columns = _fit(C, X, y, weights)
+        return HeadModel(classifier=classifier, classes=seen, C=C, n_classes=n_classes, columns=columns)
 
-    def predict_proba(self, fitted: HeadModel, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, fitted: HeadModel, X) -> np.ndarray:
         """Probabilities of shape (N, n_classes); classes absent from training get ~0."""
-        probs = np.zeros((len(X), fitted.n_classes))
-        if len(X) == 0:
+        probs = np.zeros((X.shape[0], fitted.n_classes))
+        if X.shape[0] == 0:
             return probs
         if fitted.classifier is None:
             probs[:, fitted.classes[0]] = 1.0
         else:
-            probs[:, fitted.classes] = fitted.classifier.predict_proba(X)
+            probs[:, fitted.classes] = _proba(fitted.classifier, fitted.columns, X)
         return floor_probs(probs)
 
-    def embed(self, fitted: HeadModel | None, X: np.ndarray) -> np.ndarray:
-        """Embeddings (N, D) for the embedding strategies: the frozen encoder's, i.e. ``X`` itself."""
+    def embed(self, fitted: HeadModel | None, X) -> np.ndarray:
+        """Embeddings (N, D) for the embedding strategies: the frozen encoder's, the first D columns of ``X``."""
+        if sparse.issparse(X):
+            X = X[:, :self.dim].toarray()
         return np.asarray(X, dtype=np.float32)
 
     def save(self, fitted: HeadModel, directory: Path) -> None:
-        """head.joblib (the sklearn classifier, None for one class) + encoder.json (what it needs)."""
+        """head.joblib ({"classifier": sklearn model or None for one class, "columns": the feature
+        columns it reads or None}) + encoder.json (how to build those features)."""
         import joblib
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(fitted.classifier, directory / "head.joblib")
+        joblib.dump({"classifier": fitted.classifier, "columns": fitted.columns}, directory / "head.joblib")
         meta = {"encoder": self.model_name, "max_length": self.config.max_length, "pooling": "mean, L2",
+                "ngrams": ({**NGRAMS, "counts": "1 + log(count)", "norm": "l2", "after": "the embedding columns"}
+                           if self.config.head.ngrams else None),
                 "C": fitted.C, "n_classes": fitted.n_classes, "classes": fitted.classes.tolist()}
         (directory / "encoder.json").write_text(json.dumps(meta, indent=2))
 
 
-def choose_C(X: np.ndarray, y: np.ndarray, *, grid: Sequence[float], folds: int, seed: int) -> float:
+def ngram_features(texts: Sequence[str]) -> sparse.csr_matrix:
+    """Hashed word 1-2-grams of shape (N, 2**18): 1 + log(count), each row L2-normalised."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.preprocessing import normalize
+
+    counts = HashingVectorizer(**NGRAMS, alternate_sign=False, norm=None).transform(list(texts))
+    counts.data = 1.0 + np.log(counts.data)
+    return normalize(counts).tocsr()
+
+
+def choose_C(X, y: np.ndarray, *, grid: Sequence[float], folds: int, seed: int,
+             sample_weight: np.ndarray | None = None) -> float:
     """The C of ``grid`` with the lowest inner cross-validated log-loss.
 
     Parameters
     ----------
-    X : ndarray of shape (N, D)
+    X : ndarray or sparse matrix of shape (N, D)
     y : ndarray of shape (N,)
         Class indices.
+    sample_weight : ndarray of shape (N,), optional
+        Weights the fits and the held-out log-loss.
 
     Classes with a single member cannot be both held out and trained on, so they
     sit out the search (not the final fit); folds shrink to the smallest remaining
@@ -124,27 +170,39 @@ def choose_C(X: np.ndarray, y: np.ndarray, *, grid: Sequence[float], folds: int,
 
     grid = sorted(grid)
     y = np.asarray(y, dtype=int)
+    weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     counts = np.bincount(y)
     usable = np.flatnonzero(counts >= 2)
     if len(grid) == 1 or len(usable) < 2:
         return _median(grid)
-    keep = np.isin(y, usable)
-    X, y = X[keep], y[keep]
+    keep = np.flatnonzero(np.isin(y, usable))
+    X, y, weights = X[keep], y[keep], weights[keep]
     folds = int(min(folds, counts[usable].min()))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     losses = np.zeros(len(grid))
-    for train, held in splitter.split(X, y):
+    for train, held in splitter.split(np.zeros(len(y)), y):
+        if weights[held].sum() <= 0:
+            continue
         for i, C in enumerate(grid):
-            probs = _logistic(C).fit(X[train], y[train]).predict_proba(X[held])
-            losses[i] += log_loss(y[held], probs, labels=usable) * len(held)
+            classifier, columns = _fit(C, X[train], y[train], weights[train])
+            probs = _proba(classifier, columns, X[held])
+            losses[i] += log_loss(y[held], probs, labels=usable, sample_weight=weights[held]) * weights[held].sum()
     return float(grid[int(np.argmin(losses))])
 
 
-def _logistic(C: float):
+def _fit(C: float, X, y: np.ndarray, weights: np.ndarray | None):
+    """A logistic regression on the columns of X that some row uses (all columns of a dense X)."""
     from sklearn.linear_model import LogisticRegression
 
+    columns = np.flatnonzero(X.getnnz(axis=0)) if sparse.issparse(X) else None
     # lbfgs fits the multinomial (softmax) model for more than two classes.
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=2000)
+    classifier = LogisticRegression(C=C, solver="lbfgs", max_iter=2000)
+    classifier.fit(X if columns is None else X[:, columns], y, sample_weight=weights)
+    return classifier, columns
+
+
+def _proba(classifier, columns: np.ndarray | None, X) -> np.ndarray:
+    return classifier.predict_proba(X if columns is None else X[:, columns])
 
 
 def _median(grid: Sequence[float]) -> float:

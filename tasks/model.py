@@ -3,7 +3,8 @@
 ``load_backend`` loads the tokenizer and the pretrained weights once; every
 ``fit`` then starts from those same weights, so k-fold models never leak into
 each other. ``features`` turns texts into what ``fit`` and ``predict_proba``
-take: embeddings (head) or the texts themselves (finetune). The backends live in
+take, anything with rows (``.shape[0]``) that row-indexes: embeddings, or a sparse
+matrix of embeddings and n-grams (head), or the texts themselves (finetune). The backends live in
 ``tasks/head.py`` and ``tasks/finetune.py``; this module holds what they share.
 """
 
@@ -24,10 +25,11 @@ class Backend(Protocol):
     name: str  # "head" or "finetune"
     model_name: str  # the resolved encoder (local dir or hub id)
 
-    def features(self, texts: Sequence[str]) -> np.ndarray: ...
-    def fit(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int) -> Any: ...
-    def predict_proba(self, fitted: Any, X: np.ndarray) -> np.ndarray: ...
-    def embed(self, fitted: Any, X: np.ndarray) -> np.ndarray: ...
+    def features(self, texts: Sequence[str]) -> Any: ...
+    def fit(self, X: Any, y: np.ndarray, *, n_classes: int, seed: int,
+            sample_weight: np.ndarray | None = None) -> Any: ...
+    def predict_proba(self, fitted: Any, X: Any) -> np.ndarray: ...
+    def embed(self, fitted: Any, X: Any) -> np.ndarray: ...
     def save(self, fitted: Any, directory: Path) -> None: ...
 
 
@@ -125,6 +127,19 @@ def check_labels(y: np.ndarray, *, n_classes: int, n_rows: int) -> np.ndarray:
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"labels must be class indices in 0..{n_classes - 1}; got {np.unique(y)[:5]}.")
     return y.astype(int)
+
+
+def check_weights(weights: np.ndarray | None, *, n_rows: int) -> np.ndarray | None:
+    """None, or ``n_rows`` finite non-negative floats that do not all vanish."""
+    if weights is None:
+        return None
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != (n_rows,):
+        raise ValueError(f"fit got {n_rows} feature rows and sample weights of shape {weights.shape}; "
+                         "pass one weight per row.")
+    if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("sample weights must be finite, non-negative and not all 0.")
+    return weights
 
 
 def floor_probs(probs: np.ndarray) -> np.ndarray:

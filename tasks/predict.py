@@ -70,8 +70,8 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def out_of_sample(backend, X_labeled: np.ndarray, labels: np.ndarray, X_unlabeled: np.ndarray, *,
-                  n_classes: int, folds: int, seed: int,
+def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
+                  n_classes: int, folds: int, seed: int, sample_weight: np.ndarray | None = None,
                   progress: Callable[[str], None] | None = None) -> OutOfSample:
     """Fit one model per fold on the other folds; predict its held-out fold and the whole pool.
 
@@ -79,19 +79,22 @@ def out_of_sample(backend, X_labeled: np.ndarray, labels: np.ndarray, X_unlabele
     ----------
     backend : model.Backend
         Anything with ``fit(X, y, *, n_classes, seed)`` and ``predict_proba(fitted, X)``.
-    X_labeled : ndarray of shape (N, ...)
+    X_labeled : ndarray or sparse matrix of shape (N, ...)
         Backend features of the labelled examples.
     labels : ndarray of shape (N,)
         Their class indices (consensus labels), in 0..n_classes-1.
-    X_unlabeled : ndarray of shape (U, ...)
+    X_unlabeled : ndarray or sparse matrix of shape (U, ...)
         Features of the unlabelled pool; U may be 0.
+    sample_weight : ndarray of shape (N,), optional
+        Each labelled example's weight in the fits that train on it.
 
     Fold model ``f`` is fitted with seed ``seed + 1 + f``, so the model fitted on
     all labelled data with ``seed`` is never a copy of a fold model.
     """
     labels = np.asarray(labels, dtype=int)
-    if len(X_labeled) != len(labels):
-        raise ValueError(f"got {len(X_labeled)} labelled feature rows but {len(labels)} labels; "
+    n_unlabeled = X_unlabeled.shape[0]
+    if X_labeled.shape[0] != len(labels):
+        raise ValueError(f"got {X_labeled.shape[0]} labelled feature rows but {len(labels)} labels; "
                          "pass one label per row.")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must be class indices in 0..{n_classes - 1}; "
@@ -99,16 +102,18 @@ def out_of_sample(backend, X_labeled: np.ndarray, labels: np.ndarray, X_unlabele
     assignment = fold_assignment(labels, folds=folds, seed=seed)
     k = int(assignment.max()) + 1
     every = np.zeros((k, len(labels), n_classes))
-    pool = np.zeros((k, len(X_unlabeled), n_classes))
+    pool = np.zeros((k, n_unlabeled, n_classes))
     for fold in range(k):
         held = assignment == fold
-        fitted = backend.fit(X_labeled[~held], labels[~held], n_classes=n_classes, seed=seed + 1 + fold)
+        weights = None if sample_weight is None else np.asarray(sample_weight)[~held]
+        fitted = backend.fit(X_labeled[~held], labels[~held], n_classes=n_classes, seed=seed + 1 + fold,
+                             sample_weight=weights)
         every[fold] = backend.predict_proba(fitted, X_labeled)
-        if len(X_unlabeled):
+        if n_unlabeled:
             pool[fold] = backend.predict_proba(fitted, X_unlabeled)
         if progress:
             progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} "
-                     f"held-out and {len(X_unlabeled)} unlabelled examples")
+                     f"held-out and {n_unlabeled} unlabelled examples")
     pred_probs = every[assignment, np.arange(len(labels))]
     return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
                        fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every)

@@ -79,6 +79,7 @@ def train_and_predict(
     seed: int,
     progress: Callable[[str], None] | None = None,
     mc_passes: int = 0,
+    sample_weight: np.ndarray | None = None,
 ):
     """k-fold out-of-sample predictions plus a model fitted on all labelled examples.
 
@@ -86,7 +87,8 @@ def train_and_predict(
     export). With no labelled example nothing is trained: ``fitted`` is None and
     the predictions are uniform (``trained`` False), embeddings only.
     ``mc_passes`` >= 2 asks a backend with ``mc_dropout_proba`` for that many
-    MC-dropout passes as BALD's posterior samples.
+    MC-dropout passes as BALD's posterior samples. ``sample_weight`` (N,): each
+    labelled example's weight in every fit that trains on it (None: equal weights).
     """
     say = progress or (lambda message: None)
     seconds = {}
@@ -100,7 +102,7 @@ def train_and_predict(
         uniform = np.full((n_u, n_classes), 1.0 / n_classes)
         return Predictions(
             pred_probs=np.zeros((0, n_classes)), pred_probs_unlabeled=uniform,
-            fold_pred_probs_unlabeled=uniform[None], test_probs=np.full((len(x_t), n_classes), 1.0 / n_classes),
+            fold_pred_probs_unlabeled=uniform[None], test_probs=np.full((len(texts_test), n_classes), 1.0 / n_classes),
             backend=backend.name, seconds=seconds, embeddings=backend.embed(None, x_l),
             embeddings_unlabeled=backend.embed(None, x_u), trained=False,
         ), None
@@ -108,12 +110,12 @@ def train_and_predict(
     start = time.perf_counter()
     say(f"{folds}-fold out-of-sample predictions for {n_l} labelled and {n_u} unlabelled examples")
     oos = out_of_sample(backend, x_l, labels, x_u, n_classes=n_classes, folds=folds, seed=seed,
-                        progress=progress)
+                        sample_weight=sample_weight, progress=progress)
     seconds["kfold"] = time.perf_counter() - start
 
     start = time.perf_counter()
     say(f"fitting on all {n_l} labelled examples; scoring {len(texts_test)} gold test examples")
-    fitted = backend.fit(x_l, labels, n_classes=n_classes, seed=seed)
+    fitted = backend.fit(x_l, labels, n_classes=n_classes, seed=seed, sample_weight=sample_weight)
     test_probs = backend.predict_proba(fitted, x_t) if len(texts_test) else np.zeros((0, n_classes))
     seconds["full_fit"] = time.perf_counter() - start
 
@@ -156,6 +158,7 @@ def train_predict_task(
     folds: int,
     seed: int,
     mc_passes: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[Predictions, str]:
     """Load the encoder once, train and predict, export the full model; cached on ``key``.
 
@@ -170,6 +173,7 @@ def train_predict_task(
     predictions, fitted = train_and_predict(
         backend, texts_labeled, labels, texts_unlabeled, texts_test,
         n_classes=n_classes, folds=folds, seed=seed, progress=log.info, mc_passes=mc_passes,
+        sample_weight=sample_weight,
     )
     if len(cache) > known:
         store.write_embedding_cache(campaign, encoder_key, cache)

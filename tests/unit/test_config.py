@@ -30,6 +30,8 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("select:\n  batchsize: 3\n", "unknown key 'select.batchsize'"),
         ("select:\n  batch_size: many\n", "'select.batch_size' must be int"),
         ("model:\n  backend: gpu\n", "'model.backend' must be one of"),
+        ("model:\n  sample_weights: votes\n", "'model.sample_weights' must be one of consensus_quality, none"),
+        ("model:\n  head:\n    ngrams: sometimes\n", "'model.head.ngrams' must be bool"),
         ("score:\n  strategy: magic\n", "unknown 'score.strategy' 'magic'; known: activelab"),
         ("predict:\n  folds: 1\n", "'predict.folds' must be at least 2"),
         ("classes: [a, a]\n", "repeated"),

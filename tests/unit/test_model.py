@@ -46,26 +46,87 @@ def test_model_key_is_stable_and_tells_local_models_apart(tiny_model_dir, tmp_pa
     assert model.model_key(str(copy)) != before  # same path, different model
 
 
+def _head(cfg, *, ngrams=True):
+    config = _cfg(cfg, "head")
+    return dataclasses.replace(config, head=dataclasses.replace(config.head, ngrams=ngrams))
+
+
 def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
     cache = {}
     backend = model.load_backend(_cfg(cfg, "head"), embedding_cache=cache)
-    features = backend.features(TEXTS + TEXTS[:3])
-    assert features.shape == (27, 32) and features.dtype == np.float32
-    assert np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
+    embeddings = backend.embeddings(TEXTS + TEXTS[:3])
+    assert embeddings.shape == (27, 32) and embeddings.dtype == np.float32
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
     assert len(cache) == 24
-    assert np.allclose(features[24:], features[:3])
-    assert backend.features([]).shape == (0, 32)
+    assert np.allclose(embeddings[24:], embeddings[:3])
+    assert backend.embeddings([]).shape == (0, 32)
 
     calls = []
     real = backend.encoder.forward
     monkeypatch.setattr(backend.encoder, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = backend.features(TEXTS[::-1])
+    again = backend.embeddings(TEXTS[::-1])
     assert calls == []  # everything came from the cache
-    assert np.allclose(again, features[:24][::-1])
+    assert np.allclose(again, embeddings[:24][::-1])
     # truncation changes the vector: another max_length must not reuse these embeddings
     shorter = model.load_backend(dataclasses.replace(_cfg(cfg, "head"), max_length=8), embedding_cache=cache)
-    shorter.features(TEXTS[:2])
+    shorter.embeddings(TEXTS[:2])
     assert len(cache) == 26
+
+
+def test_head_features_are_embeddings_beside_hashed_ngrams(cfg):
+    backend = model.load_backend(_head(cfg), embedding_cache={})
+    texts = ["please could you help", "could you please help", "go away now", "please could you help"]
+    X = backend.features(texts)
+    assert X.shape == (4, 32 + head.NGRAMS["n_features"])
+    assert np.allclose(X[:, :32].toarray(), backend.embeddings(texts))
+    grams = X[:, 32:]
+    assert np.allclose(np.sqrt(grams.multiply(grams).sum(axis=1)), 1)  # each row's n-grams: unit norm
+    assert (grams[0] != grams[3]).nnz == 0  # same text, same vector, whatever else is in the call
+    # same words, other order: the unigrams agree, the bigrams do not
+    assert 0 < (grams[0].multiply(grams[1])).sum() < 1 and (grams[0].multiply(grams[2])).sum() == 0
+    assert np.allclose(backend.embed(None, X), backend.embeddings(texts))  # strategies see the embeddings
+    dense = model.load_backend(_head(cfg, ngrams=False), embedding_cache={})
+    assert isinstance(dense.features(texts), np.ndarray) and dense.features(texts).shape == (4, 32)
+
+
+def test_ngrams_let_the_head_learn_what_the_embedding_misses(cfg):
+    """The class is one word at the end of a text longer than model.max_length (32 tokens):
+    truncated away before the encoder sees it, kept by the n-grams."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(5)]
+    texts = [" ".join(rng.choice(words, 40)) + (" thanks" if i % 2 else " whatever") for i in range(80)]
+    y = np.arange(80) % 2
+    scores = {}
+    for ngrams in (True, False):
+        backend = model.load_backend(_head(cfg, ngrams=ngrams), embedding_cache={})
+        X = backend.features(texts)
+        fitted = backend.fit(X[:60], y[:60], n_classes=2, seed=0)
+        scores[ngrams] = (backend.predict_proba(fitted, X[60:]).argmax(axis=1) == y[60:]).mean()
+    assert scores[True] == 1.0 and scores[False] < 0.9
+    assert fitted.columns is None  # dense features: every column is read
+
+
+def test_head_reads_only_the_ngram_columns_training_used(cfg):
+    backend = model.load_backend(_head(cfg), embedding_cache={})
+    X = backend.features(TEXTS)
+    fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
+    assert set(range(32)) <= set(fitted.columns) and len(fitted.columns) < 200
+    unseen = backend.features(["an entirely different vocabulary appears"])
+    assert backend.predict_proba(fitted, unseen).shape == (1, 2)
+
+
+def test_sample_weights_decide_what_the_head_learns(cfg):
+    """Two copies of the same texts with opposite labels: the heavier copy wins."""
+    backend = model.load_backend(_head(cfg), embedding_cache={})
+    X = backend.features(TEXTS + TEXTS)
+    y = np.concatenate([LABELS, 1 - LABELS])
+    heavy_first = np.r_[np.full(24, 1.0), np.full(24, 0.05)]
+    for weights, expected in ((heavy_first, LABELS), (heavy_first[::-1], 1 - LABELS)):
+        fitted = backend.fit(X, y, n_classes=2, seed=0, sample_weight=weights)
+        assert (backend.predict_proba(fitted, X[:24]).argmax(axis=1) == expected).all()
+    for bad in (np.ones(3), np.r_[np.ones(47), -1.0], np.zeros(48), np.r_[np.ones(47), np.nan]):
+        with pytest.raises(ValueError, match="weight"):
+            backend.fit(X, y, n_classes=2, seed=0, sample_weight=bad)
 
 
 def test_head_rejects_non_text(cfg):
@@ -128,10 +189,12 @@ def test_head_save_writes_the_classifier_and_names_the_encoder(cfg, tmp_path):
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
     backend.save(fitted, tmp_path / "m")
-    head = joblib.load(tmp_path / "m" / "head.joblib")
-    assert np.allclose(head.predict_proba(X), fitted.classifier.predict_proba(X))
+    saved = joblib.load(tmp_path / "m" / "head.joblib")
+    columns = saved["columns"]
+    assert np.allclose(saved["classifier"].predict_proba(X[:, columns]), backend.predict_proba(fitted, X))
     meta = json.loads((tmp_path / "m" / "encoder.json").read_text())
     assert meta["encoder"] == str(cfg.model.name) and meta["C"] == fitted.C
+    assert meta["ngrams"]["n_features"] == head.NGRAMS["n_features"] and meta["ngrams"]["ngram_range"] == [1, 2]
 
 
 def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
@@ -154,6 +217,16 @@ def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
     assert np.allclose(backend.predict_proba(second, X), probs, atol=1e-5)  # no leak between fits
     other = backend.fit(X, LABELS, n_classes=3, seed=1)
     assert backend.predict_proba(other, X[:5]).shape == (5, 3)
+
+
+def test_finetune_follows_the_heavier_of_two_contradicting_copies(cfg):
+    backend = model.load_backend(_cfg(cfg, "finetune", steps=80, learning_rate=1e-3, warmup_ratio=0.0))
+    X = backend.features(TEXTS + TEXTS)
+    y = np.concatenate([LABELS, 1 - LABELS])
+    heavy_first = np.r_[np.full(24, 1.0), np.full(24, 0.02)]
+    for weights, expected in ((heavy_first, LABELS), (heavy_first[::-1], 1 - LABELS)):
+        fitted = backend.fit(X, y, n_classes=2, seed=0, sample_weight=weights)
+        assert (backend.predict_proba(fitted, X[:24]).argmax(axis=1) == expected).mean() >= 0.9
 
 
 def test_finetune_embeds_and_mc_dropout_passes_differ_while_predictions_stay_deterministic(cfg):
@@ -188,7 +261,7 @@ def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
 
 @pytest.mark.slow
 def test_real_minilm_head_separates_topics(cfg):
-    minilm = dataclasses.replace(cfg.model, name=None, backend="head")
+    minilm = dataclasses.replace(_head(cfg, ngrams=False), name=None)  # the encoder alone must do it
     backend = model.load_backend(minilm, embedding_cache={})
     X = backend.features(TEXTS)
     assert X.shape == (24, 384)

@@ -18,7 +18,7 @@ class NearestCentroid:
     def __init__(self):
         self.fits = []
 
-    def fit(self, X, y, *, n_classes, seed):
+    def fit(self, X, y, *, n_classes, seed, sample_weight=None):
         self.fits.append(set(X[:, 1].astype(int)))  # column 1 holds the example's row id
         centroids = np.array([X[y == k, 0].mean() if (y == k).any() else np.inf
                               for k in range(n_classes - 1)])
@@ -100,7 +100,7 @@ def test_out_of_sample_is_deterministic_and_fold_seeds_differ():
     seeds = []
 
     class Recording(NearestCentroid):
-        def fit(self, X, y, *, n_classes, seed):
+        def fit(self, X, y, *, n_classes, seed, sample_weight=None):
             seeds.append(seed)
             return super().fit(X, y, n_classes=n_classes, seed=seed)
 
