@@ -16,6 +16,7 @@ What ``consensus_quality`` means (the number tracked round to round):
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import pandas as pd
 from cleanlab.multiannotator import get_label_quality_multiannotator
 
 from crowdloop.tasks.config import CONSENSUS_METHODS
+
+log = logging.getLogger("crowdloop")
 
 EXAMPLE_STATS = ("consensus_label", "consensus_quality", "annotator_agreement", "num_annotations")
 ANNOTATOR_STATS = (
@@ -237,6 +240,9 @@ def consensus(
     result = crowdlab(labels_multiannotator, pred_probs, calibrate_probs=calibrate_probs, seed=seed)
     given = pd.unique(labels_multiannotator.to_numpy().ravel())
     if result.examples["consensus_label"].nunique() < 2 <= len(given[~pd.isna(given)]):
+        log.warning("CROWDLAB put all %d examples in one class although the annotators used several "
+                    "(the model predicts one class); this round's consensus is the majority vote",
+                    len(result.examples))
         return majority(labels_multiannotator, n_classes=n_classes, seed=seed)
     return result
 

@@ -226,7 +226,7 @@ def test_consensus_rejects_unknown_method_and_wrong_class_count():
         consensus(labels, probs, method="crowdlab", n_classes=4, calibrate_probs=True, seed=0)
 
 
-def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkeypatch):
+def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkeypatch, caplog):
     from crowdloop.tasks import consensus as consensus_mod
 
     labels = pd.DataFrame({"a": [0.0, 1.0, 1.0, 0.0], "b": [np.nan, np.nan, 1.0, np.nan]},
@@ -243,3 +243,4 @@ def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkey
     result = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False, seed=0)
     assert result.method == "majority"
     assert result.examples["consensus_label"].tolist() == [0, 1, 1, 0]
+    assert "consensus is the majority vote" in caplog.text  # said, not silent
