@@ -26,7 +26,7 @@ from crowdloop.tasks.model import resolve_backend
 from crowdloop.tasks.train import Predictions, train_predict_task
 
 log = logging.getLogger("crowdloop")
-CODE_VERSION = "3"  # bump when train_and_predict's results change for the same inputs
+CODE_VERSION = "4"  # bump when train_and_predict's results change for the same inputs
 
 
 @task(name="load-campaign")

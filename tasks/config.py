@@ -22,6 +22,7 @@ PARAMS_FILE = "params.yaml"
 BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
+POOLINGS = ("layers", "last")  # tasks/head.py: how a text becomes one vector
 # tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
 STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
               "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
@@ -42,6 +43,7 @@ class HeadConfig:
     C_grid: tuple[float, ...]
     inner_folds: int
     ngrams: bool
+    pooling: str
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,7 @@ def _validate(config: Config, source: str) -> None:
         (len(config.model.head.C_grid) >= 1 and min(config.model.head.C_grid) > 0,
          "'model.head.C_grid' needs at least one positive value"),
         (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),
+        (config.model.head.pooling in POOLINGS, f"'model.head.pooling' must be one of {', '.join(POOLINGS)}"),
         (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
         (config.select.duplicate_threshold is None or -1 <= config.select.duplicate_threshold <= 1,
          "'select.duplicate_threshold' must be null or a cosine similarity in [-1, 1]"),

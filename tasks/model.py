@@ -87,9 +87,9 @@ def model_key(name: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def embedding_key(text: str, *, max_length: int) -> str:
-    """Key of one text's embedding in the cache; truncation changes the vector, so it is part of it."""
-    return hashlib.sha256(f"{max_length}\n{text}".encode()).hexdigest()
+def embedding_key(text: str, *, max_length: int, pooling: str) -> str:
+    """Key of one text's embedding in the cache; truncation and pooling change the vector, so they are part of it."""
+    return hashlib.sha256(f"{max_length}\n{pooling}\n{text}".encode()).hexdigest()
 
 
 def load_backend(model: ModelConfig, *, embedding_cache: dict[str, np.ndarray] | None = None,

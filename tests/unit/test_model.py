@@ -46,9 +46,26 @@ def test_model_key_is_stable_and_tells_local_models_apart(tiny_model_dir, tmp_pa
     assert model.model_key(str(copy)) != before  # same path, different model
 
 
-def _head(cfg, *, ngrams=True):
+def _head(cfg, *, ngrams=True, pooling="layers"):
     config = _cfg(cfg, "head")
-    return dataclasses.replace(config, head=dataclasses.replace(config.head, ngrams=ngrams))
+    return dataclasses.replace(config, head=dataclasses.replace(config.head, ngrams=ngrams, pooling=pooling))
+
+
+def test_layers_pooling_averages_every_layer_and_last_takes_the_last(cfg):
+    import torch
+
+    cache = {}
+    by_pooling = {p: model.load_backend(_head(cfg, pooling=p), embedding_cache=cache) for p in ("layers", "last")}
+    encoder, tokenizer = by_pooling["last"].encoder, by_pooling["last"].tokenizer
+    tokens = tokenizer(TEXTS[:4], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.inference_mode():
+        states = encoder(**tokens, output_hidden_states=True).hidden_states
+    mask = tokens["attention_mask"].unsqueeze(-1).float()
+    for pooling, hidden in (("layers", torch.stack(states[1:]).mean(0)), ("last", states[-1])):
+        expected = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1).numpy()
+        assert np.allclose(by_pooling[pooling].embeddings(TEXTS[:4]), expected, atol=1e-5)
+    assert not np.allclose(by_pooling["layers"].embeddings(TEXTS[:4]), by_pooling["last"].embeddings(TEXTS[:4]))
+    assert len(cache) == 8  # one shared cache, a vector per text and pooling
 
 
 def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
@@ -195,6 +212,7 @@ def test_head_save_writes_the_classifier_and_names_the_encoder(cfg, tmp_path):
     meta = json.loads((tmp_path / "m" / "encoder.json").read_text())
     assert meta["encoder"] == str(cfg.model.name) and meta["C"] == fitted.C
     assert meta["ngrams"]["n_features"] == head.NGRAMS["n_features"] and meta["ngrams"]["ngram_range"] == [1, 2]
+    assert meta["pooling"].startswith("mean over tokens of the mean over layers")  # the default, layers
 
 
 def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
