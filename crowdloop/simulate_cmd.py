@@ -46,7 +46,7 @@ def run(args) -> None:
 
     from crowdloop.flows import simulate
     from crowdloop.tasks import config as config_mod
-    from crowdloop.tasks import importers, store
+    from crowdloop.tasks import importers, simulation_store
 
     preset = simulate.PRESETS[args.preset]
     chosen = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -62,7 +62,7 @@ def run(args) -> None:
     replay = importers.split_for_simulation(replay, seed=0, n_start=preset.n_start,
                                             labels_per_start=preset.labels_per_start,
                                             test_size=preset.test_size)
-    store.write_replay(args.out, replay)
+    simulation_store.prepare(args.out, replay, simulate.run_settings(base, preset))
     result = simulate.simulate_flow(str(args.out), preset, list(range(args.seeds)), base,
                                     f"{args.source.name}: {args.preset} preset", target=args.target)
     print(result["summary"].to_string())

@@ -21,7 +21,7 @@ import pandas as pd
 from prefect import flow, task
 
 from crowdloop.flows.plan import mc_dropout_passes, plan_round, round_report
-from crowdloop.tasks import annotators, dataset, model, report, stopping, store, track
+from crowdloop.tasks import annotators, dataset, model, report, simulation_store, stopping, store, track
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import train_and_predict
 
@@ -90,6 +90,18 @@ def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
     )
 
 
+# Config sections that cannot change what a simulated round decides.
+UNUSED_SECTIONS = ("simulate", "schedule", "tracking", "remote")
+
+
+def run_settings(base: config_mod.Config, preset: Preset) -> dict:
+    """What the finished rounds of a simulation depend on, for simulation_store.prepare: the
+    preset (its rounds and arms aside: more rounds or another arm extend a run) and params."""
+    protocol = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("rounds", "arms")}
+    params = {k: v for k, v in dataclasses.asdict(base).items() if k not in UNUSED_SECTIONS}
+    return {"preset": protocol, "params": params}
+
+
 @functools.lru_cache(maxsize=2)
 def _backend(model_cfg: config_mod.ModelConfig, out_dir: str):
     """The encoder, loaded once per process and shared by every arm; embeddings from the disk cache.
@@ -105,11 +117,11 @@ def _backend(model_cfg: config_mod.ModelConfig, out_dir: str):
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
 def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, seed: int) -> pd.DataFrame:
     """All rounds of one arm × seed; returns its rows of the learning-curve table."""
-    replay = store.read_replay(Path(out_dir))
+    replay = simulation_store.read_replay(Path(out_dir))
     backend = _backend(base.model, out_dir)
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
-    saved = store.read_checkpoint(folder)
+    saved = simulation_store.read_checkpoint(folder)
     if saved is None:
         rows, collected, previous = [], replay.initial.assign(round=0), None
     else:
@@ -141,7 +153,7 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                      **{k: metrics.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
                      "seconds": time.perf_counter() - start})
-        store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected, pred_probs=previous)
+        simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected, pred_probs=previous)
         log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
                  number, preset.rounds, metrics["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
     return pd.DataFrame(rows)
@@ -150,7 +162,7 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
 @task(name="embed-texts")
 def embed_task(out_dir: str, base: config_mod.Config) -> str:
     """Embed every text of the replay once (head backend), cached on disk in out_dir/.cache."""
-    replay = store.read_replay(Path(out_dir))
+    replay = simulation_store.read_replay(Path(out_dir))
     backend = _backend(base.model, out_dir)
     backend.features(replay.examples["text"].tolist())
     if backend.name == "head":
@@ -162,7 +174,7 @@ def embed_task(out_dir: str, base: config_mod.Config) -> str:
 @flow(name="crowdloop-simulate")
 def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_mod.Config, title: str,
                   target: float = 0.9) -> dict:
-    """Every arm × seed of ``preset`` on the replay saved in ``out_dir`` (store.write_replay);
+    """Every arm × seed of ``preset`` on the replay saved in ``out_dir`` (simulation_store.prepare);
     writes curves.csv, learning_curve.png and summary.txt there and logs them to MLflow."""
     out = Path(out_dir)
     backend_name = embed_task(out_dir, base)
@@ -171,7 +183,7 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     table = report.summary(curves, at_rounds=at, target=target, baseline="random")
     figure = report.plot(curves, title=title)
-    paths = store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "stop", "seconds"]],
+    paths = simulation_store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "stop", "seconds"]],
                                    figure=figure, summary=table.to_string())
     params = {"preset": dataclasses.asdict(preset), "seeds": list(seeds), "model": base.model.__dict__,
               "backend_used": backend_name, "title": title}

@@ -114,7 +114,7 @@ def open_campaign(root: Path | str) -> Campaign:
 # ---------------------------------------------------------------- examples
 
 def write_examples(campaign: Campaign, examples: pd.DataFrame) -> None:
-    _write_parquet(campaign.examples_file, examples.loc[:, list(EXAMPLE_COLUMNS)])
+    write_parquet_atomic(campaign.examples_file, examples.loc[:, list(EXAMPLE_COLUMNS)])
 
 
 def read_examples(campaign: Campaign) -> pd.DataFrame:
@@ -150,7 +150,7 @@ def append_annotations(campaign: Campaign, rows: pd.DataFrame, *, source: str) -
     slug = re.sub(r"[^A-Za-z0-9]+", "-", source).strip("-")[:40] or "annotations"
     path = campaign.annotations_dir / f"{round_:03d}-{number:03d}-{slug}.parquet"
     frame = rows.loc[:, list(ANNOTATION_COLUMNS)].reset_index(drop=True)
-    _write_parquet(path, frame.astype({"round": "int64"}))
+    write_parquet_atomic(path, frame.astype({"round": "int64"}))
     return path
 
 
@@ -166,7 +166,7 @@ def discard_round(campaign: Campaign, number: int, *, parts: list[Path]) -> None
 # ---------------------------------------------------------------- simulator
 
 def write_simulator_answers(campaign: Campaign, answers: pd.DataFrame) -> None:
-    _write_parquet(campaign.simulator_file, answers.loc[:, list(ANSWER_COLUMNS)])
+    write_parquet_atomic(campaign.simulator_file, answers.loc[:, list(ANSWER_COLUMNS)])
 
 
 def read_simulator_answers(campaign: Campaign) -> pd.DataFrame:
@@ -208,17 +208,17 @@ def write_round(
     be asked about, written to ``unroutable.csv``.
     """
     folder = campaign.round_dir(number)
-    _write_text(folder / "batch.csv", batch.to_csv(index=False))
+    write_text_atomic(folder / "batch.csv", batch.to_csv(index=False))
     for annotator, rows in (assignments or {}).items():
-        _write_text(folder / "assignments" / f"{file_stem(annotator)}.csv", rows.to_csv(index=False))
+        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", rows.to_csv(index=False))
     if unroutable is not None:
-        _write_text(folder / "unroutable.csv", pd.DataFrame({"example_id": unroutable}).to_csv(index=False))
-    _write_parquet(folder / "consensus.parquet", consensus.reset_index())
-    _write_parquet(folder / "pred_probs.parquet", pred_probs.reset_index())
-    _write_text(folder / "annotators.csv", annotators.to_csv(index=False))
+        write_text_atomic(folder / "unroutable.csv", pd.DataFrame({"example_id": unroutable}).to_csv(index=False))
+    write_parquet_atomic(folder / "consensus.parquet", consensus.reset_index())
+    write_parquet_atomic(folder / "pred_probs.parquet", pred_probs.reset_index())
+    write_text_atomic(folder / "annotators.csv", annotators.to_csv(index=False))
     text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
-    _write_text(folder / "metrics.json", text)
-    _write_text(campaign.metrics_file, text)
+    write_text_atomic(folder / "metrics.json", text)
+    write_text_atomic(campaign.metrics_file, text)
     return folder
 
 
@@ -238,7 +238,7 @@ def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
 
 def write_lineage(campaign: Campaign, number: int, ids: dict) -> None:
     """Round ``number``'s ids in other systems (MLflow run, Prefect flow run) as lineage.json."""
-    _write_text(campaign.round_dir(number) / LINEAGE_FILE, json.dumps(ids, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(campaign.round_dir(number) / LINEAGE_FILE, json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
 
 def read_lineage(campaign: Campaign, number: int) -> dict:
@@ -249,58 +249,6 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
 
 def read_annotator_stats(campaign: Campaign, number: int) -> pd.DataFrame:
     return pd.read_csv(campaign.round_dir(number) / "annotators.csv", dtype={"annotator_id": str})
-
-
-# ---------------------------------------------------------------- simulations
-
-def write_checkpoint(folder: Path, *, rows: pd.DataFrame, annotations: pd.DataFrame,
-                     pred_probs: pd.DataFrame) -> None:
-    """One simulated arm × seed after a round: its curve rows, annotations, pool probabilities.
-
-    ``rows.csv`` is written last: it alone says how many rounds are done.
-    """
-    _write_parquet(folder / "annotations.parquet", annotations)
-    _write_parquet(folder / "pred_probs.parquet", pred_probs.rename_axis("example_id").reset_index())
-    _write_text(folder / "rows.csv", rows.to_csv(index=False))
-
-
-def read_checkpoint(folder: Path):
-    """``(rows, annotations, pred_probs)`` written by :func:`write_checkpoint`, or None."""
-    if not (folder / "rows.csv").is_file():
-        return None
-    rows = pd.read_csv(folder / "rows.csv")
-    annotations = pd.read_parquet(folder / "annotations.parquet")
-    pred_probs = pd.read_parquet(folder / "pred_probs.parquet").set_index("example_id")
-    return rows, annotations, pred_probs
-
-
-def write_replay(out: Path, replay) -> None:
-    """The dataset a simulation replays (examples, initial, pool, classes) under out/replay/."""
-    folder = out / "replay"
-    _write_parquet(folder / "examples.parquet", replay.examples)
-    _write_parquet(folder / "initial.parquet", replay.initial)
-    _write_parquet(folder / "pool.parquet", replay.pool)
-    _write_text(folder / "classes.json", json.dumps(list(replay.classes)) + "\n")
-
-
-def read_replay(out: Path):
-    from crowdloop.tasks.importers import Replay
-
-    folder = out / "replay"
-    return Replay(examples=pd.read_parquet(folder / "examples.parquet"),
-                  initial=pd.read_parquet(folder / "initial.parquet"),
-                  pool=pd.read_parquet(folder / "pool.parquet"),
-                  classes=tuple(json.loads((folder / "classes.json").read_text())))
-
-
-def write_simulation(out: Path, *, curves: pd.DataFrame, figure, summary: str) -> list[Path]:
-    """curves.csv, learning_curve.png and summary.txt in ``out``; returns their paths."""
-    paths = [out / "curves.csv", out / "learning_curve.png", out / "summary.txt"]
-    _write_text(paths[0], curves.to_csv(index=False))
-    with _replacing(paths[1]) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    _write_text(paths[2], summary + "\n")
-    return paths
 
 
 # ---------------------------------------------------------------- embeddings cache
@@ -319,7 +267,7 @@ def write_embedding_cache(campaign: Campaign, model_key: str, cache: dict[str, n
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = np.array(sorted(cache))
     vectors = np.stack([cache[k] for k in keys]) if len(keys) else np.zeros((0, 0), np.float32)
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         with tmp.open("wb") as handle:
             np.savez(handle, keys=keys, vectors=vectors)
 
@@ -335,20 +283,20 @@ def data_hash(campaign: Campaign) -> str:
     return digest.hexdigest()
 
 
-# ---------------------------------------------------------------- low level
+# ---------------------------------------------------------------- low level (also for tasks/simulation_store.py)
 
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    with _replacing(path) as tmp:
+def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> None:
+    with replacing(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
 
-def _write_text(path: Path, text: str) -> None:
-    with _replacing(path) as tmp:
+def write_text_atomic(path: Path, text: str) -> None:
+    with replacing(path) as tmp:
         tmp.write_text(text)
 
 
 @contextmanager
-def _replacing(path: Path):
+def replacing(path: Path):
     """A temporary sibling of ``path`` that replaces it only once fully written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

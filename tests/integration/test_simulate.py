@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from crowdloop.flows import simulate
-from crowdloop.tasks import store
+from crowdloop.tasks import simulation_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial"):
 
 def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, base, tmp_path, monkeypatch):
     out = tmp_path / "sim"
-    store.write_replay(out, replay)
+    simulation_store.write_replay(out, replay)
     result = _run(out, base, rounds=2)
     curves = pd.read_csv(out / "curves.csv")
     assert len(curves) == 2 * 2 * 2  # arms × seeds × rounds
@@ -56,12 +56,12 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
 @pytest.mark.parametrize("answered_by", ["tutorial", "routed"])
 def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, tmp_path, answered_by):
     out = tmp_path / "sim"
-    store.write_replay(out, replay)
+    simulation_store.write_replay(out, replay)
     _run(out, base, rounds=3, seeds=(0,), answered_by=answered_by)
     pool = set(map(tuple, replay.pool[["example_id", "annotator_id", "label"]].values.tolist()))
     initial = set(map(tuple, replay.initial[["example_id", "annotator_id", "label"]].values.tolist()))
     for arm in ("activelab", "random"):
-        _, collected, _ = store.read_checkpoint(out / "checkpoints" / f"{arm}-seed0")
+        _, collected, _ = simulation_store.read_checkpoint(out / "checkpoints" / f"{arm}-seed0")
         pairs = collected[["example_id", "annotator_id"]]
         assert not pairs.duplicated().any()
         handed = collected[collected["round"] > 0][["example_id", "annotator_id", "label"]]

@@ -11,14 +11,14 @@ import yaml
 from crowdloop import campaign as campaign_mod
 from crowdloop import cli
 from crowdloop.flows import simulate
-from crowdloop.tasks import config, demo, store
+from crowdloop.tasks import config, demo, simulation_store, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_every_strategy_runs_as_a_simulation_arm_with_roi_against_random(replay, base, tmp_path):
     out = tmp_path / "sim"
-    store.write_replay(out, replay)
+    simulation_store.write_replay(out, replay)
     arms = tuple(simulate.arm(name) for name in config.STRATEGIES)
     preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=2, batch_size=6, arms=arms)
     result = simulate.simulate_flow(str(out), preset, [0], base, "all strategies")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import pandas as pd
 import pytest
 
 from crowdloop import cli, simulate_cmd
@@ -54,3 +55,21 @@ def test_simulate_takes_every_builtin_strategy_as_an_arm():
     assert simulate.arm("random").consensus == "majority"  # the ActiveLab tutorial's baseline
     assert {a.consensus for a in arms if a.strategy != "random"} == {"crowdlab"}
     assert simulate.arm("pkg.rules:mine").name == "pkg.rules.mine"
+
+
+def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_path, monkeypatch, capsys):
+    from crowdloop.tasks import config, demo
+
+    data = demo.make_demo(seed=1, n_pool=130, n_test=20, n_initial=0, n_annotators=5, answers_per_example=3)
+    monkeypatch.setattr(importers, "load", lambda *a, **k: importers.Replay(data.examples, data.initial,
+                                                                             data.answers, demo.DEMO_CLASSES))
+    runs = []
+    monkeypatch.setattr(simulate, "simulate_flow", lambda out, *a, **k: runs.append(out) or {
+        "summary": pd.DataFrame({"acc@25": [0.9]}), "paths": []})
+    out = tmp_path / "out"
+    assert cli.main(["simulate", "data", "--out", str(out)]) == 0
+    other = tmp_path / "params.yaml"
+    other.write_text(config.template_text().replace("max_length: 64", "max_length: 128"))
+    assert cli.main(["simulate", "data", "--out", str(out), "--params", str(other)]) == 2
+    assert "other settings (params differ)" in capsys.readouterr().err
+    assert runs == [str(out)]  # the second simulation never started

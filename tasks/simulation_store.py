@@ -1,0 +1,108 @@
+"""The only module that reads and writes a simulation's output folder (``crowdloop simulate --out``)::
+
+    settings.json            what the finished rounds were run with (the data, the preset, params)
+    replay/                  examples, initial and pool annotations, classes.json
+    checkpoints/<arm>-seed<k>/   rows.csv, annotations.parquet, pred_probs.parquet after each round
+    curves.csv, learning_curve.png, summary.txt
+    mlruns/, .cache/         MLflow and the embeddings cache
+
+Rounds already in ``checkpoints/`` are resumed, so a folder only ever holds one
+setting: :func:`prepare` refuses to mix another into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from crowdloop.tasks.store import CampaignError, replacing, write_parquet_atomic, write_text_atomic
+
+SETTINGS_FILE = "settings.json"
+
+
+def prepare(out: Path, replay, settings: dict) -> None:
+    """Make ``out`` hold ``replay`` for a simulation run with ``settings``, or refuse.
+
+    ``settings``: JSON-able, everything that changes what a round decides (the model
+    and step settings, the preset). Together with a fingerprint of ``replay`` it is
+    written to out/settings.json; a folder whose settings.json says otherwise raises
+    :class:`CampaignError` naming what differs, and nothing in it is changed.
+    """
+    out = Path(out)
+    wanted = json.loads(json.dumps({"data": replay_fingerprint(replay), **settings}, default=str))
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        held = json.loads(path.read_text())
+        differ = sorted(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
+        if differ:
+            raise CampaignError(
+                f"{out} holds a simulation run with other settings ({', '.join(differ)} differ), and its "
+                f"finished rounds would be resumed as if run with these; give another --out, or delete {out} "
+                "to start over.")
+    elif (out / "checkpoints").is_dir():
+        raise CampaignError(f"{out} holds checkpoints but no {SETTINGS_FILE} saying how they were made; "
+                            f"give another --out, or delete {out}/checkpoints to start over.")
+    write_replay(out, replay)
+    write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+
+
+def replay_fingerprint(replay) -> str:
+    """SHA-256 over the replay's examples, initial and pool annotations and classes."""
+    digest = hashlib.sha256(json.dumps(list(replay.classes)).encode())
+    for frame in (replay.examples, replay.initial, replay.pool):
+        digest.update(",".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_replay(out: Path, replay) -> None:
+    """The dataset a simulation replays (examples, initial, pool, classes) under out/replay/."""
+    folder = Path(out) / "replay"
+    write_parquet_atomic(folder / "examples.parquet", replay.examples)
+    write_parquet_atomic(folder / "initial.parquet", replay.initial)
+    write_parquet_atomic(folder / "pool.parquet", replay.pool)
+    write_text_atomic(folder / "classes.json", json.dumps(list(replay.classes)) + "\n")
+
+
+def read_replay(out: Path):
+    from crowdloop.tasks.importers import Replay
+
+    folder = Path(out) / "replay"
+    return Replay(examples=pd.read_parquet(folder / "examples.parquet"),
+                  initial=pd.read_parquet(folder / "initial.parquet"),
+                  pool=pd.read_parquet(folder / "pool.parquet"),
+                  classes=tuple(json.loads((folder / "classes.json").read_text())))
+
+
+def write_checkpoint(folder: Path, *, rows: pd.DataFrame, annotations: pd.DataFrame,
+                     pred_probs: pd.DataFrame) -> None:
+    """One simulated arm × seed after a round: its curve rows, annotations, pool probabilities.
+
+    ``rows.csv`` is written last: it alone says how many rounds are done.
+    """
+    write_parquet_atomic(folder / "annotations.parquet", annotations)
+    write_parquet_atomic(folder / "pred_probs.parquet", pred_probs.rename_axis("example_id").reset_index())
+    write_text_atomic(folder / "rows.csv", rows.to_csv(index=False))
+
+
+def read_checkpoint(folder: Path):
+    """``(rows, annotations, pred_probs)`` written by :func:`write_checkpoint`, or None."""
+    if not (folder / "rows.csv").is_file():
+        return None
+    rows = pd.read_csv(folder / "rows.csv")
+    annotations = pd.read_parquet(folder / "annotations.parquet")
+    pred_probs = pd.read_parquet(folder / "pred_probs.parquet").set_index("example_id")
+    return rows, annotations, pred_probs
+
+
+def write_simulation(out: Path, *, curves: pd.DataFrame, figure, summary: str) -> list[Path]:
+    """curves.csv, learning_curve.png and summary.txt in ``out``; returns their paths."""
+    paths = [out / "curves.csv", out / "learning_curve.png", out / "summary.txt"]
+    write_text_atomic(paths[0], curves.to_csv(index=False))
+    with replacing(paths[1]) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    write_text_atomic(paths[2], summary + "\n")
+    return paths

@@ -1,0 +1,57 @@
+"""A simulation's output folder holds one setting: prepare() refuses to mix another into it."""
+
+import dataclasses
+
+import pytest
+
+from crowdloop.flows import simulate
+from crowdloop.tasks import config as config_mod
+from crowdloop.tasks import demo, importers, simulation_store
+from crowdloop.tasks.store import CampaignError
+
+
+@pytest.fixture
+def replay():
+    data = demo.make_demo(seed=1, n_pool=30, n_test=10, n_initial=0, n_annotators=5, answers_per_example=3)
+    return importers.split_for_simulation(importers.Replay(data.examples, data.initial, data.answers,
+                                                           demo.DEMO_CLASSES), seed=0, n_start=10, labels_per_start=2)
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_prepare_writes_the_replay_and_accepts_the_same_settings_again(replay, tmp_path):
+    settings = simulate.run_settings(config_mod.load(), simulate.PRESETS["tutorial"])
+    simulation_store.prepare(tmp_path, replay, settings)
+    back = simulation_store.read_replay(tmp_path)
+    assert back.classes == replay.classes and back.pool.equals(replay.pool.reset_index(drop=True))
+    before = _files(tmp_path)
+    simulation_store.prepare(tmp_path, replay, settings)  # a resumed run
+    assert _files(tmp_path) == before
+
+
+def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(replay, tmp_path):
+    base, preset = config_mod.load(), simulate.PRESETS["tutorial"]
+    simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, preset))
+    (tmp_path / "checkpoints" / "activelab-seed0").mkdir(parents=True)
+    before = _files(tmp_path)
+    longer = dataclasses.replace(preset, rounds=40, arms=(simulate.arm("margin"),))
+    simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, longer))
+
+    other_model = dataclasses.replace(base, model=dataclasses.replace(base.model, max_length=128))
+    with pytest.raises(CampaignError, match=r"other settings \(params differ\).*another --out"):
+        simulation_store.prepare(tmp_path, replay, simulate.run_settings(other_model, preset))
+    with pytest.raises(CampaignError, match=r"\(preset differ\)"):
+        simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, simulate.PRESETS["rte"]))
+    fewer = dataclasses.replace(replay, pool=replay.pool.iloc[1:])
+    with pytest.raises(CampaignError, match=r"\(data differ\)"):
+        simulation_store.prepare(tmp_path, fewer, simulate.run_settings(base, preset))
+    assert _files(tmp_path) == before  # nothing was changed by the refusals
+
+
+def test_checkpoints_without_settings_are_not_resumed_blindly(replay, tmp_path):
+    (tmp_path / "checkpoints" / "random-seed0").mkdir(parents=True)
+    with pytest.raises(CampaignError, match="no settings.json"):
+        simulation_store.prepare(tmp_path, replay, {"preset": {}})
+    assert not (tmp_path / "replay").exists()
