@@ -42,7 +42,7 @@ def consensus_task(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: 
         pred_probs = previous.loc[data.labeled_ids].to_numpy()
     result = consensus.consensus(
         wide, pred_probs, method=cfg.consensus.method, n_classes=len(cfg.classes),
-        calibrate_probs=cfg.consensus.calibrate_probs, seed=cfg.seed,
+        calibrate_probs=cfg.consensus.calibrate_probs, crowdlab_label=cfg.consensus.crowdlab_label, seed=cfg.seed,
     )
     return wide, result
 

@@ -21,6 +21,7 @@ import yaml
 PARAMS_FILE = "params.yaml"
 BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
+CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
 POOLINGS = ("layers", "last")  # tasks/head.py: how a text becomes one vector
 # tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
@@ -36,6 +37,7 @@ class ConfigError(ValueError):
 class ConsensusConfig:
     method: str
     calibrate_probs: bool
+    crowdlab_label: str
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,8 @@ def _validate(config: Config, source: str) -> None:
         (len(set(config.classes)) == len(config.classes), "'classes' has a repeated name"),
         (config.consensus.method in CONSENSUS_METHODS,
          f"'consensus.method' must be one of {', '.join(CONSENSUS_METHODS)}"),
+        (config.consensus.crowdlab_label in CROWDLAB_LABELS,
+         f"'consensus.crowdlab_label' must be one of {', '.join(CROWDLAB_LABELS)}"),
         (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
         (config.model.sample_weights in SAMPLE_WEIGHTS,
          f"'model.sample_weights' must be one of {', '.join(SAMPLE_WEIGHTS)}"),

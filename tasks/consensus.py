@@ -147,6 +147,7 @@ def crowdlab(
     pred_probs: np.ndarray,
     *,
     calibrate_probs: bool = True,
+    label: str = "best_quality",
     seed: int = 0,
 ) -> Consensus:
     """CROWDLAB consensus via cleanlab's ``get_label_quality_multiannotator``.
@@ -159,6 +160,10 @@ def crowdlab(
         Out-of-sample predicted probabilities, one column per class (classes
         nobody chose yet included).
     calibrate_probs : temperature-scale ``pred_probs`` to the annotators first.
+    label : cleanlab's ``consensus_method``: ``best_quality`` takes the class CROWDLAB
+        finds most likely, so a confident model can overrule the annotators;
+        ``majority_vote`` keeps the annotators' majority and lets the model break ties.
+        Quality scores and annotator quality are CROWDLAB's either way.
     seed : seeds the 1e-9 jitter that breaks exact ties in ``pred_probs`` rows
         (see :func:`break_exact_ties`); rows without ties are used unchanged.
 
@@ -183,7 +188,7 @@ def crowdlab(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_NO_AGREEMENT_WARNING, category=UserWarning)
         info = get_label_quality_multiannotator(
-            labels, probs, calibrate_probs=calibrate_probs, verbose=False
+            labels, probs, consensus_method=label, calibrate_probs=calibrate_probs, verbose=False
         )
     per_example = info["label_quality"]
     examples = _examples_frame(
@@ -216,11 +221,13 @@ def consensus(
     method: str,
     n_classes: int,
     calibrate_probs: bool,
+    crowdlab_label: str = "majority_vote",
     seed: int,
 ) -> Consensus:
     """Majority vote if ``pred_probs`` is None (round 0) or ``method == 'majority'``, else CROWDLAB.
 
     ``pred_probs`` : ndarray of shape (N, n_classes) or None.
+    ``crowdlab_label`` : how CROWDLAB picks the label, see :func:`crowdlab` (``label``).
 
     If CROWDLAB collapses every consensus label into one class while the
     annotators used several (a model that predicts one class, mostly single
@@ -237,7 +244,8 @@ def consensus(
             f"pred_probs has shape {np.shape(pred_probs)} but there are {n_classes} classes; "
             "predict one probability column per class."
         )
-    result = crowdlab(labels_multiannotator, pred_probs, calibrate_probs=calibrate_probs, seed=seed)
+    result = crowdlab(labels_multiannotator, pred_probs, calibrate_probs=calibrate_probs, label=crowdlab_label,
+                      seed=seed)
     given = pd.unique(labels_multiannotator.to_numpy().ravel())
     if result.examples["consensus_label"].nunique() < 2 <= len(given[~pd.isna(given)]):
         log.warning("CROWDLAB put all %d examples in one class although the annotators used several "

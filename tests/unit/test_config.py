@@ -30,6 +30,7 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("select:\n  batchsize: 3\n", "unknown key 'select.batchsize'"),
         ("select:\n  batch_size: many\n", "'select.batch_size' must be int"),
         ("model:\n  backend: gpu\n", "'model.backend' must be one of"),
+        ("consensus:\n  crowdlab_label: vote\n", "'consensus.crowdlab_label' must be one of majority_vote, best_quality"),
         ("model:\n  sample_weights: votes\n", "'model.sample_weights' must be one of consensus_quality, none"),
         ("model:\n  head:\n    ngrams: sometimes\n", "'model.head.ngrams' must be bool"),
         ("model:\n  head:\n    pooling: cls\n", "'model.head.pooling' must be one of layers, last"),

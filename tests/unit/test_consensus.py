@@ -244,3 +244,25 @@ def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkey
     assert result.method == "majority"
     assert result.examples["consensus_label"].tolist() == [0, 1, 1, 0]
     assert "consensus is the majority vote" in caplog.text  # said, not silent
+
+
+def test_crowdlab_label_majority_vote_keeps_the_annotators_and_lets_the_model_break_ties():
+    truth = np.arange(20) % 2
+    a, b, c = (truth.astype(float) for _ in range(3))
+    a[:4], b[:4], c[:4] = 1 - truth[:4], NAN, NAN  # e0-e3: only "a" labelled them, wrongly
+    a[6:11] = 1 - truth[6:11]  # ... and "a" is outvoted elsewhere: an unreliable annotator
+    a[4:6], c[4:6] = NAN, 1 - truth[4:6]  # e4, e5: b and c tie
+    labels = _wide({"a": a, "b": b, "c": c}, [f"e{i}" for i in range(20)])
+    probs = np.column_stack([1 - truth, truth]) * 0.9 + 0.05  # a confident model that is right
+
+    def label(how):
+        result = consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=True,
+                           crowdlab_label=how, seed=0)
+        return result.examples["consensus_label"].to_numpy()
+
+    overruled = label("best_quality")
+    np.testing.assert_array_equal(overruled, truth)  # the model overrules the lone, unreliable "a"
+    kept = label("majority_vote")
+    np.testing.assert_array_equal(kept[:4], 1 - truth[:4])  # a lone label stands
+    np.testing.assert_array_equal(kept[4:6], truth[4:6])  # ties go to the model's class
+    np.testing.assert_array_equal(kept[6:], truth[6:])  # the 2-1 majorities
