@@ -221,7 +221,7 @@ def consensus(
     method: str,
     n_classes: int,
     calibrate_probs: bool,
-    crowdlab_label: str = "majority_vote",
+    crowdlab_label: str,
     seed: int,
 ) -> Consensus:
     """Majority vote if ``pred_probs`` is None (round 0) or ``method == 'majority'``, else CROWDLAB.

@@ -212,7 +212,7 @@ def test_crowdlab_rejects_pred_probs_of_the_wrong_shape():
 
 def test_consensus_uses_majority_without_pred_probs_or_when_asked():
     labels, probs, _ = _one_bad_annotator()
-    kwargs = dict(n_classes=3, calibrate_probs=True, seed=0)
+    kwargs = dict(n_classes=3, calibrate_probs=True, crowdlab_label="majority_vote", seed=0)
     assert consensus(labels, None, method="crowdlab", **kwargs).method == "majority"
     assert consensus(labels, probs, method="majority", **kwargs).method == "majority"
     assert consensus(labels, probs, method="crowdlab", **kwargs).method == "crowdlab"
@@ -221,9 +221,11 @@ def test_consensus_uses_majority_without_pred_probs_or_when_asked():
 def test_consensus_rejects_unknown_method_and_wrong_class_count():
     labels, probs, _ = _one_bad_annotator()
     with pytest.raises(ValueError, match="choose one of crowdlab, majority"):
-        consensus(labels, probs, method="vote", n_classes=3, calibrate_probs=True, seed=0)
+        consensus(labels, probs, method="vote", n_classes=3, calibrate_probs=True, crowdlab_label="majority_vote",
+                  seed=0)
     with pytest.raises(ValueError, match="there are 4 classes"):
-        consensus(labels, probs, method="crowdlab", n_classes=4, calibrate_probs=True, seed=0)
+        consensus(labels, probs, method="crowdlab", n_classes=4, calibrate_probs=True, crowdlab_label="majority_vote",
+                  seed=0)
 
 
 def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkeypatch, caplog):
@@ -232,7 +234,8 @@ def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkey
     labels = pd.DataFrame({"a": [0.0, 1.0, 1.0, 0.0], "b": [np.nan, np.nan, 1.0, np.nan]},
                           index=["e0", "e1", "e2", "e3"])
     probs = np.tile([0.6, 0.4], (4, 1))
-    honest = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False, seed=0)
+    honest = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False,
+                                    crowdlab_label="majority_vote", seed=0)
     assert honest.method == "crowdlab"
 
     def collapsed(*args, **kwargs):  # what RTE's one-class head model made CROWDLAB return
@@ -240,7 +243,8 @@ def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkey
         return consensus_mod.Consensus(result.examples.assign(consensus_label=0), result.annotators, "crowdlab")
 
     monkeypatch.setattr(consensus_mod, "crowdlab", collapsed)
-    result = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False, seed=0)
+    result = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False,
+                                    crowdlab_label="majority_vote", seed=0)
     assert result.method == "majority"
     assert result.examples["consensus_label"].tolist() == [0, 1, 1, 0]
     assert "consensus is the majority vote" in caplog.text  # said, not silent
