@@ -153,7 +153,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                      **{k: metrics.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
                      "seconds": time.perf_counter() - start})
-        simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected, pred_probs=previous)
+        simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
+                                          pred_probs=previous)
         log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
                  number, preset.rounds, metrics["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
     return pd.DataFrame(rows)
@@ -183,9 +184,11 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     table = report.summary(curves, at_rounds=at, target=target, baseline="random")
     figure = report.plot(curves, title=title)
-    paths = simulation_store.write_simulation(out, curves=curves.loc[:, [*report.CURVE_COLUMNS, "stop", "seconds"]],
-                                   figure=figure, summary=table.to_string())
-    params = {"preset": dataclasses.asdict(preset), "seeds": list(seeds), "model": base.model.__dict__,
-              "backend_used": backend_name, "title": title}
+    columns = [*report.CURVE_COLUMNS, "stop", "seconds"]
+    paths = simulation_store.write_simulation(out, curves=curves.loc[:, columns], figure=figure,
+                                              summary=table.to_string())
+    # What the curves depend on (the same description settings.json holds), then what this call ran.
+    params = {**run_settings(base, preset), "rounds": preset.rounds, "arms": [a.name for a in preset.arms],
+              "seeds": list(seeds), "backend_used": backend_name, "title": title}
     run_id = track.log_simulation(out, title, params=params, curves=curves, artifacts=paths)
     return {"curves": curves, "summary": table, "paths": paths, "run_id": run_id}

@@ -32,6 +32,7 @@ def prepare(out: Path, replay, settings: dict) -> None:
     :class:`CampaignError` naming what differs, and nothing in it is changed.
     """
     out = Path(out)
+    # Through JSON and back, so tuples compare equal to the lists settings.json holds.
     wanted = json.loads(json.dumps({"data": replay_fingerprint(replay), **settings}, default=str))
     path = out / SETTINGS_FILE
     if path.is_file():

@@ -51,6 +51,10 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
     assert sorted(m.step for m in history) == [1, 2, 3]
     artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {"curves.csv", "learning_curve.png"} <= artifacts
+    logged = parent.data.params  # what the curves depend on, beside what this call ran
+    assert logged["params.consensus.crowdlab_label"] == base.consensus.crowdlab_label
+    assert logged["params.model.head.pooling"] == base.model.head.pooling
+    assert logged["preset.answered_by"] == "tutorial" and logged["rounds"] == "3"
 
 
 @pytest.mark.parametrize("answered_by", ["tutorial", "routed"])
