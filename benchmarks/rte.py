@@ -5,7 +5,7 @@
 Start: 100 items x 1 label; 20 rounds x 20 annotations; a quarter of the items
 held out as the gold test split. Besides the classifier's test accuracy it prints
 the consensus accuracy against the expert gold label per round: with a classifier
-that cannot learn the task, better consensus labels are what re-labelling buys.
+that cannot learn the task, better consensus labels are what re-labeling buys.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -11,19 +10,26 @@ import pandas as pd
 import yaml
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import store, version
+from crowdloop.tasks import store, typed_yaml, version
+from crowdloop.tasks.errors import CampaignError
+from crowdloop.tasks.schema import EXAMPLE_COLUMNS, SPLITS
 
 # Sections a round reads: what dvc.yaml lists so `dvc params diff` shows them.
 ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select", "budget", "routing",
                 "stopping"]
 
 
-def render_params(*, classes: Sequence[str], seed: int) -> str:
-    """The template params.yaml, comments kept, with this campaign's classes and seed."""
+def render_params(*, classes: Sequence[str], seed: int, overrides: dict | None = None) -> str:
+    """The template params.yaml with this campaign's classes and seed, comments kept; with
+    ``overrides`` (a nested dict of params.yaml keys) laid over it, as plain YAML."""
     text = config_mod.template_text()
     text = re.sub(r"(?m)^classes: \[.*\]$", "classes: [" + ", ".join(classes) + "]", text, count=1)
     text = re.sub(r"(?m)^seed: \d+", f"seed: {seed}", text, count=1)
-    return text
+    if not overrides:
+        return text
+    merged = typed_yaml.overlay(yaml.safe_load(text), overrides, Path("params"), renamed=config_mod.RENAMED)
+    return ("# crowdloop parameters (the template's comments say what each key does:\n"
+            "# params.yaml in the crowdloop repository)\n" + yaml.safe_dump(merged, sort_keys=False))
 
 
 def init_campaign(
@@ -31,45 +37,46 @@ def init_campaign(
     examples: pd.DataFrame,
     *,
     classes: Sequence[str],
-    seed: int,
+    seed: int = 0,
     initial: pd.DataFrame | None = None,
     simulator: pd.DataFrame | None = None,
+    params: dict | None = None,
 ) -> store.Campaign:
     """Write a new campaign at ``root`` and commit it as round 0 (tag ``round-000``).
 
-    ``examples`` has store.EXAMPLE_COLUMNS; ``initial`` (example_id, annotator_id,
-    label) are annotations already collected; ``simulator`` the simulated
-    annotators' pool (demo campaigns).
+    ``examples`` has schema.EXAMPLE_COLUMNS; ``initial`` (schema.ANSWER_COLUMNS) are
+    annotations already collected; ``simulator`` the simulated annotators' uncollected
+    answers (demo campaigns); ``params`` settings laid over the template params.yaml
+    (a nested dict, e.g. ``{"select": {"batch_size": 50}}``).
     """
     root = Path(root)
     if root.exists() and any(root.iterdir()):
-        raise store.CampaignError(f"{root} exists and is not empty; choose a new directory.")
-    text = render_params(classes=classes, seed=seed)
+        raise CampaignError(f"{root} exists and is not empty; choose a new directory.")
+    text = render_params(classes=classes, seed=seed, overrides=params)
     config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
     _check_examples(examples, classes)
     campaign = store.Campaign(root)
     root.mkdir(parents=True, exist_ok=True)
-    campaign.params_file.write_text(text)
+    store.write_params(campaign, text)
     store.write_examples(campaign, examples)
-    if initial is not None and len(initial):
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        store.append_annotations(campaign, initial.assign(round=0, source="initial", time=now),
-                                 source="initial")
+    if initial is not None:
+        store.append_annotations(campaign, initial, round=0, source="initial")
     if simulator is not None:
         store.write_simulator_answers(campaign, simulator)
     version.init_repo(campaign, param_sections=ROUND_PARAMS)
-    version.commit(campaign, "Round 0: initial campaign data", tag=version.ROUND_TAG.format(0))
+    version.commit(campaign, "Round 0: initial campaign data", tag=version.round_tag(0))
     return campaign
 
 
-def init_demo(root: Path, *, seed: int = 0) -> store.Campaign:
-    """A demo support-ticket campaign generated from ``seed`` (offline, deterministic)."""
+def init_demo(root: Path, *, seed: int = 0, params: dict | None = None) -> store.Campaign:
+    """A demo support-ticket campaign generated from ``seed`` (offline, deterministic);
+    ``params`` as for :func:`init_campaign`."""
     from crowdloop.tasks import demo
 
     data = demo.make_demo(seed=seed)
     classes = config_mod.load().classes
-    return init_campaign(root, data.examples, classes=classes, seed=seed,
-                         initial=data.initial, simulator=data.answers)
+    return init_campaign(root, data.examples, classes=classes, seed=seed, initial=data.initial,
+                         simulator=data.answers, params=params)
 
 
 def read_examples_file(path: Path) -> pd.DataFrame:
@@ -80,33 +87,33 @@ def read_examples_file(path: Path) -> pd.DataFrame:
                ".jsonl": lambda p, **k: pd.read_json(p, lines=True, dtype=k.get("dtype")),
                ".parquet": lambda p, **k: pd.read_parquet(p)}
     if path.suffix not in readers:
-        raise store.CampaignError(f"{path}: unsupported extension; use one of {', '.join(readers)}.")
+        raise CampaignError(f"{path}: unsupported extension; use one of {', '.join(readers)}.")
     try:
         frame = readers[path.suffix](path, dtype=str)
     except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise store.CampaignError(f"{path}: cannot read examples ({err}).") from err
+        raise CampaignError(f"{path}: cannot read examples ({err}).") from err
     frame = frame.rename(columns={"id": "example_id"})
     for column in ("example_id", "text"):
         if column not in frame.columns:
-            raise store.CampaignError(f"{path}: line 1: missing column '{column}' "
+            raise CampaignError(f"{path}: line 1: missing column '{column}' "
                                       f"(found: {', '.join(map(str, frame.columns))}).")
     frame["example_id"] = frame["example_id"].astype(str).str.strip()
     frame["split"] = frame["split"].fillna("pool") if "split" in frame else "pool"
     frame["gold"] = frame["gold"] if "gold" in frame else None
-    return frame.loc[:, list(store.EXAMPLE_COLUMNS)]
+    return frame.loc[:, list(EXAMPLE_COLUMNS)]
 
 
 def _check_examples(examples: pd.DataFrame, classes: Sequence[str]) -> None:
     duplicated = examples["example_id"][examples["example_id"].duplicated()]
     if len(duplicated):
-        raise store.CampaignError(f"example id '{duplicated.iloc[0]}' appears more than once.")
-    bad_split = set(examples["split"]) - set(store.SPLITS)
+        raise CampaignError(f"example id '{duplicated.iloc[0]}' appears more than once.")
+    bad_split = set(examples["split"]) - set(SPLITS)
     if bad_split:
-        raise store.CampaignError(f"unknown split {sorted(bad_split)}; use 'pool' or 'test'.")
+        raise CampaignError(f"unknown split {sorted(bad_split)}; use 'pool' or 'test'.")
     gold = examples["gold"].dropna()
     bad_gold = set(gold) - set(classes)
     if bad_gold:
-        raise store.CampaignError(f"gold labels {sorted(bad_gold)} are not among the classes {list(classes)}.")
+        raise CampaignError(f"gold labels {sorted(bad_gold)} are not among the classes {list(classes)}.")
     if (examples["split"] == "pool").sum() < 2:
-        raise store.CampaignError("a campaign needs at least two pool examples.")
+        raise CampaignError("a campaign needs at least two pool examples.")
 

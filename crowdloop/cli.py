@@ -10,10 +10,10 @@
     crowdloop deploy                       rounds on the schedule of params.yaml, on a Prefect server
     crowdloop history                      one line a round: git, DVC, MLflow and Prefect ids
     crowdloop push | pull                  data/ to or from the DVC remote of params.yaml
-    crowdloop simulate DATA                replay a labelled dataset: strategies x seeds (crowdloop/simulate_cmd.py)
+    crowdloop simulate DATA                replay a labeled dataset: strategies x seeds (crowdloop/simulate_cmd.py)
 
-Heavy libraries (Prefect, MLflow, torch) are imported only by the commands that
-need them, so `status` answers at once.
+Each command calls crowdloop's Python API (crowdloop/api.py). Heavy libraries (Prefect,
+MLflow, torch) are imported only by the commands that need them, so `status` answers at once.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import os
 import sys
 from pathlib import Path
 
-from crowdloop import simulate_cmd
+from crowdloop import api, simulate_cmd
+from crowdloop.tasks.errors import CrowdloopError
 
 log = logging.getLogger("crowdloop")
 
@@ -48,30 +49,31 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr()
     try:
         return args.func(args) or 0
-    except _user_errors() as err:
+    except CrowdloopError as err:  # the user can fix it: one line, no traceback
         print(f"crowdloop: error: {err}", file=sys.stderr)
         return 2
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and notebooks replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def _log_to_stderr() -> None:
     """crowdloop's progress lines on stderr (other libraries keep their own settings)."""
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by the user's input or campaign state: one line, no traceback."""
-    from crowdloop.tasks.config import ConfigError
-    from crowdloop.tasks.import_formats import ImportFormatError
-    from crowdloop.tasks.ingest import IngestError
-    from crowdloop.tasks.store import CampaignError
-    from crowdloop.tasks.version import VersionError
-
-    return ConfigError, CampaignError, IngestError, ImportFormatError, VersionError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,29 +131,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args) -> None:
-    from crowdloop import campaign
-
     if args.demo:
-        made = campaign.init_demo(args.directory, seed=args.seed)
+        made = api.init_demo(args.directory, seed=args.seed)
     else:
         if not args.examples or not args.classes:
             raise SystemExit("crowdloop init: give --demo, or --examples FILE and --classes a,b,c")
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-        examples = campaign.read_examples_file(args.examples)
-        made = campaign.init_campaign(args.directory, examples, classes=classes, seed=args.seed)
+        made = api.init_campaign(args.directory, args.examples, classes=classes, seed=args.seed)
     print(f"campaign ready: {made.root}  (next: cd {made.root} && crowdloop round)")
 
 
 def cmd_demo(args) -> None:
-    from crowdloop import campaign
     from crowdloop.tasks import config as config_mod
 
     log.info("building the demo campaign in %s", args.directory)
-    made = campaign.init_demo(args.directory, seed=args.seed)
+    made = api.init_demo(args.directory, seed=args.seed)
     rounds = args.rounds or config_mod.load(made.params_file).simulate.rounds
     _run_rounds(made.root, rounds, simulate=True, force=False)
     print()
-    _print_status(made.root)
+    print(api.status(made))
     print(f"\nLook around:\n  cd {made.root}\n  crowdloop status"
           "\n  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   # every round is a run"
           "\n  git log --oneline --decorate; dvc metrics diff round-001 round-00" + str(rounds))
@@ -162,100 +160,55 @@ def cmd_round(args) -> None:
 
 
 def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
-    from crowdloop.flows.round import round_flow
-
-    for _ in range(count):
-        result = round_flow(str(Path(root).resolve()), simulate=simulate, force=force)
-        m = result["metrics"]
-        steps = ", ".join(f"{k} {v:.1f}s" for k, v in result["seconds"].items())
-        print(f"round {result['round']}: test accuracy {m.get('test_accuracy', float('nan')):.3f}, "
+    for result in api.run_rounds(root, count, simulate=simulate, force=force):
+        m = result.metrics
+        steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+        print(f"round {result.round}: test accuracy {m.get('test_accuracy', float('nan')):.3f}, "
               f"macro-F1 {m.get('test_macro_f1', float('nan')):.3f}, {m['annotations']} annotations, "
-              f"batch of {m['batch_size']} -> data/rounds/{result['round']:03d}/batch.csv  [{steps}]",
+              f"batch of {m['batch_size']} -> data/rounds/{result.round:03d}/batch.csv  [{steps}]",
               flush=True)
         if m.get("unroutable"):
             print(f"  {m['unroutable']} picks had no eligible annotator: "
-                  f"data/rounds/{result['round']:03d}/unroutable.csv", flush=True)
+                  f"data/rounds/{result.round:03d}/unroutable.csv", flush=True)
         if m.get("stop"):
             print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
-            break
 
 
 def cmd_ingest(args) -> None:
-    from crowdloop.tasks import config as config_mod
-    from crowdloop.tasks import inbox, store, version
-
-    campaign = store.open_campaign(args.campaign)
-    cfg = config_mod.load(campaign.params_file)
-    result = inbox.store_answer_file(campaign, cfg, args.file)
-    if result.new:
-        version.commit(campaign, f"Ingest {result.new} annotations from {args.file.name} (round {result.round})")
-    print(f"{args.file}: {result.new} new annotations stored for round {result.round}; "
+    result = api.ingest(args.campaign, args.file)
+    print(f"{args.file}: {len(result.new)} new annotations stored for round {result.round}; "
           f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped.")
 
 
 def cmd_status(args) -> None:
-    _print_status(args.campaign)
-
-
-def _print_status(root: Path) -> None:
-    from crowdloop import status
-
-    print(status.render(Path(root)))
+    print(api.status(args.campaign))
 
 
 def cmd_rollback(args) -> None:
-    from crowdloop.tasks import store, version
-
-    campaign, cfg = _versioned_campaign(args.campaign)
-    before = version.head(campaign)
-    version.rollback(campaign, args.round, remote=cfg.remote.url)
-    print(f"data/ restored to round {args.round} (data hash {store.data_hash(campaign)[:12]}); "
-          f"the state before is commit {before[:12]}, later round tags are kept as archived/round-*.")
-
-
-def _versioned_campaign(root: Path):
-    """The campaign at ``root`` and its config; data/ may be missing (a fresh clone)."""
-    from crowdloop.tasks import config as config_mod
     from crowdloop.tasks import store
 
-    campaign = store.Campaign(Path(root))
-    if not campaign.params_file.is_file() or not (campaign.root / "data.dvc").is_file():
-        raise store.CampaignError(f"{campaign.root.resolve()} is not a crowdloop campaign or a clone of one "
-                                  "(no params.yaml or data.dvc); cd into one first.")
-    return campaign, config_mod.load(campaign.params_file)
-
-
-def _remote(cfg) -> str:
-    from crowdloop.tasks.config import ConfigError
-
-    if not cfg.remote.url:
-        raise ConfigError("params.yaml: 'remote.url' is null; name a DVC remote (a folder or s3://...) first.")
-    return cfg.remote.url
+    done = api.rollback(args.campaign, args.round)
+    print(f"data/ restored to round {args.round} (data hash {store.data_hash(store.Campaign(args.campaign))[:12]}); "
+          f"the state before is commit {done.before[:12]}, later round tags are kept as archived/round-*.")
 
 
 def cmd_push(args) -> None:
-    from crowdloop.tasks import version
-
-    campaign, cfg = _versioned_campaign(args.campaign)
-    version.push(campaign, _remote(cfg), all_tags=True)
-    print(f"every round's data/ is in the DVC remote {version.remote_url(campaign, cfg.remote.url)}")
+    url = api.push(args.campaign)
+    print(f"every round's data/ is in the DVC remote {url}")
 
 
 def cmd_pull(args) -> None:
-    from crowdloop.tasks import store, version
+    from crowdloop.tasks import store
 
-    campaign, cfg = _versioned_campaign(args.campaign)
-    version.pull(campaign, _remote(cfg))
-    print(f"data/ checked out from {version.remote_url(campaign, cfg.remote.url)} "
-          f"(data hash {store.data_hash(campaign)[:12]})")
+    url = api.pull(args.campaign)
+    print(f"data/ checked out from {url} (data hash {store.data_hash(store.Campaign(Path(args.campaign)))[:12]})")
 
 
 def cmd_deploy(args) -> None:
     from crowdloop import deploy
     from crowdloop.tasks import config as config_mod
-    from crowdloop.tasks import store
 
-    campaign = store.open_campaign(args.campaign)
+    campaign = api.open_campaign(args.campaign)
     cfg = config_mod.load(campaign.params_file)
     schedule = deploy.schedule_options(cfg.schedule, str(campaign.params_file))
     url = deploy.api_url()
@@ -267,9 +220,9 @@ def cmd_deploy(args) -> None:
 
 
 def cmd_history(args) -> None:
-    from crowdloop import history
+    from crowdloop import history_table
 
-    print(history.render(args.campaign))
+    print(history_table.render(args.campaign))
 
 
 if __name__ == "__main__":

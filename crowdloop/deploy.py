@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crowdloop.tasks.config import ConfigError, ScheduleConfig
-from crowdloop.tasks.store import Campaign, CampaignError
+from crowdloop.tasks.config import ScheduleConfig
+from crowdloop.tasks.errors import CampaignError, ConfigError
+from crowdloop.tasks.store import Campaign
 
 
 def schedule_options(schedule: ScheduleConfig, source: str) -> dict:

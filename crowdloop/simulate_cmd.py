@@ -9,7 +9,7 @@ PRESET_NAMES = ("tutorial", "rte")  # flows/simulate.py PRESETS; named here to k
 
 def add_parser(sub) -> None:
     """Add the ``simulate`` sub-command to the argparse sub-parsers ``sub``."""
-    p = sub.add_parser("simulate", help="replay a labelled dataset: strategies x seeds -> learning curves")
+    p = sub.add_parser("simulate", help="replay a labeled dataset: strategies x seeds -> learning curves")
     p.add_argument("source", type=Path, help="the dataset: a folder (tutorial) or a file (long, wide, datasets)")
     p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets"], default="tutorial")
     p.add_argument("--examples", type=Path, help="long format: the examples file (id and text columns)")
@@ -42,29 +42,12 @@ def add_parser(sub) -> None:
 
 def run(args) -> None:
     """`crowdloop simulate`: import, split, run every arm x seed, print the summary."""
-    import dataclasses
+    from crowdloop import api
 
-    from crowdloop.flows import simulate
-    from crowdloop.tasks import config as config_mod
-    from crowdloop.tasks import importers, simulation_store
-
-    preset = simulate.PRESETS[args.preset]
-    chosen = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if chosen == ["all"]:
-        chosen = list(config_mod.STRATEGIES)
-    for name in chosen:
-        config_mod.check_strategy(name, source="--strategies")
-    preset = dataclasses.replace(preset, arms=tuple(simulate.arm(s) for s in chosen),
-                                 rounds=args.rounds or preset.rounds,
-                                 answered_by=args.answered_by or preset.answered_by)
-    base = config_mod.load(args.params)
-    replay = importers.load(args.format, args.source, **import_options(args))
-    replay = importers.split_for_simulation(replay, seed=0, n_start=preset.n_start,
-                                            labels_per_start=preset.labels_per_start,
-                                            test_size=preset.test_size)
-    simulation_store.prepare(args.out, replay, simulate.run_settings(base, preset))
-    result = simulate.simulate_flow(str(args.out), preset, list(range(args.seeds)), base,
-                                    f"{args.source.name}: {args.preset} preset", target=args.target)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    result = api.simulate(args.source, format=args.format, preset=args.preset, seeds=args.seeds,
+                          strategies=strategies, rounds=args.rounds, answered_by=args.answered_by,
+                          params=args.params, target=args.target, out=args.out, **import_options(args))
     print(result["summary"].to_string())
     print("\nwrote " + ", ".join(str(p) for p in result["paths"]) +
           f"\nMLflow: mlflow ui --backend-store-uri sqlite:///{args.out}/mlruns/mlflow.db")

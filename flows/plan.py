@@ -1,9 +1,10 @@
 """The decision part of a round, shared by campaign rounds and simulations.
 
-consensus → train + predict → score → select: :func:`plan_round` takes the
-round's data and returns a :class:`Plan` (consensus, predictions, scores, the
-batch). It reads and writes nothing; ``flows/round.py`` stores, tracks and
-versions what it decided, ``flows/simulate.py`` replays annotators against it.
+consensus → train + predict → score → select: :func:`plan_round` takes the round's
+data and returns a :class:`Plan` (consensus, predictions, scores, the batch). It is
+a pure function of its inputs and the injected ``train`` step: it reads and writes
+nothing, so ``flows/round.py`` and ``flows/simulate.py`` call it alike and then
+record or replay what it decided.
 """
 
 from __future__ import annotations
@@ -12,55 +13,32 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
-import numpy as np
 import pandas as pd
-from prefect import task
 
-from crowdloop.tasks import consensus, dataset, score, select, stopping
-from crowdloop.tasks import config as config_mod
-from crowdloop.tasks.train import Predictions
+from crowdloop.tasks import consensus, round_data, scoring, select, stopping
+from crowdloop.tasks.config import Config
+from crowdloop.tasks.train import Predictions, TrainingSet, sample_weights
 
 log = logging.getLogger("crowdloop")
 
 
-@contextmanager
-def timed(name: str, seconds: dict, *, level: int = logging.INFO):
-    """Log the start and end of step ``name`` and record its wall seconds in ``seconds``."""
-    log.log(level, "%s ...", name)
-    start = time.perf_counter()
-    yield
-    seconds[name] = time.perf_counter() - start
-    log.log(level, "%s done in %.1f s", name, seconds[name])
+class Stopwatch:
+    """Times named steps: ``with clock("score"): ...`` logs the start and end at ``level``
+    and keeps the wall seconds in ``clock.seconds``."""
 
+    def __init__(self, *, level: int = logging.INFO):
+        self.seconds: dict[str, float] = {}
+        self.level = level
 
-@task(name="consensus")
-def consensus_task(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config):
-    wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
-    pred_probs = None
-    if previous is not None and set(data.labeled_ids) <= set(previous.index):
-        pred_probs = previous.loc[data.labeled_ids].to_numpy()
-    result = consensus.consensus(
-        wide, pred_probs, method=cfg.consensus.method, n_classes=len(cfg.classes),
-        calibrate_probs=cfg.consensus.calibrate_probs, crowdlab_label=cfg.consensus.crowdlab_label, seed=cfg.seed,
-    )
-    return wide, result
-
-
-@task(name="score")
-def score_task(strategy: str, pool: score.Pool, seed: int):
-    return score.score(strategy, pool, seed=seed)
-
-
-@task(name="select")
-def select_task(scores: pd.Series, annotations: pd.DataFrame, quality: pd.Series, cfg: config_mod.Config, *,
-                batch_size: int, routing: select.Routing, diversity: select.Diversity | None,
-                money_left: float | None):
-    return select.select_batch(
-        scores, annotations, quality, batch_size=batch_size,
-        max_annotations_per_example=cfg.select.max_annotations_per_example,
-        routing=routing, diversity=diversity, money_left=money_left,
-    )
+    @contextmanager
+    def __call__(self, name: str):
+        log.log(self.level, "%s ...", name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - start
+        log.log(self.level, "%s done in %.1f s", name, self.seconds[name])
 
 
 @dataclass(frozen=True)
@@ -68,9 +46,10 @@ class Plan:
     """What a round decided: consensus, predictions and the batch to ask for.
 
     ``wide`` is labels_multiannotator (N, M); ``scores`` a Series example_id -> score
-    over labelled and unlabelled pool examples; ``batch`` the rows of batch.csv;
-    ``unroutable`` picks nobody could be asked about; ``duplicates`` picks skipped
-    as near-duplicates; ``strategy`` the strategy that actually scored (cold start or not).
+    over labeled and unlabeled pool examples; ``batch`` the rows of batch.csv
+    (schema.BATCH_COLUMNS); ``unroutable`` picks nobody could be asked about;
+    ``duplicates`` picks skipped as near-duplicates; ``strategy`` the strategy that
+    actually scored (cold start or not).
     """
 
     wide: pd.DataFrame
@@ -83,115 +62,58 @@ class Plan:
     strategy: str = ""
 
 
-def plan_round(data: dataset.RoundData, previous: pd.DataFrame | None, cfg: config_mod.Config, *,
-               number: int, train, seconds: dict, orchestrated: bool = True,
-               holders: dict | None = None, spend: stopping.Spend | None = None) -> Plan:
-    """consensus -> train + predict -> score -> select, shared by campaigns and simulations.
+def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config, *, number: int,
+               train: Callable[[TrainingSet], Predictions], clock: Stopwatch, holders: dict | None = None,
+               spend: stopping.Spend | None = None) -> Plan:
+    """consensus -> train + predict -> score -> select.
 
-    ``train(texts_labeled, labels, texts_unlabeled, texts_test, weights) -> Predictions``,
-    ``weights`` from :func:`sample_weights` (None: equal).
-    With ``orchestrated=False`` the steps run as plain functions (no Prefect task
-    runs), which a simulation of hundreds of rounds needs to stay fast.
-    ``holders`` (simulation): example_id -> annotators holding an answer; routing
-    draws from them. ``spend``: what the budget has left caps the batch.
+    ``previous``: the last round's pool probabilities (index example_id, a column per
+    class name) or None. ``train``: the train + predict step (cached in a campaign,
+    direct in a simulation). ``holders`` (simulation): example_id -> annotators holding
+    an answer; routing draws from them. ``spend``: what the budget has left caps the batch.
     """
-    run = (lambda t: t) if orchestrated else (lambda t: t.fn)
-    # A simulation reports one line a round instead of one a step.
-    level = logging.INFO if orchestrated else logging.DEBUG
-    with timed("consensus", seconds, level=level):
-        wide, agreed = run(consensus_task)(data, previous, cfg)
-    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
-    weights = sample_weights(agreed, data.labeled_ids, cfg.model.sample_weights)
+    with clock("consensus"):
+        wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
+        agreed = consensus.consensus(
+            wide, round_data.previous_probs(previous, data), method=cfg.consensus.method, classes=data.classes,
+            calibrate_probs=cfg.consensus.calibrate_probs, crowdlab_label=cfg.consensus.crowdlab_label,
+            seed=cfg.seed)
 
-    with timed("train+predict", seconds, level=level):
-        texts = data.texts
-        t_l, t_u, t_t = (texts.loc[ids].tolist() for ids in (data.labeled_ids, data.unlabeled_ids, data.test_ids))
-        predictions = train(t_l, labels, t_u, t_t, weights)
+    with clock("train+predict"):
+        predictions = train(TrainingSet(
+            texts_labeled=data.texts_of(data.labeled_ids), labels=round_data.consensus_labels(data, agreed),
+            texts_unlabeled=data.texts_of(data.unlabeled_ids), texts_test=data.texts_of(data.test_ids),
+            sample_weight=sample_weights(agreed, data.labeled_ids, cfg.model.sample_weights)))
 
     spend = spend or stopping.Spend(annotations=len(data.annotations), money=0.0)
-    batch_size = cfg.select.batch_size if spend.annotations_left is None else min(cfg.select.batch_size,
-                                                                                  spend.annotations_left)
-    with timed("score", seconds, level=level):
-        pool = score.make_pool(wide, predictions, n_classes=len(cfg.classes), batch_size=batch_size)
-        strategy = score.effective_strategy(cfg.score.strategy, pool, cold_start=cfg.score.cold_start)
-        s_l, s_u = run(score_task)(strategy, pool, cfg.seed + number)
-        ids = np.concatenate([data.labeled_ids, data.unlabeled_ids])
-        scores = pd.Series(np.concatenate([s_l, s_u]), index=ids)
+    batch_size = spend.batch_limit(cfg.select.batch_size)
+    with clock("score"):
+        inputs = scoring.score_inputs(wide, predictions, n_classes=len(data.classes), batch_size=batch_size)
+        strategy = scoring.effective_strategy(cfg.score.strategy, inputs, cold_start=cfg.score.cold_start)
+        scores = round_data.pool_series(data, *scoring.score(strategy, inputs, seed=cfg.seed + number))
 
-    with timed("select", seconds, level=level):
-        quality = agreed.annotators.set_index("annotator_id")["annotator_quality"]
-        routing = select.Routing(capacity=cfg.routing.capacity_per_annotator, costs=cfg.budget.annotator_costs,
-                                 default_cost=cfg.budget.cost_per_annotation, holders=holders)
-        diversity = None
-        if predictions.embeddings_unlabeled is not None:
-            vectors = pd.DataFrame(np.vstack([predictions.embeddings, predictions.embeddings_unlabeled]), index=ids)
-            diversity = select.Diversity(vectors, covered=predictions.embeddings,
-                                         duplicate_threshold=cfg.select.duplicate_threshold,
-                                         kcenter_weight=cfg.select.kcenter_weight)
-        selection = run(select_task)(scores, data.annotations, quality, cfg, batch_size=batch_size,
-                                     routing=routing, diversity=diversity, money_left=spend.money_left)
-        batch = selection.batch.assign(text=texts.loc[selection.batch["example_id"]].to_numpy(), label="")
-        batch = batch.loc[:, ["example_id", "text", "suggested_annotator", "score", "cost", "label"]]
+    with clock("select"):
+        selection = select.select_batch(
+            scores, data.annotations, agreed.annotators.set_index("annotator_id")["annotator_quality"],
+            batch_size=batch_size, max_annotations_per_example=cfg.select.max_annotations_per_example,
+            routing=select.Routing(capacity=cfg.routing.capacity_per_annotator, costs=cfg.budget.annotator_costs,
+                                   default_cost=cfg.budget.cost_per_annotation, holders=holders),
+            diversity=_diversity(data, predictions, cfg), money_left=spend.money_left)
     if selection.unroutable:
         log.warning("%d examples had no eligible annotator left and were skipped: %s",
                     len(selection.unroutable), ", ".join(selection.unroutable[:10]))
-    return Plan(wide, agreed, predictions, scores, batch, list(selection.unroutable),
-                list(selection.duplicates), strategy)
+    return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
+                list(selection.unroutable), list(selection.duplicates), strategy)
 
 
-def sample_weights(agreed: consensus.Consensus, ids, how: str) -> np.ndarray | None:
-    """Training weight per labelled example: its consensus quality (``model.sample_weights:
-    consensus_quality``), so a label the annotators and the model doubt counts less; None
-    for ``none``. Quality is CROWDLAB's score, or the agreeing share under majority vote."""
-    if how == "none" or len(ids) == 0:
-        return None
-    quality = agreed.examples.loc[ids, "consensus_quality"].to_numpy(dtype=float)
-    if not np.isfinite(quality).all() or quality.sum() <= 0:
-        log.warning("consensus quality unusable as training weights (non-finite or all 0); weighting equally")
-        return None
-    return np.clip(quality, 0.0, None)
-
-
-def mc_dropout_passes(cfg: config_mod.Config) -> int:
+def mc_dropout_passes(cfg: Config) -> int:
     """MC-dropout passes the training step should run: only for ``bald`` (0 otherwise)."""
     return cfg.score.mc_dropout_passes if cfg.score.strategy == "bald" else 0
 
 
-def plan_metrics(plan: Plan) -> dict:
-    """What selection reports: picks without an eligible annotator, near-duplicates skipped, cost."""
-    return {"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
-            "batch_cost": float(plan.batch["cost"].sum())}
-
-
-def round_report(data: dataset.RoundData, plan: Plan, stored: pd.DataFrame, answers: pd.DataFrame | None,
-                 history: list[dict], cfg: config_mod.Config) -> dict:
-    """Everything a round reports, for campaigns and simulations alike: :func:`round_metrics`,
-    what selection did (:func:`plan_metrics`) and the stopping rule over ``history`` (the
-    earlier rounds' metrics) with this round's batch counted as spent."""
-    metrics = round_metrics(data, plan.agreed, plan.predictions, stored, plan.batch, answers)
-    metrics.update(plan_metrics(plan))
-    spend = stopping.spend_so_far(stored, cfg.budget, batch=plan.batch)
-    metrics.update(stopping.stop_metrics([*history, metrics], spend, cfg.stopping))
-    return metrics
-
-
-def round_metrics(data, agreed, predictions, stored, batch, answers) -> dict:
-    """The numbers a round reports (and MLflow logs); all floats or ints."""
-    test = dataset.classification_metrics(predictions.test_probs, data.test_gold) if predictions.trained else {}
-    metrics = {f"test_{k}": v for k, v in test.items()}
-    metrics.update({
-        "annotations": len(stored),
-        "labelled_examples": len(data.labeled_ids),
-        "annotators": int(stored["annotator_id"].nunique()),
-        "mean_consensus_quality": float(agreed.examples["consensus_quality"].mean()),
-        "batch_size": len(batch),
-        "new_annotations": 0 if answers is None else len(answers),
-    })
-    labels = agreed.examples.loc[data.labeled_ids, "consensus_label"].to_numpy().astype(int)
-    if predictions.trained and len(labels):
-        metrics["oos_accuracy"] = float((predictions.pred_probs.argmax(axis=1) == labels).mean())
-    gold = data.pool_gold.reindex(data.labeled_ids)
-    known = gold.notna().to_numpy()
-    if known.any():
-        metrics["consensus_accuracy"] = float((labels[known] == gold.to_numpy()[known]).mean())
-    return metrics
+def _diversity(data: round_data.RoundData, predictions: Predictions, cfg: Config) -> select.Diversity | None:
+    if predictions.embeddings_unlabeled is None:
+        return None
+    vectors = round_data.pool_frame(data, predictions.embeddings, predictions.embeddings_unlabeled)
+    return select.Diversity(vectors, covered=predictions.embeddings, duplicate_threshold=cfg.select.duplicate_threshold,
+                            kcenter_weight=cfg.select.kcenter_weight)

@@ -1,4 +1,4 @@
-"""Replay a labelled dataset: strategies × seeds → learning curves.
+"""Replay a labeled dataset: strategies × seeds → learning curves.
 
 Each arm (a strategy with its consensus method) × seed is a Prefect subflow that
 runs the same ``plan_round`` as a campaign round, with simulated annotators
@@ -9,7 +9,6 @@ is checkpointed, so an interrupted simulation resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -18,12 +17,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from prefect import flow, task
+from prefect import flow
 
-from crowdloop.flows.plan import mc_dropout_passes, plan_round, round_report
-from crowdloop.tasks import annotators, dataset, model, report, simulation_store, stopping, store, track
+from crowdloop.flows import steps
+from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
+from crowdloop.tasks import annotators, metrics, report, round_data, simulation_store, stopping, track
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks.train import train_and_predict
+from crowdloop.tasks.train import TrainingSet, train_and_predict
 
 log = logging.getLogger("crowdloop")
 
@@ -102,23 +102,11 @@ def run_settings(base: config_mod.Config, preset: Preset) -> dict:
     return {"preset": protocol, "params": params}
 
 
-@functools.lru_cache(maxsize=2)
-def _backend(model_cfg: config_mod.ModelConfig, out_dir: str):
-    """The encoder, loaded once per process and shared by every arm; embeddings from the disk cache.
-
-    Arms receive the output folder, not the data: Prefect stores flow parameters
-    as JSON, which would copy the whole dataset into its database for every arm.
-    """
-    cache_root = store.Campaign(Path(out_dir))
-    cache = store.read_embedding_cache(cache_root, model.model_key(model.resolve_model_name(model_cfg.name)))
-    return model.load_backend(model_cfg, embedding_cache=cache, progress=log.info)
-
-
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
 def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, seed: int) -> pd.DataFrame:
     """All rounds of one arm × seed; returns its rows of the learning-curve table."""
     replay = simulation_store.read_replay(Path(out_dir))
-    backend = _backend(base.model, out_dir)
+    backend = steps.simulation_backend(base.model, out_dir)
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
     saved = simulation_store.read_checkpoint(folder)
@@ -129,47 +117,33 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         if rows:
             log.info("%s seed %d: resuming after round %d", arm.name, seed, rows[-1]["round"])
 
-    def train(t_l, labels, t_u, t_t, weights):
-        return train_and_predict(backend, t_l, labels, t_u, t_t, n_classes=len(cfg.classes),
-                                 folds=cfg.predict.folds, seed=seed, mc_passes=mc_dropout_passes(cfg),
-                                 sample_weight=weights)[0]
+    def train(training: TrainingSet):
+        return train_and_predict(backend, training, n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=seed,
+                                 mc_passes=mc_dropout_passes(cfg))[0]
 
     for number in range(len(rows) + 1, preset.rounds + 1):
         start = time.perf_counter()
-        data = dataset.build_round_data(replay.examples, collected, classes=cfg.classes)
+        data = round_data.build(replay.examples, collected, classes=cfg.classes)
         # Routing draws from the annotators who hold an answer (examples with none left are
         # not picked); ``preset.answered_by`` says whether the routed one answers.
         spend = stopping.spend_so_far(collected, cfg.budget)
-        plan = plan_round(data, previous, cfg, number=number, train=train, seconds={}, orchestrated=False,
-                          holders=annotators.holders(replay.pool, collected), spend=spend)
-        metrics = round_report(data, plan, collected, None, rows, cfg)
+        # One line a round instead of one a step: the steps log at debug level.
+        plan = plan_round(data, previous, cfg, number=number, train=train, clock=Stopwatch(level=logging.DEBUG),
+                          holders=annotators.holders(replay.uncollected, collected), spend=spend)
+        report = metrics.round_report(data, plan, collected, None, rows, cfg)
         asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
-        answers = annotators.simulate_answers(asked, replay.pool, collected, seed=seed * 1000 + number)
+        answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
-        previous = pd.DataFrame(np.vstack([plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled]),
-                                index=np.concatenate([data.labeled_ids, data.unlabeled_ids]),
-                                columns=list(cfg.classes))
+        previous = round_data.probs_frame(data, plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled)
         rows.append({"strategy": arm.name, "seed": seed, "round": number,
-                     **{k: metrics.get(k, np.nan) for k in ROW_METRICS},
+                     **{k: report.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
                      "seconds": time.perf_counter() - start})
         simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
                                           pred_probs=previous)
         log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
-                 number, preset.rounds, metrics["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
+                 number, preset.rounds, report["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
     return pd.DataFrame(rows)
-
-
-@task(name="embed-texts")
-def embed_task(out_dir: str, base: config_mod.Config) -> str:
-    """Embed every text of the replay once (head backend), cached on disk in out_dir/.cache."""
-    replay = simulation_store.read_replay(Path(out_dir))
-    backend = _backend(base.model, out_dir)
-    backend.features(replay.examples["text"].tolist())
-    if backend.name == "head":
-        cache_root = store.Campaign(Path(out_dir))
-        store.write_embedding_cache(cache_root, model.model_key(backend.model_name), backend.cache)
-    return backend.name
 
 
 @flow(name="crowdloop-simulate")
@@ -178,7 +152,7 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     """Every arm × seed of ``preset`` on the replay saved in ``out_dir`` (simulation_store.prepare);
     writes curves.csv, learning_curve.png and summary.txt there and logs them to MLflow."""
     out = Path(out_dir)
-    backend_name = embed_task(out_dir, base)
+    backend_name = steps.embed_texts(out_dir, base)
     parts = [arm_flow(out_dir, base, preset, arm, seed) for arm in preset.arms for seed in seeds]
     curves = pd.concat(parts, ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})

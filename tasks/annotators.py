@@ -1,21 +1,22 @@
-"""Simulated annotators: answer a batch from a pool of not-yet-collected answers."""
+"""Simulated annotators: answer a batch from the answers not yet collected."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from crowdloop.tasks.store import ANSWER_COLUMNS
+from crowdloop.tasks.schema import ANSWER_COLUMNS
 
 
-def simulate_answers(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: pd.DataFrame, *,
+                     seed: int) -> pd.DataFrame:
     """At most one answer per batch row, in batch order.
 
     Parameters
     ----------
     batch : DataFrame of shape (B, >=1)
         example_id, and optionally suggested_annotator (empty or None: no suggestion).
-    pool : DataFrame of shape (P, 3)
+    uncollected : DataFrame of shape (P, 3)
         example_id, annotator_id, label: the answers annotators would give.
     collected : DataFrame of shape (C, >=2)
         example_id, annotator_id, ...: annotations already stored.
@@ -25,7 +26,7 @@ def simulate_answers(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.Data
     -------
     DataFrame of shape (<=B, 3)
         example_id, annotator_id, label. An answer is handed out only if it is in
-        ``pool``, not in ``collected`` and not handed out earlier in this call.
+        ``uncollected``, not in ``collected`` and not handed out earlier in this call.
         Preference: the suggested annotator, then a random annotator already seen
         in ``collected`` (as the ActiveLab tutorial does, so the annotator set
         stays small), then a random one. A row with no answer left yields nothing.
@@ -34,7 +35,8 @@ def simulate_answers(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.Data
     taken = set(zip(collected["example_id"], collected["annotator_id"]))
     seen = set(collected["annotator_id"])
     offers: dict = {}
-    for example, annotator, label in zip(pool["example_id"], pool["annotator_id"], pool["label"]):
+    for example, annotator, label in zip(uncollected["example_id"], uncollected["annotator_id"],
+                                        uncollected["label"]):
         offers.setdefault(example, []).append((annotator, label))
     suggestions = batch["suggested_annotator"] if "suggested_annotator" in batch else [None] * len(batch)
     rows = []
@@ -54,36 +56,23 @@ def simulate_answers(batch: pd.DataFrame, pool: pd.DataFrame, collected: pd.Data
     return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
 
 
-def available_counts(pool: pd.DataFrame, collected: pd.DataFrame) -> pd.Series:
-    """Answers still available per example.
-
-    Returns
-    -------
-    Series of shape (E,)
-        index example_id (every example in ``pool``, first-seen order), value the
-        number of distinct annotators whose answer is in ``pool`` but not in ``collected``.
-    """
-    pairs, free = _free_pairs(pool, collected)
-    counts = pd.Series(free, index=pairs["example_id"].to_numpy(), dtype="int64")
-    return counts.groupby(level=0, sort=False).sum().rename_axis("example_id").rename("available")
-
-
-def holders(pool: pd.DataFrame, collected: pd.DataFrame) -> dict[str, set]:
-    """example_id -> annotators whose answer is in ``pool`` but not in ``collected`` (simulation routing).
+def holders(uncollected: pd.DataFrame, collected: pd.DataFrame) -> dict[str, set]:
+    """example_id -> annotators whose answer is in ``uncollected`` but not yet in ``collected``
+    (simulation routing).
 
     Examples with no answer left are absent.
     """
-    pairs, free = _free_pairs(pool, collected)
+    pairs, free = _free_pairs(uncollected, collected)
     out: dict[str, set] = {}
     for example, annotator in zip(pairs["example_id"][free], pairs["annotator_id"][free]):
         out.setdefault(example, set()).add(annotator)
     return out
 
 
-def _free_pairs(pool: pd.DataFrame, collected: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Distinct (example_id, annotator_id) pairs of ``pool`` and whether each is not yet collected."""
+def _free_pairs(uncollected: pd.DataFrame, collected: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distinct (example_id, annotator_id) pairs of ``uncollected`` and whether each is not yet collected."""
     taken = set(zip(collected["example_id"], collected["annotator_id"]))
-    pairs = pool.loc[:, ["example_id", "annotator_id"]].drop_duplicates()
+    pairs = uncollected.loc[:, ["example_id", "annotator_id"]].drop_duplicates()
     free = np.array([(e, a) not in taken for e, a in zip(pairs["example_id"], pairs["annotator_id"])], dtype=bool)
     return pairs, free
 

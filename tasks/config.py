@@ -3,20 +3,22 @@
 ``params.yaml`` at the project root is the template and the only place defaults
 are written. A campaign's own ``params.yaml`` is laid over it key by key, so a
 campaign made with an older crowdloop keeps working when new keys appear.
-Unknown keys and wrongly typed values fail at load with the file and the key.
+Unknown keys and wrongly typed values fail at load with the file and the key; a key
+that was renamed fails with its new name (:data:`RENAMED`). Generic typed loading is :mod:`crowdloop.tasks.typed_yaml`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import types
-import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import yaml
+
+from crowdloop.tasks import typed_yaml
+from crowdloop.tasks.errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
 BACKENDS = ("auto", "head", "finetune")
@@ -29,8 +31,8 @@ STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least
               "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
 
 
-class ConfigError(ValueError):
-    """A ``params.yaml`` that cannot be used; the message names file and key."""
+# Keys that have a new name: {old dotted key: new dotted key}.
+RENAMED = {"model.batch_size": "model.minibatch_size"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class ModelConfig:
     backend: str
     name: str | None
     max_length: int
-    batch_size: int
+    minibatch_size: int  # texts per forward (and backward) pass; not select.batch_size
     sample_weights: str
     head: HeadConfig
     finetune: FinetuneConfig
@@ -149,7 +151,7 @@ class Config:
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
-        return _plain(dataclasses.asdict(self))
+        return typed_yaml.plain(dataclasses.asdict(self))
 
 
 def template_text() -> str:
@@ -170,70 +172,15 @@ def load(path: Path | str | None = None) -> Config:
             raise ConfigError(f"{path}: not valid YAML ({err}).") from err
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections.")
-        merged = _overlay(merged, user, path, prefix="")
+        merged = typed_yaml.overlay(merged, user, path, renamed=RENAMED)
     return from_dict(merged, source=str(path or "params.yaml template"))
 
 
 def from_dict(raw: dict, *, source: str = "params") -> Config:
     """Build and validate a :class:`Config` from a nested dict."""
-    config = _build(Config, raw, source, prefix="")
+    config = typed_yaml.build(Config, raw, source)
     _validate(config, source)
     return config
-
-
-def _overlay(base: dict, user: dict, path: Path, prefix: str) -> dict:
-    out = dict(base)
-    for key, value in user.items():
-        if key not in base:
-            known = ", ".join(sorted(base))
-            raise ConfigError(f"{path}: unknown key '{prefix}{key}'; known keys here: {known}.")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            out[key] = _overlay(base[key], value, path, prefix=f"{prefix}{key}.")
-        else:
-            out[key] = value
-    return out
-
-
-def _build(cls, raw, source: str, prefix: str):
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping.")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ConfigError(f"{source}: unknown key '{prefix}{sorted(unknown)[0]}'.")
-    kwargs = {}
-    for name in names:
-        key = f"{prefix}{name}"
-        if name not in raw:
-            raise ConfigError(f"{source}: missing key '{key}'.")
-        kwargs[name] = _coerce(hints[name], raw[name], source, key)
-    return cls(**kwargs)
-
-
-def _coerce(hint, value, source: str, key: str):
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, prefix=f"{key}.")
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, source, key)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}.")
-        return {str(k): _coerce(args[1], v, source, f"{key}.{k}") for k, v in value.items()}
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}.")
-        return tuple(_coerce(args[0], v, source, key) for v in value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint):
-        raise ConfigError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}.")
-    return value
 
 
 def _validate(config: Config, source: str) -> None:
@@ -253,7 +200,7 @@ def _validate(config: Config, source: str) -> None:
         (config.select.max_annotations_per_example >= 1,
          "'select.max_annotations_per_example' must be at least 1"),
         (config.model.max_length >= 8, "'model.max_length' must be at least 8"),
-        (config.model.batch_size >= 1, "'model.batch_size' must be at least 1"),
+        (config.model.minibatch_size >= 1, "'model.minibatch_size' must be at least 1"),
         (config.model.finetune.steps >= 1, "'model.finetune.steps' must be at least 1"),
         (len(config.model.head.C_grid) >= 1 and min(config.model.head.C_grid) > 0,
          "'model.head.C_grid' needs at least one positive value"),
@@ -308,11 +255,3 @@ def load_user_strategy(name: str, *, source: str = "params"):
         raise ConfigError(f"{source}: 'score.strategy' {name!r}: {module_name} has no function "
                           f"{attribute!r}; known built-in strategies: {', '.join(STRATEGIES)}.")
     return function
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

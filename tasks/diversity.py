@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crowdloop.tasks.geometry import min_distances, unit_rows
+from crowdloop.tasks.scoring.geometry import min_distances, unit_rows
 
 # With k-center mixing, this many times the batch (best scores first) compete on
 # the mixed criterion; the rest follow in score order.
@@ -25,7 +25,7 @@ class CandidateQueue:
     vectors : ndarray of shape (n, D) or None
         Their embeddings; None turns both options off.
     covered : ndarray of shape (L, D) or None
-        Embeddings of what is already labelled (k-center distance counts from these too).
+        Embeddings of what is already labeled (k-center distance counts from these too).
     duplicate_threshold : a candidate whose cosine similarity to an accepted
         pick is above this is skipped (listed in ``duplicates``); None = off.
     kcenter_weight : w in [0, 1]; the next candidate minimises

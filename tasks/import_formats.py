@@ -5,135 +5,41 @@ row) and :func:`wide_frame` (one column per annotator) build it from DataFrames 
 :mod:`crowdloop.tasks.importers` has read from files or from ``datasets``; every
 result passes :func:`check_replay`.
 
-Ids and labels become text: ``1``, ``1.0`` and ``"1.0"`` are all ``"1"``, while ids
-such as ``"0e12"`` or ``"007"`` are never read as numbers. Errors name the file, the
-line (counted in the file when it is CSV, TSV or JSONL, else the row) and the column.
+Ids and labels become text (:mod:`crowdloop.tasks.import_values`); errors name the file,
+the line and the column.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from crowdloop.tasks.store import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
+from crowdloop.tasks.import_values import ImportFormatError, Origin, ids, labels, need_columns
+from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
 
 ANSWERS = list(ANSWER_COLUMNS)
 
 
-class ImportFormatError(ValueError):
-    """A dataset that cannot be imported; the message names the file, line and column."""
-
-
 @dataclass(frozen=True)
 class Replay:
-    """A labelled dataset a simulation replays.
+    """A labeled dataset a simulation replays.
 
-    examples : DataFrame of shape (N, 4), columns store.EXAMPLE_COLUMNS: example_id (str),
+    examples : DataFrame of shape (N, 4), columns schema.EXAMPLE_COLUMNS: example_id (str),
         text (str), split ('pool' or 'test'), gold (class name or None)
     initial : DataFrame of shape (A0, 3), example_id, annotator_id, label: the annotations
         collected at the start
-    pool : DataFrame of shape (A, 3), same columns: the not-yet-collected annotations that
+    uncollected : DataFrame of shape (A, 3), same columns: the annotations not yet collected, which
         simulated annotators hand out
     classes : the class names, in the order of the model's outputs
     """
 
     examples: pd.DataFrame
     initial: pd.DataFrame
-    pool: pd.DataFrame
+    uncollected: pd.DataFrame
     classes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a frame came from, so that an error can say ``file:line``.
-
-    ``kind`` is 'csv', 'tsv' or 'jsonl' when lines can be counted in ``path``; otherwise
-    a row's position is reported, or the row's index itself when it is a string.
-    """
-
-    name: str
-    path: Path | None = None
-    kind: str = ""
-
-    def at(self, row) -> str:
-        if isinstance(row, str):
-            return f"{self.name} ({row})"
-        if self.path is not None and self.kind in ("csv", "tsv", "jsonl"):
-            return f"{self.name}:{_line_of(self.path, self.kind, int(row))}"
-        return f"{self.name}, row {int(row) + 1}"
-
-
-def _line_of(path: Path, kind: str, row: int) -> int:
-    """The line where data row ``row`` (0-based, header excluded) starts; only run on errors."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        if kind == "jsonl":  # pandas skips blank lines
-            filled = (n for n, text in enumerate(handle, start=1) if text.strip())
-        else:  # a quoted field may span lines, so count the records the csv module sees
-            reader = csv.reader(handle, delimiter="\t" if kind == "tsv" else ",")
-            filled, start = [], 1
-            for record in reader:
-                if record:
-                    filled.append(start)
-                start = reader.line_num + 1
-            filled = iter(filled[1:])  # the header
-        for n, line in enumerate(filled):
-            if n == row:
-                return line
-    return row + 2
-
-
-def normalise_value(value) -> str | None:
-    """An id or label as text: 1, 1.0, '1.0' -> '1'; blank or NaN -> None; '007' stays '007'."""
-    if value is None or (pd.api.types.is_scalar(value) and not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    whole = re.fullmatch(r"([+-]?\d+)\.0*", text)
-    return whole.group(1) if whole else (text or None)
-
-
-def need_columns(frame: pd.DataFrame, columns: Sequence[str | None], origin: Origin) -> None:
-    """Fail if a named column (None entries are skipped) is not in ``frame``."""
-    for column in columns:
-        if column is not None and column not in frame.columns:
-            found = ", ".join(map(str, frame.columns))
-            raise ImportFormatError(f"{origin.name}: missing column '{column}' (found: {found}); "
-                                    "name the right column in the import options.")
-
-
-def labels(series: pd.Series, names: dict | None, origin: Origin, column: str) -> pd.Series:
-    """Normalised labels mapped through ``names`` (its keys, or a name itself, are accepted)."""
-    values = series.map(normalise_value)
-    if names is None:
-        return values
-    mapping = {**{str(name): str(name) for name in names.values()},
-               **{normalise_value(k): str(v) for k, v in names.items()}}
-    unknown = values.notna() & ~values.isin(list(mapping))
-    if unknown.any():
-        row = values.index[unknown][0]
-        raise ImportFormatError(f"{origin.at(row)}: label '{values[row]}' in column '{column}' is not in "
-                                f"label_names {sorted(map(str, names))}; add it to the mapping.")
-    return values.map(mapping, na_action="ignore")
-
-
-def ids(series: pd.Series, origin: Origin, column: str, *, unique: bool) -> pd.Series:
-    """Normalised ids; a blank id, or a repeated one when ``unique``, is an error at its line."""
-    values = series.map(normalise_value)
-    if values.isna().any():
-        raise ImportFormatError(f"{origin.at(values.index[values.isna()][0])}: empty id in column '{column}'.")
-    repeated = values.duplicated()
-    if unique and repeated.any():
-        row = values.index[repeated][0]
-        first = values.index[values == values[row]][0]
-        raise ImportFormatError(f"{origin.at(row)}: id '{values[row]}' in column '{column}' is repeated "
-                                f"(first at {origin.at(first)}); ids must be unique.")
-    return values
 
 
 def example_table(frame: pd.DataFrame, origin: Origin, *, id_col: str, text_cols: Sequence[str],
@@ -166,7 +72,7 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
 
     annotations : DataFrame of shape (A, ...) with the example, annotator and label columns
     examples : DataFrame of shape (N, ...), one row per example, or None
-    Rows with an empty label are skipped. Everything goes to ``pool``; nothing is initial.
+    Rows with an empty label are skipped. Every annotation is uncollected; none is initial.
     """
     need_columns(annotations, [example_col, annotator_col, label_col, gold_col], origin)
     if examples is None and examples_gold_col:
@@ -228,8 +134,8 @@ def wide_frame(frame: pd.DataFrame, origin: Origin, *, id_col: str = "id", text_
                label_names: dict | None = None) -> Replay:
     """cleanlab's ``labels_multiannotator`` layout: one row per example, one column per annotator.
 
-    frame : DataFrame of shape (N, 2 + M) (+ gold); empty cells mean "not labelled".
-    ``annotator_cols`` None means every column except id, text and gold. All go to ``pool``.
+    frame : DataFrame of shape (N, 2 + M) (+ gold); empty cells mean "not labeled".
+    ``annotator_cols`` None means every column except id, text and gold. All are uncollected.
     """
     rows = frame.reset_index(drop=True)
     need_columns(rows, [id_col, text_col, gold_col], origin)
@@ -243,17 +149,17 @@ def wide_frame(frame: pd.DataFrame, origin: Origin, *, id_col: str = "id", text_
     return assemble(table, pd.DataFrame(columns=ANSWERS), answers, origin=origin, label_names=label_names)
 
 
-def assemble(examples: pd.DataFrame, initial: pd.DataFrame, pool: pd.DataFrame, *, origin: Origin,
+def assemble(examples: pd.DataFrame, initial: pd.DataFrame, uncollected: pd.DataFrame, *, origin: Origin,
              label_names: dict | None, gold_origin: Origin | None = None) -> Replay:
     """The checked Replay.
 
     Classes are sorted numerically when they are all whole numbers, else follow the
     order of ``label_names`` values, else sort as text.
     """
-    initial, pool = (f.loc[:, ANSWERS].astype(str).reset_index(drop=True) for f in (initial, pool))
+    initial, uncollected = (f.loc[:, ANSWERS].astype(str).reset_index(drop=True) for f in (initial, uncollected))
     examples = examples.loc[:, list(EXAMPLE_COLUMNS)].reset_index(drop=True)
     examples["gold"] = examples["gold"].astype(object).where(examples["gold"].notna(), None)
-    given = set(initial["label"]) | set(pool["label"])
+    given = set(initial["label"]) | set(uncollected["label"])
     gold = set(examples["gold"].dropna())
     if label_names is None and given and not gold <= given:
         raise ImportFormatError(
@@ -267,7 +173,7 @@ def assemble(examples: pd.DataFrame, initial: pd.DataFrame, pool: pd.DataFrame, 
         classes = [c for c in dict.fromkeys(map(str, label_names.values())) if c in present]
     else:
         classes = sorted(present)
-    replay = Replay(examples, initial, pool, tuple(classes))
+    replay = Replay(examples, initial, uncollected, tuple(classes))
     check_replay(replay, source=origin.name)
     return replay
 
@@ -287,7 +193,7 @@ def check_replay(replay: Replay, *, source: str = "replay") -> None:
         raise ImportFormatError(f"{source}: unknown split {sorted(odd)}; use {' or '.join(SPLITS)}.")
     if len(replay.classes) < 2:
         raise ImportFormatError(f"{source}: found the classes {list(replay.classes)}; a classifier needs two.")
-    both = pd.concat([replay.initial, replay.pool], ignore_index=True)
+    both = pd.concat([replay.initial, replay.uncollected], ignore_index=True)
     pool_ids = set(examples.loc[examples["split"] == "pool", "example_id"])
     stray = both[~both["example_id"].isin(pool_ids)]
     if len(stray):
@@ -296,7 +202,7 @@ def check_replay(replay: Replay, *, source: str = "replay") -> None:
     twice = both[both.duplicated(["example_id", "annotator_id"])]
     if len(twice):
         raise ImportFormatError(f"{source}: annotator '{twice['annotator_id'].iloc[0]}' labels example "
-                                f"'{twice['example_id'].iloc[0]}' more than once (initial and pool together).")
+                                f"'{twice['example_id'].iloc[0]}' more than once (initial and uncollected together).")
     classes = set(replay.classes)
     outside = sorted((set(both["label"]) | set(examples["gold"].dropna())) - classes)
     if outside:

@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from crowdloop.tasks.import_formats import (
-    ANSWERS, ImportFormatError, Origin, Replay, assemble, check_replay, example_table, labels,
-    long_frame, melt_annotators, need_columns, normalise_value, wide_frame,
-)
+from crowdloop.tasks.import_formats import (ANSWERS, Replay, assemble, check_replay, example_table, long_frame,
+                                            melt_annotators, wide_frame)
+from crowdloop.tasks.import_values import ImportFormatError, Origin, labels, need_columns, normalise_value
 
 __all__ = ["ImportFormatError", "Replay", "check_replay", "from_datasets", "from_long", "from_tutorial",
            "from_wide", "load", "normalise_value", "read_table", "split_for_simulation"]
@@ -72,31 +71,31 @@ def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_na
 
     X_labeled_full.csv (id, text, one column per annotator) gives pool examples and the
     ``initial`` annotations; X_unlabeled.csv (id, text) more pool examples; test.csv
-    (text, annotator columns, label, id) the test split with gold = label; the pool of
-    not-yet-collected annotations comes from extra_annotations.json (``{id: {annotator:
+    (text, annotator columns, label, id) the test split with gold = label; the
+    uncollected annotations come from extra_annotations.json (``{id: {annotator:
     label}}``) or, only with ``allow_pickle``, from the pickled extra_annotations.npy.
     """
     directory = Path(directory)
-    labelled, labelled_at = read_table(directory / "X_labeled_full.csv")
-    unlabelled, unlabelled_at = read_table(directory / "X_unlabeled.csv")
+    labeled, labeled_at = read_table(directory / "X_labeled_full.csv")
+    unlabeled, unlabeled_at = read_table(directory / "X_unlabeled.csv")
     test, test_at = read_table(directory / "test.csv")
     need_columns(test, ["label"], test_at)
     examples = pd.concat([
-        example_table(labelled, labelled_at, id_col="id", text_cols=("text",)),
-        example_table(unlabelled, unlabelled_at, id_col="id", text_cols=("text",)),
+        example_table(labeled, labeled_at, id_col="id", text_cols=("text",)),
+        example_table(unlabeled, unlabeled_at, id_col="id", text_cols=("text",)),
         example_table(test, test_at, id_col="id", text_cols=("text",), split="test",
                       gold=labels(test["label"], label_names, test_at, "label")),
     ], ignore_index=True)
-    annotators = [c for c in labelled.columns if c not in ("id", "text")]
-    initial = melt_annotators(labelled, labelled_at, id_col="id", annotator_cols=annotators,
+    annotators = [c for c in labeled.columns if c not in ("id", "text")]
+    initial = melt_annotators(labeled, labeled_at, id_col="id", annotator_cols=annotators,
                               label_names=label_names)
     extra, extra_at = _extra_annotations(directory, allow_pickle=allow_pickle)
-    pool = _pool_from_mapping(extra, extra_at, label_names)
-    missing = sorted(set(pool["example_id"]) - set(examples["example_id"]))
+    uncollected = _answers_from_mapping(extra, extra_at, label_names)
+    missing = sorted(set(uncollected["example_id"]) - set(examples["example_id"]))
     if missing:
         raise ImportFormatError(f"{extra_at.name}: {len(missing)} examples are in neither X_labeled_full.csv "
                                 f"nor X_unlabeled.csv, e.g. '{missing[0]}'.")
-    return assemble(examples, initial, pool, origin=Origin(str(directory)), label_names=label_names)
+    return assemble(examples, initial, uncollected, origin=Origin(str(directory)), label_names=label_names)
 
 
 def _extra_annotations(directory: Path, *, allow_pickle: bool) -> tuple[dict, Origin]:
@@ -129,7 +128,7 @@ def _extra_annotations(directory: Path, *, allow_pickle: bool) -> tuple[dict, Or
     return extra, origin
 
 
-def _pool_from_mapping(extra: dict, origin: Origin, label_names: dict | None) -> pd.DataFrame:
+def _answers_from_mapping(extra: dict, origin: Origin, label_names: dict | None) -> pd.DataFrame:
     rows = [(normalise_value(e), normalise_value(a), label) for e, answers in extra.items()
             for a, label in answers.items()]
     frame = pd.DataFrame(rows, columns=ANSWERS)
@@ -147,7 +146,7 @@ def from_long(annotations_file: Path | str, *, examples_file: Path | str | None 
     """One annotation a row; texts (and gold) from ``examples_file`` or the annotations file.
 
     Gold comes from ``gold_col`` (in the annotations file, one value per example) or
-    ``examples_gold_col`` (in the examples file). Everything goes to ``pool``.
+    ``examples_gold_col`` (in the examples file). Every annotation is uncollected.
     """
     annotations, origin = read_table(annotations_file)
     examples, examples_origin = read_table(examples_file) if examples_file is not None else (None, None)
@@ -160,7 +159,7 @@ def from_long(annotations_file: Path | str, *, examples_file: Path | str | None 
 def from_wide(file: Path | str, *, id_col: str = "id", text_col: str = "text",
               annotator_cols: Sequence[str] | None = None, gold_col: str | None = None,
               label_names: dict | None = None) -> Replay:
-    """One column per annotator, empty where they did not label; everything goes to ``pool``."""
+    """One column per annotator, empty where they did not label; every annotation is uncollected."""
     frame, origin = read_table(file)
     return wide_frame(frame, origin, id_col=id_col, text_col=text_col, annotator_cols=annotator_cols,
                       gold_col=gold_col, label_names=label_names)
@@ -227,26 +226,28 @@ def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_
 
     If there is no test split, ``test_size`` examples with gold (a fraction or a count,
     stratified by gold) become the test split and their annotations are dropped. Then,
-    if ``initial`` is empty (or ``redraw_start`` returns it to the pool first),
+    if ``initial`` is empty (or ``redraw_start`` returns it to ``uncollected`` first),
     ``n_start`` pool examples with at least ``labels_per_start`` annotations are drawn
-    and ``labels_per_start`` of each one's annotations move from ``pool`` to ``initial``.
+    and ``labels_per_start`` of each one's annotations move from ``uncollected`` to ``initial``.
     A replay that has both (the tutorial's) comes back unchanged. Deterministic per seed.
     """
     if n_start < 0 or labels_per_start < 1:
         raise ImportFormatError(f"n_start must be >= 0 and labels_per_start >= 1 (got {n_start}, "
                                 f"{labels_per_start}).")
-    examples, initial, pool = (f.reset_index(drop=True) for f in (replay.examples, replay.initial, replay.pool))
+    examples, initial, uncollected = (f.reset_index(drop=True)
+                                      for f in (replay.examples, replay.initial, replay.uncollected))
     if redraw_start:
-        initial, pool = initial.iloc[:0], pd.concat([initial, pool], ignore_index=True)
+        initial, uncollected = initial.iloc[:0], pd.concat([initial, uncollected], ignore_index=True)
     if not (examples["split"] == "test").any():
         held = _hold_out(examples, test_size, seed)
         examples = examples.assign(split=np.where(examples["example_id"].isin(held), "test", "pool"))
         initial = initial[~initial["example_id"].isin(held)]
-        pool = pool[~pool["example_id"].isin(held)]
+        uncollected = uncollected[~uncollected["example_id"].isin(held)]
     if initial.empty and n_start:
-        initial, pool = _draw_start(pool, n_start=n_start, labels_per_start=labels_per_start, seed=seed)
+        initial, uncollected = _draw_start(uncollected, n_start=n_start, labels_per_start=labels_per_start,
+                                           seed=seed)
     result = Replay(examples.reset_index(drop=True), initial.loc[:, ANSWERS].reset_index(drop=True),
-                    pool.loc[:, ANSWERS].reset_index(drop=True), replay.classes)
+                    uncollected.loc[:, ANSWERS].reset_index(drop=True), replay.classes)
     check_replay(result, source="split_for_simulation")
     return result
 
@@ -267,15 +268,15 @@ def _hold_out(examples: pd.DataFrame, test_size: float | int | None, seed: int) 
     return set(golden["example_id"].iloc[held])
 
 
-def _draw_start(pool: pd.DataFrame, *, n_start: int, labels_per_start: int, seed: int):
+def _draw_start(uncollected: pd.DataFrame, *, n_start: int, labels_per_start: int, seed: int):
     rng = np.random.default_rng(seed)
-    counts = pool["example_id"].value_counts()
+    counts = uncollected["example_id"].value_counts()
     eligible = np.sort(counts.index[counts >= labels_per_start].to_numpy(dtype=str))
     if len(eligible) < n_start:
         raise ImportFormatError(f"only {len(eligible)} pool examples have {labels_per_start} annotations; "
                                 f"cannot start with {n_start}; lower n_start or labels_per_start.")
     start = rng.choice(eligible, size=n_start, replace=False)
-    candidates = pool[pool["example_id"].isin(set(start))]
+    candidates = uncollected[uncollected["example_id"].isin(set(start))]
     shuffled = candidates.assign(_key=rng.random(len(candidates))).sort_values(["example_id", "_key"])
     chosen = shuffled.groupby("example_id").head(labels_per_start).index
-    return pool.loc[chosen, ANSWERS], pool.drop(index=chosen)
+    return uncollected.loc[chosen, ANSWERS], uncollected.drop(index=chosen)

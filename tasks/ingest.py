@@ -1,12 +1,14 @@
-"""Annotators' answers coming back: read a CSV/TSV/JSONL file, check every row, keep what is new.
+"""Answers coming back: read a CSV/TSV/JSONL file, check every row, store what is new.
 
-A round's ``batch.csv`` (example_id, text, suggested_annotator, score, label) is the
+One path for every answer file, whether named on the command line or dropped in the
+inbox: :func:`ingest_file` = :func:`read_answer_file` -> :func:`validate_answers` ->
+``store.append_annotations``. A round's ``batch.csv`` (schema.BATCH_COLUMNS) is the
 template: people fill in ``label``, and add an ``annotator_id`` column where someone
 other than the suggested annotator answered. Other columns are ignored.
 
 Every problem raises :class:`IngestError` naming the file and the 1-based physical
-line before anything is returned, so the caller stores nothing from a bad file.
-Values are compared as stripped text. Labels must be class names exactly as in
+line before anything is stored, so nothing from a bad file is kept. Values are
+compared as stripped text. Labels must be class names exactly as in
 ``params.yaml``; class indices are not accepted, because a class may be named "1".
 """
 
@@ -15,30 +17,59 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from crowdloop.tasks.store import ANSWER_COLUMNS
+from crowdloop.tasks import store
+from crowdloop.tasks.errors import CrowdloopError
+from crowdloop.tasks.schema import ANSWER_COLUMNS
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # None: one JSON object per line
 READ_COLUMNS = (*ANSWER_COLUMNS, "line")
 USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored
 
 
-class IngestError(ValueError):
+class IngestError(CrowdloopError, ValueError):
     """An answer file that cannot be stored; the message names file, line and what to do."""
 
 
 @dataclass(frozen=True)
-class IngestResult:
-    """What :func:`validate_answers` keeps from one answer file."""
+class Ingested:
+    """What one answer file brings.
 
-    new: pd.DataFrame       # example_id, annotator_id, label: rows to store, file order
-    already_stored: int     # answered rows identical to stored annotations
-    unanswered: int         # rows with an empty label
+    ``new``: the answered rows not stored before (schema.ANSWER_COLUMNS), once each, in
+    file order. ``round`` and ``part``: the round they are filed under and the part file
+    that holds them, once stored (None before, or when nothing was new).
+    """
+
+    source: str
+    new: pd.DataFrame
+    already_stored: int   # answered rows identical to stored annotations
+    unanswered: int       # rows with an empty label
+    round: int | None = None
+    part: Path | None = None
+
+
+def ingest_file(campaign: store.Campaign, path: Path, *, classes: Sequence[str]) -> Ingested:
+    """Read, check and store one answer file's new answers, filed under the last completed round
+    (0 before the first). Raises :class:`IngestError` (file and line) before anything is stored."""
+    checked = validate_answers(read_answer_file(path), source=str(path), examples=store.read_examples(campaign),
+                               stored=store.read_annotations(campaign), classes=classes)
+    rounds = store.completed_rounds(campaign)
+    number = rounds[-1] if rounds else 0
+    part = store.append_annotations(campaign, checked.new, round=number, source=f"ingest:{Path(path).name}")
+    return replace(checked, round=number, part=part)
+
+
+def commit_message(results: Sequence[Ingested]) -> str:
+    """The commit message for stored answers: how many, from which files, under which round."""
+    stored = [r for r in results if len(r.new)]
+    names = ", ".join(Path(r.source).name for r in stored)
+    rounds = ", ".join(str(n) for n in sorted({r.round for r in stored}))
+    return f"Ingest {sum(len(r.new) for r in stored)} annotations from {names} (round {rounds})"
 
 
 def read_answer_file(path: Path) -> pd.DataFrame:
@@ -162,7 +193,7 @@ def _record(cells: dict[str, str], line: int) -> tuple:
 
 
 def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFrame, stored: pd.DataFrame,
-                     classes: Sequence[str]) -> IngestResult:
+                     classes: Sequence[str]) -> Ingested:
     """Check every answered row against the campaign; return the rows to store.
 
     Parameters
@@ -170,14 +201,14 @@ def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFra
     answers : DataFrame of shape (R, 4)
         example_id, annotator_id, label, line, as from :func:`read_answer_file`.
     source : the file as the user named it, for messages
-    examples : DataFrame with store.EXAMPLE_COLUMNS
-    stored : DataFrame with store.ANNOTATION_COLUMNS, the annotations already kept
+    examples : DataFrame with schema.EXAMPLE_COLUMNS
+    stored : DataFrame with schema.ANNOTATION_COLUMNS, the annotations already kept
     classes : class names, in order
 
     Returns
     -------
-    IngestResult
-        ``new`` holds the answered rows not stored yet, once each, in file order.
+    Ingested
+        ``new`` holds the answered rows not stored yet, once each, in file order; not stored.
 
     Raises
     ------
@@ -218,8 +249,8 @@ def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFra
         more = len(problems) - 1
         suffix = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
         raise IngestError(f"{problems[0]}{suffix}.")
-    return IngestResult(new=pd.DataFrame(new, columns=list(ANSWER_COLUMNS)), already_stored=already,
-                        unanswered=unanswered)
+    return Ingested(source=source, new=pd.DataFrame(new, columns=list(ANSWER_COLUMNS)), already_stored=already,
+                    unanswered=unanswered)
 
 
 def _row_problem(example: str, annotator: str, label: str, split: dict, classes: list[str]) -> str | None:

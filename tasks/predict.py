@@ -1,4 +1,4 @@
-"""k-fold out-of-sample prediction: every labelled example from a model that never saw it."""
+"""k-fold out-of-sample prediction: every labeled example from a model that never saw it."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ class OutOfSample:
     Attributes
     ----------
     pred_probs : ndarray of shape (N, K)
-        Each labelled example, from the fold model that did not see it.
+        Each labeled example, from the fold model that did not see it.
     pred_probs_unlabeled : ndarray of shape (U, K)
-        The unlabelled pool, mean over the fold models.
+        The unlabeled pool, mean over the fold models.
     fold_pred_probs_unlabeled : ndarray of shape (k, U, K)
-        The unlabelled pool, per fold model.
+        The unlabeled pool, per fold model.
     folds : ndarray of shape (N,)
-        Fold index of each labelled example (the fold whose model predicted it).
+        Fold index of each labeled example (the fold whose model predicted it).
     fold_pred_probs : ndarray of shape (k, N, K)
-        Every labelled example, per fold model: in-sample for the k-1 models
+        Every labeled example, per fold model: in-sample for the k-1 models
         that trained on it (committee strategies read these).
     """
 
@@ -37,7 +37,7 @@ class OutOfSample:
 
 
 def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
-    """Fold index of shape (N,) per labelled example: stratified where the labels allow it.
+    """Fold index of shape (N,) per labeled example: stratified where the labels allow it.
 
     Parameters
     ----------
@@ -53,7 +53,7 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
     n, n_labels = len(labels), len(np.unique(labels))
     if n < 2 or n_labels < 2:
         raise ValueError(
-            f"out-of-sample prediction needs at least 2 labelled examples of 2 classes; got {n} "
+            f"out-of-sample prediction needs at least 2 labeled examples of 2 classes; got {n} "
             f"example(s) of {n_labels} class(es). Collect more labels first."
         )
     if folds < 2:
@@ -80,21 +80,21 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
     backend : model.Backend
         Anything with ``fit(X, y, *, n_classes, seed)`` and ``predict_proba(fitted, X)``.
     X_labeled : ndarray or sparse matrix of shape (N, ...)
-        Backend features of the labelled examples.
+        Backend features of the labeled examples.
     labels : ndarray of shape (N,)
         Their class indices (consensus labels), in 0..n_classes-1.
     X_unlabeled : ndarray or sparse matrix of shape (U, ...)
-        Features of the unlabelled pool; U may be 0.
+        Features of the unlabeled pool; U may be 0.
     sample_weight : ndarray of shape (N,), optional
-        Each labelled example's weight in the fits that train on it.
+        Each labeled example's weight in the fits that train on it.
 
     Fold model ``f`` is fitted with seed ``seed + 1 + f``, so the model fitted on
-    all labelled data with ``seed`` is never a copy of a fold model.
+    all labeled data with ``seed`` is never a copy of a fold model.
     """
     labels = np.asarray(labels, dtype=int)
     n_unlabeled = X_unlabeled.shape[0]
     if X_labeled.shape[0] != len(labels):
-        raise ValueError(f"got {X_labeled.shape[0]} labelled feature rows but {len(labels)} labels; "
+        raise ValueError(f"got {X_labeled.shape[0]} labeled feature rows but {len(labels)} labels; "
                          "pass one label per row.")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must be class indices in 0..{n_classes - 1}; "
@@ -113,7 +113,7 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
             pool[fold] = backend.predict_proba(fitted, X_unlabeled)
         if progress:
             progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} "
-                     f"held-out and {n_unlabeled} unlabelled examples")
+                     f"held-out and {n_unlabeled} unlabeled examples")
     pred_probs = every[assignment, np.arange(len(labels))]
     return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
                        fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every)

@@ -1,6 +1,6 @@
 """Routing: which annotator should label each pick of a batch.
 
-An annotator is eligible for an example when they have not labelled it, have
+An annotator is eligible for an example when they have not labeled it, have
 room left this round (``capacity``), cost no more than the money left, and (in
 simulation) actually hold an answer for it. Among the eligible:
 
@@ -14,8 +14,6 @@ Ties go to the smaller annotator id.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -59,7 +57,7 @@ class Router:
         if routing.capacity is not None and routing.capacity < 1:
             raise ValueError(f"capacity is {routing.capacity}; set routing.capacity_per_annotator >= 1 or null.")
         self.routing = routing
-        self.labelled_by = annotations.groupby("example_id")["annotator_id"].agg(set).to_dict()
+        self.labeled_by = annotations.groupby("example_id")["annotator_id"].agg(set).to_dict()
         known = set(annotations["annotator_id"]) | set(annotator_quality.index)
         for held in (routing.holders or {}).values():
             known |= set(held)
@@ -80,10 +78,10 @@ class Router:
         """
         if not self.quality and self.routing.holders is None:
             return ANYONE if money_left is None or self.cost(ANYONE) <= money_left else None
-        done = self.labelled_by.get(example_id, set())
-        pool = self.quality if self.routing.holders is None else self.routing.holders.get(example_id, ())
+        done = self.labeled_by.get(example_id, set())
+        candidates = self.quality if self.routing.holders is None else self.routing.holders.get(example_id, ())
         capacity = self.routing.capacity
-        eligible = [a for a in pool if a not in done
+        eligible = [a for a in candidates if a not in done
                     and (capacity is None or self.load[a] < capacity)
                     and (money_left is None or self.cost(a) <= money_left)]
         if not eligible:
@@ -96,18 +94,10 @@ class Router:
         """Count ``annotator``'s pick of ``example_id`` this round."""
         if annotator != ANYONE:
             self.load[annotator] += 1
-            self.labelled_by.setdefault(example_id, set()).add(annotator)
+            self.labeled_by.setdefault(example_id, set()).add(annotator)
 
 
 def assignments(batch: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One table per suggested annotator (:data:`ANYONE` rows under ``"unassigned"``), batch order kept."""
     names = batch["suggested_annotator"].fillna(ANYONE).replace({ANYONE: "unassigned"})
     return {str(name): rows.reset_index(drop=True) for name, rows in batch.groupby(names, sort=True)}
-
-
-def file_stem(annotator: str) -> str:
-    """A file name for an annotator id: safe characters kept, others ``_`` plus a short hash (no clashes)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", annotator).strip(".")
-    if safe == annotator:
-        return safe
-    return f"{safe or '_'}-{hashlib.sha256(annotator.encode()).hexdigest()[:8]}"

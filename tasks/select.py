@@ -2,7 +2,7 @@
 
 Follows ActiveLab's batch recipe: rank every pool example by score (lower =
 more useful), take at most one new annotation per example per batch, and route
-each pick to an annotator who has not labelled it yet (:mod:`.route`). Optional:
+each pick to an annotator who has not labeled it yet (:mod:`.route`). Optional:
 skip near-duplicates and mix the score with k-center distance (:mod:`.diversity`),
 and stop when the money left is spent.
 """
@@ -16,16 +16,16 @@ import pandas as pd
 
 from crowdloop.tasks.diversity import CandidateQueue
 from crowdloop.tasks.route import ANYONE, Router, Routing
+from crowdloop.tasks.schema import PICK_COLUMNS
 
-BATCH_COLUMNS = ("example_id", "suggested_annotator", "score", "cost")
-__all__ = ["ANYONE", "BATCH_COLUMNS", "Diversity", "Routing", "Selection", "select_batch"]
+__all__ = ["ANYONE", "Diversity", "Routing", "Selection", "select_batch"]
 
 
 @dataclass(frozen=True)
 class Diversity:
     """Diversity options: embeddings (index example_id, one row per pool example) and what they switch on.
 
-    ``covered``: embeddings (L, D) of the examples already labelled, for k-center distance.
+    ``covered``: embeddings (L, D) of the examples already labeled, for k-center distance.
     """
 
     embeddings: pd.DataFrame
@@ -38,20 +38,16 @@ class Diversity:
 class Selection:
     """The chosen batch.
 
-    ``batch``: columns :data:`BATCH_COLUMNS`, in pick order, at most ``batch_size``
+    ``picks``: columns schema.PICK_COLUMNS, in pick order, at most ``batch_size``
     rows. ``unroutable``: example ids that ranked high enough to be picked but had
-    no eligible annotator (all labelled it, full, too expensive, or in simulation
-    none holds an answer); left out of ``batch`` so the batch still fills up.
-    ``duplicates``: ids skipped as near-duplicates of a pick. ``cost``: the batch's total.
+    no eligible annotator (all labeled it, full, too expensive, or in simulation
+    none holds an answer); left out of ``picks`` so the batch still fills up.
+    ``duplicates``: ids skipped as near-duplicates of a pick.
     """
 
-    batch: pd.DataFrame
+    picks: pd.DataFrame
     unroutable: list[str]
     duplicates: list[str] = field(default_factory=list)
-
-    @property
-    def cost(self) -> float:
-        return float(self.batch["cost"].sum())
 
 
 def select_batch(
@@ -70,7 +66,7 @@ def select_batch(
     Parameters
     ----------
     scores : Series of shape (P,)
-        Index example_id (labelled and unlabelled pool), value the score; lower = ask first.
+        Index example_id (labeled and unlabeled pool examples), value the score; lower = ask first.
         Equal scores are ordered by example_id.
     annotations : DataFrame with columns example_id, annotator_id (others ignored)
         Every annotation so far.
@@ -117,10 +113,10 @@ def select_batch(
         cost = router.cost(annotator)
         spent += cost
         rows.append((example_id, annotator, float(values[index]), cost))
-    batch = pd.DataFrame(rows, columns=list(BATCH_COLUMNS)).astype(
+    picks = pd.DataFrame(rows, columns=list(PICK_COLUMNS)).astype(
         {"example_id": object, "suggested_annotator": object, "score": float, "cost": float}
     )
-    return Selection(batch=batch, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates])
+    return Selection(picks=picks, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates])
 
 
 def _queue(ids: list, diversity: Diversity | None, batch_size: int) -> CandidateQueue:

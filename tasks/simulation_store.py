@@ -1,7 +1,7 @@
 """The only module that reads and writes a simulation's output folder (``crowdloop simulate --out``)::
 
     settings.json            what the finished rounds were run with (the data, the preset, params)
-    replay/                  examples, initial and pool annotations, classes.json
+    replay/                  examples, initial and uncollected annotations, classes.json
     checkpoints/<arm>-seed<k>/   rows.csv, annotations.parquet, pred_probs.parquet after each round
     curves.csv, learning_curve.png, summary.txt
     mlruns/, .cache/         MLflow and the embeddings cache
@@ -18,9 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from crowdloop.tasks.store import CampaignError, replacing, write_parquet_atomic, write_text_atomic
+from crowdloop.tasks.errors import CampaignError
+from crowdloop.tasks.files import replacing, write_parquet_atomic, write_text_atomic
 
 SETTINGS_FILE = "settings.json"
+
+
+def cache_dir(out: Path) -> Path:
+    """The simulation's cache folder (embeddings), out/.cache."""
+    return Path(out) / ".cache"
 
 
 def prepare(out: Path, replay, settings: dict) -> None:
@@ -51,20 +57,20 @@ def prepare(out: Path, replay, settings: dict) -> None:
 
 
 def replay_fingerprint(replay) -> str:
-    """SHA-256 over the replay's examples, initial and pool annotations and classes."""
+    """SHA-256 over the replay's examples, initial and uncollected annotations and classes."""
     digest = hashlib.sha256(json.dumps(list(replay.classes)).encode())
-    for frame in (replay.examples, replay.initial, replay.pool):
+    for frame in (replay.examples, replay.initial, replay.uncollected):
         digest.update(",".join(map(str, frame.columns)).encode())
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
 def write_replay(out: Path, replay) -> None:
-    """The dataset a simulation replays (examples, initial, pool, classes) under out/replay/."""
+    """The dataset a simulation replays (examples, initial, uncollected, classes) under out/replay/."""
     folder = Path(out) / "replay"
     write_parquet_atomic(folder / "examples.parquet", replay.examples)
     write_parquet_atomic(folder / "initial.parquet", replay.initial)
-    write_parquet_atomic(folder / "pool.parquet", replay.pool)
+    write_parquet_atomic(folder / "uncollected.parquet", replay.uncollected)
     write_text_atomic(folder / "classes.json", json.dumps(list(replay.classes)) + "\n")
 
 
@@ -74,13 +80,14 @@ def read_replay(out: Path):
     folder = Path(out) / "replay"
     return Replay(examples=pd.read_parquet(folder / "examples.parquet"),
                   initial=pd.read_parquet(folder / "initial.parquet"),
-                  pool=pd.read_parquet(folder / "pool.parquet"),
+                  uncollected=pd.read_parquet(folder / "uncollected.parquet"),
                   classes=tuple(json.loads((folder / "classes.json").read_text())))
 
 
 def write_checkpoint(folder: Path, *, rows: pd.DataFrame, annotations: pd.DataFrame,
                      pred_probs: pd.DataFrame) -> None:
-    """One simulated arm × seed after a round: its curve rows, annotations, pool probabilities.
+    """One simulated arm × seed after a round: its curve rows, annotations, pool probabilities
+    (index example_id, one column per class name).
 
     ``rows.csv`` is written last: it alone says how many rounds are done.
     """

@@ -35,13 +35,17 @@ class Spend:
     def money_left(self) -> float | None:
         return None if self.money_budget is None else max(0.0, self.money_budget - self.money)
 
+    def batch_limit(self, batch_size: int) -> int:
+        """How many requests a batch may make: ``batch_size``, or fewer when the annotation budget ends."""
+        return batch_size if self.annotations_left is None else min(batch_size, self.annotations_left)
+
     @property
     def spent(self) -> bool:
         return self.annotations_left == 0 or (self.money_left is not None and self.money_left <= 0)
 
 
 @dataclass(frozen=True)
-class Decision:
+class StopDecision:
     """``stop``: whether to stop; ``reason``: one sentence; ``stable_rounds``: the current plateau length."""
 
     stop: bool
@@ -96,16 +100,16 @@ def stable_rounds(history: Sequence[dict], *, epsilon: float) -> int:
     return count
 
 
-def decide(history: Sequence[dict], spend: Spend, *, epsilon: float, rounds: int) -> Decision:
+def decide(history: Sequence[dict], spend: Spend, *, epsilon: float, rounds: int) -> StopDecision:
     """Stop when the budget is spent, or after ``rounds`` stable rounds in a row."""
     stable = stable_rounds(history, epsilon=epsilon)
     if spend.spent:
         what = "annotation" if spend.annotations_left == 0 else "money"
-        return Decision(True, f"the {what} budget is spent", stable)
+        return StopDecision(True, f"the {what} budget is spent", stable)
     if stable >= rounds:
-        return Decision(True, f"accuracy and consensus quality changed by less than {epsilon:g} "
+        return StopDecision(True, f"accuracy and consensus quality changed by less than {epsilon:g} "
                               f"for {stable} rounds", stable)
-    return Decision(False, f"{stable} of {rounds} stable rounds", stable)
+    return StopDecision(False, f"{stable} of {rounds} stable rounds", stable)
 
 
 def _accuracy_key(before: dict, after: dict) -> str | None:

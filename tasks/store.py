@@ -6,13 +6,13 @@ A campaign is a directory::
     dvc.yaml, data.dvc           DVC: the round stage; data/ as one tracked directory
     metrics.json                 the latest round's metrics (git-tracked, `dvc metrics diff`)
     data/
-      examples.parquet           example_id, text, split (pool | test), gold (class or null)
+      examples.parquet           schema.EXAMPLE_COLUMNS, one row per example
       annotations/NNN-SSS-*.parquet
-                                 example_id, annotator_id, label, round, source, time;
-                                 one new part file per ingestion, never rewritten
-      simulator/answers.parquet  simulated annotators' not-yet-collected answers (demo)
-      rounds/NNN/                batch.csv, consensus.parquet, annotators.csv, metrics.json,
-                                 assignments/<annotator>.csv, unroutable.csv,
+                                 schema.ANNOTATION_COLUMNS; one new part file per ingestion,
+                                 never rewritten (NNN: the round, SSS: the part's number)
+      simulator/answers.parquet  simulated annotators' uncollected answers (demo)
+      rounds/NNN/                batch.csv, consensus.parquet, annotators.csv, pred_probs.parquet,
+                                 metrics.json, assignments/<annotator>.csv, unroutable.csv,
                                  lineage.json (the round's MLflow run and Prefect flow run ids)
     inbox/                       answer files dropped for the next scheduled round (tasks/inbox.py)
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
@@ -26,28 +26,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import tempfile
-from contextlib import contextmanager
+import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from crowdloop.tasks.route import file_stem
+from crowdloop.tasks.errors import CampaignError
+from crowdloop.tasks.files import file_stem, slug, write_parquet_atomic, write_text_atomic
+from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
-EXAMPLE_COLUMNS = ("example_id", "text", "split", "gold")
-ANNOTATION_COLUMNS = ("example_id", "annotator_id", "label", "round", "source", "time")
-ANSWER_COLUMNS = ("example_id", "annotator_id", "label")
-BATCH_COLUMNS = ("example_id", "text", "suggested_annotator", "score", "cost")
-SPLITS = ("pool", "test")
 LINEAGE_FILE = "lineage.json"
-
-
-class CampaignError(RuntimeError):
-    """The directory is not a usable campaign; the message says what to do."""
+# Metric keys renamed since a round was written: metrics.json files keep their old names.
+RENAMED_METRICS = {"labelled_examples": "labeled_examples"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +103,11 @@ def open_campaign(root: Path | str) -> Campaign:
     return campaign
 
 
-# ---------------------------------------------------------------- examples
+# ---------------------------------------------------------------- params and examples
+
+def write_params(campaign: Campaign, text: str) -> None:
+    write_text_atomic(campaign.params_file, text)
+
 
 def write_examples(campaign: Campaign, examples: pd.DataFrame) -> None:
     write_parquet_atomic(campaign.examples_file, examples.loc[:, list(EXAMPLE_COLUMNS)])
@@ -125,7 +121,7 @@ def read_examples(campaign: Campaign) -> pd.DataFrame:
 # ---------------------------------------------------------------- annotations
 
 def read_annotations(campaign: Campaign) -> pd.DataFrame:
-    """All annotations, part files in the order they were written."""
+    """All annotations (ANNOTATION_COLUMNS), part files in the order they were written."""
     parts = sorted(campaign.annotations_dir.glob("*.parquet"))
     if not parts:
         return empty_annotations()
@@ -137,27 +133,28 @@ def empty_annotations() -> pd.DataFrame:
     return frame.astype({"round": "int64"})
 
 
-def append_annotations(campaign: Campaign, rows: pd.DataFrame, *, source: str) -> Path | None:
-    """Store ``rows`` (ANNOTATION_COLUMNS) as a new part file; existing files are never touched.
+def append_annotations(campaign: Campaign, answers: pd.DataFrame, *, round: int, source: str,
+                       now: datetime | None = None) -> Path | None:
+    """Store ``answers`` (ANSWER_COLUMNS) as a new part file, stamped with ``round``, ``source``
+    and the time; existing part files are never touched.
 
-    Returns the new file, or ``None`` when ``rows`` is empty (nothing is written).
+    ``source`` says where the answers came from (``initial``, ``simulated``,
+    ``ingest:<file name>``); it is the rows' ``source`` and names the part file.
+    Returns the new file, or None when ``answers`` is empty (nothing is written).
     """
-    if rows.empty:
+    if answers.empty:
         return None
-    campaign.annotations_dir.mkdir(parents=True, exist_ok=True)
+    stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    rows = answers.loc[:, list(ANSWER_COLUMNS)].reset_index(drop=True)
+    rows = rows.assign(round=int(round), source=source, time=stamp).loc[:, list(ANNOTATION_COLUMNS)]
     number = len(list(campaign.annotations_dir.glob("*.parquet")))
-    round_ = int(rows["round"].max())
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", source).strip("-")[:40] or "annotations"
-    path = campaign.annotations_dir / f"{round_:03d}-{number:03d}-{slug}.parquet"
-    frame = rows.loc[:, list(ANNOTATION_COLUMNS)].reset_index(drop=True)
-    write_parquet_atomic(path, frame.astype({"round": "int64"}))
+    path = campaign.annotations_dir / f"{int(round):03d}-{number:03d}-{slug(source, fallback='annotations')}.parquet"
+    write_parquet_atomic(path, rows.astype({"round": "int64"}))
     return path
 
 
 def discard_round(campaign: Campaign, number: int, *, parts: list[Path]) -> None:
     """Remove round ``number``'s folder and the annotation ``parts`` it added (a failed round)."""
-    import shutil
-
     for part in parts:
         part.unlink(missing_ok=True)
     shutil.rmtree(campaign.round_dir(number), ignore_errors=True)
@@ -170,6 +167,7 @@ def write_simulator_answers(campaign: Campaign, answers: pd.DataFrame) -> None:
 
 
 def read_simulator_answers(campaign: Campaign) -> pd.DataFrame:
+    """The simulated annotators' uncollected answers (ANSWER_COLUMNS)."""
     if not campaign.simulator_file.is_file():
         raise CampaignError(
             f"{campaign.root}: this campaign has no simulated annotators "
@@ -201,7 +199,8 @@ def write_round(
 ) -> Path:
     """Write a round's outputs; metrics.json goes last and marks the round complete.
 
-    ``pred_probs`` : DataFrame of shape (P, K), index example_id, one column per class:
+    ``batch`` : schema.BATCH_COLUMNS. ``consensus`` : index example_id, labels as class names.
+    ``pred_probs`` : DataFrame of shape (P, K), index example_id, one column per class name:
     out-of-sample probabilities for every pool example (the next round's CROWDLAB input).
     ``assignments`` : annotator id -> their rows of the batch, written to
     ``assignments/<annotator>.csv``. ``unroutable`` : ids that no annotator could
@@ -222,16 +221,25 @@ def write_round(
     return folder
 
 
+def round_artifacts(campaign: Campaign, number: int) -> list[Path]:
+    """The files of round ``number`` that its MLflow run keeps."""
+    folder = campaign.round_dir(number)
+    return [folder / name for name in ("batch.csv", "annotators.csv", "consensus.parquet", "metrics.json")]
+
+
 def read_batch(campaign: Campaign, number: int) -> pd.DataFrame:
     return pd.read_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
 
 
 def read_round_metrics(campaign: Campaign, number: int) -> dict:
-    return json.loads((campaign.round_dir(number) / "metrics.json").read_text())
+    """Round ``number``'s metrics.json, metric keys renamed since under their new names."""
+    metrics = json.loads((campaign.round_dir(number) / "metrics.json").read_text())
+    return {RENAMED_METRICS.get(key, key): value for key, value in metrics.items()}
 
 
 def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
-    """Round ``number``'s pool probabilities (index example_id), or None before round 1."""
+    """Round ``number``'s pool probabilities (index example_id, one column per class name),
+    or None before round 1."""
     path = campaign.round_dir(number) / "pred_probs.parquet"
     return pd.read_parquet(path).set_index("example_id") if path.is_file() else None
 
@@ -247,31 +255,6 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def read_annotator_stats(campaign: Campaign, number: int) -> pd.DataFrame:
-    return pd.read_csv(campaign.round_dir(number) / "annotators.csv", dtype={"annotator_id": str})
-
-
-# ---------------------------------------------------------------- embeddings cache
-
-def read_embedding_cache(campaign: Campaign, model_key: str) -> dict[str, np.ndarray]:
-    """``{text_hash: vector}`` stored for one encoder (``model_key``)."""
-    path = campaign.cache / "embeddings" / f"{model_key}.npz"
-    if not path.is_file():
-        return {}
-    with np.load(path) as stored:
-        return dict(zip(stored["keys"].tolist(), stored["vectors"]))
-
-
-def write_embedding_cache(campaign: Campaign, model_key: str, cache: dict[str, np.ndarray]) -> None:
-    path = campaign.cache / "embeddings" / f"{model_key}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = np.array(sorted(cache))
-    vectors = np.stack([cache[k] for k in keys]) if len(keys) else np.zeros((0, 0), np.float32)
-    with replacing(path) as tmp:
-        with tmp.open("wb") as handle:
-            np.savez(handle, keys=keys, vectors=vectors)
-
-
 # ---------------------------------------------------------------- hashes
 
 def data_hash(campaign: Campaign) -> str:
@@ -281,32 +264,3 @@ def data_hash(campaign: Campaign) -> str:
         digest.update(path.relative_to(campaign.data).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
-
-
-# ---------------------------------------------------------------- low level (also for tasks/simulation_store.py)
-
-def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> None:
-    with replacing(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with replacing(path) as tmp:
-        tmp.write_text(text)
-
-
-@contextmanager
-def replacing(path: Path):
-    """A temporary sibling of ``path`` that replaces it only once fully written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; data files are ordinary files
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -22,16 +22,17 @@ CHAMPION = "champion"
 SCORE = "test_accuracy"  # what makes a round's model the champion
 
 
-def tracking_uri(campaign: Campaign, configured: str | None = None) -> str:
-    """``configured`` (params.yaml), else ``MLFLOW_TRACKING_URI``, else sqlite under mlruns/."""
+def tracking_uri(mlruns: Path, configured: str | None = None) -> str:
+    """``configured`` (params.yaml), else ``MLFLOW_TRACKING_URI``, else sqlite in the folder
+    ``mlruns`` (a campaign's or a simulation's mlruns/)."""
     return (configured or os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{(campaign.mlruns / 'mlflow.db').resolve()}")
+            or f"sqlite:///{(Path(mlruns) / 'mlflow.db').resolve()}")
 
 
-def _client(campaign: Campaign, uri: str | None):
+def _client(mlruns: Path, uri: str | None):
     from mlflow.tracking import MlflowClient
 
-    uri = tracking_uri(campaign, uri)
+    uri = tracking_uri(mlruns, uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(uri, registry_uri=uri)
@@ -58,8 +59,8 @@ def log_round(
     """
     from mlflow.entities import Metric, Param, RunTag
 
-    client = _client(campaign, uri)
-    experiment_id = _experiment(client, campaign)
+    client = _client(campaign.mlruns, uri)
+    experiment_id = _experiment(client, campaign.name)
     parent = _campaign_run(client, experiment_id, campaign)
     run = client.create_run(
         experiment_id,
@@ -94,18 +95,13 @@ def log_round(
 
 def log_simulation(root: Path, name: str, *, params: dict, curves, artifacts: list[Path]) -> str:
     """One benchmark run (params, the figure and table) with a nested run per arm × seed
-    holding its learning curve (metrics at ``step=round``). Returns the benchmark run id."""
+    holding its learning curve (metrics at ``step=round``), in the tracking store of the
+    simulation folder ``root`` (``MLFLOW_TRACKING_URI``, else sqlite under root/mlruns/).
+    Returns the benchmark run id."""
     from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
 
-    store_root = root / "mlruns"
-    store_root.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI")
-                          or f"sqlite:///{(store_root / 'mlflow.db').resolve()}")
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        name, artifact_location=None if "MLFLOW_TRACKING_URI" in os.environ
-        else (store_root / "artifacts").resolve().as_uri())
+    client = _client(root / "mlruns", None)
+    experiment_id = _experiment(client, name)
     parent = client.create_run(experiment_id, run_name="benchmark", tags={CAMPAIGN_TAG: "benchmark"})
     parent_id = parent.info.run_id
     client.log_batch(parent_id, params=[Param(k, str(v)[:6000]) for k, v in _flatten(params).items()])
@@ -132,12 +128,12 @@ def set_tags(campaign: Campaign, run_id: str, tags: dict[str, str], *, uri: str 
     """Add ``tags`` to a run (the lineage known only once the round is committed)."""
     from mlflow.entities import RunTag
 
-    _client(campaign, uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    _client(campaign.mlruns, uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def mark_failed(campaign: Campaign, run_id: str, *, uri: str | None = None) -> None:
     """A round whose data was discarded after its run was logged: say so in MLflow."""
-    _client(campaign, uri).set_terminated(run_id, status="FAILED")
+    _client(campaign.mlruns, uri).set_terminated(run_id, status="FAILED")
 
 
 def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str | None = None) -> int | None:
@@ -150,7 +146,7 @@ def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str
 
     if score != score:  # NaN: no gold test split, nothing to rank models by
         return None
-    client = _client(campaign, uri)
+    client = _client(campaign.mlruns, uri)
     name = campaign.name
     try:
         best = client.get_model_version_by_alias(name, CHAMPION)
@@ -165,34 +161,14 @@ def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str
     return int(version.version)
 
 
-def get_run(campaign: Campaign, run_id: str, *, uri: str | None = None):
-    """The MLflow run ``run_id`` (raises MlflowException when it does not exist)."""
-    return _client(campaign, uri).get_run(run_id)
-
-
-def round_runs(campaign: Campaign, *, uri: str | None = None) -> list[dict]:
-    """Finished round runs of the campaign: ``{round, run_id, metrics}``, by round."""
-    client = _client(campaign, uri)
-    experiment = client.get_experiment_by_name(campaign.name)
-    if experiment is None:
-        return []
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.{CAMPAIGN_TAG} = 'round' and attributes.status = 'FINISHED'",
-    )
-    rows = [{"round": int(r.data.tags["crowdloop.round"]), "run_id": r.info.run_id,
-             "metrics": dict(r.data.metrics)} for r in runs]
-    return sorted(rows, key=lambda r: r["round"])
-
-
-def _experiment(client, campaign: Campaign) -> str:
-    experiment = client.get_experiment_by_name(campaign.name)
+def _experiment(client, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     artifacts = None
     if client.tracking_uri.startswith("sqlite:///"):  # a server keeps artifacts where it is set up to
         artifacts = (Path(client.tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
-    return client.create_experiment(campaign.name, artifact_location=artifacts)
+    return client.create_experiment(name, artifact_location=artifacts)
 
 
 def _campaign_run(client, experiment_id: str, campaign: Campaign) -> str:

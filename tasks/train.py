@@ -1,27 +1,73 @@
 """Train on the consensus labels and predict: k-fold out-of-sample, pool and gold split.
 
-The one expensive step of a round. Its Prefect task is cached on a content key
-(texts, labels, model and fold settings, seed), so re-running a round whose
+The one expensive step of a round. :func:`train_and_predict` is the pure step;
+:func:`train_with_cache` runs it against a campaign's cache folder (embeddings,
+exported model). Its content key (:func:`training_key`: texts, labels, weights,
+model and fold settings, seed) lets the flow cache it, so re-running a round whose
 inputs did not change trains nothing and returns the stored predictions.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
-from prefect import task
 
-from crowdloop.tasks import model as model_mod
-from crowdloop.tasks import store
+from crowdloop.tasks import embedding_cache
+from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import ModelConfig
+from crowdloop.tasks.models.base import model_key, resolve_model_name
 from crowdloop.tasks.predict import out_of_sample
 
 log = logging.getLogger("crowdloop")
+CODE_VERSION = "5"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What the classifier learns from and predicts on in one round.
+
+    ``labels`` (N,): the consensus class index of each of ``texts_labeled``;
+    ``sample_weight`` (N,) or None: each labeled example's weight (:func:`sample_weights`).
+    """
+
+    texts_labeled: list[str]
+    labels: np.ndarray
+    texts_unlabeled: list[str]
+    texts_test: list[str]
+    sample_weight: np.ndarray | None = None
+
+
+def sample_weights(agreed, ids, how: str) -> np.ndarray | None:
+    """Training weight per labeled example: its consensus quality (``model.sample_weights:
+    consensus_quality``), so a label the annotators and the model doubt counts less; None
+    for ``none``. ``agreed``: a consensus.Consensus; ``ids``: the labeled example ids."""
+    if how == "none" or len(ids) == 0:
+        return None
+    quality = agreed.examples.loc[ids, "consensus_quality"].to_numpy(dtype=float)
+    if not np.isfinite(quality).all() or quality.sum() <= 0:
+        log.warning("consensus quality unusable as training weights (non-finite or all 0); weighting equally")
+        return None
+    return np.clip(quality, 0.0, None)
+
+
+def training_key(training: TrainingSet, *, settings: dict) -> str:
+    """SHA-256 of everything the train/predict step depends on; equal keys, equal results."""
+    digest = hashlib.sha256()
+    for part in (training.texts_labeled, training.texts_test, training.texts_unlabeled):
+        digest.update(json.dumps(list(part)).encode())
+    digest.update(np.asarray(training.labels, dtype=np.int64).tobytes())
+    weights = training.sample_weight
+    digest.update(b"unweighted" if weights is None else np.asarray(weights, dtype=np.float64).tobytes())
+    digest.update(json.dumps(settings | {"code": CODE_VERSION}, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -31,26 +77,28 @@ class Predictions:
     Attributes
     ----------
     pred_probs : ndarray of shape (N, K)
-        Out-of-sample probabilities of the labelled examples.
+        Out-of-sample probabilities of the labeled examples.
     pred_probs_unlabeled : ndarray of shape (U, K)
-        Mean over the fold models, for the unlabelled pool.
+        Mean over the fold models, for the unlabeled pool.
     fold_pred_probs_unlabeled : ndarray of shape (k, U, K)
         Each fold model's probabilities for the pool.
     test_probs : ndarray of shape (T, K)
-        The model trained on all labelled examples, on the gold split.
+        The model trained on all labeled examples, on the gold split.
     backend : str
         ``head`` or ``finetune``: what actually ran.
     seconds : dict
         Wall time of ``features``, ``kfold`` and ``full_fit``.
     fold_pred_probs : ndarray of shape (k, N, K) or None
-        Each fold model on every labelled example (in-sample for k-1 of them).
+        Each fold model on every labeled example (in-sample for k-1 of them).
     embeddings, embeddings_unlabeled : ndarray of shape (N, D), (U, D) or None
-        ``backend.embed`` of the labelled and unlabelled pools.
+        ``backend.embed`` of the labeled and unlabeled pools.
     posterior_probs, posterior_probs_unlabeled : ndarray of shape (S, N, K), (S, U, K) or None
         Posterior samples for BALD: MC-dropout passes of the full model where the
         backend has them and ``mc_passes`` asked for them, else the fold models.
     trained : bool
-        False when nothing was labelled: no model, uniform probabilities, only embeddings.
+        False when nothing was labeled: no model, uniform probabilities, only embeddings.
+    model_dir : str or None
+        Where the model fitted on all labeled examples was exported (None: not exported).
     """
 
     pred_probs: np.ndarray
@@ -65,31 +113,31 @@ class Predictions:
     posterior_probs: np.ndarray | None = None
     posterior_probs_unlabeled: np.ndarray | None = None
     trained: bool = True
+    model_dir: str | None = None
 
 
 def train_and_predict(
     backend,
-    texts_labeled: Sequence[str],
-    labels: np.ndarray,
-    texts_unlabeled: Sequence[str],
-    texts_test: Sequence[str],
+    training: TrainingSet,
     *,
     n_classes: int,
     folds: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
     mc_passes: int = 0,
-    sample_weight: np.ndarray | None = None,
 ):
-    """k-fold out-of-sample predictions plus a model fitted on all labelled examples.
+    """k-fold out-of-sample predictions plus a model fitted on all labeled examples.
 
     Returns ``(Predictions, fitted)`` where ``fitted`` is the full model (for
-    export). With no labelled example nothing is trained: ``fitted`` is None and
+    export). With no labeled example nothing is trained: ``fitted`` is None and
     the predictions are uniform (``trained`` False), embeddings only.
     ``mc_passes`` >= 2 asks a backend with ``mc_dropout_proba`` for that many
-    MC-dropout passes as BALD's posterior samples. ``sample_weight`` (N,): each
-    labelled example's weight in every fit that trains on it (None: equal weights).
+    MC-dropout passes as BALD's posterior samples. ``training.sample_weight`` (N,):
+    each labeled example's weight in every fit that trains on it (None: equal weights).
     """
+    texts_labeled, labels, texts_unlabeled, texts_test = (training.texts_labeled, training.labels,
+                                                          training.texts_unlabeled, training.texts_test)
+    sample_weight = training.sample_weight
     say = progress or (lambda message: None)
     seconds = {}
     start = time.perf_counter()
@@ -98,7 +146,7 @@ def train_and_predict(
     x_l, x_u, x_t = features[:n_l], features[n_l:n_l + n_u], features[n_l + n_u:]
     seconds["features"] = time.perf_counter() - start
     if n_l == 0:
-        say(f"nothing labelled yet: no model; embedding {n_u} unlabelled examples for a cold start")
+        say(f"nothing labeled yet: no model; embedding {n_u} unlabeled examples for a cold start")
         uniform = np.full((n_u, n_classes), 1.0 / n_classes)
         return Predictions(
             pred_probs=np.zeros((0, n_classes)), pred_probs_unlabeled=uniform,
@@ -108,13 +156,13 @@ def train_and_predict(
         ), None
 
     start = time.perf_counter()
-    say(f"{folds}-fold out-of-sample predictions for {n_l} labelled and {n_u} unlabelled examples")
+    say(f"{folds}-fold out-of-sample predictions for {n_l} labeled and {n_u} unlabeled examples")
     oos = out_of_sample(backend, x_l, labels, x_u, n_classes=n_classes, folds=folds, seed=seed,
                         sample_weight=sample_weight, progress=progress)
     seconds["kfold"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    say(f"fitting on all {n_l} labelled examples; scoring {len(texts_test)} gold test examples")
+    say(f"fitting on all {n_l} labeled examples; scoring {len(texts_test)} gold test examples")
     fitted = backend.fit(x_l, labels, n_classes=n_classes, seed=seed, sample_weight=sample_weight)
     test_probs = backend.predict_proba(fitted, x_t) if len(texts_test) else np.zeros((0, n_classes))
     seconds["full_fit"] = time.perf_counter() - start
@@ -143,41 +191,20 @@ def train_and_predict(
     return predictions, fitted
 
 
-@task(name="train-and-predict", cache_key_fn=lambda _, params: params["key"],
-      persist_result=True, retries=1, retry_delay_seconds=5)
-def train_predict_task(
-    key: str,
-    campaign_dir: str,
-    texts_labeled: list[str],
-    labels: np.ndarray,
-    texts_unlabeled: list[str],
-    texts_test: list[str],
-    *,
-    model: ModelConfig,
-    n_classes: int,
-    folds: int,
-    seed: int,
-    mc_passes: int = 0,
-    sample_weight: np.ndarray | None = None,
-) -> tuple[Predictions, str]:
-    """Load the encoder once, train and predict, export the full model; cached on ``key``.
-
-    Returns the predictions and the directory of the exported model.
-    """
-    campaign = store.Campaign(Path(campaign_dir))
-    name = model_mod.resolve_model_name(model.name)
-    encoder_key = model_mod.model_key(name)
-    cache = store.read_embedding_cache(campaign, encoder_key)
+def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model: ModelConfig, n_classes: int,
+                     folds: int, seed: int, mc_passes: int = 0) -> Predictions:
+    """:func:`train_and_predict` with the encoder loaded once, the embeddings cache of ``cache_dir``
+    read and extended, and the full model exported to ``cache_dir/models/<key>``."""
+    encoder_key = model_key(resolve_model_name(model.name))
+    cache = embedding_cache.read(cache_dir, encoder_key)
     known = len(cache)
-    backend = model_mod.load_backend(model, embedding_cache=cache, progress=log.info)
-    predictions, fitted = train_and_predict(
-        backend, texts_labeled, labels, texts_unlabeled, texts_test,
-        n_classes=n_classes, folds=folds, seed=seed, progress=log.info, mc_passes=mc_passes,
-        sample_weight=sample_weight,
-    )
+    backend = models_mod.load_backend(model, embedding_cache=cache, progress=log.info)
+    predictions, fitted = train_and_predict(backend, training, n_classes=n_classes, folds=folds, seed=seed,
+                                            progress=log.info, mc_passes=mc_passes)
     if len(cache) > known:
-        store.write_embedding_cache(campaign, encoder_key, cache)
-    model_dir = campaign.cache / "models" / key[:16]
-    if fitted is not None:
-        backend.save(fitted, model_dir)
-    return predictions, str(model_dir)
+        embedding_cache.write(cache_dir, encoder_key, cache)
+    if fitted is None:
+        return predictions
+    model_dir = Path(cache_dir) / "models" / key[:16]
+    backend.save(fitted, model_dir)
+    return dataclasses.replace(predictions, model_dir=str(model_dir))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.store import Campaign
 
-ROUND_TAG = "round-{:03d}"
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
@@ -28,8 +28,13 @@ REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (r
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
 
 
-class VersionError(RuntimeError):
+class VersionError(CrowdloopError):
     """A git or DVC command failed; the message holds the command and its error."""
+
+
+def round_tag(number: int) -> str:
+    """The git tag of round ``number``: ``round-NNN``."""
+    return f"round-{number:03d}"
 
 
 def render_dvc_yaml(campaign: Campaign, param_sections: list[str]) -> str:
@@ -95,7 +100,7 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
     """
     root = campaign.root
     _ensure_identity(root)
-    tag = ROUND_TAG.format(number)
+    tag = round_tag(number)
     if tag not in round_tags(campaign):
         known = ", ".join(round_tags(campaign)) or "none"
         raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")

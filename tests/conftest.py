@@ -60,7 +60,7 @@ def cfg(tiny_model_dir):
         base.model,
         name=str(tiny_model_dir),
         max_length=32,
-        batch_size=8,
+        minibatch_size=8,
         finetune=dataclasses.replace(base.model.finetune, steps=5),
     )
     return dataclasses.replace(base, model=model)

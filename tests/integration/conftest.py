@@ -21,7 +21,7 @@ def make_tiny_campaign(root: Path, model_dir: Path, **sections):
                                       initial=data.initial, simulator=data.answers)
     params = yaml.safe_load(made.params_file.read_text())
     params["model"].update({"name": str(model_dir), "backend": "head", "max_length": 32,
-                            "batch_size": 16})
+                            "minibatch_size": 16})
     params["model"]["head"]["C_grid"] = [1.0, 10.0]
     params["select"]["batch_size"] = 8
     for section, values in sections.items():
@@ -56,3 +56,41 @@ def base(cfg):
     """The tiny-model config on the head backend with a single C (fast fits)."""
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backend="head",
                                                               head=dataclasses.replace(cfg.model.head, C_grid=(1.0,))))
+
+
+@pytest.fixture
+def round_runs():
+    """``round_runs(campaign, uri=None)``: the finished round runs in MLflow, by round."""
+    return _round_runs
+
+
+@pytest.fixture
+def get_run():
+    """``get_run(campaign, run_id, uri=None)``: one MLflow run of the campaign's tracking store."""
+    return _get_run
+
+
+def _round_runs(campaign, *, uri: str | None = None) -> list[dict]:
+    """The campaign's finished round runs in MLflow: ``{round, run_id, metrics, tags}``, by round."""
+    from mlflow.tracking import MlflowClient
+
+    from crowdloop.tasks import track
+
+    client = MlflowClient(track.tracking_uri(campaign.mlruns, uri))
+    experiment = client.get_experiment_by_name(campaign.name)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string="tags.crowdloop.run_kind = 'round' and attributes.status = 'FINISHED'")
+    rows = [{"round": int(r.data.tags["crowdloop.round"]), "run_id": r.info.run_id, "metrics": dict(r.data.metrics),
+             "tags": dict(r.data.tags), "status": r.info.status} for r in runs]
+    return sorted(rows, key=lambda r: r["round"])
+
+
+def _get_run(campaign, run_id: str, *, uri: str | None = None):
+    """The MLflow run ``run_id`` of the campaign's tracking store."""
+    from mlflow.tracking import MlflowClient
+
+    from crowdloop.tasks import track
+
+    return MlflowClient(track.tracking_uri(campaign.mlruns, uri)).get_run(run_id)

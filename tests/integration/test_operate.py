@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from crowdloop import cli, history
+from crowdloop import cli, history_table
 from crowdloop.flows.scheduled import scheduled_round
 from crowdloop.tasks import lineage, store, track, version
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _drop(campaign, name: str, text: str) -> None:
-    """Put a file into the inbox the way a labelling tool should: written aside, then moved in."""
+    """Put a file into the inbox the way a labeling tool should: written aside, then moved in."""
     inbox = campaign.root / "inbox"
     inbox.mkdir(exist_ok=True)
     (campaign.root / name).write_text(text)
@@ -87,9 +87,9 @@ def test_inbox_files_are_stored_once_and_a_bad_file_is_rejected_with_its_error(o
     assert runs["again"].result()["ingested"] == 0
 
 
-def test_history_ids_resolve_in_git_dvc_and_mlflow(operated, capsys):
+def test_history_ids_resolve_in_git_dvc_and_mlflow(operated, capsys, get_run):
     camp, runs, facts = operated
-    rows = history.rows(camp)
+    rows = history_table.rows(camp)
     assert [r["round"] for r in rows] == [1, 2]
     cache = camp.root / ".dvc" / "cache" / "files" / "md5"
     for row in rows:
@@ -102,12 +102,12 @@ def test_history_ids_resolve_in_git_dvc_and_mlflow(operated, capsys):
         md5 = {entry["relpath"]: entry["md5"] for entry in listing}
         metrics_file = camp.round_dir(n) / "metrics.json"
         assert md5[f"rounds/{n:03d}/metrics.json"] == hashlib.md5(metrics_file.read_bytes()).hexdigest()
-        run = track.get_run(camp, row["mlflow_run_id"])
+        run = get_run(camp, row["mlflow_run_id"])
         assert run.info.status == "FINISHED"
-        assert run.data.tags[lineage.GIT_COMMIT] == row["git_commit"]
-        assert run.data.tags[lineage.DVC_MD5] == row["dvc_md5"]
-        assert run.data.tags[lineage.ROUND_TAG] == row["tag"]
-        assert run.data.tags[lineage.FLOW_RUN] == row["prefect_flow_run_id"]
+        assert run.data.tags[lineage.GIT_COMMIT_KEY] == row["git_commit"]
+        assert run.data.tags[lineage.DVC_MD5_KEY] == row["dvc_md5"]
+        assert run.data.tags[lineage.GIT_TAG_KEY] == row["tag"]
+        assert run.data.tags[lineage.FLOW_RUN_KEY] == row["prefect_flow_run_id"]
         assert run.data.metrics["test_accuracy"] == pytest.approx(row["test_accuracy"])
         assert row["annotations"] == store.read_round_metrics(camp, n)["annotations"]
     assert cli.main(["-C", str(camp.root), "history"]) == 0
@@ -123,7 +123,7 @@ def test_flow_run_ids_resolve_in_prefect(operated):
 
     camp, runs, facts = operated
     with get_client(sync_client=True) as client:
-        for row in history.rows(camp):
+        for row in history_table.rows(camp):
             flow_run = client.read_flow_run(UUID(row["prefect_flow_run_id"]))
             assert flow_run.state.is_completed() and flow_run.parameters["campaign_dir"] == str(camp.root)
 
@@ -132,9 +132,9 @@ def test_champion_is_the_best_round_and_runs_hold_their_artifacts(operated):
     from mlflow.tracking import MlflowClient
 
     camp, runs, facts = operated
-    client = MlflowClient(track.tracking_uri(camp), registry_uri=track.tracking_uri(camp))
+    client = MlflowClient(track.tracking_uri(camp.mlruns), registry_uri=track.tracking_uri(camp.mlruns))
     champion = client.get_model_version_by_alias(camp.name, track.CHAMPION)
-    accuracies = {r["mlflow_run_id"]: r["test_accuracy"] for r in history.rows(camp)}
+    accuracies = {r["mlflow_run_id"]: r["test_accuracy"] for r in history_table.rows(camp)}
     assert accuracies[champion.run_id] == max(accuracies.values())
     for run_id in accuracies:
         names = {a.path for a in client.list_artifacts(run_id)}

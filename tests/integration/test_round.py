@@ -31,7 +31,7 @@ def _crowdloop(campaign, *args):
     return cli.main(["-C", str(campaign.root), *args])
 
 
-def test_three_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, count_training, capsys):
+def test_three_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, count_training, capsys, round_runs):
     camp = tiny_campaign
     assert _crowdloop(camp, "round", "--simulate") == 0
     hash_1 = store.data_hash(camp)
@@ -41,10 +41,10 @@ def test_three_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, co
     assert "round 1: test accuracy" in out and "round 2: test accuracy" in out
 
     # every round is an MLflow run nested under the campaign run, with its metrics
-    runs = track.round_runs(camp)
+    runs = round_runs(camp)
     assert [r["round"] for r in runs] == [1, 2, 3]
     for run in runs:
-        for metric in ("test_accuracy", "test_macro_f1", "annotations", "labelled_examples",
+        for metric in ("test_accuracy", "test_macro_f1", "annotations", "labeled_examples",
                        "mean_consensus_quality"):
             assert metric in run["metrics"]
     assert runs[1]["metrics"]["annotations"] > runs[0]["metrics"]["annotations"]

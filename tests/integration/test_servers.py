@@ -121,7 +121,8 @@ def _scheduled_runs(api: str, deployment: str) -> list[dict]:
     return runs
 
 
-def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_path, campaign_factory):
+def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_path, campaign_factory, round_runs,
+                                                                 get_run):
     api, tracking, started = servers
     camp = campaign_factory(tmp_path / "camp", schedule={"interval_minutes": 0.1},
                             tracking={"uri": tracking})
@@ -159,12 +160,12 @@ def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_pat
     assert child["state_type"] == "COMPLETED" and parent["deployment_id"] is not None
 
     # the MLflow server holds both round runs with their metrics, lineage and the champion
-    runs = track.round_runs(camp, uri=tracking)
+    runs = round_runs(camp, uri=tracking)
     assert [r["round"] for r in runs] == [1, 2]
     assert all({"test_accuracy", "annotations", "mean_consensus_quality"} <= set(r["metrics"]) for r in runs)
     assert runs[1]["run_id"] == ids["mlflow_run_id"] and ids["mlflow_tracking_uri"] == tracking
-    run = track.get_run(camp, ids["mlflow_run_id"], uri=tracking)
-    assert run.data.tags[lineage.ROUND_TAG] == "round-002" and lineage.GIT_COMMIT in run.data.tags
+    run = get_run(camp, ids["mlflow_run_id"], uri=tracking)
+    assert run.data.tags[lineage.GIT_TAG_KEY] == "round-002" and lineage.GIT_COMMIT_KEY in run.data.tags
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking, registry_uri=tracking)

@@ -72,7 +72,7 @@ def test_a_fresh_campaign_with_no_labels_starts_cold(tmp_path, tiny_model_dir):
     from crowdloop.flows.round import round_flow
 
     result = round_flow(str(camp.root))
-    assert result["strategy"] == "cold_start"
+    assert result.strategy == "cold_start"
     batch = store.read_batch(camp, 1)
     assert len(batch) == 6 and batch["example_id"].is_unique
     assert (camp.round_dir(1) / "assignments" / "unassigned.csv").is_file()  # nobody known yet

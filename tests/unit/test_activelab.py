@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks.activelab import activelab, activelab_ensemble
-from crowdloop.tasks.strategies import random_scores
+from crowdloop.tasks.scoring.activelab import activelab, activelab_ensemble
+from crowdloop.tasks.scoring.strategies import random_scores
 
 NAN = np.nan
 
 
-def _labelled():
+def _labeled():
     """e0: annotators split and the model unsure; e1..e5: annotators agree, model confident."""
     labels = pd.DataFrame(
         {"a": [0, 0, 1, 2, 0, 1], "b": [1, 0, 1, 2, 0, 1], "c": [NAN, 0, 1, 2, NAN, NAN]},
@@ -30,7 +30,7 @@ UNLABELED = np.array([[0.9, 0.05, 0.05], [0.34, 0.33, 0.33], [0.6, 0.3, 0.1]])
 
 
 def test_activelab_returns_one_score_per_example_in_each_pool():
-    labels, probs = _labelled()
+    labels, probs = _labeled()
     scores, scores_unlabeled = activelab(labels, probs, UNLABELED)
     assert scores.shape == (6,)
     assert scores_unlabeled.shape == (3,)
@@ -39,26 +39,26 @@ def test_activelab_returns_one_score_per_example_in_each_pool():
 
 
 def test_activelab_ranks_a_disputed_uncertain_example_before_an_agreed_confident_one():
-    labels, probs = _labelled()
+    labels, probs = _labeled()
     scores, _ = activelab(labels, probs, UNLABELED)
     assert scores[0] < scores[1]
     assert np.argmin(scores) == 0
 
 
-def test_activelab_ranks_an_uncertain_unlabelled_example_before_a_confident_one():
-    labels, probs = _labelled()
+def test_activelab_ranks_an_uncertain_unlabeled_example_before_a_confident_one():
+    labels, probs = _labeled()
     _, scores_unlabeled = activelab(labels, probs, UNLABELED)
     assert scores_unlabeled[1] < scores_unlabeled[2] < scores_unlabeled[0]
 
 
-def test_activelab_with_an_empty_unlabelled_pool():
-    labels, probs = _labelled()
+def test_activelab_with_an_empty_unlabeled_pool():
+    labels, probs = _labeled()
     scores, scores_unlabeled = activelab(labels, probs, np.zeros((0, 3)))
     assert scores.shape == (6,) and scores_unlabeled.shape == (0,)
     np.testing.assert_allclose(scores, activelab(labels, probs, UNLABELED)[0])
 
 
-def test_activelab_without_labelled_examples_averages_model_confidence_with_chance():
+def test_activelab_without_labeled_examples_averages_model_confidence_with_chance():
     empty = pd.DataFrame(index=pd.Index([], name="example_id"), dtype=float)
     scores, scores_unlabeled = activelab(empty, np.zeros((0, 3)), UNLABELED)
     assert scores.shape == (0,)
@@ -66,7 +66,7 @@ def test_activelab_without_labelled_examples_averages_model_confidence_with_chan
 
 
 def test_activelab_prints_nothing_when_an_annotator_shares_no_example(capsys):
-    labels, probs = _labelled()
+    labels, probs = _labeled()
     labels["solo"] = NAN
     labels.loc["e5", ["a", "b", "solo"]] = [NAN, NAN, 1]
     scores, _ = activelab(labels, probs, UNLABELED)
@@ -75,7 +75,7 @@ def test_activelab_prints_nothing_when_an_annotator_shares_no_example(capsys):
 
 
 def test_activelab_rejects_mismatched_class_counts():
-    labels, probs = _labelled()
+    labels, probs = _labeled()
     with pytest.raises(ValueError, match="pred_probs_unlabeled has 2"):
         activelab(labels, probs, np.array([[0.5, 0.5]]))
 
@@ -90,7 +90,7 @@ def test_random_scores_are_uniform_draws_from_the_seed():
 
 
 def test_the_ensemble_ranks_the_example_its_models_disagree_on_first():
-    labels, probs = _labelled()
+    labels, probs = _labeled()
     agree = np.stack([UNLABELED, UNLABELED, UNLABELED])
     # pool example 0: every model sure of class 0; example 2: the models contradict each other
     split = agree.copy()
@@ -101,10 +101,10 @@ def test_the_ensemble_ranks_the_example_its_models_disagree_on_first():
     np.testing.assert_array_equal(split, given)  # cleanlab rescales in place: we pass copies
     assert scores.shape == (6,) and scores_unlabeled.shape == (3,)
     assert scores_unlabeled[2] < scores_unlabeled[0]
-    assert np.argmin(scores) == 0  # the disputed labelled example, as with one model
+    assert np.argmin(scores) == 0  # the disputed labeled example, as with one model
 
 
 def test_the_ensemble_rejects_mismatched_model_counts():
-    labels, probs = _labelled()
+    labels, probs = _labeled()
     with pytest.raises(ValueError, match="same P >= 2 models"):
         activelab_ensemble(labels, np.stack([probs, probs]), np.stack([UNLABELED] * 3))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks.annotators import available_counts, simulate_answers
+from crowdloop.tasks.annotators import holders, simulate_answers
 
 POOL = pd.DataFrame({"example_id": ["e1", "e1", "e1", "e2"], "annotator_id": ["a1", "a2", "a3", "a1"],
                      "label": ["x", "y", "x", "y"]})
@@ -62,7 +62,7 @@ def test_never_repeats_and_never_invents_an_answer(seed):
     for round_ in range(6):
         batch = _batch(list(rng.choice([f"e{e}" for e in range(9)], size=6)),
                        list(rng.choice(["", "a0", "a1"], size=6)))
-        before = available_counts(pool, collected)
+        before = _available(pool, collected)
         out = simulate_answers(batch, pool, collected, seed=seed * 10 + round_)
         pairs = list(zip(out["example_id"], out["annotator_id"]))
         assert len(pairs) == len(set(pairs))
@@ -74,7 +74,7 @@ def test_never_repeats_and_never_invents_an_answer(seed):
         assert (given == np.minimum(wanted, before.reindex(wanted.index, fill_value=0))).all()
         handed |= set(pairs)
         collected = pd.concat([collected, out[["example_id", "annotator_id"]]], ignore_index=True)
-    assert available_counts(pool, collected).sum() == len(pool) - len(handed)
+    assert _available(pool, collected).sum() == len(pool) - len(handed)
 
 
 def test_deterministic_per_seed():
@@ -86,7 +86,11 @@ def test_deterministic_per_seed():
         simulate_answers(batch, pool, _collected([]), seed=3))
 
 
-def test_available_counts():
-    counts = available_counts(POOL, _collected([("e1", "a2"), ("e2", "a1"), ("e5", "a1")]))
-    assert counts.to_dict() == {"e1": 2, "e2": 0}
-    assert counts.index.name == "example_id"
+def _available(uncollected, collected) -> pd.Series:
+    """Answers still available per example, from who holds one."""
+    return pd.Series({e: len(who) for e, who in holders(uncollected, collected).items()}, dtype="int64")
+
+
+def test_holders_are_the_annotators_with_an_answer_not_yet_collected():
+    held = holders(POOL, _collected([("e1", "a2"), ("e2", "a1"), ("e5", "a1")]))
+    assert held == {"e1": {"a1", "a3"}}

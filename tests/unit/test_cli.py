@@ -73,3 +73,18 @@ def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_
     assert cli.main(["simulate", "data", "--out", str(out), "--params", str(other)]) == 2
     assert "other settings (params differ)" in capsys.readouterr().err
     assert runs == [str(out)]  # the second simulation never started
+
+
+def test_a_campaign_whose_labels_params_yaml_no_longer_lists_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from crowdloop import campaign
+    from crowdloop.tasks import demo
+
+    data = demo.make_demo(seed=1, n_pool=30, n_test=10, n_initial=10, n_annotators=5, answers_per_example=3)
+    made = campaign.init_campaign(tmp_path / "camp", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
+    made.params_file.write_text(made.params_file.read_text().replace(
+        "classes: [billing, technical, shipping, account]", "classes: [billing, technical]"))
+    assert cli.main(["-C", str(made.root), "round"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Encountered exception" not in err
+    (line,) = [line for line in err.splitlines() if "error" in line.lower()]
+    assert line.startswith("crowdloop: error: ") and "that params.yaml 'classes' does not list" in line

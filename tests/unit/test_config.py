@@ -1,3 +1,7 @@
+"""params.yaml: the typed config, its overlay on the template and its errors."""
+
+from __future__ import annotations
+
 import dataclasses
 
 import pytest
@@ -43,6 +47,7 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("schedule:\n  inbox: data/inbox\n", "outside data/"),
         ("schedule:\n  inbox: ../elsewhere\n", "inside the campaign"),
         ("tracking:\n  register: maybe\n", "'tracking.register' must be bool"),
+        ("model:\n  batch_size: 16\n", "'model.batch_size' is now called 'model.minibatch_size'"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):
@@ -62,3 +67,11 @@ def test_missing_file_says_how_to_make_one(tmp_path):
 def test_to_dict_round_trips():
     cfg = config.load()
     assert config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_every_config_error_is_a_crowdloop_error_the_cli_prints_as_one_line():
+    from crowdloop.tasks import errors, import_values, ingest, version
+
+    for error in (config.ConfigError, errors.CampaignError, errors.DataError, ingest.IngestError,
+                  import_values.ImportFormatError, version.VersionError):
+        assert issubclass(error, errors.CrowdloopError)

@@ -8,17 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks.consensus import (
-    ANNOTATOR_STATS,
-    EXAMPLE_STATS,
-    break_exact_ties,
-    consensus,
-    crowdlab,
-    majority,
-    to_wide,
-)
+from crowdloop.tasks.consensus import consensus, to_wide
+from crowdloop.tasks.consensus.majority import majority
+from crowdloop.tasks.consensus.base import ANNOTATOR_STATS, EXAMPLE_STATS, break_exact_ties
+from crowdloop.tasks.consensus.crowdlab import crowdlab as _crowdlab
 
 NAN = np.nan
+
+
+def names(k: int) -> list[str]:
+    """K class names that sort in index order (c0 < c1 < ... for K <= 10)."""
+    return [f"c{i}" for i in range(k)]
+
+
+def crowdlab(labels, probs, *, seed=0, calibrate_probs=True, label="best_quality"):
+    return _crowdlab(labels, probs, classes=names(np.shape(probs)[1]), calibrate_probs=calibrate_probs, label=label,
+                     seed=seed)
 
 
 def _long(rows):
@@ -31,7 +36,7 @@ def _wide(columns: dict, index) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- to_wide
 
-def test_to_wide_orders_rows_and_columns_and_leaves_nan_where_unlabelled():
+def test_to_wide_orders_rows_and_columns_and_leaves_nan_where_unlabeled():
     annotations = _long([("e2", "zoe", 1), ("e1", "amy", 0), ("e2", "amy", 2), ("e3", "bob", 3)])
     wide = to_wide(annotations, example_ids=["e3", "e1", "e2", "e4"])
     assert list(wide.index) == ["e3", "e1", "e2", "e4"]
@@ -47,7 +52,7 @@ def test_to_wide_rejects_unknown_example():
 
 
 def test_to_wide_rejects_the_same_annotator_twice_on_one_example():
-    with pytest.raises(ValueError, match="'amy' labelled example 'e1' more than once"):
+    with pytest.raises(ValueError, match="'amy' labeled example 'e1' more than once"):
         to_wide(_long([("e1", "amy", 0), ("e1", "amy", 1)]), example_ids=["e1"])
 
 
@@ -65,7 +70,7 @@ FOUR_BY_THREE = _wide(
 
 
 def test_majority_on_four_examples_by_three_annotators():
-    result = majority(FOUR_BY_THREE, n_classes=4, seed=0)
+    result = majority(FOUR_BY_THREE, classes=names(4), seed=0)
     assert result.method == "majority"
     examples = result.examples
     assert list(examples.columns) == list(EXAMPLE_STATS)
@@ -87,32 +92,32 @@ def test_majority_on_four_examples_by_three_annotators():
 
 def test_majority_annotator_quality_counts_only_shared_examples_when_there_are_some():
     labels = _wide({"a": [0, 0, 1], "b": [1, NAN, NAN], "c": [1, NAN, NAN]}, ["e1", "e2", "e3"])
-    annotators = majority(labels, n_classes=2, seed=0).annotators.set_index("annotator_id")
+    annotators = majority(labels, classes=names(2), seed=0).annotators.set_index("annotator_id")
     # a: wrong on the one shared example, trivially right on its two single labels
     assert annotators.loc["a", "annotator_quality"] == 0.0
     assert annotators.loc["a", "agreement_with_consensus"] == pytest.approx(2 / 3)
     labels_alone = _wide({"a": [0, NAN], "b": [NAN, 1]}, ["e1", "e2"])
-    alone = majority(labels_alone, n_classes=2, seed=0).annotators
+    alone = majority(labels_alone, classes=names(2), seed=0).annotators
     assert alone["annotator_quality"].tolist() == [1.0, 1.0]
 
 
 def test_majority_breaks_ties_with_the_seed_not_toward_the_lowest_class():
     tied = _wide({"a": [0.0] * 20, "b": [1.0] * 20}, [f"e{i:02d}" for i in range(20)])
-    first = majority(tied, n_classes=2, seed=3).examples["consensus_label"]
-    again = majority(tied, n_classes=2, seed=3).examples["consensus_label"]
-    other = majority(tied, n_classes=2, seed=4).examples["consensus_label"]
+    first = majority(tied, classes=names(2), seed=3).examples["consensus_label"]
+    again = majority(tied, classes=names(2), seed=3).examples["consensus_label"]
+    other = majority(tied, classes=names(2), seed=4).examples["consensus_label"]
     pd.testing.assert_series_equal(first, again)
     assert set(first) == {0, 1}
     assert not first.equals(other)
-    quality = majority(tied, n_classes=2, seed=3).examples["consensus_quality"]
+    quality = majority(tied, classes=names(2), seed=3).examples["consensus_quality"]
     np.testing.assert_allclose(quality, 0.5)
 
 
-def test_majority_rejects_an_unlabelled_row_and_out_of_range_labels():
+def test_majority_rejects_an_unlabeled_row_and_out_of_range_labels():
     with pytest.raises(ValueError, match="example 'e2' has no label"):
-        majority(_wide({"a": [0, NAN]}, ["e1", "e2"]), n_classes=2, seed=0)
+        majority(_wide({"a": [0, NAN]}, ["e1", "e2"]), classes=names(2), seed=0)
     with pytest.raises(ValueError, match=r"class indices 0\.\.1"):
-        majority(_wide({"a": [0, 2]}, ["e1", "e2"]), n_classes=2, seed=0)
+        majority(_wide({"a": [0, 2]}, ["e1", "e2"]), classes=names(2), seed=0)
 
 
 # ---------------------------------------------------------------- crowdlab
@@ -144,7 +149,7 @@ def test_crowdlab_follows_the_good_annotators_and_ranks_the_bad_one_last():
 
 def test_crowdlab_handles_single_label_examples_and_one_label_annotators():
     labels, probs, truth = _one_bad_annotator()
-    # e9: labelled only by good1; e10: only by "solo", who shares nothing with anyone;
+    # e9: labeled only by good1; e10: only by "solo", who shares nothing with anyone;
     # "once" adds one label to e0.
     labels.loc["e9"] = [NAN, 0, NAN]
     labels.loc["e10"] = NAN
@@ -212,7 +217,7 @@ def test_crowdlab_rejects_pred_probs_of_the_wrong_shape():
 
 def test_consensus_uses_majority_without_pred_probs_or_when_asked():
     labels, probs, _ = _one_bad_annotator()
-    kwargs = dict(n_classes=3, calibrate_probs=True, crowdlab_label="majority_vote", seed=0)
+    kwargs = dict(classes=names(3), calibrate_probs=True, crowdlab_label="majority_vote", seed=0)
     assert consensus(labels, None, method="crowdlab", **kwargs).method == "majority"
     assert consensus(labels, probs, method="majority", **kwargs).method == "majority"
     assert consensus(labels, probs, method="crowdlab", **kwargs).method == "crowdlab"
@@ -221,11 +226,11 @@ def test_consensus_uses_majority_without_pred_probs_or_when_asked():
 def test_consensus_rejects_unknown_method_and_wrong_class_count():
     labels, probs, _ = _one_bad_annotator()
     with pytest.raises(ValueError, match="choose one of crowdlab, majority"):
-        consensus(labels, probs, method="vote", n_classes=3, calibrate_probs=True, crowdlab_label="majority_vote",
-                  seed=0)
+        consensus(labels, probs, method="vote", classes=names(3), calibrate_probs=True,
+                  crowdlab_label="majority_vote", seed=0)
     with pytest.raises(ValueError, match="there are 4 classes"):
-        consensus(labels, probs, method="crowdlab", n_classes=4, calibrate_probs=True, crowdlab_label="majority_vote",
-                  seed=0)
+        consensus(labels, probs, method="crowdlab", classes=names(4), calibrate_probs=True,
+                  crowdlab_label="majority_vote", seed=0)
 
 
 def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkeypatch, caplog):
@@ -234,16 +239,16 @@ def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkey
     labels = pd.DataFrame({"a": [0.0, 1.0, 1.0, 0.0], "b": [np.nan, np.nan, 1.0, np.nan]},
                           index=["e0", "e1", "e2", "e3"])
     probs = np.tile([0.6, 0.4], (4, 1))
-    honest = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False,
+    honest = consensus_mod.consensus(labels, probs, method="crowdlab", classes=names(2), calibrate_probs=False,
                                     crowdlab_label="majority_vote", seed=0)
     assert honest.method == "crowdlab"
 
     def collapsed(*args, **kwargs):  # what RTE's one-class head model made CROWDLAB return
-        result = consensus_mod.majority(labels, n_classes=2, seed=0)
+        result = majority(labels, classes=names(2), seed=0)
         return consensus_mod.Consensus(result.examples.assign(consensus_label=0), result.annotators, "crowdlab")
 
-    monkeypatch.setattr(consensus_mod, "crowdlab", collapsed)
-    result = consensus_mod.consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=False,
+    monkeypatch.setattr(consensus_mod.crowdlab, "crowdlab", collapsed)
+    result = consensus_mod.consensus(labels, probs, method="crowdlab", classes=names(2), calibrate_probs=False,
                                     crowdlab_label="majority_vote", seed=0)
     assert result.method == "majority"
     assert result.examples["consensus_label"].tolist() == [0, 1, 1, 0]
@@ -253,14 +258,14 @@ def test_crowdlab_collapsing_to_one_class_falls_back_to_the_majority_vote(monkey
 def test_crowdlab_label_majority_vote_keeps_the_annotators_and_lets_the_model_break_ties():
     truth = np.arange(20) % 2
     a, b, c = (truth.astype(float) for _ in range(3))
-    a[:4], b[:4], c[:4] = 1 - truth[:4], NAN, NAN  # e0-e3: only "a" labelled them, wrongly
+    a[:4], b[:4], c[:4] = 1 - truth[:4], NAN, NAN  # e0-e3: only "a" labeled them, wrongly
     a[6:11] = 1 - truth[6:11]  # ... and "a" is outvoted elsewhere: an unreliable annotator
     a[4:6], c[4:6] = NAN, 1 - truth[4:6]  # e4, e5: b and c tie
     labels = _wide({"a": a, "b": b, "c": c}, [f"e{i}" for i in range(20)])
     probs = np.column_stack([1 - truth, truth]) * 0.9 + 0.05  # a confident model that is right
 
     def label(how):
-        result = consensus(labels, probs, method="crowdlab", n_classes=2, calibrate_probs=True,
+        result = consensus(labels, probs, method="crowdlab", classes=names(2), calibrate_probs=True,
                            crowdlab_label=how, seed=0)
         return result.examples["consensus_label"].to_numpy()
 

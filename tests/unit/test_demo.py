@@ -12,7 +12,7 @@ import pytest
 
 from crowdloop.tasks.demo import DEMO_CLASSES, make_demo
 from crowdloop.tasks.demo_text import MAX_WORDS, MIN_WORDS, write_ticket
-from crowdloop.tasks.store import ANSWER_COLUMNS, EXAMPLE_COLUMNS
+from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
 SMALL = dict(n_pool=40, n_test=12, n_initial=10, n_annotators=6, answers_per_example=3)
 
@@ -70,7 +70,7 @@ def test_texts_have_lexical_variety(demo):
     assert prefixes.most_common(1)[0][1] < 0.05 * len(texts)
 
 
-def test_initial_labels_one_or_two_per_labelled_example_from_distinct_annotators(demo):
+def test_initial_labels_one_or_two_per_labeled_example_from_distinct_annotators(demo):
     initial = demo.initial
     per_example = initial.groupby("example_id")["annotator_id"].agg(["size", "nunique"])
     assert len(per_example) == 300

@@ -46,7 +46,7 @@ def test_tutorial_files_give_initial_pool_and_a_gold_test_split(tmp_path):
     assert replay.classes == ("impolite", "polite")
     assert replay.initial.values.tolist() == [["0e12", "a6", "polite"], ["0e12", "a16", "impolite"],
                                               ["12", "a12", "polite"], ["12", "a16", "polite"]]
-    assert _rows(replay.pool) == [("0031114c", "a12", "impolite"), ("0031114c", "a6", "polite"),
+    assert _rows(replay.uncollected) == [("0031114c", "a12", "impolite"), ("0031114c", "a6", "polite"),
                                   ("007", "a16", "impolite"), ("0e12", "a20", "polite"), ("12", "a6", "impolite")]
     examples = replay.examples.set_index("example_id")
     assert list(replay.examples.columns) == ["example_id", "text", "split", "gold"]
@@ -59,7 +59,7 @@ def test_tutorial_files_give_initial_pool_and_a_gold_test_split(tmp_path):
 def test_tutorial_without_label_names_uses_the_label_strings(tmp_path):
     replay = importers.from_tutorial(_tutorial(tmp_path / "t"))
     assert replay.classes == ("0", "1")
-    assert set(replay.initial["label"]) | set(replay.pool["label"]) == {"0", "1"}
+    assert set(replay.initial["label"]) | set(replay.uncollected["label"]) == {"0", "1"}
 
 
 def test_pickled_pool_is_refused_without_allow_pickle(tmp_path):
@@ -74,7 +74,7 @@ def test_pickled_pool_loads_with_a_warning_when_allowed(tmp_path):
     with pytest.warns(UserWarning, match="runs code"):
         replay = importers.from_tutorial(folder, allow_pickle=True)
     from_json = importers.from_tutorial(_tutorial(tmp_path / "j"))
-    assert _rows(replay.pool) == _rows(from_json.pool)  # float 1.0 from the pickle is class '1'
+    assert _rows(replay.uncollected) == _rows(from_json.uncollected)  # float 1.0 from the pickle is class '1'
 
 
 def test_tutorial_pool_for_an_unknown_example_is_an_error(tmp_path):
@@ -114,7 +114,7 @@ def test_long_format_joins_text_columns_and_reads_gold_from_the_annotations(tmp_
                                  annotator_col="worker", label_col="response", gold_col="gold",
                                  examples_id_col="id", text_cols=("premise", "hyp"), text_sep=" | ")
     assert replay.classes == ("0", "1")
-    assert replay.pool.values.tolist() == [["1", "w1", "1"], ["1", "w2", "0"], ["2", "w1", "1"], ["2", "w3", "1"],
+    assert replay.uncollected.values.tolist() == [["1", "w1", "1"], ["1", "w2", "0"], ["2", "w1", "1"], ["2", "w3", "1"],
                                            ["3", "w2", "0"]]  # JSONL ints and CSV '1' are the same id
     assert replay.examples["text"].tolist() == ["a | x", "b | y", "c | z"]
     assert replay.examples["gold"].tolist() == ["1", "1", "0"]
@@ -137,7 +137,7 @@ def test_long_format_without_examples_file_takes_text_from_the_annotations(tmp_p
                                 "text": ["t1", "t1", "t2"]}), tmp_path / "a.csv")
     replay = importers.from_long(path)
     assert replay.examples[["example_id", "text"]].values.tolist() == [["a", "t1"], ["b", "t2"]]
-    assert replay.pool.values.tolist() == [["a", "1", "x"], ["a", "2", "y"]]  # the empty label is skipped
+    assert replay.uncollected.values.tolist() == [["a", "1", "x"], ["a", "2", "y"]]  # the empty label is skipped
 
 
 def test_conflicting_gold_names_the_line(tmp_path):
@@ -154,10 +154,10 @@ def test_wide_format_skips_empty_cells_and_reads_gold(tmp_path):
     path.write_text("id,text,ann_x,ann_y,truth\n1,a,cat,dog,dog\n2.0,b,,dog,dog\n")
     replay = importers.from_wide(path, gold_col="truth")
     assert replay.classes == ("cat", "dog")
-    assert replay.pool.values.tolist() == [["1", "ann_x", "cat"], ["1", "ann_y", "dog"], ["2", "ann_y", "dog"]]
+    assert replay.uncollected.values.tolist() == [["1", "ann_x", "cat"], ["1", "ann_y", "dog"], ["2", "ann_y", "dog"]]
     assert replay.examples["gold"].tolist() == ["dog", "dog"]
     only_y = importers.from_wide(path, annotator_cols=["ann_y", "ann_x"], gold_col="truth")
-    assert len(only_y.pool) == 3
+    assert len(only_y.uncollected) == 3
 
 
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
@@ -173,10 +173,10 @@ def test_datasets_loader_reads_local_files_in_both_layouts(tmp_path, ext, monkey
     for frame, path in zip((long, wide), paths):
         frame.to_csv(path, index=False) if ext == "csv" else frame.to_parquet(path)
     replay = importers.from_datasets(paths[0])
-    assert replay.pool.values.tolist() == [["1", "a", "0"], ["1", "b", "1"], ["2", "a", "1"]]
+    assert replay.uncollected.values.tolist() == [["1", "a", "0"], ["1", "b", "1"], ["2", "a", "1"]]
     assert replay.classes == ("0", "1")
     replay = importers.from_datasets(paths[1], layout="wide")
-    assert replay.pool.values.tolist() == [["e1", "a", "0"], ["e1", "b", "1"], ["e2", "a", "1"]]
+    assert replay.uncollected.values.tolist() == [["e1", "a", "0"], ["e1", "b", "1"], ["e2", "a", "1"]]
     assert not cache.exists()  # streamed: no Arrow cache written
 
 
@@ -276,13 +276,13 @@ def test_split_for_simulation_holds_out_gold_test_examples_and_draws_the_start()
     test = split.examples[split.examples["split"] == "test"]
     assert len(test) == 9 and test["gold"].notna().all()  # a quarter of the 36 with gold
     assert test["gold"].value_counts().max() - test["gold"].value_counts().min() <= 1  # stratified
-    annotated = set(split.initial["example_id"]) | set(split.pool["example_id"])
+    annotated = set(split.initial["example_id"]) | set(split.uncollected["example_id"])
     assert not set(test["example_id"]) & annotated
     assert split.initial.groupby("example_id").size().tolist() == [2] * 10
-    assert len(split.initial) + len(split.pool) == (40 - 9) * 3
-    both = pd.concat([split.initial, split.pool])
+    assert len(split.initial) + len(split.uncollected) == (40 - 9) * 3
+    both = pd.concat([split.initial, split.uncollected])
     assert not both.duplicated(["example_id", "annotator_id"]).any()
-    assert set(map(tuple, both.values.tolist())) <= set(map(tuple, replay.pool.values.tolist()))
+    assert set(map(tuple, both.values.tolist())) <= set(map(tuple, replay.uncollected.values.tolist()))
 
 
 def test_split_for_simulation_is_deterministic_per_seed():
@@ -299,7 +299,7 @@ def test_split_for_simulation_keeps_a_given_test_split_and_start():
     same = importers.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, test_size=0.5)
     assert same.examples.equals(replay.examples) and same.initial.equals(replay.initial)
     redrawn = importers.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, redraw_start=True)
-    assert len(redrawn.initial) == 5 and len(redrawn.initial) + len(redrawn.pool) == len(replay.pool) + 5
+    assert len(redrawn.initial) == 5 and len(redrawn.initial) + len(redrawn.uncollected) == len(replay.uncollected) + 5
     assert not redrawn.initial.equals(replay.initial)
 
 
@@ -322,17 +322,17 @@ def test_the_real_datasets_import_with_the_counts_their_readme_gives():
     split = politeness.examples["split"].value_counts().to_dict()
     assert split == {"pool": 1500, "test": 678} and politeness.classes == ("impolite", "polite")
     assert politeness.initial.groupby("example_id").size().value_counts().to_dict() == {2: 100}
-    labelled = set(politeness.initial["example_id"])
-    per_example = politeness.pool.groupby("example_id").size()
-    assert per_example[per_example.index.isin(labelled)].eq(3).sum() == 100
-    assert per_example[~per_example.index.isin(labelled)].eq(5).sum() == 1400 and len(politeness.pool) == 7300
+    labeled = set(politeness.initial["example_id"])
+    per_example = politeness.uncollected.groupby("example_id").size()
+    assert per_example[per_example.index.isin(labeled)].eq(3).sum() == 100
+    assert per_example[~per_example.index.isin(labeled)].eq(5).sum() == 1400 and len(politeness.uncollected) == 7300
 
     rte_dir = SHARED / "rte"
     options = dict(examples_file=rte_dir / "rte1.tsv", example_col="orig_id", annotator_col="!amt_worker_ids",
                    label_col="response", examples_id_col="id", text_cols=("text", "hypothesis"))
     rte = importers.from_long(rte_dir / "rte.standardized.tsv", gold_col="gold", **options)
-    assert len(rte.examples) == 800 and len(rte.pool) == 8000 and rte.pool["annotator_id"].nunique() == 164
-    assert rte.pool.groupby("example_id").size().eq(10).all() and rte.classes == ("0", "1")
+    assert len(rte.examples) == 800 and len(rte.uncollected) == 8000 and rte.uncollected["annotator_id"].nunique() == 164
+    assert rte.uncollected.groupby("example_id").size().eq(10).all() and rte.classes == ("0", "1")
     assert rte.examples["gold"].value_counts().to_dict() == {"1": 400, "0": 400}
     # rte1.tsv says TRUE/FALSE where the annotations say 1/0: refused without a mapping, equal with one
     with pytest.raises(ImportFormatError, match="label_names"):

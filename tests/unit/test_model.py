@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from crowdloop.tasks import head, model
+from crowdloop.tasks import models
+from crowdloop.tasks.models import base as model, head
 
 TEXTS = [f"i like apple pie number {i}" for i in range(12)] + [f"the zebra runs far {i}" for i in range(12)]
 LABELS = np.array([0] * 12 + [1] * 12)
@@ -55,7 +56,7 @@ def test_layers_pooling_averages_every_layer_and_last_takes_the_last(cfg):
     import torch
 
     cache = {}
-    by_pooling = {p: model.load_backend(_head(cfg, pooling=p), embedding_cache=cache) for p in ("layers", "last")}
+    by_pooling = {p: models.load_backend(_head(cfg, pooling=p), embedding_cache=cache) for p in ("layers", "last")}
     encoder, tokenizer = by_pooling["last"].encoder, by_pooling["last"].tokenizer
     tokens = tokenizer(TEXTS[:4], padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.inference_mode():
@@ -70,7 +71,7 @@ def test_layers_pooling_averages_every_layer_and_last_takes_the_last(cfg):
 
 def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
     cache = {}
-    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache=cache)
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=cache)
     embeddings = backend.embeddings(TEXTS + TEXTS[:3])
     assert embeddings.shape == (27, 32) and embeddings.dtype == np.float32
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
@@ -85,13 +86,13 @@ def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
     assert calls == []  # everything came from the cache
     assert np.allclose(again, embeddings[:24][::-1])
     # truncation changes the vector: another max_length must not reuse these embeddings
-    shorter = model.load_backend(dataclasses.replace(_cfg(cfg, "head"), max_length=8), embedding_cache=cache)
+    shorter = models.load_backend(dataclasses.replace(_cfg(cfg, "head"), max_length=8), embedding_cache=cache)
     shorter.embeddings(TEXTS[:2])
     assert len(cache) == 26
 
 
 def test_head_features_are_embeddings_beside_hashed_ngrams(cfg):
-    backend = model.load_backend(_head(cfg), embedding_cache={})
+    backend = models.load_backend(_head(cfg), embedding_cache={})
     texts = ["please could you help", "could you please help", "go away now", "please could you help"]
     X = backend.features(texts)
     assert X.shape == (4, 32 + head.NGRAMS["n_features"])
@@ -102,7 +103,7 @@ def test_head_features_are_embeddings_beside_hashed_ngrams(cfg):
     # same words, other order: the unigrams agree, the bigrams do not
     assert 0 < (grams[0].multiply(grams[1])).sum() < 1 and (grams[0].multiply(grams[2])).sum() == 0
     assert np.allclose(backend.embed(None, X), backend.embeddings(texts))  # strategies see the embeddings
-    dense = model.load_backend(_head(cfg, ngrams=False), embedding_cache={})
+    dense = models.load_backend(_head(cfg, ngrams=False), embedding_cache={})
     assert isinstance(dense.features(texts), np.ndarray) and dense.features(texts).shape == (4, 32)
 
 
@@ -115,7 +116,7 @@ def test_ngrams_let_the_head_learn_what_the_embedding_misses(cfg):
     y = np.arange(80) % 2
     scores = {}
     for ngrams in (True, False):
-        backend = model.load_backend(_head(cfg, ngrams=ngrams), embedding_cache={})
+        backend = models.load_backend(_head(cfg, ngrams=ngrams), embedding_cache={})
         X = backend.features(texts)
         fitted = backend.fit(X[:60], y[:60], n_classes=2, seed=0)
         scores[ngrams] = (backend.predict_proba(fitted, X[60:]).argmax(axis=1) == y[60:]).mean()
@@ -124,7 +125,7 @@ def test_ngrams_let_the_head_learn_what_the_embedding_misses(cfg):
 
 
 def test_head_reads_only_the_ngram_columns_training_used(cfg):
-    backend = model.load_backend(_head(cfg), embedding_cache={})
+    backend = models.load_backend(_head(cfg), embedding_cache={})
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
     assert set(range(32)) <= set(fitted.columns) and len(fitted.columns) < 200
@@ -134,7 +135,7 @@ def test_head_reads_only_the_ngram_columns_training_used(cfg):
 
 def test_sample_weights_decide_what_the_head_learns(cfg):
     """Two copies of the same texts with opposite labels: the heavier copy wins."""
-    backend = model.load_backend(_head(cfg), embedding_cache={})
+    backend = models.load_backend(_head(cfg), embedding_cache={})
     X = backend.features(TEXTS + TEXTS)
     y = np.concatenate([LABELS, 1 - LABELS])
     heavy_first = np.r_[np.full(24, 1.0), np.full(24, 0.05)]
@@ -147,13 +148,13 @@ def test_sample_weights_decide_what_the_head_learns(cfg):
 
 
 def test_head_rejects_non_text(cfg):
-    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
     with pytest.raises(TypeError, match="text 1"):
         backend.features(["fine", float("nan")])
 
 
 def test_head_chooses_C_from_the_grid_and_keeps_all_class_columns(cfg):
-    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=3, seed=0)
     assert fitted.C in cfg.model.head.C_grid
@@ -165,7 +166,7 @@ def test_head_chooses_C_from_the_grid_and_keeps_all_class_columns(cfg):
 
 
 def test_head_with_one_class_predicts_it(cfg):
-    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
     X = backend.features(TEXTS[:3])
     fitted = backend.fit(X, np.array([2, 2, 2]), n_classes=4, seed=0)
     probs = backend.predict_proba(fitted, X)
@@ -173,7 +174,7 @@ def test_head_with_one_class_predicts_it(cfg):
 
 
 def test_head_rejects_labels_outside_the_classes(cfg):
-    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
     with pytest.raises(ValueError, match="class indices in 0..1"):
         backend.fit(np.zeros((3, 32)), np.array([0, 1, 2]), n_classes=2, seed=0)
 
@@ -202,7 +203,7 @@ def test_choose_C_copes_with_rare_classes():
 def test_head_save_writes_the_classifier_and_names_the_encoder(cfg, tmp_path):
     import joblib
 
-    backend = model.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
     backend.save(fitted, tmp_path / "m")
@@ -219,7 +220,7 @@ def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
     import torch
 
     messages = []
-    backend = model.load_backend(_cfg(cfg, "finetune", steps=40, learning_rate=1e-3, warmup_ratio=0.0),
+    backend = models.load_backend(_cfg(cfg, "finetune", steps=40, learning_rate=1e-3, warmup_ratio=0.0),
                                  progress=messages.append)
     base = {k: v.clone() for k, v in backend.base_state.items()}
     X = backend.features(TEXTS)
@@ -238,7 +239,7 @@ def test_finetune_learns_a_separable_toy_task_and_starts_fresh_each_fit(cfg):
 
 
 def test_finetune_follows_the_heavier_of_two_contradicting_copies(cfg):
-    backend = model.load_backend(_cfg(cfg, "finetune", steps=80, learning_rate=1e-3, warmup_ratio=0.0))
+    backend = models.load_backend(_cfg(cfg, "finetune", steps=80, learning_rate=1e-3, warmup_ratio=0.0))
     X = backend.features(TEXTS + TEXTS)
     y = np.concatenate([LABELS, 1 - LABELS])
     heavy_first = np.r_[np.full(24, 1.0), np.full(24, 0.02)]
@@ -248,7 +249,7 @@ def test_finetune_follows_the_heavier_of_two_contradicting_copies(cfg):
 
 
 def test_finetune_embeds_and_mc_dropout_passes_differ_while_predictions_stay_deterministic(cfg):
-    backend = model.load_backend(_cfg(cfg, "finetune", steps=2))
+    backend = models.load_backend(_cfg(cfg, "finetune", steps=2))
     X = backend.features(TEXTS[:6])
     fitted = backend.fit(X, LABELS[:6], n_classes=2, seed=0)
     vectors = backend.embed(fitted, X)
@@ -264,7 +265,7 @@ def test_finetune_embeds_and_mc_dropout_passes_differ_while_predictions_stay_det
 def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    backend = model.load_backend(_cfg(cfg, "finetune", steps=2))
+    backend = models.load_backend(_cfg(cfg, "finetune", steps=2))
     fitted = backend.fit(backend.features(TEXTS), LABELS, n_classes=2, seed=0)
     backend.save(fitted, tmp_path / "m")
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").eval()
@@ -280,7 +281,7 @@ def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
 @pytest.mark.slow
 def test_real_minilm_head_separates_topics(cfg):
     minilm = dataclasses.replace(_head(cfg, ngrams=False), name=None)  # the encoder alone must do it
-    backend = model.load_backend(minilm, embedding_cache={})
+    backend = models.load_backend(minilm, embedding_cache={})
     X = backend.features(TEXTS)
     assert X.shape == (24, 384)
     fitted = backend.fit(X[::2], LABELS[::2], n_classes=2, seed=0)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from pathlib import Path
 
-from crowdloop import deploy, history
-from crowdloop.tasks import config, inbox, store, track
+from crowdloop import deploy, history_table
+from crowdloop.tasks import config, gate, inbox, store, track
 
 
 def _decide(rounds=(1,), asked=8, back=0, min_answered=0.8, force=False, stopped=None):
-    return inbox.decide(rounds=list(rounds), asked=asked, back=back, min_answered=min_answered, force=force,
-                        stopped=stopped)
+    state = gate.Progress(rounds[-1] if rounds else None, asked if rounds else 0, back if rounds else 0, stopped)
+    return gate.scheduled_decision(state, min_answered=min_answered, force=force)
 
 
 @pytest.mark.parametrize("kwargs, run, words", [
@@ -33,10 +35,27 @@ def test_a_scheduled_round_runs_only_when_enough_of_the_batch_is_back(kwargs, ru
     assert decision.run is run and words in decision.reason
 
 
+@pytest.mark.parametrize("state, simulate, force, words", [
+    (gate.Progress(2, 8, 0), False, False, "round 2's batch (8 annotations"),
+    (gate.Progress(2, 8, 1), False, False, None),
+    (gate.Progress(2, 8, 0), True, False, None),  # simulated annotators answer it
+    (gate.Progress(2, 8, 0), False, True, None),
+    (gate.Progress(2, 8, 8, "the money budget is spent"), False, False, "stopping rule fired in round 2"),
+    (gate.Progress(2, 8, 8, "the money budget is spent"), False, True, None),
+    (gate.Progress(None, 0, 0), False, False, None),
+])
+def test_a_typed_round_is_refused_while_nothing_is_back_or_after_the_stop(state, simulate, force, words):
+    if words is None:
+        gate.check_may_run(state, simulate=simulate, force=force)
+    else:
+        with pytest.raises(gate.CampaignError, match=re.escape(words)):
+            gate.check_may_run(state, simulate=simulate, force=force)
+
+
 def test_answered_counts_requests_of_that_round_whoever_answered():
     batch_ids = pd.Series(["e1", "e2", "e3"])
     annotations = pd.DataFrame({"example_id": ["e1", "e1", "e2", "e3"], "round": [1, 1, 0, 2]})
-    assert inbox.answered(batch_ids, annotations, 1) == 1  # e2 is from an earlier round, e3 a later one
+    assert gate.answered(batch_ids, annotations, 1) == 1  # e2 is from an earlier round, e3 a later one
 
 
 @pytest.fixture
@@ -65,7 +84,7 @@ def test_drain_stores_good_files_once_and_rejects_bad_ones_with_their_error(camp
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     report = inbox.drain(campaign, cfg, now=now)
 
-    assert report.new == 1 and [s.path.name for s in report.stored] == ["20260102T030405-good.csv"]
+    assert report.new == 1 and [Path(i.source).name for i in report.ingested] == ["20260102T030405-good.csv"]
     assert store.read_annotations(campaign)[["example_id", "label"]].values.tolist() == [["e1", "pos"]]
     rejected = {p.name: e for p, e in report.rejected}
     assert set(rejected) == {"20260102T030405-bad.csv", "20260102T030405-notes.xlsx"}
@@ -78,8 +97,8 @@ def test_drain_stores_good_files_once_and_rejects_bad_ones_with_their_error(camp
     # the same answers again, under the same name at the same second: moved aside, nothing stored twice
     _drop(campaign, "good.csv", "example_id,annotator_id,label\ne1,a1,pos\n")
     again = inbox.drain(campaign, cfg, now=now)
-    assert again.new == 0 and again.stored[0].already_stored == 1
-    assert again.stored[0].path.name == "20260102T030405-1-good.csv"
+    assert again.new == 0 and again.ingested[0].already_stored == 1
+    assert Path(again.ingested[0].source).name == "20260102T030405-1-good.csv"
     assert len(store.read_annotations(campaign)) == 1
 
 
@@ -97,10 +116,10 @@ def test_schedule_options_cron_wins_and_bad_cron_is_a_clear_error():
 def test_tracking_uri_params_then_environment_then_local_store(tmp_path, monkeypatch):
     camp = store.Campaign(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert track.tracking_uri(camp) == f"sqlite:///{(tmp_path / 'mlruns' / 'mlflow.db').resolve()}"
+    assert track.tracking_uri(camp.mlruns) == f"sqlite:///{(tmp_path / 'mlruns' / 'mlflow.db').resolve()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert track.tracking_uri(camp) == "http://127.0.0.1:5000"
-    assert track.tracking_uri(camp, "http://127.0.0.1:5001") == "http://127.0.0.1:5001"
+    assert track.tracking_uri(camp.mlruns) == "http://127.0.0.1:5000"
+    assert track.tracking_uri(camp.mlruns, "http://127.0.0.1:5001") == "http://127.0.0.1:5001"
 
 
 def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, monkeypatch):
@@ -115,7 +134,7 @@ def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, m
     store.write_lineage(campaign, 2, {"mlflow_run_id": "r" * 32, "prefect_flow_run_id": "f" * 36})
     monkeypatch.setattr(version, "commit_of", lambda c, tag: {"round-002": "c" * 40}.get(tag))
     monkeypatch.setattr(version, "data_md5", lambda c, tag: {"round-002": "d" * 32 + ".dir"}.get(tag))
-    lines = history.render(campaign.root).splitlines()
+    lines = history_table.render(campaign.root).splitlines()
     assert lines[0].split() == ["round", "tag", "git_commit", "dvc_md5", "mlflow_run_id", "prefect_flow_run_id",
                                 "annotations", "test_accuracy", "stop"]
     assert lines[1].split() == ["1", "round-001", "-", "-", "-", "-", "10", "0.600", "-"]

@@ -1,12 +1,12 @@
-"""Training weights from consensus quality (flows/plan.py sample_weights)."""
+"""Training weights from consensus quality (tasks/train.py sample_weights)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from crowdloop.flows.plan import sample_weights
-from crowdloop.tasks.consensus import majority
+from crowdloop.tasks.consensus.majority import majority
+from crowdloop.tasks.train import sample_weights
 
 NAN = np.nan
 LABELS = pd.DataFrame({"a1": [0, 1, 2, NAN], "a2": [0, 1, NAN, 3], "a3": [0, 2, 2, NAN]},
@@ -14,18 +14,18 @@ LABELS = pd.DataFrame({"a1": [0, 1, 2, NAN], "a2": [0, 1, NAN, 3], "a3": [0, 2, 
 
 
 def test_weights_are_the_consensus_quality_of_the_asked_examples_in_their_order():
-    agreed = majority(LABELS, n_classes=4, seed=0)
+    agreed = majority(LABELS, classes=["c0", "c1", "c2", "c3"], seed=0)
     np.testing.assert_allclose(sample_weights(agreed, ["e2", "e1", "e4"], "consensus_quality"), [2 / 3, 1, 1])
 
 
-def test_no_weights_when_switched_off_or_nothing_is_labelled():
-    agreed = majority(LABELS, n_classes=4, seed=0)
+def test_no_weights_when_switched_off_or_nothing_is_labeled():
+    agreed = majority(LABELS, classes=["c0", "c1", "c2", "c3"], seed=0)
     assert sample_weights(agreed, ["e1", "e2"], "none") is None
     assert sample_weights(agreed, [], "consensus_quality") is None
 
 
 def test_unusable_quality_falls_back_to_equal_weights(caplog):
-    agreed = majority(LABELS, n_classes=4, seed=0)
+    agreed = majority(LABELS, classes=["c0", "c1", "c2", "c3"], seed=0)
     agreed.examples["consensus_quality"] = 0.0
     assert sample_weights(agreed, ["e1", "e2"], "consensus_quality") is None
     assert "weighting equally" in caplog.text

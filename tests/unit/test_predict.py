@@ -39,7 +39,7 @@ def _data(n=30, k=3, seed=0):
     return X, y
 
 
-def test_every_labelled_example_is_predicted_by_a_model_that_never_saw_it():
+def test_every_labeled_example_is_predicted_by_a_model_that_never_saw_it():
     X, y = _data()
     backend = NearestCentroid()
     oos = out_of_sample(backend, X, y, X[:0], n_classes=4, folds=3, seed=0)
@@ -127,11 +127,11 @@ def test_folds_are_deterministic_per_seed():
 
 @pytest.mark.parametrize("y", [np.array([0]), np.array([1, 1, 1])])
 def test_too_few_labels_is_a_clear_error(y):
-    with pytest.raises(ValueError, match="at least 2 labelled examples of 2 classes"):
+    with pytest.raises(ValueError, match="at least 2 labeled examples of 2 classes"):
         fold_assignment(y, folds=3, seed=0)
 
 
-def test_fold_pred_probs_hold_every_fold_model_on_every_labelled_example():
+def test_fold_pred_probs_hold_every_fold_model_on_every_labeled_example():
     X, y = _data()
     oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
     assert oos.fold_pred_probs.shape == (3, 30, 4)

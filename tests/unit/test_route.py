@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crowdloop.tasks.route import ANYONE, assignments, file_stem
+from crowdloop.tasks.files import file_stem
+from crowdloop.tasks.route import ANYONE, assignments
 
 
 def test_one_assignment_table_per_annotator_in_batch_order():

@@ -6,22 +6,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import config, strategies
-from crowdloop.tasks.score import effective_strategy, resolve, score
-from crowdloop.tasks.strategies import Pool
+from crowdloop.tasks import config
+from crowdloop.tasks.scoring import strategies
+from crowdloop.tasks.scoring import effective_strategy, resolve, score
+from crowdloop.tasks.scoring.strategies import ScoreInputs
 
 LABELS = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 1.0]}, index=["l0", "l1"])
-POOL = Pool(labels_multiannotator=LABELS, n_unlabeled=3, n_classes=2,
-            pred_probs=np.array([[0.6, 0.4], [0.2, 0.8]]),
-            pred_probs_unlabeled=np.array([[0.9, 0.1], [0.5, 0.5], [0.7, 0.3]]))
+INPUTS = ScoreInputs(labels_multiannotator=LABELS, n_unlabeled=3, n_classes=2,
+                     pred_probs=np.array([[0.6, 0.4], [0.2, 0.8]]),
+                     pred_probs_unlabeled=np.array([[0.9, 0.1], [0.5, 0.5], [0.7, 0.3]]))
 
 USER_MODULE = '''
 import numpy as np
 
-def longest_text_first(pool, *, seed):
-    return np.ones(pool.n_labeled), np.arange(pool.n_unlabeled, dtype=float)[::-1]
+def longest_text_first(inputs, *, seed):
+    return np.ones(inputs.n_labeled), np.arange(inputs.n_unlabeled, dtype=float)[::-1]
 
-def wrong_shape(pool, *, seed):
+def wrong_shape(inputs, *, seed):
     return np.ones(1), np.ones(1)
 '''
 
@@ -38,8 +39,8 @@ def test_builtin_names_match_the_config_choices():
 
 
 def test_score_dispatches_by_name():
-    s_l, s_u = score("entropy", POOL, seed=0)
-    np.testing.assert_array_equal(s_u, strategies.entropy(POOL, seed=0)[1])
+    s_l, s_u = score("entropy", INPUTS, seed=0)
+    np.testing.assert_array_equal(s_u, strategies.entropy(INPUTS, seed=0)[1])
     assert np.argmin(s_u) == 1
 
 
@@ -49,10 +50,10 @@ def test_unknown_strategy_lists_the_known_ones():
 
 
 def test_a_user_strategy_named_module_function_is_used(user_module):
-    s_l, s_u = score(f"{user_module}:longest_text_first", POOL, seed=0)
+    s_l, s_u = score(f"{user_module}:longest_text_first", INPUTS, seed=0)
     assert list(s_u) == [2.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="returned scores of shapes"):
-        score(f"{user_module}:wrong_shape", POOL, seed=0)
+        score(f"{user_module}:wrong_shape", INPUTS, seed=0)
 
 
 def test_config_load_rejects_unknown_strategies_with_the_known_list(user_module):
@@ -70,13 +71,13 @@ def test_config_load_rejects_unknown_strategies_with_the_known_list(user_module)
     assert config.from_dict(raw).score.strategy == f"{user_module}:longest_text_first"
 
 
-def test_with_nothing_labelled_a_model_strategy_becomes_cold_start():
-    empty = Pool(labels_multiannotator=LABELS.iloc[:0], n_unlabeled=4, n_classes=2,
-                 embeddings_unlabeled=np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]]), batch_size=2)
+def test_with_nothing_labeled_a_model_strategy_becomes_cold_start():
+    empty = ScoreInputs(labels_multiannotator=LABELS.iloc[:0], n_unlabeled=4, n_classes=2, batch_size=2,
+                        embeddings_unlabeled=np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]]))
     assert effective_strategy("activelab", empty, cold_start=True) == "cold_start"
     assert effective_strategy("activelab", empty, cold_start=False) == "activelab"
     assert effective_strategy("random", empty, cold_start=True) == "random"
-    assert effective_strategy("activelab", POOL, cold_start=True) == "activelab"
-    _, s_u = score("bald", empty, seed=0, cold_start=True)
+    assert effective_strategy("activelab", INPUTS, cold_start=True) == "activelab"
+    _, s_u = score(effective_strategy("bald", empty, cold_start=True), empty, seed=0)
     first_two = set(np.argsort(s_u)[:2])
     assert len(first_two & {0, 1}) == 1 and len(first_two & {2, 3}) == 1  # one per cluster

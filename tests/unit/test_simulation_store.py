@@ -7,7 +7,7 @@ import pytest
 from crowdloop.flows import simulate
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import demo, importers, simulation_store
-from crowdloop.tasks.store import CampaignError
+from crowdloop.tasks.errors import CampaignError
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_prepare_writes_the_replay_and_accepts_the_same_settings_again(replay, t
     settings = simulate.run_settings(config_mod.load(), simulate.PRESETS["tutorial"])
     simulation_store.prepare(tmp_path, replay, settings)
     back = simulation_store.read_replay(tmp_path)
-    assert back.classes == replay.classes and back.pool.equals(replay.pool.reset_index(drop=True))
+    assert back.classes == replay.classes and back.uncollected.equals(replay.uncollected.reset_index(drop=True))
     before = _files(tmp_path)
     simulation_store.prepare(tmp_path, replay, settings)  # a resumed run
     assert _files(tmp_path) == before
@@ -44,7 +44,7 @@ def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(
         simulation_store.prepare(tmp_path, replay, simulate.run_settings(other_model, preset))
     with pytest.raises(CampaignError, match=r"\(preset differ\)"):
         simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, simulate.PRESETS["rte"]))
-    fewer = dataclasses.replace(replay, pool=replay.pool.iloc[1:])
+    fewer = dataclasses.replace(replay, uncollected=replay.uncollected.iloc[1:])
     with pytest.raises(CampaignError, match=r"\(data differ\)"):
         simulation_store.prepare(tmp_path, fewer, simulate.run_settings(base, preset))
     assert _files(tmp_path) == before  # nothing was changed by the refusals

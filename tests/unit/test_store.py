@@ -1,40 +1,49 @@
+"""The campaign store: annotation part files, rounds, the data hash, the embeddings cache."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import store
+from crowdloop.tasks import embedding_cache, store
+from crowdloop.tasks.errors import CampaignError
+from crowdloop.tasks.schema import ANNOTATION_COLUMNS
 
 
-def _rows(pairs, round_=1):
-    return pd.DataFrame(
-        [{"example_id": e, "annotator_id": a, "label": l, "round": round_, "source": "t", "time": "x"}
-         for e, a, l in pairs]
-    )
+def _rows(pairs):
+    return pd.DataFrame(pairs, columns=["example_id", "annotator_id", "label"])
 
 
-def test_append_writes_new_part_files_and_never_touches_old_ones(tmp_path):
+def test_append_stamps_rows_writes_new_part_files_and_never_touches_old_ones(tmp_path):
     campaign = store.Campaign(tmp_path)
-    first = store.append_annotations(campaign, _rows([("e1", "a1", "x")], 0), source="initial")
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    first = store.append_annotations(campaign, _rows([("e1", "a1", "x")]), round=0, source="initial", now=now)
     before = first.read_bytes()
-    second = store.append_annotations(campaign, _rows([("e2", "a1", "y")]), source="ingest answers.csv")
-    assert first != second
+    second = store.append_annotations(campaign, _rows([("e2", "a1", "y")]), round=1, source="ingest:answers.csv")
+    assert first.name == "000-000-initial.parquet" and second.name == "001-001-ingest-answers-csv.parquet"
     assert first.read_bytes() == before
     stored = store.read_annotations(campaign)
+    assert list(stored.columns) == list(ANNOTATION_COLUMNS)
     assert stored["example_id"].tolist() == ["e1", "e2"]
     assert stored["round"].tolist() == [0, 1]
+    assert stored["source"].tolist() == ["initial", "ingest:answers.csv"]
+    assert stored["time"].iloc[0] == "2026-01-02T03:04:05+00:00"
 
 
 def test_empty_append_writes_nothing(tmp_path):
     campaign = store.Campaign(tmp_path)
-    assert store.append_annotations(campaign, _rows([]).iloc[:0], source="x") is None
+    assert store.append_annotations(campaign, _rows([]), round=1, source="x") is None
     assert store.read_annotations(campaign).empty
 
 
 def test_data_hash_changes_with_any_byte(tmp_path):
     campaign = store.Campaign(tmp_path)
-    store.append_annotations(campaign, _rows([("e1", "a1", "x")]), source="s")
+    store.append_annotations(campaign, _rows([("e1", "a1", "x")]), round=1, source="s")
     h1 = store.data_hash(campaign)
     assert store.data_hash(campaign) == h1
-    store.append_annotations(campaign, _rows([("e1", "a2", "x")]), source="s")
+    store.append_annotations(campaign, _rows([("e1", "a2", "x")]), round=1, source="s")
     assert store.data_hash(campaign) != h1
 
 
@@ -52,15 +61,14 @@ def test_round_is_complete_only_once_its_metrics_exist(tmp_path):
 
 
 def test_open_campaign_explains_what_to_do(tmp_path):
-    with pytest.raises(store.CampaignError, match="crowdloop init"):
+    with pytest.raises(CampaignError, match="crowdloop init"):
         store.open_campaign(tmp_path)
 
 
 def test_embedding_cache_round_trip(tmp_path):
     import numpy as np
 
-    campaign = store.Campaign(tmp_path)
-    assert store.read_embedding_cache(campaign, "m") == {}
-    store.write_embedding_cache(campaign, "m", {"k1": np.ones(3, np.float32)})
-    cache = store.read_embedding_cache(campaign, "m")
+    assert embedding_cache.read(tmp_path, "m") == {}
+    embedding_cache.write(tmp_path, "m", {"k1": np.ones(3, np.float32)})
+    cache = embedding_cache.read(tmp_path, "m")
     assert list(cache) == ["k1"] and cache["k1"].tolist() == [1, 1, 1]

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import strategies, uncertainty
-from crowdloop.tasks.strategies import Pool
+from crowdloop.tasks.scoring import strategies, uncertainty
+from crowdloop.tasks.scoring.strategies import ScoreInputs
 
 NAN = np.nan
 
@@ -27,7 +27,7 @@ UNLABELED = np.array([[0.95, 0.05], [0.52, 0.48], [0.7, 0.3]])
 def _pool(**fields) -> Pool:
     base = dict(labels_multiannotator=LABELS, n_unlabeled=3, n_classes=2, pred_probs=PROBS,
                 pred_probs_unlabeled=UNLABELED, batch_size=1)
-    return Pool(**(base | fields))
+    return ScoreInputs(**(base | fields))
 
 
 @pytest.mark.parametrize("name", ["least_confidence", "margin", "entropy"])
@@ -46,7 +46,7 @@ def test_least_confidence_margin_and_entropy_disagree_where_they_should():
     assert np.argmin(uncertainty.entropy(probs)) == 1
 
 
-def test_a_labelled_example_mixes_its_labels_in_as_pseudo_counts():
+def test_a_labeled_example_mixes_its_labels_in_as_pseudo_counts():
     counts = uncertainty.label_counts(LABELS, 2)
     np.testing.assert_array_equal(counts, [[1, 1], [2, 0]])
     mixed = uncertainty.with_annotations(PROBS, counts)
@@ -69,20 +69,20 @@ def test_bald_prefers_disagreeing_confident_samples_over_agreeing_unsure_ones():
         [[0.5, 0.5], [0.95, 0.05], [0.9, 0.1]],
         [[0.5, 0.5], [0.05, 0.95], [0.9, 0.1]],
     ])
-    labelled = np.stack([PROBS, PROBS])
-    _, s_u = strategies.bald(_pool(posterior_probs=labelled, posterior_probs_unlabeled=samples), seed=0)
+    labeled = np.stack([PROBS, PROBS])
+    _, s_u = strategies.bald(_pool(posterior_probs=labeled, posterior_probs_unlabeled=samples), seed=0)
     assert np.argmin(s_u) == 1
     assert s_u[0] == pytest.approx(1.0) and s_u[2] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="S>=2"):
         uncertainty.bald(samples[:1])
 
 
-def test_coreset_picks_the_point_far_from_everything_labelled():
+def test_coreset_picks_the_point_far_from_everything_labeled():
     covered = np.array([[1.0, 0.0], [0.9, 0.1]])
     pool_points = np.array([[0.95, 0.05], [-1.0, 0.0], [0.8, 0.2]])
     s_l, s_u = strategies.coreset(_pool(embeddings=covered, embeddings_unlabeled=pool_points), seed=0)
     assert np.argmin(s_u) == 1
-    assert s_l.min() >= 1 > s_u.max()  # labelled examples come after every unlabelled one
+    assert s_l.min() >= 1 > s_u.max()  # labeled examples come after every unlabeled one
 
 
 def test_coreset_second_pick_covers_what_the_first_left_open():
@@ -109,14 +109,14 @@ def test_cold_start_takes_the_example_nearest_each_cluster_centre():
     centre_a = [[0.0, 0.0], [0.2, 0.0], [-0.2, 0.0], [0.0, 0.21]]
     centre_b = [[5.0, 5.0], [5.3, 5.0], [4.7, 5.0]]
     empty = LABELS.iloc[:0]
-    pool = Pool(labels_multiannotator=empty, n_unlabeled=7, n_classes=2,
-                embeddings_unlabeled=np.array(centre_a + centre_b), batch_size=2)
+    pool = ScoreInputs(labels_multiannotator=empty, n_unlabeled=7, n_classes=2,
+                       embeddings_unlabeled=np.array(centre_a + centre_b), batch_size=2)
     s_l, s_u = strategies.cold_start(pool, seed=0)
     assert s_l.shape == (0,)
     assert set(np.argsort(s_u)[:2]) == {0, 4}
 
 
-def test_random_is_seeded_and_good_random_asks_unlabelled_then_least_annotated_first():
+def test_random_is_seeded_and_good_random_asks_unlabeled_then_least_annotated_first():
     s_l, s_u = strategies.random(_pool(), seed=3)
     np.testing.assert_array_equal(np.r_[s_l, s_u], np.random.default_rng(3).random(5))
     labels = _labels([[0, 1, 1], [0, NAN, NAN], [1, 1, NAN]])

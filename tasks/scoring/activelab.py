@@ -1,7 +1,7 @@
 """ActiveLab scores (cleanlab): how useful another label would be; lower = ask first.
 
-Both pools share one scale, so the caller can rank labelled examples (one more
-label) against unlabelled ones (a first label) in a single list.
+Labeled and unlabeled examples share one scale, so the caller can rank a labeled
+example (one more label) against an unlabeled one (a first label) in a single list.
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+
 import numpy as np
 import pandas as pd
 from cleanlab.multiannotator import get_active_learning_scores, get_active_learning_scores_ensemble
 
-from crowdloop.tasks.consensus import break_exact_ties, check_labels, check_pred_probs
-
-# cleanlab warns when no example has two agreeing labels; that is ordinary in
-# early rounds and changes nothing about the scores.
-_NO_AGREEMENT_WARNING = "Annotators do not agree on any example"
+from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, break_exact_ties, check_label_matrix,
+                                            check_pred_probs)
 
 
 def activelab(
@@ -32,14 +30,14 @@ def activelab(
     Parameters
     ----------
     labels_multiannotator : DataFrame of shape (N, M)
-        Labelled examples (class indices, NaN = not labelled by that annotator);
+        Labeled examples (class indices, NaN = not labeled by that annotator);
         every row needs a label, annotators without labels are ignored.
     pred_probs : ndarray of shape (N, K)
-        Out-of-sample predicted probabilities for the labelled examples.
+        Out-of-sample predicted probabilities for the labeled examples.
     pred_probs_unlabeled : ndarray of shape (U, K)
-        Predicted probabilities for examples nobody labelled yet.
+        Predicted probabilities for examples nobody labeled yet.
     seed : seeds the 1e-9 jitter that breaks exact ties in ``pred_probs``
-        (:func:`crowdloop.tasks.consensus.break_exact_ties`).
+        (:func:`crowdloop.tasks.consensus.base.break_exact_ties`).
 
     Returns
     -------
@@ -49,7 +47,7 @@ def activelab(
 
     Notes
     -----
-    With N == 0 cleanlab scores the unlabelled pool from the model alone (no
+    With N == 0 cleanlab scores the unlabeled pool from the model alone (no
     temperature scaling, unit weights); ``pred_probs`` must then have 0 rows.
     """
     labels, pred_probs, unlabeled = _checked(labels_multiannotator, pred_probs, pred_probs_unlabeled)
@@ -73,7 +71,7 @@ def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.
     ----------
     labels_multiannotator : DataFrame of shape (N, M)
     fold_pred_probs : ndarray of shape (P, N, K)
-        Each of P models' probabilities for the labelled examples (cleanlab
+        Each of P models' probabilities for the labeled examples (cleanlab
         weighs each model by how well it agrees with the consensus).
     fold_pred_probs_unlabeled : ndarray of shape (P, U, K)
     seed : seeds the tie-breaking jitter, as in :func:`activelab`.
@@ -94,7 +92,7 @@ def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.
     n_rows, n_unlabeled = fold_l.shape[1], fold_u.shape[1]
     if n_rows == 0 and n_unlabeled == 0:
         return np.zeros(0), np.zeros(0)
-    # cleanlab rescales the unlabelled arrays in place: hand it copies.
+    # cleanlab rescales the unlabeled arrays in place: hand it copies.
     tied = np.stack([break_exact_ties(c[1], seed=seed + p) for p, c in enumerate(checked)])
     with _quiet_cleanlab():
         scores, scores_unlabeled = get_active_learning_scores_ensemble(
@@ -120,7 +118,7 @@ def _checked(labels_multiannotator, pred_probs, pred_probs_unlabeled):
             f"pred_probs has {n_classes} columns but pred_probs_unlabeled has "
             f"{unlabeled.shape[1]}; predict both pools with the same model."
         )
-    return check_labels(labels_multiannotator, n_classes=n_classes), pred_probs, unlabeled
+    return check_label_matrix(labels_multiannotator, n_classes=n_classes), pred_probs, unlabeled
 
 
 @contextlib.contextmanager
@@ -128,5 +126,5 @@ def _quiet_cleanlab():
     # cleanlab prints notes (classes lost from the consensus, annotators who share
     # no example) and offers no verbose switch here: keep them out of our output.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.filterwarnings("ignore", message=_NO_AGREEMENT_WARNING, category=UserWarning)
+        warnings.filterwarnings("ignore", message=NO_AGREEMENT_WARNING, category=UserWarning)
         yield

@@ -23,7 +23,7 @@ def rows(campaign: store.Campaign) -> list[dict]:
     for number in store.completed_rounds(campaign):
         metrics = store.read_round_metrics(campaign, number)
         ids = store.read_lineage(campaign, number)
-        tag = version.ROUND_TAG.format(number)
+        tag = version.round_tag(number)
         table.append({
             "round": number, "tag": tag, "git_commit": version.commit_of(campaign, tag),
             "dvc_md5": version.data_md5(campaign, tag), "mlflow_run_id": ids.get("mlflow_run_id"),

@@ -9,9 +9,9 @@ Pure NumPy. Every function maps probabilities to a score in [0, 1]:
 * ``bald``: 1 - I(y; θ) / log K, the mutual information between the label and
   the model, estimated from posterior samples (fold models or MC-dropout passes).
 
-How a labelled example is scored (re-labelling)
+How a labeled example is scored (re-labeling)
 ------------------------------------------------
-A labelled example already has answers, so its uncertainty is not the model's
+A labeled example already has answers, so its uncertainty is not the model's
 alone: :func:`with_annotations` mixes its probabilities with its labels as
 pseudo-counts, ``p' = (p + c) / (1 + n)`` where ``c`` (K,) counts its labels per
 class and ``n`` is how many it has; the model counts as one annotator. An

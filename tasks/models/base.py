@@ -1,18 +1,16 @@
-"""Text classifier backends behind one interface: a frozen encoder + logistic head, or a fine-tune.
+"""What the classifier backends share: their interface, the model name, input checks.
 
-``load_backend`` loads the tokenizer and the pretrained weights once; every
-``fit`` then starts from those same weights, so k-fold models never leak into
-each other. ``features`` turns texts into what ``fit`` and ``predict_proba``
-take, anything with rows (``.shape[0]``) that row-indexes: embeddings, or a sparse
-matrix of embeddings and n-grams (head), or the texts themselves (finetune). The backends live in
-``tasks/head.py`` and ``tasks/finetune.py``; this module holds what they share.
+``features`` turns texts into what ``fit`` and ``predict_proba`` take, anything with
+rows (``.shape[0]``) that row-indexes: embeddings, or a sparse matrix of embeddings
+and n-grams (head), or the texts themselves (finetune). The backends are
+:mod:`.head` and :mod:`.finetune`; :func:`crowdloop.tasks.models.load_backend` builds one.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -92,34 +90,14 @@ def embedding_key(text: str, *, max_length: int, pooling: str) -> str:
     return hashlib.sha256(f"{max_length}\n{pooling}\n{text}".encode()).hexdigest()
 
 
-def load_backend(model: ModelConfig, *, embedding_cache: dict[str, np.ndarray] | None = None,
-                 progress: Callable[[str], None] | None = None) -> Backend:
-    """The backend ``model.backend`` names (``auto`` resolved), its model and tokenizer loaded once.
-
-    ``embedding_cache`` (head only) is read and filled in place; the caller persists it.
-    """
-    from transformers.utils import logging as hf_logging
-
-    # The "newly initialized weights" warning and the loading bar are expected noise here.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    say = progress or (lambda message: None)
-    if resolve_backend(model.backend) == "finetune":
-        from crowdloop.tasks.finetune import FinetuneBackend
-
-        return FinetuneBackend(model, progress=say)
-    from crowdloop.tasks.head import HeadBackend
-
-    return HeadBackend(model, embedding_cache=embedding_cache, progress=say)
-
-
 def check_texts(texts: Sequence[str]) -> None:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"text {i} is {text!r}, not a string; drop or fill empty texts before training.")
 
 
-def check_labels(y: np.ndarray, *, n_classes: int, n_rows: int) -> np.ndarray:
+def check_class_indices(y: np.ndarray, *, n_classes: int, n_rows: int) -> np.ndarray:
+    """``y`` (n_rows,) as int class indices in 0..n_classes-1, at least one."""
     y = np.asarray(y)
     if len(y) != n_rows or n_rows == 0:
         raise ValueError(f"fit got {n_rows} feature rows and {len(y)} labels; "

@@ -33,7 +33,7 @@ def k_center_order(X: np.ndarray, centers: np.ndarray, *, n_greedy: int, seed: i
     X : ndarray of shape (U, D)
         Candidates.
     centers : ndarray of shape (L, D)
-        Points already covered (the labelled examples); L may be 0.
+        Points already covered (the labeled examples); L may be 0.
     n_greedy : how many picks to make greedily; each is the candidate farthest
         from every center and every earlier pick.
     seed : with no center, the first pick is drawn with ``default_rng(seed)``.

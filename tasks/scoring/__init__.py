@@ -1,9 +1,10 @@
 """The score step: the configured strategy scores every pool example; lower = ask first.
 
-Strategies live in :mod:`crowdloop.tasks.strategies`; a user adds one by naming
-``module:function`` as ``score.strategy`` in params.yaml (the function takes a
-:class:`~crowdloop.tasks.strategies.Pool` and ``seed=`` and returns the two score
-arrays, lower = ask first).
+The strategies are :mod:`.strategies` (ActiveLab in :mod:`.activelab`, uncertainty
+measures in :mod:`.uncertainty`, embedding geometry in :mod:`.geometry`). A user adds
+one by naming ``module:function`` as ``score.strategy`` in params.yaml: the function
+takes a :class:`~.strategies.ScoreInputs` and ``seed=`` and returns the two score
+arrays, lower = ask first.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from crowdloop.tasks.config import load_user_strategy
-from crowdloop.tasks.strategies import BUILTIN, MODEL_FREE, Pool, Strategy
+from crowdloop.tasks.scoring.strategies import BUILTIN, MODEL_FREE, ScoreInputs, Strategy
+
+__all__ = ["ScoreInputs", "effective_strategy", "resolve", "score", "score_inputs"]
 
 
 def resolve(name: str) -> Strategy:
@@ -25,11 +28,11 @@ def resolve(name: str) -> Strategy:
                      "(or module:function).")
 
 
-def make_pool(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size: int) -> Pool:
+def score_inputs(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size: int) -> ScoreInputs:
     """The score step's input: labels_multiannotator (N, M) and every array of ``predictions``
     (train.Predictions); without a trained model only the embeddings."""
     trained = predictions.trained
-    return Pool(
+    return ScoreInputs(
         labels_multiannotator=wide, n_unlabeled=len(predictions.pred_probs_unlabeled), n_classes=n_classes,
         pred_probs=predictions.pred_probs if trained else None,
         pred_probs_unlabeled=predictions.pred_probs_unlabeled if trained else None,
@@ -41,31 +44,27 @@ def make_pool(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size: in
     )
 
 
-def effective_strategy(strategy: str, pool: Pool, *, cold_start: bool) -> str:
-    """``cold_start`` instead of ``strategy`` when nothing is labelled and ``cold_start`` is on.
+def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool) -> str:
+    """``cold_start`` instead of ``strategy`` when nothing is labeled and ``cold_start`` is on.
 
     Only model-based strategies are replaced (random stays random), and only
-    when embeddings of the unlabelled pool exist.
+    when embeddings of the unlabeled examples exist.
     """
-    if (cold_start and pool.n_labeled == 0 and strategy not in MODEL_FREE
-            and pool.embeddings_unlabeled is not None):
+    if (cold_start and inputs.n_labeled == 0 and strategy not in MODEL_FREE
+            and inputs.embeddings_unlabeled is not None):
         return "cold_start"
     return strategy
 
 
-def score(strategy: str, pool: Pool, *, seed: int, cold_start: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of shapes (N,), (U,) from the named strategy; lower = label first.
-
-    With ``cold_start`` a round with no labelled example uses the ``cold_start``
-    strategy instead (see :func:`effective_strategy`).
-    """
-    name = effective_strategy(strategy, pool, cold_start=cold_start)
-    scores_labeled, scores_unlabeled = resolve(name)(pool, seed=seed)
+def score(strategy: str, inputs: ScoreInputs, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of shapes (N,), (U,) from the named strategy (see :func:`effective_strategy`
+    for the cold start); lower = label first."""
+    scores_labeled, scores_unlabeled = resolve(strategy)(inputs, seed=seed)
     scores_labeled = np.asarray(scores_labeled, dtype=float)
     scores_unlabeled = np.asarray(scores_unlabeled, dtype=float)
-    if scores_labeled.shape != (pool.n_labeled,) or scores_unlabeled.shape != (pool.n_unlabeled,):
-        raise ValueError(f"strategy {name!r} returned scores of shapes {scores_labeled.shape} and "
-                         f"{scores_unlabeled.shape}; expected ({pool.n_labeled},) and ({pool.n_unlabeled},).")
+    if scores_labeled.shape != (inputs.n_labeled,) or scores_unlabeled.shape != (inputs.n_unlabeled,):
+        raise ValueError(f"strategy {strategy!r} returned scores of shapes {scores_labeled.shape} and "
+                         f"{scores_unlabeled.shape}; expected ({inputs.n_labeled},) and ({inputs.n_unlabeled},).")
     if not (np.isfinite(scores_labeled).all() and np.isfinite(scores_unlabeled).all()):
-        raise ValueError(f"strategy {name!r} returned a NaN or infinite score; every score must be finite.")
+        raise ValueError(f"strategy {strategy!r} returned a NaN or infinite score; every score must be finite.")
     return scores_labeled, scores_unlabeled

@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.model import check_labels, check_texts, check_weights, floor_probs, resolve_model_name
+from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, floor_probs,
+                                         resolve_model_name)
 
 
 class FinetuneBackend:
@@ -71,7 +72,7 @@ class FinetuneBackend:
         import torch
         from transformers import get_linear_schedule_with_warmup
 
-        y = check_labels(y, n_classes=n_classes, n_rows=len(X))
+        y = check_class_indices(y, n_classes=n_classes, n_rows=len(X))
         weights = check_weights(sample_weight, n_rows=len(X))
         weights = torch.ones(len(X)) if weights is None else torch.as_tensor(weights / weights.mean(),
                                                                              dtype=torch.float32)
@@ -86,7 +87,7 @@ class FinetuneBackend:
         for step in range(1, cfg.steps + 1):
             if position >= len(order):  # next epoch: a new shuffle from the same generator
                 order, position = torch.randperm(len(X), generator=generator), 0
-            idx = order[position:position + self.config.batch_size]
+            idx = order[position:position + self.config.minibatch_size]
             position += len(idx)
             batch = self._tokens([X[i] for i in idx.tolist()])
             logits = model(**batch).logits.float()
@@ -108,8 +109,8 @@ class FinetuneBackend:
 
         out = [np.zeros((0, fitted.config.num_labels))]
         with torch.inference_mode():
-            for start in range(0, len(X), self.config.batch_size):
-                logits = fitted(**self._tokens(list(X[start:start + self.config.batch_size]))).logits
+            for start in range(0, len(X), self.config.minibatch_size):
+                logits = fitted(**self._tokens(list(X[start:start + self.config.minibatch_size]))).logits
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return floor_probs(np.concatenate(out))
 
@@ -120,8 +121,8 @@ class FinetuneBackend:
         model = fitted if fitted is not None else self.new_model(2, seed=0).eval()
         out = [np.zeros((0, model.config.hidden_size), dtype=np.float32)]
         with torch.inference_mode():
-            for start in range(0, len(X), self.config.batch_size):
-                batch = self._tokens(list(X[start:start + self.config.batch_size]))
+            for start in range(0, len(X), self.config.minibatch_size):
+                batch = self._tokens(list(X[start:start + self.config.minibatch_size]))
                 hidden = model.base_model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

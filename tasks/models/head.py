@@ -19,8 +19,8 @@ import numpy as np
 from scipy import sparse
 
 from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.model import (check_labels, check_texts, check_weights, embedding_key, floor_probs,
-                                   resolve_model_name)
+from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, embedding_key,
+                                         floor_probs, resolve_model_name)
 
 # Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
 # stateless, so a text's n-gram vector never depends on which other texts were seen.
@@ -78,7 +78,7 @@ class HeadBackend:
         todo = {k: t for k, t in zip(keys, texts) if k not in self.cache}
         # Similar lengths in a batch mean little padding; the key breaks ties deterministically.
         todo = sorted(todo.items(), key=lambda item: (len(item[1]), item[0]))
-        size = self.config.batch_size
+        size = self.config.minibatch_size
         for start in range(0, len(todo), size):
             chunk = todo[start:start + size]
             batch = self.tokenizer([t for _, t in chunk], padding=True, truncation=True,
@@ -107,7 +107,7 @@ class HeadBackend:
         ``sample_weight`` (N,): how much each row counts, in the fit and in the C search.
         """
         n_rows = X.shape[0]
-        y = check_labels(y, n_classes=n_classes, n_rows=n_rows)
+        y = check_class_indices(y, n_classes=n_classes, n_rows=n_rows)
         weights = check_weights(sample_weight, n_rows=n_rows)
         grid = self.config.head.C_grid
         seen = np.unique(y)

@@ -1,0 +1,187 @@
+"""crowdloop's Python API: what the ``crowdloop`` command itself calls, for notebooks and scripts.
+
+>>> import crowdloop
+>>> camp = crowdloop.init_demo("campaigns/demo")             # or init_campaign(root, examples, classes=...)
+>>> for result in crowdloop.run_rounds(camp, 2, simulate=True):
+...     print(result.round, result.metrics["test_accuracy"])
+>>> crowdloop.ingest(camp, "answers.csv")                      # read, check, store, commit
+>>> print(crowdloop.status(camp))                              # what `crowdloop status` prints
+
+Every function takes a campaign as a :class:`Campaign` or its directory. Errors a user
+can fix raise :class:`CrowdloopError` subclasses whose message says what to do.
+Heavy libraries (Prefect, MLflow, torch) are imported only by the functions that use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from crowdloop import campaign as campaign_mod
+from crowdloop import history_table, status_table
+from crowdloop.tasks import config as config_mod
+from crowdloop.tasks import ingest as ingest_mod
+from crowdloop.tasks import store, version
+from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
+from crowdloop.tasks.store import Campaign
+
+__all__ = ["Campaign", "CrowdloopError", "history", "ingest", "init_campaign", "init_demo", "open_campaign",
+           "pull", "push", "rollback", "run_round", "run_rounds", "simulate", "status"]
+
+
+def open_campaign(root: str | Path | Campaign) -> Campaign:
+    """The campaign at ``root`` (a directory made by :func:`init_campaign` or ``crowdloop init``)."""
+    return root if isinstance(root, Campaign) else store.open_campaign(root)
+
+
+def init_campaign(root: str | Path, examples: pd.DataFrame | str | Path, *, classes: Sequence[str], seed: int = 0,
+                  initial: pd.DataFrame | None = None, params: dict | None = None) -> Campaign:
+    """A new campaign at ``root``, committed as round 0.
+
+    ``examples``: a DataFrame (schema.EXAMPLE_COLUMNS) or a CSV/TSV/JSONL/parquet file with
+    ``id`` and ``text`` (optional ``split`` = pool/test and ``gold``). ``initial``: answers
+    already collected (example_id, annotator_id, label). ``params``: settings laid over the
+    template params.yaml, e.g. ``{"select": {"batch_size": 50}}``.
+    """
+    if not isinstance(examples, pd.DataFrame):
+        examples = campaign_mod.read_examples_file(Path(examples))
+    return campaign_mod.init_campaign(Path(root), examples, classes=classes, seed=seed, initial=initial,
+                                      params=params)
+
+
+def init_demo(root: str | Path, *, seed: int = 0, params: dict | None = None) -> Campaign:
+    """The demo campaign (support tickets, 4 classes, 12 simulated annotators) at ``root``."""
+    return campaign_mod.init_demo(Path(root), seed=seed, params=params)
+
+
+def run_round(campaign: str | Path | Campaign, *, simulate: bool = False, force: bool = False):
+    """The next round (a Prefect flow run): returns its ``RoundResult`` (``round``, ``metrics``,
+    ``seconds``, ``strategy``, ``run_id``, ``problems``); the batch is in data/rounds/NNN/batch.csv.
+
+    ``simulate``: the campaign's simulated annotators answer the batch. ``force``: run even
+    if the last batch has no answer or the stopping rule fired.
+    """
+    from crowdloop.flows import steps
+    from crowdloop.flows.round import round_flow
+
+    steps.hide_user_error_tracebacks()
+    return round_flow(str(open_campaign(campaign).root.resolve()), simulate=simulate, force=force)
+
+
+def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = False, force: bool = False):
+    """Up to ``count`` rounds in a row, stopping early once the stopping rule fires; yields each
+    ``RoundResult`` as it finishes."""
+    if count < 1:
+        raise ConfigError(f"the number of rounds must be at least 1, got {count}.")
+    for _ in range(count):
+        result = run_round(campaign, simulate=simulate, force=force)
+        yield result
+        if result.metrics.get("stop"):
+            return
+
+
+def ingest(campaign: str | Path | Campaign, path: str | Path) -> ingest_mod.Ingested:
+    """Store the answers in ``path`` (CSV, TSV or JSONL) and commit them; a bad file raises
+    IngestError (file and line) and stores nothing. Answers already stored are not stored again."""
+    camp = open_campaign(campaign)
+    cfg = config_mod.load(camp.params_file)
+    result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes)
+    if len(result.new):
+        version.commit(camp, ingest_mod.commit_message([result]))
+    return result
+
+
+def status(campaign: str | Path | Campaign) -> status_table.Status:
+    """Where the campaign stands (rounds, annotations, what is waiting); ``str()`` it to print."""
+    return status_table.collect(open_campaign(campaign))
+
+
+def history(campaign: str | Path | Campaign) -> list[dict]:
+    """One dict a round: its git commit, DVC hash, MLflow run and Prefect flow run, annotations, accuracy."""
+    return history_table.rows(open_campaign(campaign))
+
+
+@dataclasses.dataclass(frozen=True)
+class RolledBack:
+    """A rollback: the commit before it and the new commit that restores round ``round``'s data/."""
+
+    round: int
+    before: str
+    after: str
+
+
+def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
+    """data/ back to exactly what it was at round ``number`` (fetched from the DVC remote if this
+    clone lacks it), as a new commit; later round tags are kept as ``archived/round-*``."""
+    camp, cfg = _versioned(campaign)
+    before = version.head(camp)
+    return RolledBack(number, before, version.rollback(camp, number, remote=cfg.remote.url))
+
+
+def push(campaign: str | Path | Campaign) -> str:
+    """Every round tag's data/ to the DVC remote of params.yaml; returns the remote's url."""
+    camp, cfg = _versioned(campaign)
+    version.push(camp, _remote(cfg), all_tags=True)
+    return version.remote_url(camp, cfg.remote.url)
+
+
+def pull(campaign: str | Path | Campaign) -> str:
+    """The checked-out data/ from the DVC remote (a fresh clone); returns the remote's url."""
+    camp, cfg = _versioned(campaign)
+    version.pull(camp, _remote(cfg))
+    return version.remote_url(camp, cfg.remote.url)
+
+
+def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tutorial", seeds: int = 5,
+             strategies: Sequence[str] = ("activelab", "random"), rounds: int | None = None,
+             answered_by: str | None = None, params: str | Path | None = None, target: float = 0.9,
+             out: str | Path = "simulations/latest", **import_options) -> dict:
+    """Replay a multi-annotator dataset: every strategy × seed picks batches that simulated
+    annotators answer from the annotations not yet collected.
+
+    ``format``: tutorial | long | wide | datasets, read with ``import_options`` (see
+    ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte). ``params``: a
+    params.yaml for the model settings. Writes curves.csv, learning_curve.png and summary.txt
+    in ``out`` (a folder resumes what it holds); returns ``{curves, summary, paths, run_id}``.
+    """
+    from crowdloop.flows import simulate as simulate_flows
+    from crowdloop.flows import steps
+    from crowdloop.tasks import importers, simulation_store
+
+    chosen = list(config_mod.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
+    for name in chosen:
+        config_mod.check_strategy(name, source="strategies")
+    if preset not in simulate_flows.PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(simulate_flows.PRESETS)}.")
+    protocol = simulate_flows.PRESETS[preset]
+    protocol = dataclasses.replace(protocol, arms=tuple(simulate_flows.arm(s) for s in chosen),
+                                   rounds=rounds or protocol.rounds,
+                                   answered_by=answered_by or protocol.answered_by)
+    base = config_mod.load(params)
+    replay = importers.load(format, Path(source), **import_options)
+    replay = importers.split_for_simulation(replay, seed=0, n_start=protocol.n_start,
+                                            labels_per_start=protocol.labels_per_start,
+                                            test_size=protocol.test_size)
+    out = Path(out)
+    steps.hide_user_error_tracebacks()
+    simulation_store.prepare(out, replay, simulate_flows.run_settings(base, protocol))
+    return simulate_flows.simulate_flow(str(out), protocol, list(range(seeds)), base,
+                                        f"{Path(source).name}: {preset} preset", target=target)
+
+
+def _versioned(root: str | Path | Campaign) -> tuple[Campaign, config_mod.Config]:
+    """The campaign at ``root`` and its config; data/ may be missing (a fresh clone)."""
+    camp = root if isinstance(root, Campaign) else Campaign(Path(root))
+    if not camp.params_file.is_file() or not (camp.root / "data.dvc").is_file():
+        raise CampaignError(f"{camp.root.resolve()} is not a crowdloop campaign or a clone of one "
+                            "(no params.yaml or data.dvc); cd into one first.")
+    return camp, config_mod.load(camp.params_file)
+
+
+def _remote(cfg: config_mod.Config) -> str:
+    if not cfg.remote.url:
+        raise ConfigError("params.yaml: 'remote.url' is null; name a DVC remote (a folder or s3://...) first.")
+    return cfg.remote.url

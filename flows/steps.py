@@ -1,0 +1,177 @@
+"""Every Prefect task of crowdloop's flows, each a thin wrapper around a function in ``tasks/``.
+
+A task exists where Prefect adds something: the cached training step, retries for
+steps that can fail for passing reasons (MLflow, the DVC remote, a commit), and a
+state in the Prefect UI for each step that writes. The fast pure steps of a round
+(consensus, score, select) run inside ``flows/plan.plan_round`` as plain calls, the
+same in campaign rounds and simulations.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, models, record, simulation_store,
+                             store, train, version)
+from crowdloop.tasks.errors import CrowdloopError
+from crowdloop.tasks.models.base import model_key, resolve_backend, resolve_model_name
+
+log = logging.getLogger("crowdloop")
+# Writes and remote calls are never served from a cache: each run does them.
+WRITES = {"cache_policy": NO_CACHE}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A campaign as a round starts: its config, data and where it stands (``number`` = the next round)."""
+
+    campaign: store.Campaign
+    cfg: config.Config
+    examples: pd.DataFrame
+    annotations: pd.DataFrame
+    progress: gate.Progress
+    history: list[dict]
+    previous: pd.DataFrame | None
+
+    @property
+    def number(self) -> int:
+        return (self.progress.round or 0) + 1
+
+
+def current_flow_run_id() -> str | None:
+    """The id of the Prefect flow run this code runs in, or None outside one."""
+    from prefect.runtime import flow_run
+
+    return flow_run.get_id()
+
+
+@task(name="load-campaign", **WRITES)
+def load(campaign_dir: str) -> Loaded:
+    campaign = store.open_campaign(campaign_dir)
+    annotations = store.read_annotations(campaign)
+    rounds = store.completed_rounds(campaign)
+    return Loaded(campaign, config.load(campaign.params_file), store.read_examples(campaign), annotations,
+                  gate.progress(campaign, annotations), [store.read_round_metrics(campaign, r) for r in rounds],
+                  store.read_pred_probs(campaign, rounds[-1]) if rounds else None)
+
+
+@task(name="train-and-predict", cache_key_fn=lambda _, params: params["key"], persist_result=True,
+      retries=1, retry_delay_seconds=5)
+def train_and_predict(key: str, cache_dir: str, training: train.TrainingSet, *, model: config.ModelConfig,
+                      n_classes: int, folds: int, seed: int, mc_passes: int) -> train.Predictions:
+    return train.train_with_cache(Path(cache_dir), key, training, model=model, n_classes=n_classes, folds=folds,
+                                  seed=seed, mc_passes=mc_passes)
+
+
+@dataclass(frozen=True)
+class CampaignTrainer:
+    """``plan_round``'s train step in a campaign: the cached task, keyed on the round's content."""
+
+    campaign: store.Campaign
+    cfg: config.Config
+    mc_passes: int
+
+    def __call__(self, training: train.TrainingSet) -> train.Predictions:
+        cfg = self.cfg
+        settings = {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
+                    "folds": cfg.predict.folds, "seed": cfg.seed, "mc_passes": self.mc_passes}
+        trainer = train_and_predict.with_options(result_storage=self.campaign.cache / "prefect")
+        return trainer(train.training_key(training, settings=settings), str(self.campaign.cache), training,
+                       model=cfg.model, n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed,
+                       mc_passes=self.mc_passes)
+
+
+@task(name="simulate-annotators", **WRITES)
+def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: pd.DataFrame, seed: int):
+    return annotators.simulate_answers(batch, uncollected, collected, seed=seed)
+
+
+@task(name="save-round", **WRITES)
+def save_round(loaded: Loaded, data, plan, metrics: dict, answers: pd.DataFrame | None) -> list[Path]:
+    return record.save_round(loaded.campaign, loaded.number, data, plan, metrics, answers)
+
+
+@task(name="track", retries=2, retry_delay_seconds=2, **WRITES)
+def log_round(loaded: Loaded, plan, metrics: dict, flow_run_id: str | None) -> str:
+    return record.log_round(loaded.campaign, loaded.number, loaded.cfg, plan, metrics, flow_run_id=flow_run_id)
+
+
+@task(name="version", **WRITES)
+def commit_round(loaded: Loaded, metrics: dict) -> str:
+    return record.commit_round(loaded.campaign, loaded.number, metrics)
+
+
+@task(name="lineage-and-champion", retries=2, retry_delay_seconds=2, **WRITES)
+def publish_round(loaded: Loaded, run_id: str, score: float) -> int | None:
+    return record.publish_round(loaded.campaign, loaded.number, run_id, loaded.cfg, score)
+
+
+@task(name="push-data", retries=2, retry_delay_seconds=5, **WRITES)
+def push(campaign: store.Campaign, url: str) -> None:
+    version.push(campaign, url)
+
+
+@task(name="ingest-inbox", **WRITES)
+def ingest_inbox(campaign_dir: str) -> inbox.InboxReport:
+    campaign = store.open_campaign(campaign_dir)
+    return inbox.drain(campaign, config.load(campaign.params_file))
+
+
+@task(name="commit-answers", retries=2, retry_delay_seconds=2, **WRITES)
+def commit(campaign_dir: str, message: str) -> str:
+    return version.commit(store.open_campaign(campaign_dir), message)
+
+
+@task(name="decide", **WRITES)
+def decide(campaign_dir: str, force: bool) -> gate.RoundDecision:
+    campaign = store.open_campaign(campaign_dir)
+    min_answered = config.load(campaign.params_file).schedule.min_answered
+    return gate.scheduled_decision(gate.progress(campaign), min_answered=min_answered, force=force)
+
+
+@functools.lru_cache(maxsize=2)
+def simulation_backend(model_cfg: config.ModelConfig, out_dir: str):
+    """The encoder, loaded once per process and shared by every arm; embeddings from the disk cache.
+
+    Arms receive the output folder, not the data: Prefect stores flow parameters
+    as JSON, which would copy the whole dataset into its database for every arm.
+    """
+    cache = embedding_cache.read(simulation_store.cache_dir(Path(out_dir)),
+                                 model_key(resolve_model_name(model_cfg.name)))
+    return models.load_backend(model_cfg, embedding_cache=cache, progress=log.info)
+
+
+@task(name="embed-texts", **WRITES)
+def embed_texts(out_dir: str, base: config.Config) -> str:
+    """Embed every text of the replay once (head backend), cached on disk in out_dir/.cache."""
+    replay = simulation_store.read_replay(Path(out_dir))
+    backend = simulation_backend(base.model, out_dir)
+    backend.features(replay.examples["text"].tolist())
+    if backend.name == "head":
+        embedding_cache.write(simulation_store.cache_dir(Path(out_dir)), model_key(backend.model_name), backend.cache)
+    return backend.name
+
+
+class _HideUserErrors(logging.Filter):
+    """Drops Prefect's run-engine records that carry a CrowdloopError (with its traceback): the
+    caller reports that error itself, as one sentence."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        carried = [record.exc_info[1] if record.exc_info else None, *(record.args or ())]
+        return not any(isinstance(item, CrowdloopError) for item in carried)
+
+
+def hide_user_error_tracebacks() -> None:
+    """Keep Prefect from logging the traceback of a user error (a CrowdloopError) that a flow run
+    raises; the CLI prints the error as one line. Idempotent."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _HideUserErrors) for f in target.filters):
+            target.addFilter(_HideUserErrors())

@@ -1,0 +1,110 @@
+"""CROWDLAB (cleanlab): the annotators' labels mixed with the model's out-of-sample probabilities."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from cleanlab.multiannotator import get_label_quality_multiannotator
+
+from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, annotators_frame, break_exact_ties,
+                                            check_label_matrix, check_pred_probs, examples_frame)
+
+
+def crowdlab(
+    labels_multiannotator: pd.DataFrame,
+    pred_probs: np.ndarray,
+    *,
+    classes: Sequence[str],
+    calibrate_probs: bool,
+    label: str,
+    seed: int,
+) -> Consensus:
+    """CROWDLAB consensus via cleanlab's ``get_label_quality_multiannotator``.
+
+    Parameters
+    ----------
+    labels_multiannotator : DataFrame of shape (N, M), class indices (see ``to_wide``)
+        Every row needs at least one label; annotators without labels are dropped.
+    pred_probs : ndarray of shape (N, K)
+        Out-of-sample predicted probabilities, one column per class (classes
+        nobody chose yet included), columns in the order of ``classes``.
+    classes : the K class names; exact ties in ``pred_probs`` are broken by name.
+    calibrate_probs : temperature-scale ``pred_probs`` to the annotators first.
+    label : cleanlab's ``consensus_method``: ``best_quality`` takes the class CROWDLAB
+        finds most likely, so a confident model can overrule the annotators;
+        ``majority_vote`` keeps the annotators' majority and lets the model break ties.
+        Quality scores and annotator quality are CROWDLAB's either way.
+    seed : seeds the 1e-9 jitter that breaks exact ties in ``pred_probs`` rows
+        (see :func:`~crowdloop.tasks.consensus.base.break_exact_ties`); rows without
+        ties are used unchanged.
+
+    Notes
+    -----
+    ``consensus_quality`` is CROWDLAB's estimated probability that the consensus label
+    is correct: the consensus class's entry in the posterior that mixes the (optionally
+    calibrated) model with each annotator, weighted by their estimated accuracy.
+
+    cleanlab refuses data where no example has two labels; then the consensus is
+    the single label, its quality the model's probability for it (cleanlab's
+    ``self_confidence``, uncalibrated as in ActiveLab's single-label case) and
+    annotator quality the mean of that over the annotator's labels. An annotator
+    who shares no example with others gets cleanlab's NaN quality replaced by the
+    mean CROWDLAB quality of their own labels.
+    """
+    n_rows = len(labels_multiannotator)
+    pred_probs = check_pred_probs(pred_probs, n_rows=n_rows, name="pred_probs")
+    labels = check_label_matrix(labels_multiannotator, n_classes=pred_probs.shape[1])
+    values = labels.to_numpy()
+    num = (~np.isnan(values)).sum(axis=1)
+    if len(values) == 0 or (num == 1).all():
+        return _single_labels(labels, pred_probs)
+
+    probs = break_exact_ties(pred_probs, seed=seed, classes=classes)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=NO_AGREEMENT_WARNING, category=UserWarning)
+        info = get_label_quality_multiannotator(
+            labels, probs, consensus_method=label, calibrate_probs=calibrate_probs, verbose=False
+        )
+    per_example = info["label_quality"]
+    examples = examples_frame(
+        labels.index,
+        per_example["consensus_label"],
+        per_example["consensus_quality_score"],
+        per_example["annotator_agreement"],
+        per_example["num_annotations"],
+    )
+    stats = info["annotator_stats"].reindex(labels.columns)
+    # cleanlab gives NaN quality to an annotator who shares no example with
+    # others; judge them by the mean CROWDLAB quality of their own labels.
+    own = np.nanmean(info["detailed_label_quality"].to_numpy(), axis=0)
+    quality = stats["annotator_quality"].to_numpy()
+    agreement = stats["agreement_with_consensus"].to_numpy()
+    annotators = annotators_frame(
+        labels.columns,
+        quality=np.where(np.isnan(quality), own, quality),
+        agreement=agreement,
+        num=stats["num_examples_labeled"],
+        worst=np.where(agreement == 1, -1, stats["worst_class"]),
+    )
+    return Consensus(examples, annotators, "crowdlab")
+
+
+def _single_labels(labels: pd.DataFrame, pred_probs: np.ndarray) -> Consensus:
+    values = labels.to_numpy()
+    has = ~np.isnan(values)
+    # Each row holds exactly one label (or there are no rows).
+    label = np.nanmax(values, axis=1).astype(int) if len(values) else np.zeros(0, dtype=int)
+    label_quality = pred_probs[np.arange(len(label)), label]
+    ones = np.ones(len(label))
+    examples = examples_frame(labels.index, label, label_quality, ones, has.sum(axis=1))
+    annotators = annotators_frame(
+        labels.columns,
+        quality=[label_quality[mine].mean() for mine in has.T],
+        agreement=np.ones(has.shape[1]),
+        num=has.sum(axis=0),
+        worst=np.full(has.shape[1], -1),
+    )
+    return Consensus(examples, annotators, "crowdlab")

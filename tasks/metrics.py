@@ -1,0 +1,64 @@
+"""What a round reports (metrics.json, MLflow, status, the simulation's curves): pure functions.
+
+Every metric is a float or an int, except ``stop_reason`` (a sentence). The same
+:func:`round_report` serves campaign rounds and simulated ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+
+from crowdloop.tasks import round_data, stopping
+
+
+def classification_metrics(pred_probs: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 of ``argmax(pred_probs)`` (N, K) against ``gold`` (N,); -1 = unknown."""
+    known = gold >= 0
+    if not known.any():
+        return {}
+    pred = pred_probs[known].argmax(axis=1)
+    return {
+        "accuracy": float(accuracy_score(gold[known], pred)),
+        "macro_f1": float(f1_score(gold[known], pred, average="macro", zero_division=0)),
+    }
+
+
+def round_report(data: round_data.RoundData, plan, stored: pd.DataFrame, answers: pd.DataFrame | None,
+                 history: list[dict], cfg) -> dict:
+    """Everything a round reports: :func:`round_metrics`, what selection did and the stopping rule
+    over ``history`` (the earlier rounds' metrics) with this round's batch counted as spent.
+
+    ``plan``: the round's flows.plan.Plan; ``stored``: the annotations the round started
+    from; ``answers``: the simulated answers to its batch (None: people answer later).
+    """
+    metrics = round_metrics(data, plan.agreed, plan.predictions, stored, plan.batch, answers)
+    metrics.update({"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
+                    "batch_cost": float(plan.batch["cost"].sum())})
+    spend = stopping.spend_so_far(stored, cfg.budget, batch=plan.batch)
+    metrics.update(stopping.stop_metrics([*history, metrics], spend, cfg.stopping))
+    return metrics
+
+
+def round_metrics(data: round_data.RoundData, agreed, predictions, stored: pd.DataFrame, batch: pd.DataFrame,
+                  answers: pd.DataFrame | None) -> dict:
+    """The model on the gold split, the consensus, the annotations and the batch, as numbers."""
+    test = classification_metrics(predictions.test_probs, data.test_gold) if predictions.trained else {}
+    metrics = {f"test_{k}": v for k, v in test.items()}
+    metrics.update({
+        "annotations": len(stored),
+        "labeled_examples": len(data.labeled_ids),
+        "annotators": int(stored["annotator_id"].nunique()),
+        "mean_consensus_quality": float(agreed.examples["consensus_quality"].mean()),
+        "batch_size": len(batch),
+        "new_annotations": 0 if answers is None else len(answers),
+    })
+    labels = round_data.consensus_labels(data, agreed)
+    if predictions.trained and len(labels):
+        metrics["oos_accuracy"] = float((predictions.pred_probs.argmax(axis=1) == labels).mean())
+    gold = data.pool_gold.reindex(data.labeled_ids)
+    known = gold.notna().to_numpy()
+    if known.any():
+        metrics["consensus_accuracy"] = float((labels[known] == gold.to_numpy()[known]).mean())
+    return metrics

@@ -1,0 +1,86 @@
+"""Recording a round: its data under data/ (store), its MLflow run (track), its commit and tag (version).
+
+The round flow calls :func:`save_round` -> :func:`log_round` -> :func:`commit_round`;
+when one fails, :func:`discard_round` puts data/ back as it was before the round
+and marks the run failed, so a round is all-or-nothing as seen from data/. Once
+committed, :func:`publish_round` adds the lineage tags and the champion.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from crowdloop.tasks import lineage, report, round_data, route, store, track, version
+from crowdloop.tasks.config import Config
+
+log = logging.getLogger("crowdloop")
+
+
+def save_round(campaign: store.Campaign, number: int, data: round_data.RoundData, plan, metrics: dict,
+               answers: pd.DataFrame | None) -> list[Path]:
+    """Write round ``number``'s outputs and the simulated ``answers`` to its batch (if any).
+
+    ``plan``: the round's flows.plan.Plan. Returns the annotation part files added.
+    """
+    parts = []
+    if answers is not None and len(answers):
+        parts.append(store.append_annotations(campaign, answers, round=number, source="simulated"))
+    predictions = plan.predictions
+    store.write_round(
+        campaign, number, batch=plan.batch, consensus=round_data.consensus_table(data, plan.agreed),
+        annotators=plan.agreed.annotators, metrics=metrics,
+        pred_probs=round_data.probs_frame(data, predictions.pred_probs, predictions.pred_probs_unlabeled),
+        assignments=route.assignments(plan.batch), unroutable=plan.unroutable)
+    return parts
+
+
+def log_round(campaign: store.Campaign, number: int, cfg: Config, plan, metrics: dict, *,
+              flow_run_id: str | None) -> str:
+    """Log the saved round as an MLflow run (params, metrics, files, model, learning curve) and
+    write its lineage.json; returns the run id."""
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}  # not stop_reason
+    curve = pd.DataFrame([store.read_round_metrics(campaign, n) | {"round": n}
+                          for n in store.completed_rounds(campaign) if n <= number])
+    figure = report.plot_campaign(curve, title=f"{campaign.name}: learning curve up to round {number}")
+    params = cfg.to_dict() | {"backend_used": plan.predictions.backend, "consensus_method": plan.agreed.method}
+    model_dir = plan.predictions.model_dir
+    run_id = track.log_round(campaign, number, params=params, metrics=numbers,
+                             artifacts=store.round_artifacts(campaign, number),
+                             model_dir=Path(model_dir) if model_dir else None, figure=figure, uri=cfg.tracking.uri,
+                             tags=lineage.run_tags(number, flow_run_id=flow_run_id))
+    uri = track.tracking_uri(campaign.mlruns, cfg.tracking.uri)
+    store.write_lineage(campaign, number, lineage.round_ids(run_id, flow_run_id=flow_run_id, uri=uri))
+    return run_id
+
+
+def commit_round(campaign: store.Campaign, number: int, metrics: dict) -> str:
+    """The round's DVC + git commit, tagged ``round-NNN``; returns the commit id."""
+    accuracy = metrics.get("test_accuracy", float("nan"))
+    message = f"Round {number}: asked for {metrics['batch_size']} annotations; test accuracy {accuracy:.3f}"
+    return version.commit(campaign, message, tag=version.round_tag(number))
+
+
+def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], run_id: str | None,
+                  uri: str | None) -> None:
+    """Undo a round that failed before its commit: its folder and annotation ``parts`` go, and
+    its MLflow run (if it was logged) is marked FAILED."""
+    store.discard_round(campaign, number, parts=parts)
+    if run_id is None:
+        return
+    try:
+        track.mark_failed(campaign, run_id, uri=uri)
+    except Exception as err:  # the round already failed; this is only bookkeeping
+        log.warning("could not mark MLflow run %s as failed: %s", run_id, err)
+
+
+def publish_round(campaign: store.Campaign, number: int, run_id: str, cfg: Config, score: float) -> int | None:
+    """Tag the committed round's run with its git commit and DVC hash; register its model as the
+    champion when ``score`` beats the current one. Returns the new model version, or None."""
+    tags = lineage.commit_tags(version.commit_of(campaign, version.round_tag(number)), version.data_md5(campaign))
+    track.set_tags(campaign, run_id, tags, uri=cfg.tracking.uri)
+    if cfg.tracking.register:
+        return track.register_champion(campaign, run_id, score, uri=cfg.tracking.uri)
+    return None
