@@ -136,40 +136,50 @@ def pull(campaign: str | Path | Campaign) -> str:
 
 
 def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tutorial", seeds: int = 5,
-             strategies: Sequence[str] = ("activelab", "random"), rounds: int | None = None,
-             answered_by: str | None = None, params: str | Path | None = None, target: float = 0.9,
-             out: str | Path = "simulations/latest", **import_options) -> dict:
+             strategies: Sequence[str] = ("auto", "random"), params: str | Path | None = None,
+             target: float = 0.9, metric: str | None = None, out: str | Path = "simulations/latest",
+             protocol: dict | None = None, **import_options) -> dict:
     """Replay a multi-annotator dataset: every strategy × seed picks batches that simulated
     annotators answer from the annotations not yet collected.
 
-    ``format``: tutorial | long | wide | datasets, read with ``import_options`` (see
-    ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte). ``params``: a
-    params.yaml for the model settings. Writes curves.csv, learning_curve.png and summary.txt
-    in ``out`` (a folder resumes what it holds); returns ``{curves, summary, paths, run_id}``.
+    ``format``: tutorial | long | wide | datasets | lewidi, read with ``import_options``
+    (see ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte);
+    ``protocol`` overrides its fields (rounds, batch_size, n_start, labels_per_start,
+    max_annotations_per_example, test_size, answered_by, evaluate, validation_size).
+    ``params``: a params.yaml for the model settings. ``metric``: what annotations-to-
+    ``target`` and ROI read (accuracy | macro_f1 | balanced_accuracy | consensus_accuracy;
+    default macro_f1). Writes curves.csv, learning_curve.png and summary.txt in ``out``
+    (a folder resumes what it holds); returns ``{curves, summary, paths, run_id}``.
     """
     from crowdloop.flows import simulate as simulate_flows
     from crowdloop.flows import steps
-    from crowdloop.tasks import importers, simulation_store
+    from crowdloop.tasks import importers, replay_split, report, simulation_store
 
     chosen = list(config_mod.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
     for name in chosen:
         config_mod.check_strategy(name, source="strategies")
     if preset not in simulate_flows.PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(simulate_flows.PRESETS)}.")
-    protocol = simulate_flows.PRESETS[preset]
-    protocol = dataclasses.replace(protocol, arms=tuple(simulate_flows.arm(s) for s in chosen),
-                                   rounds=rounds or protocol.rounds,
-                                   answered_by=answered_by or protocol.answered_by)
+    metric = metric or report.DEFAULT_METRIC
+    if metric not in report.METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(report.METRICS)}.")
+    changes = {k: v for k, v in (protocol or {}).items() if v is not None}
+    unknown = sorted(set(changes) - set(simulate_flows.PROTOCOL_FLAGS))
+    if unknown:
+        raise ConfigError(f"unknown protocol setting {unknown[0]!r}; use {', '.join(simulate_flows.PROTOCOL_FLAGS)}.")
+    plan = dataclasses.replace(simulate_flows.PRESETS[preset], arms=tuple(simulate_flows.arm(s) for s in chosen),
+                               **changes)
     base = config_mod.load(params)
     replay = importers.load(format, Path(source), **import_options)
-    replay = importers.split_for_simulation(replay, seed=0, n_start=protocol.n_start,
-                                            labels_per_start=protocol.labels_per_start,
-                                            test_size=protocol.test_size)
+    replay = replay_split.split_for_simulation(replay, seed=0, n_start=plan.n_start,
+                                               labels_per_start=plan.labels_per_start, test_size=plan.test_size,
+                                               evaluate=plan.evaluate, validation_size=plan.validation_size)
     out = Path(out)
     steps.hide_user_error_tracebacks()
-    simulation_store.prepare(out, replay, simulate_flows.run_settings(base, protocol))
-    return simulate_flows.simulate_flow(str(out), protocol, list(range(seeds)), base,
-                                        f"{Path(source).name}: {preset} preset", target=target)
+    simulation_store.prepare(out, replay, simulate_flows.run_settings(base, plan))
+    title = f"{Path(source).name}: {preset} preset" + (" (validation split)" if plan.evaluate == "validation" else "")
+    return simulate_flows.simulate_flow(str(out), plan, list(range(seeds)), base, title, target=target,
+                                        metric=metric)
 
 
 def _versioned(root: str | Path | Campaign) -> tuple[Campaign, config_mod.Config]:

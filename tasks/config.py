@@ -25,10 +25,13 @@ BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
 CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
+CLASS_WEIGHTS = ("none", "balanced")
 POOLINGS = ("layers", "last")  # tasks/head.py: how a text becomes one vector
 # tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
-STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
-              "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
+STRATEGIES = ("auto", "activelab", "activelab_ensemble", "random", "good_random", "agreement",
+              "least_confidence", "margin", "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
+STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # tasks/stopping.py METRICS
+NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
 
 
 # Keys that have a new name: {old dotted key: new dotted key}.
@@ -48,6 +51,7 @@ class HeadConfig:
     inner_folds: int
     ngrams: bool
     pooling: str
+    pairs: bool
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class ModelConfig:
     max_length: int
     minibatch_size: int  # texts per forward (and backward) pass; not select.batch_size
     sample_weights: str
+    class_weight: str
     head: HeadConfig
     finetune: FinetuneConfig
 
@@ -77,6 +82,7 @@ class PredictConfig:
 @dataclass(frozen=True)
 class ScoreConfig:
     strategy: str
+    no_signal_strategy: str
     cold_start: bool
     mc_dropout_passes: int
 
@@ -109,6 +115,7 @@ class RoutingConfig:
 
 @dataclass(frozen=True)
 class StoppingConfig:
+    metric: str
     epsilon: float
     rounds: int
 
@@ -194,7 +201,11 @@ def _validate(config: Config, source: str) -> None:
         (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
         (config.model.sample_weights in SAMPLE_WEIGHTS,
          f"'model.sample_weights' must be one of {', '.join(SAMPLE_WEIGHTS)}"),
+        (config.model.class_weight in CLASS_WEIGHTS,
+         f"'model.class_weight' must be one of {', '.join(CLASS_WEIGHTS)}"),
         (config.score.mc_dropout_passes >= 2, "'score.mc_dropout_passes' must be at least 2"),
+        (config.score.no_signal_strategy in NO_SIGNAL_STRATEGIES,
+         f"'score.no_signal_strategy' must be one of {', '.join(NO_SIGNAL_STRATEGIES)}"),
         (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
         (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),
         (config.select.max_annotations_per_example >= 1,
@@ -217,6 +228,8 @@ def _validate(config: Config, source: str) -> None:
          "costs per annotation must be >= 0"),
         (config.routing.capacity_per_annotator is None or config.routing.capacity_per_annotator >= 1,
          "'routing.capacity_per_annotator' must be null or at least 1"),
+        (config.stopping.metric in STOPPING_METRICS,
+         f"'stopping.metric' must be one of {', '.join(STOPPING_METRICS)}"),
         (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),
         (config.stopping.rounds >= 1, "'stopping.rounds' must be at least 1"),
         (config.schedule.interval_minutes is None or config.schedule.interval_minutes > 0,
