@@ -5,7 +5,9 @@ the data has none), or, with ``evaluate="validation"``, a **validation** split c
 from the pool instead (the test split is then left out entirely): defaults are chosen
 on validation runs, never on a benchmark's test split. A validation example's gold is
 the dataset's gold where it has one, else the majority of all the annotations the
-dataset holds for it (examples whose annotations tie are not used).
+dataset holds for it (examples whose annotations tie are not used). Pool examples
+without gold get the same majority as gold, so that consensus accuracy (the round's
+consensus labels against it) can be measured on every dataset; rounds never see it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_
         uncollected = uncollected[~uncollected["example_id"].isin(held)]
     if evaluate == "validation":
         examples, initial, uncollected = _validation(examples, initial, uncollected, validation_size, seed)
+    # Consensus accuracy needs a reference on the pool: the majority of all the annotations the
+    # dataset holds where it has no gold (never shown to a round; only metrics read pool gold).
+    reference = _reference_labels(examples[examples["split"] == "pool"], pd.concat([initial, uncollected]))
+    missing = (examples["split"] == "pool") & examples["gold"].isna()
+    examples.loc[missing, "gold"] = examples.loc[missing, "example_id"].map(reference)
+    examples["gold"] = examples["gold"].astype(object).where(examples["gold"].notna(), None)
     if initial.empty and n_start:
         initial, uncollected = _draw_start(uncollected, n_start=n_start, labels_per_start=labels_per_start,
                                            seed=seed)

@@ -405,3 +405,13 @@ def test_a_validation_split_is_carved_from_the_pool_and_the_test_split_left_out(
                                                   test_size=0.2, evaluate="validation")
     held_out = with_gold.examples[with_gold.examples["split"] == "test"]
     assert (held_out["gold"] == held_out["example_id"].astype(int).mod(2).astype(str)).all()  # the dataset's gold
+
+
+def test_pool_examples_without_gold_get_the_majority_of_all_their_answers_as_gold():
+    replay = _unsplit(n=40, per_example=3)  # the last 4 examples have no gold
+    split = replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, test_size=0.2)
+    gold = split.examples.set_index("example_id")["gold"]
+    answers = replay.uncollected.groupby("example_id")["label"].agg(lambda s: s.value_counts().idxmax())
+    for example in ("36", "37", "38", "39"):
+        assert gold[example] == answers[example]  # three answers per example: never a tie
+    assert gold["0"] == "0" and gold["1"] == "1"  # the dataset's own gold stays
