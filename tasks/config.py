@@ -25,7 +25,8 @@ BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
 CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
-POOLINGS = ("layers", "last")  # tasks/head.py: how a text becomes one vector
+POOLINGS = ("layers", "last")
+ANNOTATOR_IDS = ("user_id", "email", "table")  # labelstudio.annotator_id: where an annotator's id comes from  # tasks/head.py: how a text becomes one vector
 # tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
 STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
               "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
@@ -133,6 +134,13 @@ class RemoteConfig:
 
 
 @dataclass(frozen=True)
+class LabelStudioConfig:
+    project: str | int | None  # a title or a project number
+    annotator_id: str
+    annotators: dict[str, str]  # keys are user numbers (as text) or emails
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int
     classes: tuple[str, ...]
@@ -148,6 +156,7 @@ class Config:
     schedule: ScheduleConfig
     tracking: TrackingConfig
     remote: RemoteConfig
+    labelstudio: LabelStudioConfig
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
@@ -225,6 +234,14 @@ def _validate(config: Config, source: str) -> None:
         (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
          and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
          "'schedule.inbox' must be a folder inside the campaign, outside data/"),
+        (config.labelstudio.project is None or isinstance(config.labelstudio.project, int)
+         or bool(config.labelstudio.project.strip()), "'labelstudio.project' must be null, a title or a number"),
+        (config.labelstudio.annotator_id in ANNOTATOR_IDS,
+         f"'labelstudio.annotator_id' must be one of {', '.join(ANNOTATOR_IDS)}"),
+        (config.labelstudio.annotator_id != "table" or bool(config.labelstudio.annotators),
+         "'labelstudio.annotator_id' is table, so 'labelstudio.annotators' needs {user number or email: id} rows"),
+        (all(str(v).strip() for v in config.labelstudio.annotators.values()),
+         "'labelstudio.annotators' maps a user to an empty annotator id"),
     ]
     for ok, message in checks:
         if not ok:

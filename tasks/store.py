@@ -34,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.files import file_stem, slug, write_parquet_atomic, write_text_atomic
+from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, slug, write_parquet_atomic,
+                                   write_text_atomic)
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
 LINEAGE_FILE = "lineage.json"
@@ -207,14 +208,15 @@ def write_round(
     be asked about, written to ``unroutable.csv``.
     """
     folder = campaign.round_dir(number)
-    write_text_atomic(folder / "batch.csv", batch.to_csv(index=False))
+    # the CSVs people open in spreadsheets are escaped against formula injection (files.people_csv)
+    write_text_atomic(folder / "batch.csv", people_csv(batch))
     for annotator, rows in (assignments or {}).items():
-        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", rows.to_csv(index=False))
+        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", people_csv(rows))
     if unroutable is not None:
-        write_text_atomic(folder / "unroutable.csv", pd.DataFrame({"example_id": unroutable}).to_csv(index=False))
+        write_text_atomic(folder / "unroutable.csv", people_csv(pd.DataFrame({"example_id": unroutable})))
     write_parquet_atomic(folder / "consensus.parquet", consensus.reset_index())
     write_parquet_atomic(folder / "pred_probs.parquet", pred_probs.reset_index())
-    write_text_atomic(folder / "annotators.csv", annotators.to_csv(index=False))
+    write_text_atomic(folder / "annotators.csv", people_csv(annotators))
     text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
     write_text_atomic(folder / "metrics.json", text)
     write_text_atomic(campaign.metrics_file, text)
@@ -228,7 +230,8 @@ def round_artifacts(campaign: Campaign, number: int) -> list[Path]:
 
 
 def read_batch(campaign: Campaign, number: int) -> pd.DataFrame:
-    return pd.read_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
+    """Round ``number``'s batch (schema.BATCH_COLUMNS), its cells as the round chose them."""
+    return read_people_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
 
 
 def read_round_metrics(campaign: Campaign, number: int) -> dict:
