@@ -1,6 +1,8 @@
 """A scheduled round: store what arrived in the inbox, then run a round only if it is worth it.
 
-``scheduled_round`` is what ``crowdloop deploy`` serves on the Prefect server. It
+``scheduled_round`` is what ``crowdloop deploy`` serves on the Prefect server. When
+params.yaml names a Label Studio project, it first fetches the project's annotations into
+the inbox (a server that cannot be reached is logged and the round goes on). It
 waits for people: a round runs when at least ``schedule.min_answered`` of the last
 batch has come back (or when forced, or for the first round) and the stopping
 rule has not fired (``tasks/gate.py`` decides); otherwise the flow run ends in a
@@ -17,19 +19,25 @@ from prefect.states import Completed
 from crowdloop.flows import steps
 from crowdloop.flows.round import round_flow
 from crowdloop.tasks import ingest
+from crowdloop.tasks.errors import CrowdloopError
 
 
 @flow(name="crowdloop-scheduled-round")
 def scheduled_round(campaign_dir: str, force: bool = False):
     """Ingest the inbox of the campaign at ``campaign_dir``, then run its next round or skip."""
     logger = get_run_logger()
+    try:
+        pulled = steps.pull_labelstudio(campaign_dir)
+    except CrowdloopError as err:  # Label Studio down or the token refused: go on with what the inbox holds
+        pulled = f"not pulled: {err}"
+        logger.warning("Label Studio %s", pulled)
     report = steps.ingest_inbox(campaign_dir)
     if report.new:
         steps.commit(campaign_dir, ingest.commit_message(report.ingested))
     for path, error in report.rejected:
         logger.warning("rejected %s: %s", path, error)
     summary = {"ingested": report.new, "files": [r.source for r in report.ingested],
-               "rejected": {str(path): error for path, error in report.rejected}}
+               "rejected": {str(path): error for path, error in report.rejected}, "labelstudio": pulled}
     decision = steps.decide(campaign_dir, force)
     summary["reason"] = decision.reason
     if not decision.run:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Sequence
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 import pandas as pd
@@ -36,6 +37,21 @@ def label_config(classes: Sequence[str]) -> str:
             '  <Text name="text" value="$text"/>\n'
             f'  <Choices name="{CHOICES}" toName="text" choice="single-radio" showInline="true">\n'
             f"{choices}\n  </Choices>\n</View>\n")
+
+
+def config_classes(config: str) -> list[str] | None:
+    """The choices of a labeling config's ``<Choices name="label">``, in order (None: it has none)."""
+    try:
+        root = ElementTree.fromstring(config)
+    except ElementTree.ParseError:
+        return None
+    control = next((c for c in root.iter("Choices") if c.get("name") == CHOICES), None)
+    return None if control is None else [choice.get("value") for choice in control.iter("Choice")]
+
+
+def task_key(data: dict) -> tuple[str, str]:
+    """What makes a task one request: its example and round (a re-label request is another round)."""
+    return str(data.get("example_id", "")), str(data.get("round", ""))
 
 
 def batch_tasks(batch: pd.DataFrame, *, round: int) -> list[dict]:

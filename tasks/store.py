@@ -15,6 +15,8 @@ A campaign is a directory::
                                  metrics.json, assignments/<annotator>.csv, unroutable.csv,
                                  lineage.json (the round's MLflow run and Prefect flow run ids)
     inbox/                       answer files dropped for the next scheduled round (tasks/inbox.py)
+    exports/                     round-NNN/: a batch as Label Studio tasks (`crowdloop export`);
+                                 labelstudio/: exports fetched by `crowdloop labelstudio pull`
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
     .cache/                      embeddings and Prefect results (git-ignored)
 
@@ -34,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, slug, write_parquet_atomic,
+from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, replacing, slug, write_parquet_atomic,
                                    write_text_atomic)
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
@@ -88,6 +90,10 @@ class Campaign:
     @property
     def cache(self) -> Path:
         return self.root / ".cache"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
 
     def round_dir(self, number: int) -> Path:
         return self.rounds_dir / f"{number:03d}"
@@ -256,6 +262,15 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
     """What :func:`write_lineage` wrote for round ``number``; {} for rounds made before lineage."""
     path = campaign.round_dir(number) / LINEAGE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# ---------------------------------------------------------------- files for people and tools
+
+def write_file(path: Path, content: str | bytes) -> Path:
+    """Write one file outside data/ (an export, a fetched Label Studio export), atomically."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
 
 
 # ---------------------------------------------------------------- hashes
