@@ -2,8 +2,8 @@
 
 ``scheduled_round`` is what ``crowdloop deploy`` serves on the Prefect server. When
 params.yaml names a Label Studio project, it first fetches the project's annotations into
-the inbox (a server that cannot be reached is logged and the round goes on). It
-waits for people: a round runs when at least ``schedule.min_answered`` of the last
+the inbox, and sends the new batch to the project after a round (a Label Studio that
+cannot be reached is logged and reported; the round goes on). It waits for people: a round runs when at least ``schedule.min_answered`` of the last
 batch has come back (or when forced, or for the first round) and the stopping
 rule has not fired (``tasks/gate.py`` decides); otherwise the flow run ends in a
 Completed state named ``Skipped`` whose message says why, and returns
@@ -26,11 +26,7 @@ from crowdloop.tasks.errors import CrowdloopError
 def scheduled_round(campaign_dir: str, force: bool = False):
     """Ingest the inbox of the campaign at ``campaign_dir``, then run its next round or skip."""
     logger = get_run_logger()
-    try:
-        pulled = steps.pull_labelstudio(campaign_dir)
-    except CrowdloopError as err:  # Label Studio down or the token refused: go on with what the inbox holds
-        pulled = f"not pulled: {err}"
-        logger.warning("Label Studio %s", pulled)
+    pulled = _labelstudio(steps.pull_labelstudio, campaign_dir)
     report = steps.ingest_inbox(campaign_dir)
     if report.new:
         steps.commit(campaign_dir, ingest.commit_message(report.ingested))
@@ -45,5 +41,16 @@ def scheduled_round(campaign_dir: str, force: bool = False):
         return Completed(name="Skipped", message=f"skipped: {decision.reason}", data=summary | {"skipped": True})
     logger.info("running a round: %s", decision.reason)
     result = round_flow(campaign_dir, force=force)
-    return summary | {"skipped": False, "round": result.round, "run_id": result.run_id,
+    pushed = _labelstudio(steps.push_labelstudio, campaign_dir, result.round)
+    return summary | {"skipped": False, "round": result.round, "run_id": result.run_id, "labelstudio_push": pushed,
                       "test_accuracy": result.metrics.get("test_accuracy"), "problems": result.problems}
+
+
+def _labelstudio(step, *args) -> str | None:
+    """A Label Studio step's result; a Label Studio that is down or refuses the token is logged
+    and reported ("failed: ..."), and the scheduled round goes on without it."""
+    try:
+        return step(*args)
+    except CrowdloopError as err:
+        get_run_logger().warning("Label Studio: %s", err)
+        return f"failed: {err}"
