@@ -127,7 +127,8 @@ def labelstudio_push(campaign: str | Path | Campaign, *, round: int | None = Non
     from crowdloop.tasks import labelstudio_client
 
     _, cfg, number, tasks = _batch_tasks(campaign, round)
-    pushed = labelstudio_client.Server().push(_project(cfg), tasks, classes=cfg.classes)
+    project = _project(cfg)
+    pushed = labelstudio_client.Server().push(project, tasks, classes=cfg.classes)
     return dataclasses.replace(pushed, round=number)
 
 
@@ -138,7 +139,8 @@ def labelstudio_pull(campaign: str | Path | Campaign) -> ingest_mod.Ingested:
 
     camp = open_campaign(campaign)
     cfg = config_mod.load(camp.params_file)
-    path = labelstudio_client.Server().pull(_project(cfg), camp.exports_dir / "labelstudio")
+    project = _project(cfg)
+    path = labelstudio_client.Server().pull(project, camp.exports_dir / "labelstudio")
     return ingest(camp, path)
 
 

@@ -192,3 +192,37 @@ def test_crowdloop_export_writes_the_last_batch_in_each_form(tmp_path, capsys):
     assert [t["data"]["text"] for t in json.loads((folder / "tasks.json").read_text())] == batch["text"].tolist()
     assert main(["-C", str(camp.root), "export", "--round", "7"]) == 2
     assert "there is no round 7" in capsys.readouterr().err
+
+
+def test_talking_to_label_studio_fails_with_what_to_do(tmp_path, monkeypatch):
+    from crowdloop.tasks import labelstudio_client as client
+
+    with pytest.raises(client.LabelStudioError, match="LABEL_STUDIO_URL is not set"):
+        client.Server({})
+    with pytest.raises(client.LabelStudioError, match="LABEL_STUDIO_API_KEY is not set; .*Personal Access Token"):
+        client.Server({client.URL_ENV: "http://127.0.0.1:9"})
+    token = "legacy-token-0123456789"
+    server = client.Server({client.URL_ENV: "http://127.0.0.1:9", client.KEY_ENV: token})  # nothing listens there
+    with pytest.raises(client.LabelStudioError, match=r"cannot reach Label Studio at LABEL_STUDIO_URL=http://127.0.0.1:9") \
+            as err:
+        server.push("p", [], classes=CLASSES)
+    assert token not in str(err.value)
+    camp, _ = _campaign(tmp_path)
+    store.write_round(camp, 1, batch=_batch(["ex01"]), annotators=pd.DataFrame({"annotator_id": []}),
+                      consensus=pd.DataFrame({"label": []}, index=pd.Index([], name="example_id")),
+                      metrics={"batch_size": 1}, pred_probs=pd.DataFrame(index=pd.Index([], name="example_id")))
+    with pytest.raises(config.ConfigError, match="'labelstudio.project' is null"):
+        api.labelstudio_push(camp)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"annotator_id": "name"}, "'labelstudio.annotator_id' must be one of user_id, email, table"),
+    ({"annotator_id": "table"}, "'labelstudio.annotators' needs"),
+    ({"project": " "}, "'labelstudio.project' must be null, a title or a number"),
+    ({"project": [1]}, "'labelstudio.project' must be str or int"),
+])
+def test_the_labelstudio_section_is_checked(section, message):
+    raw = config.load().to_dict()
+    raw["labelstudio"].update(section)
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_dict(raw)
