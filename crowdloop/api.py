@@ -25,7 +25,7 @@ from crowdloop import campaign as campaign_mod
 from crowdloop import history_table, status_table
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import ingest as ingest_mod
-from crowdloop.tasks import labelstudio_format, store, version
+from crowdloop.tasks import labelstudio_client, labelstudio_format, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
 from crowdloop.tasks.store import Campaign
 
@@ -124,8 +124,6 @@ def labelstudio_push(campaign: str | Path | Campaign, *, round: int | None = Non
     """Send round ``round``'s batch (default: the last round's) to the Label Studio project of
     params.yaml (``labelstudio.project``; created when no project has that title). Tasks the
     project already has are not sent again. Returns a ``Pushed`` (round, project, imported, already)."""
-    from crowdloop.tasks import labelstudio_client
-
     _, cfg, number, tasks = _batch_tasks(campaign, round)
     project = _project(cfg)
     pushed = labelstudio_client.Server().push(project, tasks, classes=cfg.classes)
@@ -135,8 +133,6 @@ def labelstudio_push(campaign: str | Path | Campaign, *, round: int | None = Non
 def labelstudio_pull(campaign: str | Path | Campaign) -> ingest_mod.Ingested:
     """Fetch the annotations of the Label Studio project of params.yaml as a JSON export (kept
     in exports/labelstudio/) and ingest it like any answer file (:func:`ingest`)."""
-    from crowdloop.tasks import labelstudio_client
-
     camp = open_campaign(campaign)
     cfg = config_mod.load(camp.params_file)
     project = _project(cfg)
@@ -154,7 +150,7 @@ def _batch_tasks(campaign, number: int | None):
     number = rounds[-1] if number is None else number
     if number not in rounds:
         raise CampaignError(f"{camp.root}: there is no round {number}; rounds so far: {rounds[0]} to {rounds[-1]}.")
-    return camp, cfg, number, labelstudio_format.batch_tasks(store.read_batch(camp, number), round=number)
+    return camp, cfg, number, labelstudio_client.round_tasks(camp, number)
 
 
 def _project(cfg: config_mod.Config) -> str | int:

@@ -3,8 +3,8 @@
 ``scheduled_round`` is what ``crowdloop deploy`` serves on the Prefect server. When
 params.yaml names a Label Studio project, it first fetches the project's annotations into
 the inbox, and sends the new batch to the project after a round (a Label Studio that
-cannot be reached is logged and reported; the round goes on). It waits for people: a round runs when at least ``schedule.min_answered`` of the last
-batch has come back (or when forced, or for the first round) and the stopping
+cannot be reached is logged and reported; the round goes on). It waits for people: a
+round runs when at least ``schedule.min_answered`` of the last batch has come back (or when forced, or for the first round) and the stopping
 rule has not fired (``tasks/gate.py`` decides); otherwise the flow run ends in a
 Completed state named ``Skipped`` whose message says why, and returns
 ``{"skipped": True, ...}``. Answer files that cannot be stored are moved to the

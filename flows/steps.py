@@ -145,9 +145,9 @@ def push_labelstudio(campaign_dir: str, number: int) -> str | None:
     cfg = config.load(campaign.params_file)
     if cfg.labelstudio.project is None:
         return None
-    from crowdloop.tasks import labelstudio_client, labelstudio_format
+    from crowdloop.tasks import labelstudio_client
 
-    tasks = labelstudio_format.batch_tasks(store.read_batch(campaign, number), round=number)
+    tasks = labelstudio_client.round_tasks(campaign, number)
     pushed = labelstudio_client.Server().push(cfg.labelstudio.project, tasks, classes=cfg.classes)
     return f"round {number}: {pushed.imported} tasks imported into project {pushed.project}"
 

@@ -129,7 +129,6 @@ def read_answer_file(path: Path, *, labelstudio: config.LabelStudioConfig | None
     return pd.DataFrame(records, columns=list(READ_COLUMNS)).astype({"line": "int64"})
 
 
-
 def _delimited(path: Path, text: str, delimiter: str) -> list[tuple]:
     # strict: a stray or unclosed quote fails here instead of silently swallowing later rows
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)

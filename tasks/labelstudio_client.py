@@ -43,6 +43,11 @@ class Pushed:
     round: int | None = None
 
 
+def round_tasks(campaign: store.Campaign, number: int) -> list[dict]:
+    """Round ``number``'s batch as Label Studio tasks (labelstudio_format.batch_tasks)."""
+    return labelstudio_format.batch_tasks(store.read_batch(campaign, number), round=number)
+
+
 class Server:
     """A connection to the Label Studio of ``LABEL_STUDIO_URL`` (``environ``: os.environ if None)."""
 
