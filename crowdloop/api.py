@@ -5,6 +5,7 @@
 >>> for result in crowdloop.run_rounds(camp, 2, simulate=True):
 ...     print(result.round, result.metrics["test_accuracy"])
 >>> crowdloop.ingest(camp, "answers.csv")                      # read, check, store, commit
+>>> crowdloop.export(camp, format="label-studio")              # the last batch as Label Studio tasks
 >>> print(crowdloop.status(camp))                              # what `crowdloop status` prints
 
 Every function takes a campaign as a :class:`Campaign` or its directory. Errors a user
@@ -24,12 +25,15 @@ from crowdloop import campaign as campaign_mod
 from crowdloop import history_table, status_table
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import ingest as ingest_mod
-from crowdloop.tasks import store, version
+from crowdloop.tasks import labelstudio_client, labelstudio_format, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
 from crowdloop.tasks.store import Campaign
 
-__all__ = ["Campaign", "CrowdloopError", "history", "ingest", "init_campaign", "init_demo", "open_campaign",
-           "pull", "push", "rollback", "run_round", "run_rounds", "simulate", "status"]
+__all__ = ["Campaign", "CrowdloopError", "export", "history", "ingest", "init_campaign", "init_demo",
+           "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push", "rollback", "run_round",
+           "run_rounds", "simulate", "status"]
+# `crowdloop export --format F`: the task file's form
+EXPORT_FORMATS = {"label-studio": "json", "label-studio-csv": "csv", "label-studio-jsonl": "jsonl"}
 
 
 def open_campaign(root: str | Path | Campaign) -> Campaign:
@@ -84,14 +88,76 @@ def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = 
 
 
 def ingest(campaign: str | Path | Campaign, path: str | Path) -> ingest_mod.Ingested:
-    """Store the answers in ``path`` (CSV, TSV or JSONL) and commit them; a bad file raises
-    IngestError (file and line) and stores nothing. Answers already stored are not stored again."""
+    """Store the answers in ``path`` (CSV, TSV, JSONL or a Label Studio JSON export) and commit
+    them; a bad file raises IngestError (file and line, or task) and stores nothing. Answers
+    already stored are not stored again."""
     camp = open_campaign(campaign)
     cfg = config_mod.load(camp.params_file)
-    result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes)
+    result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes, labelstudio=cfg.labelstudio)
     if len(result.new):
         version.commit(camp, ingest_mod.commit_message([result]))
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """An export: the round whose batch it holds, how many tasks, and the files written."""
+
+    round: int
+    tasks: int
+    files: list[Path]
+
+
+def export(campaign: str | Path | Campaign, *, format: str = "label-studio", round: int | None = None) -> Exported:
+    """Round ``round``'s batch (default: the last round's) as Label Studio tasks plus its labeling
+    config, in exports/round-NNN/: ``format`` label-studio (tasks.json), label-studio-csv
+    (tasks.csv, safe to open in a spreadsheet) or label-studio-jsonl (tasks.jsonl, for cloud storage)."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.")
+    camp, cfg, number, tasks = _batch_tasks(campaign, round)
+    files = labelstudio_format.task_files(tasks, cfg.classes, form=EXPORT_FORMATS[format])
+    folder = camp.exports_dir / f"round-{number:03d}"
+    return Exported(number, len(tasks), [store.write_file(folder / name, text) for name, text in files.items()])
+
+
+def labelstudio_push(campaign: str | Path | Campaign, *, round: int | None = None):
+    """Send round ``round``'s batch (default: the last round's) to the Label Studio project of
+    params.yaml (``labelstudio.project``; created when no project has that title). Tasks the
+    project already has are not sent again. Returns a ``Pushed`` (round, project, imported, already)."""
+    _, cfg, number, tasks = _batch_tasks(campaign, round)
+    project = _project(cfg)
+    pushed = labelstudio_client.Server().push(project, tasks, classes=cfg.classes)
+    return dataclasses.replace(pushed, round=number)
+
+
+def labelstudio_pull(campaign: str | Path | Campaign) -> ingest_mod.Ingested:
+    """Fetch the annotations of the Label Studio project of params.yaml as a JSON export (kept
+    in exports/labelstudio/) and ingest it like any answer file (:func:`ingest`)."""
+    camp = open_campaign(campaign)
+    cfg = config_mod.load(camp.params_file)
+    project = _project(cfg)
+    path = labelstudio_client.Server().pull(project, camp.exports_dir / "labelstudio")
+    return ingest(camp, path)
+
+
+def _batch_tasks(campaign, number: int | None):
+    """The campaign, its config, the round (the last if None) and its batch as Label Studio tasks."""
+    camp = open_campaign(campaign)
+    cfg = config_mod.load(camp.params_file)
+    rounds = store.completed_rounds(camp)
+    if not rounds:
+        raise CampaignError(f"{camp.root}: no round has run yet, so there is no batch; run `crowdloop round` first.")
+    number = rounds[-1] if number is None else number
+    if number not in rounds:
+        raise CampaignError(f"{camp.root}: there is no round {number}; rounds so far: {rounds[0]} to {rounds[-1]}.")
+    return camp, cfg, number, labelstudio_client.round_tasks(camp, number)
+
+
+def _project(cfg: config_mod.Config) -> str | int:
+    if cfg.labelstudio.project is None:
+        raise ConfigError("params.yaml: 'labelstudio.project' is null; name the Label Studio project (a title, "
+                          "which push creates, or its number).")
+    return cfg.labelstudio.project
 
 
 def status(campaign: str | Path | Campaign) -> status_table.Status:

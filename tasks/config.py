@@ -26,11 +26,12 @@ CONSENSUS_METHODS = ("crowdlab", "majority")
 CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
 CLASS_WEIGHTS = ("none", "balanced")
-POOLINGS = ("layers", "last")  # tasks/head.py: how a text becomes one vector
-# tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
+POOLINGS = ("layers", "last")  # tasks/models/head.py: how a text becomes one vector
+ANNOTATOR_IDS = ("user_id", "email", "table")  # labelstudio.annotator_id: where an annotator's id comes from
+# tasks/scoring/strategies.py BUILTIN (and auto), named here so loading params.yaml stays light.
 STRATEGIES = ("auto", "activelab", "activelab_ensemble", "random", "good_random", "agreement",
               "least_confidence", "margin", "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
-STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # tasks/stopping.py METRICS
+STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # what tasks/stopping.py reads
 NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
 
 
@@ -140,6 +141,13 @@ class RemoteConfig:
 
 
 @dataclass(frozen=True)
+class LabelStudioConfig:
+    project: str | int | None  # a title or a project number
+    annotator_id: str
+    annotators: dict[str, str]  # keys are user numbers (as text) or emails
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int
     classes: tuple[str, ...]
@@ -155,6 +163,7 @@ class Config:
     schedule: ScheduleConfig
     tracking: TrackingConfig
     remote: RemoteConfig
+    labelstudio: LabelStudioConfig
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
@@ -238,6 +247,14 @@ def _validate(config: Config, source: str) -> None:
         (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
          and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
          "'schedule.inbox' must be a folder inside the campaign, outside data/"),
+        (config.labelstudio.project is None or isinstance(config.labelstudio.project, int)
+         or bool(config.labelstudio.project.strip()), "'labelstudio.project' must be null, a title or a number"),
+        (config.labelstudio.annotator_id in ANNOTATOR_IDS,
+         f"'labelstudio.annotator_id' must be one of {', '.join(ANNOTATOR_IDS)}"),
+        (config.labelstudio.annotator_id != "table" or bool(config.labelstudio.annotators),
+         "'labelstudio.annotator_id' is table, so 'labelstudio.annotators' needs {user number or email: id} rows"),
+        (all(str(v).strip() for v in config.labelstudio.annotators.values()),
+         "'labelstudio.annotators' maps a user to an empty annotator id"),
     ]
     for ok, message in checks:
         if not ok:

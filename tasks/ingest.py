@@ -1,15 +1,18 @@
-"""Answers coming back: read a CSV/TSV/JSONL file, check every row, store what is new.
+"""Answers coming back: read a CSV/TSV/JSONL file or a Label Studio JSON export, check every
+row, store what is new.
 
-One path for every answer file, whether named on the command line or dropped in the
-inbox: :func:`ingest_file` = :func:`read_answer_file` -> :func:`validate_answers` ->
-``store.append_annotations``. A round's ``batch.csv`` (schema.BATCH_COLUMNS) is the
-template: people fill in ``label``, and add an ``annotator_id`` column where someone
-other than the suggested annotator answered. Other columns are ignored.
+One path for every answer file, whether named on the command line, dropped in the
+inbox or pulled from Label Studio: :func:`ingest_file` = :func:`read_answer_file` ->
+:func:`validate_answers` -> ``store.append_annotations``. A round's ``batch.csv``
+(schema.BATCH_COLUMNS) is the template: people fill in ``label``, and add an
+``annotator_id`` column where someone other than the suggested annotator answered. Other
+columns are ignored. A ``.json`` file is a Label Studio export
+(:mod:`crowdloop.tasks.labelstudio_format`): one row per annotation.
 
 Every problem raises :class:`IngestError` naming the file and the 1-based physical
-line before anything is stored, so nothing from a bad file is kept. Values are
-compared as stripped text. Labels must be class names exactly as in
-``params.yaml``; class indices are not accepted, because a class may be named "1".
+line (the task id in a Label Studio export) before anything is stored, so nothing from
+a bad file is kept. Values are compared as stripped text. Labels must be class names
+exactly as in ``params.yaml``; class indices are not accepted, because a class may be named "1".
 """
 
 from __future__ import annotations
@@ -23,17 +26,17 @@ from typing import Sequence
 
 import pandas as pd
 
-from crowdloop.tasks import store
-from crowdloop.tasks.errors import CrowdloopError
+from crowdloop.tasks import config, labelstudio_format, store
+from crowdloop.tasks.errors import IngestError
+from crowdloop.tasks.files import unescape_formula
 from crowdloop.tasks.schema import ANSWER_COLUMNS
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # None: one JSON object per line
-READ_COLUMNS = (*ANSWER_COLUMNS, "line")
+LABEL_STUDIO = ".json"  # a Label Studio JSON export
+# line: where the row starts in the file (0 in a Label Studio export, where task locates it);
+# status: skipped | empty for an annotation that gives no class, else ''
+READ_COLUMNS = (*ANSWER_COLUMNS, "line", "task", "status")
 USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored
-
-
-class IngestError(CrowdloopError, ValueError):
-    """An answer file that cannot be stored; the message names file, line and what to do."""
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,28 @@ class Ingested:
 
     ``new``: the answered rows not stored before (schema.ANSWER_COLUMNS), once each, in
     file order. ``round`` and ``part``: the round they are filed under and the part file
-    that holds them, once stored (None before, or when nothing was new).
+    that holds them, once stored (None before, or when nothing was new). ``skipped`` and
+    ``empty``: Label Studio annotations that were skipped (cancelled) or chose no class;
+    counted, never stored.
     """
 
     source: str
     new: pd.DataFrame
     already_stored: int   # answered rows identical to stored annotations
-    unanswered: int       # rows with an empty label
+    unanswered: int       # rows with an empty label (tasks without annotations)
+    skipped: int = 0
+    empty: int = 0
     round: int | None = None
     part: Path | None = None
 
 
-def ingest_file(campaign: store.Campaign, path: Path, *, classes: Sequence[str]) -> Ingested:
+def ingest_file(campaign: store.Campaign, path: Path, *, classes: Sequence[str],
+                labelstudio: config.LabelStudioConfig | None = None) -> Ingested:
     """Read, check and store one answer file's new answers, filed under the last completed round
-    (0 before the first). Raises :class:`IngestError` (file and line) before anything is stored."""
-    checked = validate_answers(read_answer_file(path), source=str(path), examples=store.read_examples(campaign),
+    (0 before the first). Raises :class:`IngestError` (file and line) before anything is stored.
+    ``labelstudio``: how a Label Studio export names annotators (the template's rule if None)."""
+    checked = validate_answers(read_answer_file(path, labelstudio=labelstudio), source=str(path),
+                               examples=store.read_examples(campaign),
                                stored=store.read_annotations(campaign), classes=classes)
     rounds = store.completed_rounds(campaign)
     number = rounds[-1] if rounds else 0
@@ -72,26 +82,30 @@ def commit_message(results: Sequence[Ingested]) -> str:
     return f"Ingest {sum(len(r.new) for r in stored)} annotations from {names} (round {rounds})"
 
 
-def read_answer_file(path: Path) -> pd.DataFrame:
+def read_answer_file(path: Path, *, labelstudio: config.LabelStudioConfig | None = None) -> pd.DataFrame:
     """Parse an answer file; nothing is checked against the campaign yet.
 
     Parameters
     ----------
-    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8
+    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, or a Label Studio JSON export (``.json``), UTF-8
+    labelstudio : how a Label Studio export's ``completed_by`` becomes an annotator id
+        (params.yaml ``labelstudio``; None: the template's)
 
     Returns
     -------
-    DataFrame of shape (R, 4)
-        example_id, annotator_id, label (stripped str, '' where empty) and line
-        (int, the 1-based physical line where the row starts), one row per
-        non-blank row of the file. annotator_id falls back to the row's
-        suggested_annotator where it is empty or absent.
+    DataFrame of shape (R, 6)
+        example_id, annotator_id, label (stripped str, '' where empty), line (int, the
+        1-based physical line where the row starts; 0 in a Label Studio export), task
+        (the Label Studio task id, '' in other files) and status ('', or skipped / empty
+        for a Label Studio annotation without a class), one row per non-blank row of the
+        file or per annotation. annotator_id falls back to the row's suggested_annotator
+        where it is empty or absent.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in DELIMITERS:
-        raise IngestError(f"{path}: unsupported file type '{path.suffix}'; "
-                          f"save the answers as one of {', '.join(DELIMITERS)}.")
+    if suffix not in (*DELIMITERS, LABEL_STUDIO):
+        raise IngestError(f"{path}: unsupported file type '{path.suffix}'; save the answers as one of "
+                          f"{', '.join(DELIMITERS)}, or a Label Studio JSON export ({LABEL_STUDIO}).")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -106,8 +120,12 @@ def read_answer_file(path: Path) -> pd.DataFrame:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise IngestError(f"{path}:{line}: binary data (a NUL byte); this is not a CSV, TSV or JSONL text file.")
-    delimiter = DELIMITERS[suffix]
-    records = _jsonl(path, text) if delimiter is None else _delimited(path, text, delimiter)
+    if suffix == LABEL_STUDIO:
+        records = labelstudio_format.read_export(path, text, rule=labelstudio or config.load().labelstudio)
+    elif DELIMITERS[suffix] is None:
+        records = _jsonl(path, text)
+    else:
+        records = _delimited(path, text, DELIMITERS[suffix])
     return pd.DataFrame(records, columns=list(READ_COLUMNS)).astype({"line": "int64"})
 
 
@@ -141,7 +159,8 @@ def _delimited(path: Path, text: str, delimiter: str) -> list[tuple]:
                               "check the quotes on this line.") from None
         line, start = start + 1, reader.line_num
         if any(cell.strip() for cell in row):
-            cells = {name: row[i].strip() for name, i in position.items() if i < len(row)}
+            # a spreadsheet cell crowdloop escaped against formula injection reads back as written
+            cells = {name: unescape_formula(row[i].strip()) for name, i in position.items() if i < len(row)}
             records.append(_record(cells, line))
 
 
@@ -189,7 +208,7 @@ def _require_columns(path: Path, found: list[str], *, line: int) -> None:
 def _record(cells: dict[str, str], line: int) -> tuple:
     # an empty annotator_id cell means "the suggested annotator answered" (batch round-trip)
     annotator = cells.get("annotator_id") or cells.get("suggested_annotator", "")
-    return cells.get("example_id", ""), annotator, cells.get("label", ""), line
+    return cells.get("example_id", ""), annotator, cells.get("label", ""), line, "", ""
 
 
 def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFrame, stored: pd.DataFrame,
@@ -198,8 +217,8 @@ def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFra
 
     Parameters
     ----------
-    answers : DataFrame of shape (R, 4)
-        example_id, annotator_id, label, line, as from :func:`read_answer_file`.
+    answers : DataFrame of shape (R, 6)
+        example_id, annotator_id, label, line, task, status, as from :func:`read_answer_file`.
     source : the file as the user named it, for messages
     examples : DataFrame with schema.EXAMPLE_COLUMNS
     stored : DataFrame with schema.ANNOTATION_COLUMNS, the annotations already kept
@@ -220,37 +239,41 @@ def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFra
         _text(stored["example_id"]), _text(stored["annotator_id"]), _text(stored["label"]), stored["round"])}
     class_names = [str(c) for c in classes]
     columns = {c: _text(answers[c]) for c in ANSWER_COLUMNS}
-    seen: dict[tuple[str, str], tuple[str, int]] = {}
-    new, problems, already, unanswered = [], [], 0, 0
-    for example, annotator, label, line in zip(*columns.values(), answers["line"]):
-        if not label:
-            unanswered += 1
+    seen: dict[tuple[str, str], tuple[str, str]] = {}  # (example, annotator) -> (label, where)
+    new, problems, already = [], [], 0
+    counts = {"unanswered": 0, labelstudio_format.SKIPPED: 0, labelstudio_format.EMPTY: 0}
+    for example, annotator, label, line, task, status in zip(*columns.values(), answers["line"],
+                                                             _text(answers["task"]), _text(answers["status"])):
+        if status or not label:
+            counts[status or "unanswered"] += 1
             continue
+        here = f"in task {task}" if task else f"on line {line}"
         problem = _row_problem(example, annotator, label, split, class_names)
         key = (example, annotator)
         if problem is None and key in seen and seen[key][0] != label:
             problem = (f"annotator '{annotator}' gives example '{example}' the label '{label}' here but "
-                       f"'{seen[key][0]}' on line {seen[key][1]}; keep one of the two rows")
+                       f"'{seen[key][0]}' {seen[key][1]}; keep one of the two")
         if problem is None and key in previous and previous[key][0] != label:
             problem = (f"annotator '{annotator}' already gave example '{example}' the label '{previous[key][0]}' "
                        f"in round {previous[key][1]} but this file says '{label}'; stored answers are never "
                        "changed, so remove this row")
         if problem is not None:
-            problems.append(f"{source}:{line}: {problem}")
+            problems.append(f"{source}: task {task}: {problem}" if task else f"{source}:{line}: {problem}")
         elif key in seen:
             continue  # the same answer twice in one file counts once
         elif key in previous:
-            seen[key] = (label, line)
+            seen[key] = (label, here)
             already += 1
         else:
-            seen[key] = (label, line)
+            seen[key] = (label, here)
             new.append((example, annotator, label))
     if problems:
         more = len(problems) - 1
         suffix = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
         raise IngestError(f"{problems[0]}{suffix}.")
     return Ingested(source=source, new=pd.DataFrame(new, columns=list(ANSWER_COLUMNS)), already_stored=already,
-                    unanswered=unanswered)
+                    unanswered=counts["unanswered"], skipped=counts[labelstudio_format.SKIPPED],
+                    empty=counts[labelstudio_format.EMPTY])
 
 
 def _row_problem(example: str, annotator: str, label: str, split: dict, classes: list[str]) -> str | None:

@@ -15,6 +15,8 @@ A campaign is a directory::
                                  metrics.json, assignments/<annotator>.csv, unroutable.csv,
                                  lineage.json (the round's MLflow run and Prefect flow run ids)
     inbox/                       answer files dropped for the next scheduled round (tasks/inbox.py)
+    exports/                     round-NNN/: a batch as Label Studio tasks (`crowdloop export`);
+                                 labelstudio/: exports fetched by `crowdloop labelstudio pull`
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
     .cache/                      embeddings and Prefect results (git-ignored)
 
@@ -34,7 +36,8 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.files import file_stem, slug, write_parquet_atomic, write_text_atomic
+from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, replacing, slug, write_parquet_atomic,
+                                   write_text_atomic)
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
 LINEAGE_FILE = "lineage.json"
@@ -87,6 +90,10 @@ class Campaign:
     @property
     def cache(self) -> Path:
         return self.root / ".cache"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
 
     def round_dir(self, number: int) -> Path:
         return self.rounds_dir / f"{number:03d}"
@@ -207,14 +214,15 @@ def write_round(
     be asked about, written to ``unroutable.csv``.
     """
     folder = campaign.round_dir(number)
-    write_text_atomic(folder / "batch.csv", batch.to_csv(index=False))
+    # the CSVs people open in spreadsheets are escaped against formula injection (files.people_csv)
+    write_text_atomic(folder / "batch.csv", people_csv(batch))
     for annotator, rows in (assignments or {}).items():
-        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", rows.to_csv(index=False))
+        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", people_csv(rows))
     if unroutable is not None:
-        write_text_atomic(folder / "unroutable.csv", pd.DataFrame({"example_id": unroutable}).to_csv(index=False))
+        write_text_atomic(folder / "unroutable.csv", people_csv(pd.DataFrame({"example_id": unroutable})))
     write_parquet_atomic(folder / "consensus.parquet", consensus.reset_index())
     write_parquet_atomic(folder / "pred_probs.parquet", pred_probs.reset_index())
-    write_text_atomic(folder / "annotators.csv", annotators.to_csv(index=False))
+    write_text_atomic(folder / "annotators.csv", people_csv(annotators))
     text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
     write_text_atomic(folder / "metrics.json", text)
     write_text_atomic(campaign.metrics_file, text)
@@ -228,7 +236,8 @@ def round_artifacts(campaign: Campaign, number: int) -> list[Path]:
 
 
 def read_batch(campaign: Campaign, number: int) -> pd.DataFrame:
-    return pd.read_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
+    """Round ``number``'s batch (schema.BATCH_COLUMNS), its cells as the round chose them."""
+    return read_people_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
 
 
 def read_round_metrics(campaign: Campaign, number: int) -> dict:
@@ -253,6 +262,15 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
     """What :func:`write_lineage` wrote for round ``number``; {} for rounds made before lineage."""
     path = campaign.round_dir(number) / LINEAGE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# ---------------------------------------------------------------- files for people and tools
+
+def write_file(path: Path, content: str | bytes) -> Path:
+    """Write one file outside data/ (an export, a fetched Label Studio export), atomically."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
 
 
 # ---------------------------------------------------------------- hashes
