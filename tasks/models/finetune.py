@@ -59,13 +59,14 @@ class FinetuneBackend:
         self.attention = None if self.device.type == "cuda" else "eager"
         self.progress = progress
         self._auto = AutoModelForSequenceClassification
-        base, info = AutoModelForSequenceClassification.from_pretrained(self.model_name, output_loading_info=True)
-        # Keep only the weights the checkpoint holds (a CPU copy, never trained).
-        fresh = set(info["missing_keys"])
+        base, info = AutoModelForSequenceClassification.from_pretrained(
+            self.model_name, output_loading_info=True, attn_implementation=self.attention)
+        # The weights the checkpoint holds (a CPU copy, never trained) start every model of any class count.
+        fresh = frozenset(info["missing_keys"])
         self.base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items() if k not in fresh}
         self.base_config = base.config
-        del base
-        self._modules: dict[int, _Module] = {}
+        # The loaded model serves its own class count (2 unless the checkpoint says otherwise).
+        self._modules = {base.config.num_labels: _Module(base.to(self.device).eval(), fresh)}
 
     def features(self, texts: Sequence[str]) -> Tokens:
         """The texts tokenised once (N rows), truncated to ``model.max_length``."""

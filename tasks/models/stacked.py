@@ -184,16 +184,17 @@ def _attention_mask(module, keep):
 
 
 def _can_vmap(module, params: dict, ids, keep) -> bool:
-    """Whether one forward of the first batch runs vmapped; if not, say why (the fallback is slower)."""
-    import torch
-
+    """Whether a forward and backward of the first batch run vmapped (the module in eval mode, so
+    no dropout draw); if not, say why: the per-model fallback is slower."""
     try:
-        with torch.no_grad():
-            _logits(module, params, ids, keep, vmapped=True)
+        _logits(module, params, ids, keep, vmapped=True).float().sum().backward()
     except Exception as err:  # whatever stops vmap, the per-model forward still trains correctly
         log.warning("%s cannot run vmapped (%s: %s); training the models in one loop, one forward each",
                     type(module).__name__, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
         return False
+    finally:
+        for p in params.values():
+            p.grad = None
     return True
 
 

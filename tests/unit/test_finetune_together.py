@@ -99,6 +99,25 @@ def test_the_vmapped_forward_trains_as_one_forward_per_model(cfg, no_dropout_dir
     assert not np.allclose(results[0]["classifier.weight"].numpy(), inputs[1]["classifier.weight"].numpy())
 
 
+def test_a_model_that_cannot_run_vmapped_trains_with_one_forward_per_model(cfg, no_dropout_dir, monkeypatch, caplog):
+    import torch.func
+
+    backend = _backend(cfg, no_dropout_dir, steps=4)
+    inputs = _stacked_inputs(backend, backend.features(TEXTS), _fold_subsets(), [1, 2, 3, 0])
+    expected = stacked.train(*inputs, config=backend.config.finetune, bf16=False, progress=lambda m: None,
+                             vmapped=False)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow.")
+
+    monkeypatch.setattr(torch.func, "vmap", refuse)
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        got = stacked.train(*inputs, config=backend.config.finetune, bf16=False, progress=lambda m: None)
+    assert "cannot run vmapped (RuntimeError: vmap: It looks like" in caplog.text
+    for name, value in got.items():
+        np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=1e-6, err_msg=name)
+
+
 def test_bf16_autocast_runs_through_the_stacked_forward(cfg, no_dropout_dir):
     """CUDA trains under bf16 autocast; CPU autocast checks the stacked forward and loss compose with it."""
     backend = _backend(cfg, no_dropout_dir, steps=4)
