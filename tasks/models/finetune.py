@@ -203,12 +203,12 @@ class FinetuneBackend:
         import torch
         from torch.func import functional_call
 
-        built = self._module(fitted.n_classes if fitted is not None else 2)
-        batches = inference_batches(X.lengths, batch_size=self.config.finetune.inference_batch_size)
+        built = self._module(fitted.n_classes if fitted is not None else self.base_config.num_labels)
+        size = self.config.finetune.inference_batch_size
+        batches = inference_batches(X.lengths, batch_size=size)
         ids = torch.as_tensor(X.ids, device=self.device)
         lengths = torch.as_tensor(X.lengths, device=self.device)
         out = torch.zeros((len(X), width), device=self.device)
-        size = self.config.finetune.inference_batch_size
         with torch.inference_mode(), stacked.precision(self.device.type, self.bf16):
             for number, rows in enumerate(batches, start=1):
                 picked = torch.as_tensor(rows, device=self.device)

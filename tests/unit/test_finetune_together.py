@@ -33,7 +33,7 @@ def no_dropout_dir(tiny_model_dir, tmp_path_factory):
 
 
 def _backend(cfg, name, *, progress=None, **changes):
-    finetune = dataclasses.replace(cfg.model.finetune, **({"steps": 12, "learning_rate": 1e-3,
+    finetune = dataclasses.replace(cfg.model.finetune, **({"steps": 8, "learning_rate": 1e-3,
                                                             "warmup_ratio": 0.25} | changes))
     model = dataclasses.replace(cfg.model, backend="finetune", name=str(name), finetune=finetune)
     return models.load_backend(model, progress=progress)
@@ -62,7 +62,7 @@ def test_each_model_trained_together_sees_only_its_own_rows(cfg, no_dropout_dir)
     backend = _backend(cfg, no_dropout_dir)
     X = backend.features(TEXTS)
     subsets, seeds = _fold_subsets(), [1, 2, 3, 0]
-    plan = stacked.schedule(X.lengths, subsets, steps=12, batch_size=backend.config.minibatch_size, seeds=seeds)
+    plan = stacked.schedule(X.lengths, subsets, steps=8, batch_size=backend.config.minibatch_size, seeds=seeds)
     for m, rows in enumerate(subsets):
         assert set(plan.rows[:, m].ravel()) == set(rows)  # every own row, nothing else
     assert np.allclose(plan.weights.sum(axis=2), 1.0)  # each model's loss: a weighted mean over its batch
@@ -102,7 +102,7 @@ def test_the_vmapped_forward_trains_as_one_forward_per_model(cfg, no_dropout_dir
 def test_a_model_that_cannot_run_vmapped_trains_with_one_forward_per_model(cfg, no_dropout_dir, monkeypatch, caplog):
     import torch.func
 
-    backend = _backend(cfg, no_dropout_dir, steps=4)
+    backend = _backend(cfg, no_dropout_dir, steps=2)
     inputs = _stacked_inputs(backend, backend.features(TEXTS), _fold_subsets(), [1, 2, 3, 0])
     expected = stacked.train(*inputs, config=backend.config.finetune, bf16=False, progress=lambda m: None,
                              vmapped=False)
