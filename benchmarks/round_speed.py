@@ -188,6 +188,7 @@ def main() -> None:
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     base = config_mod.load().model
     model_cfg = dataclasses.replace(base, backend="finetune", name=args.model, max_length=args.length,
