@@ -61,6 +61,8 @@ class FinetuneConfig:
     learning_rate: float
     weight_decay: float
     warmup_ratio: float
+    max_grad_norm: float | None  # per model; None: no clipping
+    inference_batch_size: int
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,12 @@ def _validate(config: Config, source: str) -> None:
         (config.model.max_length >= 8, "'model.max_length' must be at least 8"),
         (config.model.minibatch_size >= 1, "'model.minibatch_size' must be at least 1"),
         (config.model.finetune.steps >= 1, "'model.finetune.steps' must be at least 1"),
+        (config.model.finetune.learning_rate > 0, "'model.finetune.learning_rate' must be positive"),
+        (config.model.finetune.weight_decay >= 0, "'model.finetune.weight_decay' must be >= 0"),
+        (0 <= config.model.finetune.warmup_ratio <= 1, "'model.finetune.warmup_ratio' must be in [0, 1]"),
+        (config.model.finetune.max_grad_norm is None or config.model.finetune.max_grad_norm > 0,
+         "'model.finetune.max_grad_norm' must be null or positive"),
+        (config.model.finetune.inference_batch_size >= 1, "'model.finetune.inference_batch_size' must be at least 1"),
         (len(config.model.head.C_grid) >= 1 and min(config.model.head.C_grid) > 0,
          "'model.head.C_grid' needs at least one positive value"),
         (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),

@@ -1,10 +1,15 @@
-"""k-fold out-of-sample prediction: every labeled example from a model that never saw it."""
+"""k-fold out-of-sample prediction: every labeled example from a model that never saw it.
+
+The fold models (and, asked for, the model on all labeled examples) are fitted by
+:func:`fit_models`: together, where the backend has ``fit_many`` (the fine-tune backend
+trains them as one stacked model), else one ``fit`` after another (the head backend).
+"""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -27,6 +32,8 @@ class OutOfSample:
     fold_pred_probs : ndarray of shape (k, N, K)
         Every labeled example, per fold model: in-sample for the k-1 models
         that trained on it (committee strategies read these).
+    full_model : fitted model or None
+        With ``fit_full``: the model fitted on every labeled example with ``seed``.
     """
 
     pred_probs: np.ndarray
@@ -34,6 +41,7 @@ class OutOfSample:
     fold_pred_probs_unlabeled: np.ndarray
     folds: np.ndarray
     fold_pred_probs: np.ndarray
+    full_model: Any = None
 
 
 def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
@@ -70,9 +78,32 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
+def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *, n_classes: int,
+               seeds: Sequence[int], sample_weight: np.ndarray | None = None) -> list:
+    """One fitted model per row subset: model m on rows ``subsets[m]`` of (X, labels) with ``seeds[m]``.
+
+    Parameters
+    ----------
+    X : backend features of shape (N, ...)
+    labels : ndarray of shape (N,)
+        Class indices.
+    subsets : M index arrays into 0..N-1
+    sample_weight : ndarray of shape (N,), optional
+
+    Through ``backend.fit_many`` where the backend has it (all M trained together),
+    else ``backend.fit`` on each subset in turn; either way model m sees only its rows.
+    """
+    if hasattr(backend, "fit_many"):
+        return backend.fit_many(X, labels, subsets, n_classes=n_classes, seeds=seeds, sample_weight=sample_weight)
+    weights = None if sample_weight is None else np.asarray(sample_weight)
+    return [backend.fit(X[rows], labels[rows], n_classes=n_classes, seed=seed,
+                        sample_weight=None if weights is None else weights[rows])
+            for rows, seed in zip(subsets, seeds)]
+
+
 def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
                   n_classes: int, folds: int, seed: int, sample_weight: np.ndarray | None = None,
-                  progress: Callable[[str], None] | None = None) -> OutOfSample:
+                  progress: Callable[[str], None] | None = None, fit_full: bool = False) -> OutOfSample:
     """Fit one model per fold on the other folds; predict its held-out fold and the whole pool.
 
     Parameters
@@ -89,7 +120,8 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
         Each labeled example's weight in the fits that train on it.
 
     Fold model ``f`` is fitted with seed ``seed + 1 + f``, so the model fitted on
-    all labeled data with ``seed`` is never a copy of a fold model.
+    all labeled data with ``seed`` is never a copy of a fold model. ``fit_full``: fit
+    that model too, beside the fold models (``full_model``).
     """
     labels = np.asarray(labels, dtype=int)
     n_unlabeled = X_unlabeled.shape[0]
@@ -101,13 +133,18 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
                          f"got values from {labels.min()} to {labels.max()}.")
     assignment = fold_assignment(labels, folds=folds, seed=seed)
     k = int(assignment.max()) + 1
+    subsets = [np.flatnonzero(assignment != fold) for fold in range(k)]
+    seeds = [seed + 1 + fold for fold in range(k)]
+    if fit_full:
+        subsets, seeds = [*subsets, np.arange(len(labels))], [*seeds, seed]
+    if progress:
+        progress(f"fitting {len(subsets)} models: {k} folds{' and the full model' if fit_full else ''}")
+    fitted_models = fit_models(backend, X_labeled, labels, subsets, n_classes=n_classes, seeds=seeds,
+                               sample_weight=sample_weight)
     every = np.zeros((k, len(labels), n_classes))
     pool = np.zeros((k, n_unlabeled, n_classes))
-    for fold in range(k):
+    for fold, fitted in enumerate(fitted_models[:k]):
         held = assignment == fold
-        weights = None if sample_weight is None else np.asarray(sample_weight)[~held]
-        fitted = backend.fit(X_labeled[~held], labels[~held], n_classes=n_classes, seed=seed + 1 + fold,
-                             sample_weight=weights)
         every[fold] = backend.predict_proba(fitted, X_labeled)
         if n_unlabeled:
             pool[fold] = backend.predict_proba(fitted, X_unlabeled)
@@ -116,4 +153,5 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
                      f"held-out and {n_unlabeled} unlabeled examples")
     pred_probs = every[assignment, np.arange(len(labels))]
     return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
-                       fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every)
+                       fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every,
+                       full_model=fitted_models[k] if fit_full else None)

@@ -27,7 +27,7 @@ from crowdloop.tasks.models.base import model_key, resolve_model_name
 from crowdloop.tasks.predict import out_of_sample
 
 log = logging.getLogger("crowdloop")
-CODE_VERSION = "5"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
+CODE_VERSION = "6"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class Predictions:
     backend : str
         ``head`` or ``finetune``: what actually ran.
     seconds : dict
-        Wall time of ``features``, ``kfold`` and ``full_fit``.
+        Wall time of ``features``, ``fit_and_kfold`` (every fit, the folds' predictions),
+        ``test`` and ``extras`` (posterior samples, embeddings).
     fold_pred_probs : ndarray of shape (k, N, K) or None
         Each fold model on every labeled example (in-sample for k-1 of them).
     embeddings, embeddings_unlabeled : ndarray of shape (N, D), (U, D) or None
@@ -172,16 +173,18 @@ def train_and_predict(
         ), None
 
     start = time.perf_counter()
-    say(f"{folds}-fold out-of-sample predictions for {n_l} labeled and {n_u} unlabeled examples")
+    say(f"{folds}-fold out-of-sample predictions for {n_l} labeled and {n_u} unlabeled examples, "
+        f"and a model on all {n_l} labeled examples")
+    # The full model is fitted beside the fold models: a backend with fit_many trains them all at once.
     oos = out_of_sample(backend, x_l, labels, x_u, n_classes=n_classes, folds=folds, seed=seed,
-                        sample_weight=sample_weight, progress=progress)
-    seconds["kfold"] = time.perf_counter() - start
+                        sample_weight=sample_weight, progress=progress, fit_full=True)
+    fitted = oos.full_model
+    seconds["fit_and_kfold"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    say(f"fitting on all {n_l} labeled examples; scoring {len(texts_test)} gold test examples")
-    fitted = backend.fit(x_l, labels, n_classes=n_classes, seed=seed, sample_weight=sample_weight)
+    say(f"scoring {len(texts_test)} gold test examples with the model on all labeled examples")
     test_probs = backend.predict_proba(fitted, x_t) if len(texts_test) else np.zeros((0, n_classes))
-    seconds["full_fit"] = time.perf_counter() - start
+    seconds["test"] = time.perf_counter() - start
 
     start = time.perf_counter()
     posterior = (oos.fold_pred_probs, oos.fold_pred_probs_unlabeled)

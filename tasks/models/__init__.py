@@ -2,9 +2,10 @@
 
 ``head`` (:mod:`.head`): a frozen encoder's embeddings (cached by text) beside hashed
 n-grams, and a logistic regression. ``finetune`` (:mod:`.finetune`):
-``AutoModelForSequenceClassification`` fine-tuned. :func:`load_backend` loads the
-tokenizer and the pretrained weights once; every ``fit`` then starts from those same
-weights, so k-fold models never leak into each other.
+``AutoModelForSequenceClassification`` fine-tuned, the k fold models and the full model
+trained together (:mod:`.stacked`) on texts tokenised once (:mod:`.tokens`).
+:func:`load_backend` loads the tokenizer and the pretrained weights once; every fit then
+starts from those same weights, so k-fold models never leak into each other.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``features`` turns texts into what ``fit`` and ``predict_proba`` take, anything with
 rows (``.shape[0]``) that row-indexes: embeddings, or a sparse matrix of embeddings
-and n-grams (head), or the texts themselves (finetune). The backends are
+and n-grams (head), or the tokenised texts (finetune, :class:`.tokens.Tokens`). The backends are
 :mod:`.head` and :mod:`.finetune`; :func:`crowdloop.tasks.models.load_backend` builds one.
 """
 
@@ -20,6 +20,10 @@ PROB_FLOOR = 1e-6  # cleanlab takes logs of and divides by probabilities: never 
 
 
 class Backend(Protocol):
+    """What every backend has. A backend may also have ``fit_many(X, y, subsets, *, n_classes,
+    seeds, sample_weight)``: one model per row subset, all trained together (the fine-tune
+    backend's stacked training); :func:`crowdloop.tasks.predict.fit_models` uses it where present."""
+
     name: str  # "head" or "finetune"
     model_name: str  # the resolved encoder (local dir or hub id)
 
