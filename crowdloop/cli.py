@@ -4,8 +4,9 @@
     crowdloop init --demo DIR              a ready demo campaign (data, params.yaml, git + DVC)
     crowdloop init DIR --examples F --classes a,b,c
     crowdloop round [--simulate] [--force] one round; writes the batch to label
-    crowdloop ingest FILE                  answers come back (CSV, TSV or JSONL)
+    crowdloop ingest FILE [--skip-invalid] answers come back (CSV, TSV or JSONL)
     crowdloop status                       rounds, annotations, accuracy, what is waiting
+    crowdloop verify                       store, git, DVC and MLflow agree? one line per finding
     crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
     crowdloop deploy                       rounds on the schedule of params.yaml, on a Prefect server
     crowdloop history                      one line a round: git, DVC, MLflow and Prefect ids
@@ -105,12 +106,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV or JSONL)")
     p.add_argument("file", type=Path)
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="store the valid rows; write the others with their reasons to <file>.refused.csv")
     p.set_defaults(func=cmd_ingest)
 
     simulate_cmd.add_parser(sub)
 
     p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check store, git, DVC and MLflow agree; exit 1 with one line per finding")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("rollback", help="restore data/ to what it was at round N")
     p.add_argument("round", type=int)
@@ -175,9 +181,17 @@ def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
 
 
 def cmd_ingest(args) -> None:
-    result = api.ingest(args.campaign, args.file)
+    result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
     print(f"{args.file}: {len(result.new)} new annotations stored for round {result.round}; "
           f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped.")
+    if result.refused_file:
+        print(f"  {len(result.refused)} rows refused, each with its reason, in {result.refused_file}")
+
+
+def cmd_verify(args) -> int:
+    verified = api.verify(args.campaign)
+    print(verified)
+    return 1 if verified.findings else 0
 
 
 def cmd_status(args) -> None:

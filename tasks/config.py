@@ -25,7 +25,8 @@ BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
 CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
-POOLINGS = ("layers", "last")  # tasks/head.py: how a text becomes one vector
+POOLINGS = ("layers", "last")
+ON_CHANGE = ("reject", "keep_both", "latest")  # ingest.on_change: an annotator changing an answer  # tasks/head.py: how a text becomes one vector
 # tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
 STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
               "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
@@ -128,6 +129,16 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    on_change: str
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
 class RemoteConfig:
     url: str | None
 
@@ -147,6 +158,8 @@ class Config:
     stopping: StoppingConfig
     schedule: ScheduleConfig
     tracking: TrackingConfig
+    ingest: IngestConfig
+    lock: LockConfig
     remote: RemoteConfig
 
     def to_dict(self) -> dict:
@@ -225,6 +238,8 @@ def _validate(config: Config, source: str) -> None:
         (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
          and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
          "'schedule.inbox' must be a folder inside the campaign, outside data/"),
+        (config.ingest.on_change in ON_CHANGE, f"'ingest.on_change' must be one of {', '.join(ON_CHANGE)}"),
+        (config.lock.timeout_seconds >= 0, "'lock.timeout_seconds' must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

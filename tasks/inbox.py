@@ -59,7 +59,7 @@ def drain(campaign: store.Campaign, cfg: Config, *, now: datetime | None = None)
     report = InboxReport()
     for path in pending(folder):
         try:
-            result = ingest.ingest_file(campaign, path, classes=cfg.classes)
+            result = ingest.ingest_file(campaign, path, classes=cfg.classes, on_change=cfg.ingest.on_change)
         except ingest.IngestError as err:
             moved = _move_aside(path, folder / REJECTED, stamp)
             moved.with_name(moved.name + ".error.txt").write_text(f"{err}\n")

@@ -16,10 +16,11 @@ A campaign is a directory::
                                  lineage.json (the round's MLflow run and Prefect flow run ids)
     inbox/                       answer files dropped for the next scheduled round (tasks/inbox.py)
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
-    .cache/                      embeddings and Prefect results (git-ignored)
+    .cache/                      embeddings and trained predictions (git-ignored)
+    .crowdloop/                  the writers' lock and journal (git-ignored)
 
-Every write goes to a temporary file first and is moved into place, so a crash
-never leaves a half-written file.
+Every write goes to a temporary file first, is flushed to disk and moved into place
+(tasks/files.py), so a crash never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ class Campaign:
     def cache(self) -> Path:
         return self.root / ".cache"
 
+    @property
+    def state_dir(self) -> Path:
+        """``.crowdloop/``: the writers' lock and journal (tasks/lock.py, tasks/journal.py); git ignores it."""
+        return self.root / ".crowdloop"
+
     def round_dir(self, number: int) -> Path:
         return self.rounds_dir / f"{number:03d}"
 
@@ -134,12 +140,13 @@ def empty_annotations() -> pd.DataFrame:
 
 
 def append_annotations(campaign: Campaign, answers: pd.DataFrame, *, round: int, source: str,
-                       now: datetime | None = None) -> Path | None:
+                       now: datetime | None = None, path: Path | None = None) -> Path | None:
     """Store ``answers`` (ANSWER_COLUMNS) as a new part file, stamped with ``round``, ``source``
     and the time; existing part files are never touched.
 
     ``source`` says where the answers came from (``initial``, ``simulated``,
     ``ingest:<file name>``); it is the rows' ``source`` and names the part file.
+    ``path``: the part file, as :func:`next_part` named it beforehand (default: named now).
     Returns the new file, or None when ``answers`` is empty (nothing is written).
     """
     if answers.empty:
@@ -147,10 +154,15 @@ def append_annotations(campaign: Campaign, answers: pd.DataFrame, *, round: int,
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     rows = answers.loc[:, list(ANSWER_COLUMNS)].reset_index(drop=True)
     rows = rows.assign(round=int(round), source=source, time=stamp).loc[:, list(ANNOTATION_COLUMNS)]
-    number = len(list(campaign.annotations_dir.glob("*.parquet")))
-    path = campaign.annotations_dir / f"{int(round):03d}-{number:03d}-{slug(source, fallback='annotations')}.parquet"
+    path = path or next_part(campaign, round=round, source=source)
     write_parquet_atomic(path, rows.astype({"round": "int64"}))
     return path
+
+
+def next_part(campaign: Campaign, *, round: int, source: str) -> Path:
+    """The name the next annotation part file takes: ``NNN-SSS-<source>.parquet``."""
+    number = len(list(campaign.annotations_dir.glob("*.parquet")))
+    return campaign.annotations_dir / f"{int(round):03d}-{number:03d}-{slug(source, fallback='annotations')}.parquet"
 
 
 def discard_round(campaign: Campaign, number: int, *, parts: list[Path]) -> None:
@@ -256,6 +268,18 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
 
 
 # ---------------------------------------------------------------- hashes
+
+def data_md5s(campaign: Campaign) -> dict[str, str]:
+    """``{path under data/: md5 of its bytes}`` for every file under data/ (DVC's file hash)."""
+    found = {}
+    for path in sorted(p for p in campaign.data.rglob("*") if p.is_file()):
+        digest = hashlib.md5()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        found[path.relative_to(campaign.data).as_posix()] = digest.hexdigest()
+    return found
+
 
 def data_hash(campaign: Campaign) -> str:
     """SHA-256 over every file under data/ (relative path and bytes)."""
