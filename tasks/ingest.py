@@ -97,7 +97,7 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[
         1-based physical line where the row starts) and problem ('' or why the row cannot
         be read: a short row, a line that is not a JSON object), one row per non-blank row
         of the file. annotator_id falls back to the row's suggested_annotator where it is
-        empty or absent. At least one (possibly empty) chunk.
+        empty or absent. At least one chunk.
 
     Raises
     ------
@@ -119,10 +119,10 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[
             count += len(chunk)
             yield _frame(chunk)
             chunk = []
-    count += len(chunk)
-    if count == 0:
+    if count + len(chunk) == 0:
         raise IngestError(f"{path}:1: the file holds no answers (no rows after the header); nothing to store.")
-    yield _frame(chunk)
+    if chunk:
+        yield _frame(chunk)
 
 
 def _frame(records: list[tuple]) -> pd.DataFrame:
