@@ -180,8 +180,9 @@ def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
             if "end of data" in str(err):  # the quote opened on the record's first line, not at the file's end
                 raise IngestError(f"{path}:{start + 1}: malformed {kind}: a quoted field starting on this line "
                                   "is never closed; add the closing quote.") from None
-            raise IngestError(f"{path}:{reader.line_num}: malformed {kind} ({err}); "
-                              "check the quotes on this line.") from None
+            # named where the row starts: a quote opened there can swallow the lines after it
+            raise IngestError(f"{path}:{start + 1}: malformed {kind} ({err}); "
+                              "check the quotes of the row starting on this line.") from None
         line, start = start + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue

@@ -24,12 +24,12 @@ class FinetuneBackend:
 
         self.config = model
         self.model_name = resolve_model_name(model.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.progress = progress
         self._auto = AutoModelForSequenceClassification
-        base, info = AutoModelForSequenceClassification.from_pretrained(self.model_name,
-                                                                         output_loading_info=True)
+        base, info = AutoModelForSequenceClassification.from_pretrained(
+            self.model_name, output_loading_info=True, use_safetensors=True, trust_remote_code=False)
         # Keep only the weights the checkpoint holds (CPU copy, never trained); the
         # classification head is built anew, for the fit's class count, in every fit.
         fresh = set(info["missing_keys"])
