@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: run `crowdloop simulate`, then compare its curves."""
+"""Shared by the benchmark scripts: the datasets and their flags, running `crowdloop simulate`, headlines."""
 
 from __future__ import annotations
 
@@ -13,6 +13,16 @@ from crowdloop.tasks import report
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 
+# dataset -> (the `crowdloop simulate` arguments for it, the target its summary counts annotations to)
+SOURCES = {
+    "politeness": (lambda d: [str(d), "--format", "tutorial", "--preset", "tutorial"], 0.9),
+    "rte": (lambda d: [str(d / "rte.standardized.tsv"), "--format", "long", "--examples", str(d / "rte1.tsv"),
+                       "--example-col", "orig_id", "--annotator-col", "!amt_worker_ids", "--label-col", "response",
+                       "--gold-col", "gold", "--examples-id-col", "id", "--text-cols", "text,hypothesis",
+                       "--preset", "rte"], 0.6),
+    "hs_brexit": (lambda d: [str(d), "--format", "lewidi", "--preset", "rte"], 0.6),
+}
+
 
 def simulate(args: list[str]) -> float:
     """Run `crowdloop simulate ARGS`; returns wall seconds."""
@@ -23,20 +33,28 @@ def simulate(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def per_round(curves: pd.DataFrame) -> pd.DataFrame:
-    """Mean test accuracy per round and strategy, with mean annotations."""
-    means = report.mean_curves(curves)
-    table = means.pivot(index="round", columns="strategy", values="accuracy")
+def dataset_args(name: str) -> tuple[list[str], float]:
+    """The simulate arguments and target of the dataset ``name`` (one of SOURCES)."""
+    flags, target = SOURCES[name]
+    return flags(DATASETS / name), target
+
+
+def per_round(curves: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Mean ``metric`` per round and strategy, with mean annotations."""
+    means = report.mean_curves(curves, metric)
+    table = means.pivot(index="round", columns="strategy", values="value")
     table.insert(0, "annotations", means.groupby("round")["annotations"].mean())
     return table
 
 
-def headline(curves: pd.DataFrame, *, target: float, window: tuple[int, int]) -> str:
-    reach = report.annotations_to_reach(curves, target)
-    ratio = report.error_ratio(curves, "activelab", "random", rounds=window)
-    last = per_round(curves).iloc[-1]
-    lines = [f"annotations to reach {target:.0%}: " + ", ".join(
+def headline(curves: pd.DataFrame, *, target: float, window: tuple[int, int], metric: str = "accuracy",
+             strategy: str = "auto", baseline: str = "random") -> str:
+    reach = report.annotations_to_reach(curves, target, metric)
+    ratio = report.error_ratio(curves, strategy, baseline, rounds=window, metric=metric)
+    last = per_round(curves, metric).iloc[-1]
+    lines = [f"{metric}: annotations to reach {target:g}: " + ", ".join(
         f"{k} {'never' if v != v else int(v)}" for k, v in reach.items()),
-        f"error ratio activelab/random, rounds {window[0]}-{window[1]}: {ratio:.3f}",
-        f"final round: activelab {last.get('activelab', float('nan')):.3f}, random {last.get('random', float('nan')):.3f}"]
+        f"{metric}: error ratio {strategy}/{baseline}, rounds {window[0]}-{window[1]}: {ratio:.3f}",
+        f"{metric}: final round: {strategy} {last.get(strategy, float('nan')):.3f}, "
+        f"{baseline} {last.get(baseline, float('nan')):.3f}"]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""ActiveLab vs random on the Snow et al. RTE crowd labels (800 items, 164 workers).
+"""The default strategy vs random on the Snow et al. RTE crowd labels (800 items, 164 workers).
 
     python benchmarks/rte.py [--seeds 5] [--out benchmarks/out/rte]
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import DATASETS, ROOT, headline, per_round, simulate
+from _compare import ROOT, dataset_args, headline, per_round, simulate
 
 
 def main() -> None:
@@ -23,19 +23,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "rte")
     args = parser.parse_args()
-    data = DATASETS / "rte"
-    seconds = simulate([
-        str(data / "rte.standardized.tsv"), "--format", "long", "--examples", str(data / "rte1.tsv"),
-        "--example-col", "orig_id", "--annotator-col", "!amt_worker_ids", "--label-col", "response",
-        "--gold-col", "gold", "--examples-id-col", "id", "--text-cols", "text,hypothesis",
-        "--preset", "rte", "--seeds", str(args.seeds), "--target", "0.8", "--out", str(args.out)])
+    flags, target = dataset_args("rte")
+    seconds = simulate([*flags, "--seeds", str(args.seeds), "--target", str(target), "--out", str(args.out)])
     curves = pd.read_csv(args.out / "curves.csv")
     table = per_round(curves)
     consensus = curves.groupby(["round", "strategy"])["consensus_accuracy"].mean().unstack(1)
     table = table.join(consensus.add_prefix("consensus_"))
     table.to_csv(args.out / "comparison.csv", float_format="%.4f")
     print(table.round(3).to_string())
-    print(headline(curves, target=0.8, window=(4, 20)))
+    for metric in ("macro_f1", "consensus_accuracy"):
+        print(headline(curves, target=target, window=(4, 20), metric=metric))
     print(f"wall time {seconds:.0f} s; median round {curves['seconds'].median():.2f} s")
 
 

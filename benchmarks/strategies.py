@@ -1,6 +1,6 @@
 """Every acquisition strategy on politeness (tutorial preset) and RTE: one table per dataset.
 
-    python benchmarks/strategies.py [--data politeness,rte] [--seeds 3] [--rounds N]
+    python benchmarks/strategies.py [--data politeness,rte,hs_brexit] [--seeds 3] [--rounds N]
                                     [--strategies all] [--out benchmarks/out/strategies]
 
 Runs `crowdloop simulate --strategies ...` per dataset (head backend unless
@@ -17,22 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import DATASETS, ROOT, simulate
+from _compare import ROOT, dataset_args, simulate
 from crowdloop.tasks import report
-
-# The import flags per dataset; RTE's as in benchmarks/rte.py.
-SOURCES = {
-    "politeness": (0.9, lambda d: [str(d), "--format", "tutorial", "--preset", "tutorial"]),
-    "rte": (0.8, lambda d: [
-        str(d / "rte.standardized.tsv"), "--format", "long", "--examples", str(d / "rte1.tsv"),
-        "--example-col", "orig_id", "--annotator-col", "!amt_worker_ids", "--label-col", "response",
-        "--gold-col", "gold", "--examples-id-col", "id", "--text-cols", "text,hypothesis", "--preset", "rte"]),
-}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="politeness,rte")
+    parser.add_argument("--data", default="politeness,rte", help="comma-separated: politeness, rte, hs_brexit")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=None, help="default: the preset's")
     parser.add_argument("--strategies", default="all")
@@ -40,11 +31,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "strategies")
     args = parser.parse_args()
     for name in args.data.split(","):
-        target, flags = SOURCES[name]
+        flags, target = dataset_args(name)
         out = args.out / name
         extra = ["--rounds", str(args.rounds)] if args.rounds else []
         extra += ["--params", str(args.params)] if args.params else []
-        seconds = simulate([*flags(DATASETS / name), "--seeds", str(args.seeds), "--strategies", args.strategies,
+        seconds = simulate([*flags, "--seeds", str(args.seeds), "--strategies", args.strategies,
                             "--target", str(target), "--out", str(out), *extra])
         curves = pd.read_csv(out / "curves.csv")
         print(f"\n== {name}: {curves['seed'].nunique()} seed(s), {int(curves['round'].max())} rounds, "

@@ -5,6 +5,7 @@
 >>> for result in crowdloop.run_rounds(camp, 2, simulate=True):
 ...     print(result.round, result.metrics["test_accuracy"])
 >>> crowdloop.ingest(camp, "answers.csv")                      # read, check, store, commit
+>>> crowdloop.export(camp, format="label-studio")              # the last batch as Label Studio tasks
 >>> print(crowdloop.status(camp))                              # what `crowdloop status` prints
 
 Every function takes a campaign as a :class:`Campaign` or its directory. Errors a user
@@ -24,12 +25,15 @@ from crowdloop import campaign as campaign_mod
 from crowdloop import history_table, status_table
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import ingest as ingest_mod
-from crowdloop.tasks import recovery, store, version
+from crowdloop.tasks import labelstudio_client, labelstudio_format, recovery, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
 from crowdloop.tasks.store import Campaign
 
-__all__ = ["Campaign", "CrowdloopError", "history", "ingest", "init_campaign", "init_demo", "open_campaign",
-           "pull", "push", "rollback", "run_round", "run_rounds", "simulate", "status", "verify"]
+__all__ = ["Campaign", "CrowdloopError", "export", "history", "ingest", "init_campaign", "init_demo",
+           "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push", "rollback", "run_round",
+           "run_rounds", "simulate", "status", "verify"]
+# `crowdloop export --format F`: the task file's form
+EXPORT_FORMATS = {"label-studio": "json", "label-studio-csv": "csv", "label-studio-jsonl": "jsonl"}
 
 
 def open_campaign(root: str | Path | Campaign) -> Campaign:
@@ -86,8 +90,9 @@ def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = 
 
 
 def ingest(campaign: str | Path | Campaign, path: str | Path, *, skip_invalid: bool = False) -> ingest_mod.Ingested:
-    """Store the answers in ``path`` (CSV, TSV or JSONL) and commit them; a bad file raises
-    IngestError (file and line) and stores nothing. Answers already stored are not stored again.
+    """Store the answers in ``path`` (CSV, TSV, JSONL or a Label Studio JSON export) and commit
+    them; a bad file raises IngestError (file and line, or task) and stores nothing. Answers
+    already stored are not stored again.
 
     ``skip_invalid``: store the valid rows and write the others, each with its reason, to
     ``<file>.refused.csv`` beside the file (``result.refused``, ``result.refused_file``).
@@ -96,10 +101,71 @@ def ingest(campaign: str | Path | Campaign, path: str | Path, *, skip_invalid: b
     cfg = config_mod.load(camp.params_file)
     with recovery.writing(camp, "ingest"):
         result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes, on_change=cfg.ingest.on_change,
-                                        skip_invalid=skip_invalid)
+                                        labelstudio=cfg.labelstudio, skip_invalid=skip_invalid)
         if len(result.new):
             version.commit(camp, ingest_mod.commit_message([result]), holds=[result.part])
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """An export: the round whose batch it holds, how many tasks, and the files written."""
+
+    round: int
+    tasks: int
+    files: list[Path]
+
+
+def export(campaign: str | Path | Campaign, *, format: str = "label-studio", round: int | None = None) -> Exported:
+    """Round ``round``'s batch (default: the last round's) as Label Studio tasks plus its labeling
+    config, in exports/round-NNN/: ``format`` label-studio (tasks.json), label-studio-csv
+    (tasks.csv, safe to open in a spreadsheet) or label-studio-jsonl (tasks.jsonl, for cloud storage)."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.")
+    camp, cfg, number, tasks = _batch_tasks(campaign, round)
+    files = labelstudio_format.task_files(tasks, cfg.classes, form=EXPORT_FORMATS[format])
+    folder = camp.exports_dir / f"round-{number:03d}"
+    return Exported(number, len(tasks), [store.write_file(folder / name, text) for name, text in files.items()])
+
+
+def labelstudio_push(campaign: str | Path | Campaign, *, round: int | None = None):
+    """Send round ``round``'s batch (default: the last round's) to the Label Studio project of
+    params.yaml (``labelstudio.project``; created when no project has that title). Tasks the
+    project already has are not sent again. Returns a ``Pushed`` (round, project, imported, already)."""
+    _, cfg, number, tasks = _batch_tasks(campaign, round)
+    project = _project(cfg)
+    pushed = labelstudio_client.Server().push(project, tasks, classes=cfg.classes)
+    return dataclasses.replace(pushed, round=number)
+
+
+def labelstudio_pull(campaign: str | Path | Campaign) -> ingest_mod.Ingested:
+    """Fetch the annotations of the Label Studio project of params.yaml as a JSON export (kept
+    in exports/labelstudio/) and ingest it like any answer file (:func:`ingest`)."""
+    camp = open_campaign(campaign)
+    cfg = config_mod.load(camp.params_file)
+    project = _project(cfg)
+    path = labelstudio_client.Server().pull(project, camp.exports_dir / "labelstudio")
+    return ingest(camp, path)
+
+
+def _batch_tasks(campaign, number: int | None):
+    """The campaign, its config, the round (the last if None) and its batch as Label Studio tasks."""
+    camp = open_campaign(campaign)
+    cfg = config_mod.load(camp.params_file)
+    rounds = store.completed_rounds(camp)
+    if not rounds:
+        raise CampaignError(f"{camp.root}: no round has run yet, so there is no batch; run `crowdloop round` first.")
+    number = rounds[-1] if number is None else number
+    if number not in rounds:
+        raise CampaignError(f"{camp.root}: there is no round {number}; rounds so far: {rounds[0]} to {rounds[-1]}.")
+    return camp, cfg, number, labelstudio_client.round_tasks(camp, number)
+
+
+def _project(cfg: config_mod.Config) -> str | int:
+    if cfg.labelstudio.project is None:
+        raise ConfigError("params.yaml: 'labelstudio.project' is null; name the Label Studio project (a title, "
+                          "which push creates, or its number).")
+    return cfg.labelstudio.project
 
 
 def status(campaign: str | Path | Campaign) -> status_table.Status:
@@ -155,40 +221,50 @@ def verify(campaign: str | Path | Campaign):
 
 
 def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tutorial", seeds: int = 5,
-             strategies: Sequence[str] = ("activelab", "random"), rounds: int | None = None,
-             answered_by: str | None = None, params: str | Path | None = None, target: float = 0.9,
-             out: str | Path = "simulations/latest", **import_options) -> dict:
+             strategies: Sequence[str] = ("auto", "random"), params: str | Path | None = None,
+             target: float = 0.9, metric: str | None = None, out: str | Path = "simulations/latest",
+             protocol: dict | None = None, **import_options) -> dict:
     """Replay a multi-annotator dataset: every strategy × seed picks batches that simulated
     annotators answer from the annotations not yet collected.
 
-    ``format``: tutorial | long | wide | datasets, read with ``import_options`` (see
-    ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte). ``params``: a
-    params.yaml for the model settings. Writes curves.csv, learning_curve.png and summary.txt
-    in ``out`` (a folder resumes what it holds); returns ``{curves, summary, paths, run_id}``.
+    ``format``: tutorial | long | wide | datasets | lewidi, read with ``import_options``
+    (see ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte);
+    ``protocol`` overrides its fields (rounds, batch_size, n_start, labels_per_start,
+    max_annotations_per_example, test_size, answered_by, evaluate, validation_size).
+    ``params``: a params.yaml for the model settings. ``metric``: what annotations-to-
+    ``target`` and ROI read (accuracy | macro_f1 | balanced_accuracy | consensus_accuracy;
+    default macro_f1). Writes curves.csv, learning_curve.png and summary.txt in ``out``
+    (a folder resumes what it holds); returns ``{curves, summary, paths, run_id}``.
     """
     from crowdloop.flows import simulate as simulate_flows
     from crowdloop.flows import steps
-    from crowdloop.tasks import importers, simulation_store
+    from crowdloop.tasks import importers, replay_split, report, simulation_store
 
     chosen = list(config_mod.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
     for name in chosen:
         config_mod.check_strategy(name, source="strategies")
     if preset not in simulate_flows.PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(simulate_flows.PRESETS)}.")
-    protocol = simulate_flows.PRESETS[preset]
-    protocol = dataclasses.replace(protocol, arms=tuple(simulate_flows.arm(s) for s in chosen),
-                                   rounds=rounds or protocol.rounds,
-                                   answered_by=answered_by or protocol.answered_by)
+    metric = metric or report.DEFAULT_METRIC
+    if metric not in report.METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(report.METRICS)}.")
+    changes = {k: v for k, v in (protocol or {}).items() if v is not None}
+    unknown = sorted(set(changes) - set(simulate_flows.PROTOCOL_FLAGS))
+    if unknown:
+        raise ConfigError(f"unknown protocol setting {unknown[0]!r}; use {', '.join(simulate_flows.PROTOCOL_FLAGS)}.")
+    plan = dataclasses.replace(simulate_flows.PRESETS[preset], arms=tuple(simulate_flows.arm(s) for s in chosen),
+                               **changes)
     base = config_mod.load(params)
     replay = importers.load(format, Path(source), **import_options)
-    replay = importers.split_for_simulation(replay, seed=0, n_start=protocol.n_start,
-                                            labels_per_start=protocol.labels_per_start,
-                                            test_size=protocol.test_size)
+    replay = replay_split.split_for_simulation(replay, seed=0, n_start=plan.n_start,
+                                               labels_per_start=plan.labels_per_start, test_size=plan.test_size,
+                                               evaluate=plan.evaluate, validation_size=plan.validation_size)
     out = Path(out)
     steps.hide_user_error_tracebacks()
-    simulation_store.prepare(out, replay, simulate_flows.run_settings(base, protocol))
-    return simulate_flows.simulate_flow(str(out), protocol, list(range(seeds)), base,
-                                        f"{Path(source).name}: {preset} preset", target=target)
+    simulation_store.prepare(out, replay, simulate_flows.run_settings(base, plan))
+    title = f"{Path(source).name}: {preset} preset" + (" (validation split)" if plan.evaluate == "validation" else "")
+    return simulate_flows.simulate_flow(str(out), plan, list(range(seeds)), base, title, target=target,
+                                        metric=metric)
 
 
 def _versioned(root: str | Path | Campaign) -> tuple[Campaign, config_mod.Config]:

@@ -4,7 +4,9 @@
     crowdloop init --demo DIR              a ready demo campaign (data, params.yaml, git + DVC)
     crowdloop init DIR --examples F --classes a,b,c
     crowdloop round [--simulate] [--force] one round; writes the batch to label
-    crowdloop ingest FILE [--skip-invalid] answers come back (CSV, TSV or JSONL)
+    crowdloop ingest FILE [--skip-invalid] answers come back (CSV, TSV, JSONL or a Label Studio export)
+    crowdloop export --format label-studio the last batch as Label Studio tasks + labeling config
+    crowdloop labelstudio push | pull      the batch to a Label Studio project; its annotations back
     crowdloop status                       rounds, annotations, accuracy, what is waiting
     crowdloop verify                       store, git, DVC and MLflow agree? one line per finding
     crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
@@ -26,7 +28,7 @@ import signal
 import sys
 from pathlib import Path
 
-from crowdloop import api, signals, simulate_cmd
+from crowdloop import answers_cmd, api, signals, simulate_cmd
 from crowdloop.tasks.errors import CrowdloopError
 
 log = logging.getLogger("crowdloop")
@@ -115,12 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1, help="how many rounds in a row (default 1)")
     p.set_defaults(func=cmd_round)
 
-    p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV or JSONL)")
-    p.add_argument("file", type=Path)
-    p.add_argument("--skip-invalid", action="store_true",
-                   help="store the valid rows; write the others with their reasons to <file>.refused.csv")
-    p.set_defaults(func=cmd_ingest)
-
+    answers_cmd.add_parsers(sub)
     simulate_cmd.add_parser(sub)
 
     p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
@@ -189,14 +186,6 @@ def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
                   f"data/rounds/{result.round:03d}/unroutable.csv", flush=True)
         if m.get("stop"):
             print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
-
-
-def cmd_ingest(args) -> None:
-    result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
-    print(f"{args.file}: {len(result.new)} new annotations stored for round {result.round}; "
-          f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped.")
-    if result.refused_file:
-        print(f"  {len(result.refused)} rows refused, each with its reason, in {result.refused_file}")
 
 
 def cmd_verify(args) -> int:

@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
     """Add the ``simulate`` sub-command to the argparse sub-parsers ``sub``."""
     p = sub.add_parser("simulate", help="replay a labeled dataset: strategies x seeds -> learning curves")
     p.add_argument("source", type=Path, help="the dataset: a folder (tutorial) or a file (long, wide, datasets)")
-    p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets"], default="tutorial")
+    p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets", "lewidi"], default="tutorial",
+                   help="lewidi: the Learning-With-Disagreements JSON (a file, or a folder of *_train/_dev/_test.json)")
     p.add_argument("--examples", type=Path, help="long format: the examples file (id and text columns)")
     p.add_argument("--example-col", help="example id column (default: example_id for long, id for wide)")
     p.add_argument("--annotator-col", default="annotator_id", help="long layout: annotator id column")
@@ -26,16 +27,33 @@ def add_parser(sub) -> None:
     p.add_argument("--label-names", help="map raw labels to class names: 0=impolite,1=polite")
     p.add_argument("--allow-pickle", action="store_true",
                    help="tutorial format: load extra_annotations.npy (unpickling runs code: trusted files only)")
-    p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial")
-    p.add_argument("--rounds", type=int, help="override the preset's number of rounds")
+    p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial",
+                   help="the protocol bundle: tutorial (100 x 2 labels, 25 rounds x 25) or rte (100 x 1, 20 x 20); "
+                        "the flags below change one part of it")
+    p.add_argument("--rounds", type=int, help="rounds per arm x seed")
+    p.add_argument("--batch-size", type=int, help="annotations asked for per round")
+    p.add_argument("--start-size", type=int, dest="n_start", help="examples labeled at the start")
+    p.add_argument("--labels-per-start", type=int, help="labels each starting example has")
+    p.add_argument("--max-annotations", type=int, dest="max_annotations_per_example",
+                   help="most annotations one example may collect")
+    p.add_argument("--test-size", type=float, help="share of the gold examples held out as the test split "
+                                                   "when the data has none (default 0.25)")
+    p.add_argument("--evaluate", choices=["test", "validation"], default=None,
+                   help="score on the test split (default) or on a validation split carved from the pool "
+                        "(the test split is then left out: choose settings this way)")
+    p.add_argument("--validation-size", type=float, help="share of the pool held out with --evaluate validation")
     p.add_argument("--answered-by", choices=["tutorial", "routed"], default=None,
                    help="who answers a pick: a random annotator already seen (the tutorial's protocol, "
                         "the presets' default) or the one routing chose by quality")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm (0..N-1)")
-    p.add_argument("--strategies", default="activelab,random",
-                   help="comma-separated arms: built-in names, module:function, or 'all'")
+    p.add_argument("--strategies", default="auto,random",
+                   help="comma-separated arms: built-in names, module:function, or 'all' (default: auto, the "
+                        "default strategy, against random)")
     p.add_argument("--params", type=Path, help="params.yaml for the model settings (default: the template)")
-    p.add_argument("--target", type=float, default=0.9, help="accuracy the summary counts annotations to")
+    p.add_argument("--metric", default=None,
+                   choices=["accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy"],
+                   help="what annotations-to-target and ROI read (default: macro_f1)")
+    p.add_argument("--target", type=float, default=0.9, help="--metric value the summary counts annotations to")
     p.add_argument("--out", type=Path, default=Path("simulations/latest"))
     p.set_defaults(func=run)
 
@@ -45,10 +63,13 @@ def run(args) -> None:
     from crowdloop import api
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    protocol = {name: getattr(args, name) for name in ("rounds", "batch_size", "n_start", "labels_per_start",
+                                                        "max_annotations_per_example", "test_size", "answered_by",
+                                                        "evaluate", "validation_size")}
     result = api.simulate(args.source, format=args.format, preset=args.preset, seeds=args.seeds,
-                          strategies=strategies, rounds=args.rounds, answered_by=args.answered_by,
-                          params=args.params, target=args.target, out=args.out, **import_options(args))
-    print(result["summary"].to_string())
+                          strategies=strategies, params=args.params, target=args.target, metric=args.metric,
+                          out=args.out, protocol=protocol, **import_options(args))
+    print((Path(args.out) / "summary.txt").read_text().rstrip())
     print("\nwrote " + ", ".join(str(p) for p in result["paths"]) +
           f"\nMLflow: mlflow ui --backend-store-uri sqlite:///{args.out}/mlruns/mlflow.db")
 
@@ -67,6 +88,8 @@ def import_options(args) -> dict:
                     annotator_col=args.annotator_col, label_col=args.label_col, gold_col=args.gold_col,
                     examples_id_col=args.examples_id_col, examples_gold_col=args.examples_gold_col,
                     text_cols=text_cols, label_names=names)
+    if args.format == "lewidi":
+        return {"label_names": names}
     if args.format == "wide":
         if len(text_cols) != 1:
             raise SystemExit("crowdloop simulate: the wide format takes one --text-cols column")

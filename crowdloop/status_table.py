@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import gate, journal, lock, store
+from crowdloop.tasks import gate, journal, lock, signal, store
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
            ("labeled_examples", "labeled", "{:>7}"), ("test_accuracy", "test acc", "{:>8.3f}"),
-           ("test_macro_f1", "macro-F1", "{:>8.3f}"), ("mean_consensus_quality", "consensus q", "{:>11.3f}"),
+           ("test_macro_f1", "macro-F1", "{:>8.3f}"), ("test_balanced_accuracy", "bal acc", "{:>7.3f}"),
+           ("oos_balanced_accuracy", "oos bal", "{:>7.3f}"), ("mean_consensus_quality", "consensus q", "{:>11.3f}"),
            ("batch_size", "asked", "{:>5}"), ("answered", "answered", "{:>8}"),
            ("unroutable", "unroutable", "{:>10}"), ("stable_rounds", "stable", "{:>6}")]
 
@@ -82,9 +83,15 @@ def render(status: Status) -> str:
         lines.append("  " + " ".join(_cell(fmt, row.get(key)) for key, _, fmt in COLUMNS))
     last, progress = status.rounds[-1], status.progress
     folder = campaign.round_dir(progress.round).relative_to(campaign.root)
+    lines.append(f"\n  {signal.describe(last)}")
+    if "signal" in last and not last["signal"]:
+        lines.append("  the classifier tells the classes apart no better than chance, so strategies that trust it "
+                     "cannot help: `score.strategy: auto` asks without it (score.no_signal_strategy); label more, "
+                     "or try another model.name or model.backend (README: \"Will it save annotations on my data?\")")
     if "stop" in last:
         verdict = "STOP" if last["stop"] else "continue"
-        lines.append(f"\n  stopping rule ({cfg.stopping.rounds} rounds within {cfg.stopping.epsilon:g}): "
+        lines.append(f"  stopping rule ({cfg.stopping.metric}, {cfg.stopping.rounds} rounds within "
+                     f"{cfg.stopping.epsilon:g}): "
                      f"{verdict}: {last.get('stop_reason', '')}")
     if last.get("unroutable"):
         lines.append(f"  round {progress.round}: {last['unroutable']} picks had no eligible annotator "

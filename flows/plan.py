@@ -17,7 +17,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crowdloop.tasks import consensus, round_data, scoring, select, stopping
+from crowdloop.tasks import consensus, round_data, scoring, select, signal, stopping
 from crowdloop.tasks.config import Config
 from crowdloop.tasks.train import Predictions, TrainingSet, sample_weights
 
@@ -49,7 +49,8 @@ class Plan:
     over labeled and unlabeled pool examples; ``batch`` the rows of batch.csv
     (schema.BATCH_COLUMNS); ``unroutable`` picks nobody could be asked about;
     ``duplicates`` picks skipped as near-duplicates; ``strategy`` the strategy that
-    actually scored (cold start or not).
+    actually scored (cold start, or what ``auto`` chose); ``signal`` the model's signal
+    metrics (:func:`crowdloop.tasks.signal.model_signal`; {} without a trained model).
     """
 
     wide: pd.DataFrame
@@ -60,6 +61,7 @@ class Plan:
     unroutable: list
     duplicates: list = field(default_factory=list)
     strategy: str = ""
+    signal: dict = field(default_factory=dict)
 
 
 def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config, *, number: int,
@@ -80,16 +82,23 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
             seed=cfg.seed)
 
     with clock("train+predict"):
+        labels = round_data.consensus_labels(data, agreed)
         predictions = train(TrainingSet(
-            texts_labeled=data.texts_of(data.labeled_ids), labels=round_data.consensus_labels(data, agreed),
+            texts_labeled=data.texts_of(data.labeled_ids), labels=labels,
             texts_unlabeled=data.texts_of(data.unlabeled_ids), texts_test=data.texts_of(data.test_ids),
-            sample_weight=sample_weights(agreed, data.labeled_ids, cfg.model.sample_weights)))
+            sample_weight=sample_weights(agreed, data.labeled_ids, cfg.model.sample_weights, labels=labels,
+                                         class_weight=cfg.model.class_weight)))
 
+    measured = _signal(data, agreed, predictions)
     spend = spend or stopping.Spend(annotations=len(data.annotations), money=0.0)
     batch_size = spend.batch_limit(cfg.select.batch_size)
     with clock("score"):
-        inputs = scoring.score_inputs(wide, predictions, n_classes=len(data.classes), batch_size=batch_size)
-        strategy = scoring.effective_strategy(cfg.score.strategy, inputs, cold_start=cfg.score.cold_start)
+        inputs = scoring.score_inputs(wide, predictions, n_classes=len(data.classes), batch_size=batch_size,
+                                      model_signal=bool(measured.get("signal")) if measured else None)
+        strategy = scoring.effective_strategy(cfg.score.strategy, inputs, cold_start=cfg.score.cold_start,
+                                              no_signal=cfg.score.no_signal_strategy)
+        rule = f"; score.strategy auto -> {strategy}" if cfg.score.strategy == scoring.AUTO else ""
+        log.log(clock.level, "%s%s", signal.describe(measured), rule)
         scores = round_data.pool_series(data, *scoring.score(strategy, inputs, seed=cfg.seed + number))
 
     with clock("select"):
@@ -103,12 +112,19 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
         log.warning("%d examples had no eligible annotator left and were skipped: %s",
                     len(selection.unroutable), ", ".join(selection.unroutable[:10]))
     return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
-                list(selection.unroutable), list(selection.duplicates), strategy)
+                list(selection.unroutable), list(selection.duplicates), strategy, measured)
 
 
 def mc_dropout_passes(cfg: Config) -> int:
     """MC-dropout passes the training step should run: only for ``bald`` (0 otherwise)."""
     return cfg.score.mc_dropout_passes if cfg.score.strategy == "bald" else 0
+
+
+def _signal(data: round_data.RoundData, agreed: consensus.Consensus, predictions: Predictions) -> dict:
+    """The model's signal against the consensus labels ({} before a model is trained)."""
+    if not predictions.trained or predictions.folds is None:
+        return {}
+    return signal.model_signal(predictions.pred_probs, round_data.consensus_labels(data, agreed), predictions.folds)
 
 
 def _diversity(data: round_data.RoundData, predictions: Predictions, cfg: Config) -> select.Diversity | None:

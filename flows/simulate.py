@@ -37,7 +37,15 @@ class Arm:
 
 @dataclass(frozen=True)
 class Preset:
-    """A simulation protocol: rounds × batch, the start, the limits, the arms."""
+    """A simulation protocol: rounds × batch, the start, the limits, the evaluation split, the arms.
+
+    ``test_size``: held out as the gold test split when the data has none. ``evaluate``:
+    ``test`` (the gold test split) or ``validation`` (``validation_size`` of the pool,
+    carved out, the test split left out: what defaults are chosen on).
+    ``answered_by``: who answers a pick: "tutorial" = a random annotator already seen
+    among those who hold an answer (the ActiveLab tutorial's protocol); "routed" = the
+    annotator that routing chose (by estimated quality, within capacity) among them.
+    """
 
     rounds: int
     batch_size: int
@@ -46,18 +54,18 @@ class Preset:
     max_annotations_per_example: int
     folds: int
     arms: tuple[Arm, ...]
-    test_size: float | None = None  # held out as gold test split when the data has none
-    # Who answers a pick: "tutorial" = a random annotator already seen among those who
-    # hold an answer (the ActiveLab tutorial's protocol); "routed" = the annotator that
-    # routing chose (by estimated quality, within capacity) among those holders.
+    test_size: float | None = 0.25
     answered_by: str = "tutorial"
+    evaluate: str = "test"
+    validation_size: float = 0.2
 
 
 # The round metrics a simulation keeps, one row per arm × seed × round (NaN where a round has none).
-ROW_METRICS = ("annotations", "test_accuracy", "test_macro_f1", "consensus_accuracy", "mean_consensus_quality",
-               "oos_accuracy", "stop", "unroutable")
+ROW_METRICS = ("annotations", "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "consensus_accuracy",
+               "mean_consensus_quality", "oos_accuracy", "oos_balanced_accuracy", "oos_balanced_accuracy_se",
+               "chance_balanced_accuracy", "log_loss_gain", "signal", "stop", "unroutable")
 
-ACTIVELAB = Arm("activelab", strategy="activelab", consensus="crowdlab")
+DEFAULT = Arm("auto", strategy="auto", consensus="crowdlab")  # params.yaml's default strategy
 RANDOM = Arm("random", strategy="random", consensus="majority")
 
 
@@ -67,14 +75,19 @@ def arm(strategy: str) -> Arm:
     if strategy == RANDOM.strategy:
         return RANDOM
     return Arm(strategy.replace(":", "."), strategy=strategy, consensus="crowdlab")
+
+
 PRESETS = {
     # The cleanlab ActiveLab tutorial: 100 examples × 2 labels, 25 rounds × 25 annotations.
     "tutorial": Preset(rounds=25, batch_size=25, n_start=100, labels_per_start=2,
-                       max_annotations_per_example=5, folds=3, arms=(ACTIVELAB, RANDOM)),
-    # RTE (Snow et al.): 100 items × 1 label, 20 rounds × 20 annotations, a quarter held out.
+                       max_annotations_per_example=5, folds=3, arms=(DEFAULT, RANDOM)),
+    # Sparse labels (used for RTE and the held-back sets): 100 items × 1 label, 20 rounds × 20.
     "rte": Preset(rounds=20, batch_size=20, n_start=100, labels_per_start=1,
-                  max_annotations_per_example=5, folds=3, arms=(ACTIVELAB, RANDOM), test_size=0.25),
+                  max_annotations_per_example=5, folds=3, arms=(DEFAULT, RANDOM)),
 }
+# What `crowdloop simulate` flags may change in a preset (the rest stay the named bundle's).
+PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_annotations_per_example",
+                  "test_size", "answered_by", "evaluate", "validation_size")
 
 
 def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
@@ -148,21 +161,26 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
 
 @flow(name="crowdloop-simulate")
 def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_mod.Config, title: str,
-                  target: float = 0.9) -> dict:
+                  target: float = 0.9, metric: str = report.DEFAULT_METRIC) -> dict:
     """Every arm × seed of ``preset`` on the replay saved in ``out_dir`` (simulation_store.prepare);
-    writes curves.csv, learning_curve.png and summary.txt there and logs them to MLflow."""
+    writes curves.csv, learning_curve.png and summary.txt there and logs them to MLflow.
+    ``metric`` is what the summary's annotations-to-``target`` and ROI read."""
     out = Path(out_dir)
     backend_name = steps.embed_texts(out_dir, base)
     parts = [arm_flow(out_dir, base, preset, arm, seed) for arm in preset.arms for seed in seeds]
     curves = pd.concat(parts, ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
-    table = report.summary(curves, at_rounds=at, target=target, baseline="random")
+    baseline = RANDOM.name if RANDOM.name in set(curves["strategy"]) else None
+    table = report.summary(curves, at_rounds=at, target=target, baseline=baseline, metric=metric)
     figure = report.plot(curves, title=title)
-    columns = [*report.CURVE_COLUMNS, "stop", "seconds"]
-    paths = simulation_store.write_simulation(out, curves=curves.loc[:, columns], figure=figure,
-                                              summary=table.to_string())
+    columns = [*report.CURVE_COLUMNS, "oos_balanced_accuracy", "chance_balanced_accuracy", "signal",
+               "strategy_used", "stop", "seconds"]
+    text = (f"metric: {metric} (the summary's annotations to {target:g} and ROI; accuracy, macro-F1 and "
+            f"balanced accuracy are all in curves.csv)\n{table.to_string()}")
+    paths = simulation_store.write_simulation(out, curves=curves.reindex(columns=columns), figure=figure,
+                                              summary=text)
     # What the curves depend on (the same description settings.json holds), then what this call ran.
     params = {**run_settings(base, preset), "rounds": preset.rounds, "arms": [a.name for a in preset.arms],
-              "seeds": list(seeds), "backend_used": backend_name, "title": title}
+              "seeds": list(seeds), "backend_used": backend_name, "title": title, "metric": metric}
     run_id = track.log_simulation(out, title, params=params, curves=curves, artifacts=paths)
     return {"curves": curves, "summary": table, "paths": paths, "run_id": run_id}

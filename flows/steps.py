@@ -124,6 +124,34 @@ def ingest_inbox(campaign_dir: str) -> inbox.InboxReport:
     return inbox.drain(campaign, config.load(campaign.params_file))
 
 
+@task(name="pull-labelstudio", retries=2, retry_delay_seconds=5, **WRITES)
+def pull_labelstudio(campaign_dir: str) -> str | None:
+    """The Label Studio project's annotations, fetched into the inbox as an export file; None
+    when params.yaml names no project."""
+    campaign = store.open_campaign(campaign_dir)
+    cfg = config.load(campaign.params_file)
+    if cfg.labelstudio.project is None:
+        return None
+    from crowdloop.tasks import labelstudio_client
+
+    return str(labelstudio_client.Server().pull(cfg.labelstudio.project, inbox.inbox_dir(campaign, cfg)))
+
+
+@task(name="push-labelstudio", retries=2, retry_delay_seconds=5, **WRITES)
+def push_labelstudio(campaign_dir: str, number: int) -> str | None:
+    """Round ``number``'s batch, imported into the Label Studio project; None when params.yaml
+    names no project."""
+    campaign = store.open_campaign(campaign_dir)
+    cfg = config.load(campaign.params_file)
+    if cfg.labelstudio.project is None:
+        return None
+    from crowdloop.tasks import labelstudio_client
+
+    tasks = labelstudio_client.round_tasks(campaign, number)
+    pushed = labelstudio_client.Server().push(cfg.labelstudio.project, tasks, classes=cfg.classes)
+    return f"round {number}: {pushed.imported} tasks imported into project {pushed.project}"
+
+
 @task(name="commit-answers", retries=2, retry_delay_seconds=2, **WRITES)
 def commit(campaign_dir: str, message: str, parts: list[Path]) -> str:
     campaign = store.open_campaign(campaign_dir)

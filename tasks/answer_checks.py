@@ -20,18 +20,15 @@ from typing import Sequence
 
 import pandas as pd
 
-from crowdloop.tasks.errors import CrowdloopError
+from crowdloop.tasks import labelstudio_format
+from crowdloop.tasks.errors import IngestError
 from crowdloop.tasks.schema import ANSWER_COLUMNS
 
-# Spreadsheets run a cell that starts with one of these as a formula; control characters
-# break CSV rows and terminals. Annotator ids are data, so neither gets in.
-FORMULA_STARTS = ("=", "+", "-", "@")
+# Control characters break CSV rows and terminals; annotator ids are data, so none gets in.
+# (An id that a spreadsheet would run as a formula is stored as it is: every CSV written for
+# people escapes it, tasks/files.people_csv.)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 REFUSED_COLUMNS = ("line", "reason", *ANSWER_COLUMNS)
-
-
-class IngestError(CrowdloopError, ValueError):
-    """An answer file that cannot be stored; the message names file, line and what to do."""
 
 
 @dataclass(frozen=True)
@@ -43,12 +40,16 @@ class Ingested:
     line, reason, example_id, annotator_id, label). ``round`` and ``part``: the round
     they are filed under and the part file that holds them, once stored (None before,
     or when nothing was new); ``refused_file``: where the refused rows were written.
+    ``skipped`` and ``empty``: Label Studio annotations that were skipped (cancelled) or chose
+    no class; counted, never stored.
     """
 
     source: str
     new: pd.DataFrame
     already_stored: int   # answered rows identical to stored annotations
-    unanswered: int       # rows with an empty label
+    unanswered: int       # rows with an empty label (tasks without annotations)
+    skipped: int = 0
+    empty: int = 0
     refused: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REFUSED_COLUMNS)))
     round: int | None = None
     part: Path | None = None
@@ -81,39 +82,44 @@ class AnswerCheck:
         self.new: list[tuple[str, str, str]] = []
         self.refused: list[tuple] = []
         self.problems = 0
-        self.already = self.unanswered = 0
+        self.already = 0
+        self.counts = {"unanswered": 0, labelstudio_format.SKIPPED: 0, labelstudio_format.EMPTY: 0}
         self.counted: set[tuple[str, str]] = set()  # stored answers met again, counted once each
 
     def feed(self, rows: pd.DataFrame) -> None:
-        """Check a chunk: DataFrame with example_id, annotator_id, label, line and (optionally)
-        problem, a reason the reader already found (a short row, a line that is not JSON)."""
-        problems = rows["problem"] if "problem" in rows else [""] * len(rows)
+        """Check a chunk: DataFrame with example_id, annotator_id, label, line and (optionally) task,
+        status (a Label Studio annotation without a class) and problem, a reason the reader already
+        found (a short row, a line that is not JSON)."""
         columns = [_text(rows[c]) for c in ANSWER_COLUMNS]
-        for example, annotator, label, line, problem in zip(*columns, rows["line"], problems):
-            if not problem and not label:
-                self.unanswered += 1
+        extra = [_text(rows[c]) if c in rows else [""] * len(rows) for c in ("task", "status", "problem")]
+        for example, annotator, label, line, task, status, problem in zip(*columns, rows["line"], *extra):
+            if not problem and (status or not label):
+                self.counts[status or "unanswered"] += 1
                 continue
-            problem = problem or self._problem(example, annotator, label, int(line))
+            where = f"in task {task}" if task else f"on line {line}"
+            problem = problem or self._problem(example, annotator, label, where)
             if problem:
-                self._refuse(int(line), problem, (example, annotator, label))
+                self._refuse(int(line), problem, (example, annotator, label), task)
 
     def result(self) -> Ingested:
         """What to store; raises IngestError (the first problem, the others counted) unless ``skip_invalid``."""
         if self.problems and not self.skip_invalid:
-            line, reason = self.refused[0][:2]
             more = self.problems - 1
             tail = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
-            raise IngestError(f"{self.source}:{line}: {reason}{tail}.")
+            raise IngestError(f"{self.first}{tail}.")
         return Ingested(source=self.source, new=pd.DataFrame(self.new, columns=list(ANSWER_COLUMNS)),
-                        already_stored=self.already, unanswered=self.unanswered,
+                        already_stored=self.already, unanswered=self.counts["unanswered"],
+                        skipped=self.counts[labelstudio_format.SKIPPED], empty=self.counts[labelstudio_format.EMPTY],
                         refused=pd.DataFrame(self.refused, columns=list(REFUSED_COLUMNS)))
 
-    def _refuse(self, line: int, reason: str, cells: tuple) -> None:
+    def _refuse(self, line: int, reason: str, cells: tuple, task: str) -> None:
         self.problems += 1
-        if self.skip_invalid or not self.refused:  # without skip_invalid only the first is reported
+        if self.problems == 1:  # the error names the first, where it is: its line, or its Label Studio task
+            self.first = f"{self.source}: task {task}: {reason}" if task else f"{self.source}:{line}: {reason}"
+        if self.skip_invalid:
             self.refused.append((line, reason, *cells))
 
-    def _problem(self, example: str, annotator: str, label: str, line: int) -> str | None:
+    def _problem(self, example: str, annotator: str, label: str, where: str) -> str | None:
         """What is wrong with an answered row, or None (then it is counted as new or already stored)."""
         problem = row_problem(example, annotator, label, self.split, self.classes)
         if problem:
@@ -132,7 +138,7 @@ class AnswerCheck:
             return (f"annotator '{annotator}' gave example '{example}' the label '{before}' {where} but this row "
                     f"says '{label}'; keep one of the two (or set ingest.on_change in params.yaml to keep_both "
                     "or latest)")
-        self.answers.setdefault(key, []).append((label, f"on line {line}"))
+        self.answers.setdefault(key, []).append((label, where))
         self.new.append((example, annotator, label))
         return None
 
@@ -148,10 +154,9 @@ def row_problem(example: str, annotator: str, label: str, split: dict, classes: 
     if not annotator:
         return (f"no annotator id for example '{example}'; fill in annotator_id "
                 "(add the column if needed) with who answered")
-    if annotator.startswith(FORMULA_STARTS) or CONTROL.search(annotator):
-        return (f"annotator id {annotator!r} starts with {annotator[0]!r} or holds a control character, which "
-                "spreadsheets and terminals take for commands; use an id of letters, digits and punctuation "
-                "that starts with a letter or digit")
+    if CONTROL.search(annotator):
+        return (f"annotator id {annotator!r} holds a control character (a tab, a line break, ...), which breaks "
+                "the CSV files and terminals it is shown in; use an id of letters, digits and punctuation")
     if label not in classes:
         close = [c for c in classes if c.casefold() == label.casefold()]
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,10 +1,8 @@
 """The typed configuration: frozen dataclasses mirroring ``params.yaml``.
 
-``params.yaml`` at the project root is the template and the only place defaults
-are written. A campaign's own ``params.yaml`` is laid over it key by key, so a
-campaign made with an older crowdloop keeps working when new keys appear.
-Unknown keys and wrongly typed values fail at load with the file and the key; a key
-that was renamed fails with its new name (:data:`RENAMED`). Generic typed loading is :mod:`crowdloop.tasks.typed_yaml`.
+``params.yaml`` at the project root is the template, the only place defaults are written; a campaign's own is laid
+over it key by key, so an older campaign keeps working when keys appear. Unknown keys and wrong types fail with the
+file and key; a renamed key with its new name (:data:`RENAMED`). Typed loading: :mod:`crowdloop.tasks.typed_yaml`.
 """
 
 from __future__ import annotations
@@ -25,11 +23,15 @@ BACKENDS = ("auto", "head", "finetune")
 CONSENSUS_METHODS = ("crowdlab", "majority")
 CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
-POOLINGS = ("layers", "last")
-ON_CHANGE = ("reject", "keep_both", "latest")  # ingest.on_change: an annotator changing an answer  # tasks/head.py: how a text becomes one vector
-# tasks/strategies.py BUILTIN, named here so loading params.yaml stays light.
-STRATEGIES = ("activelab", "activelab_ensemble", "random", "good_random", "least_confidence", "margin",
-              "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
+CLASS_WEIGHTS = ("none", "balanced")
+POOLINGS = ("layers", "last")  # tasks/models/head.py: how a text becomes one vector
+ANNOTATOR_IDS = ("user_id", "email", "table")  # labelstudio.annotator_id: where an annotator's id comes from
+# tasks/scoring/strategies.py BUILTIN (and auto), named here so loading params.yaml stays light.
+STRATEGIES = ("auto", "activelab", "activelab_ensemble", "random", "good_random", "agreement",
+              "least_confidence", "margin", "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
+STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # what tasks/stopping.py reads
+ON_CHANGE = ("reject", "keep_both", "latest")  # ingest.on_change: an annotator changing an answer
+NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
 
 
 # Keys that have a new name: {old dotted key: new dotted key}.
@@ -49,6 +51,7 @@ class HeadConfig:
     inner_folds: int
     ngrams: bool
     pooling: str
+    pairs: bool
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class ModelConfig:
     max_length: int
     minibatch_size: int  # texts per forward (and backward) pass; not select.batch_size
     sample_weights: str
+    class_weight: str
     head: HeadConfig
     finetune: FinetuneConfig
 
@@ -78,6 +82,7 @@ class PredictConfig:
 @dataclass(frozen=True)
 class ScoreConfig:
     strategy: str
+    no_signal_strategy: str
     cold_start: bool
     mc_dropout_passes: int
 
@@ -110,6 +115,7 @@ class RoutingConfig:
 
 @dataclass(frozen=True)
 class StoppingConfig:
+    metric: str
     epsilon: float
     rounds: int
 
@@ -134,13 +140,20 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
-class LockConfig:
+class LockConfig:  # tasks/lock.py
     timeout_seconds: float
 
 
 @dataclass(frozen=True)
 class RemoteConfig:
     url: str | None
+
+
+@dataclass(frozen=True)
+class LabelStudioConfig:
+    project: str | int | None  # a title or a project number
+    annotator_id: str
+    annotators: dict[str, str]  # keys are user numbers (as text) or emails
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,7 @@ class Config:
     ingest: IngestConfig
     lock: LockConfig
     remote: RemoteConfig
+    labelstudio: LabelStudioConfig
 
     def to_dict(self) -> dict:
         """Plain nested dict (lists, not tuples): what ``params.yaml`` holds."""
@@ -207,7 +221,11 @@ def _validate(config: Config, source: str) -> None:
         (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
         (config.model.sample_weights in SAMPLE_WEIGHTS,
          f"'model.sample_weights' must be one of {', '.join(SAMPLE_WEIGHTS)}"),
+        (config.model.class_weight in CLASS_WEIGHTS,
+         f"'model.class_weight' must be one of {', '.join(CLASS_WEIGHTS)}"),
         (config.score.mc_dropout_passes >= 2, "'score.mc_dropout_passes' must be at least 2"),
+        (config.score.no_signal_strategy in NO_SIGNAL_STRATEGIES,
+         f"'score.no_signal_strategy' must be one of {', '.join(NO_SIGNAL_STRATEGIES)}"),
         (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
         (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),
         (config.select.max_annotations_per_example >= 1,
@@ -230,6 +248,8 @@ def _validate(config: Config, source: str) -> None:
          "costs per annotation must be >= 0"),
         (config.routing.capacity_per_annotator is None or config.routing.capacity_per_annotator >= 1,
          "'routing.capacity_per_annotator' must be null or at least 1"),
+        (config.stopping.metric in STOPPING_METRICS,
+         f"'stopping.metric' must be one of {', '.join(STOPPING_METRICS)}"),
         (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),
         (config.stopping.rounds >= 1, "'stopping.rounds' must be at least 1"),
         (config.schedule.interval_minutes is None or config.schedule.interval_minutes > 0,
@@ -240,6 +260,14 @@ def _validate(config: Config, source: str) -> None:
          "'schedule.inbox' must be a folder inside the campaign, outside data/"),
         (config.ingest.on_change in ON_CHANGE, f"'ingest.on_change' must be one of {', '.join(ON_CHANGE)}"),
         (config.lock.timeout_seconds >= 0, "'lock.timeout_seconds' must be >= 0"),
+        (config.labelstudio.project is None or isinstance(config.labelstudio.project, int)
+         or bool(config.labelstudio.project.strip()), "'labelstudio.project' must be null, a title or a number"),
+        (config.labelstudio.annotator_id in ANNOTATOR_IDS,
+         f"'labelstudio.annotator_id' must be one of {', '.join(ANNOTATOR_IDS)}"),
+        (config.labelstudio.annotator_id != "table" or bool(config.labelstudio.annotators),
+         "'labelstudio.annotator_id' is table, so 'labelstudio.annotators' needs {user number or email: id} rows"),
+        (all(str(v).strip() for v in config.labelstudio.annotators.values()),
+         "'labelstudio.annotators' maps a user to an empty annotator id"),
     ]
     for ok, message in checks:
         if not ok:

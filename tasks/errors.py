@@ -6,7 +6,8 @@ where (file and line for input files) and what to do. The CLI prints that senten
 and exits with status 2, without a traceback; anything else is a bug and keeps its
 traceback. Each module defines its own subclass next to the code that raises it
 (``ConfigError`` in config, ``IngestError`` in ingest, ...); the two used by
-several modules live here.
+several modules live here, and ``IngestError``, raised by ingest and the
+Label Studio format it reads.
 """
 
 from __future__ import annotations
@@ -27,3 +28,7 @@ class DataError(CrowdloopError, ValueError):
 class ConfigError(CrowdloopError, ValueError):
     """A ``params.yaml`` (or a flag standing in for one of its keys) that cannot be used;
     the message names the file and the key."""
+
+
+class IngestError(CrowdloopError, ValueError):
+    """An answer file that cannot be stored; the message names file, line (or task) and what to do."""

@@ -1,10 +1,20 @@
-"""Writing files so that a crash never leaves a half-written one, and safe file names.
+"""Writing files so that a crash never leaves a half-written one, CSVs people open in
+spreadsheets, and safe file names.
 
 Used by the modules that own a folder (:mod:`.store`, :mod:`.simulation_store`,
 :mod:`.embedding_cache`, :mod:`.journal`); nothing else writes files. A write goes to a
 temporary sibling (``*.tmp``), is flushed to disk (fsync), renamed over its target, and
 the folder is fsynced too, so after a crash or a power cut a file holds either its old
 bytes or its new ones, and a rename that returned has happened.
+
+A CSV written for people (a round's batch.csv, assignments, unroutable.csv, the Label
+Studio CSV tasks) goes through :func:`people_csv`: a text cell that a spreadsheet would
+run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return:
+CSV injection) gets a leading apostrophe, so the spreadsheet shows it as text.
+:func:`read_people_csv` (and the ingestion of answer files) removes exactly the
+apostrophes the writer added: a cell that itself starts with an apostrophe before one of
+those characters (or before another apostrophe) gets one more, so an id that really starts
+with ``'`` reads back as itself.
 """
 
 from __future__ import annotations
@@ -19,6 +29,46 @@ from pathlib import Path
 import pandas as pd
 
 TMP_SUFFIX = ".tmp"  # what a write in progress is called; a leftover one is a crash's trace
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE = "'"
+
+
+def escape_formula(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it as text (see the module docstring); :func:`unescape_formula`
+    undoes it exactly."""
+    return ESCAPE + cell if _escaped_form(cell) else cell
+
+
+def unescape_formula(cell: str) -> str:
+    """``cell`` without the apostrophe :func:`escape_formula` added; any other cell unchanged."""
+    return cell[1:] if cell.startswith(ESCAPE) and _escaped_form(cell[1:]) else cell
+
+
+def _escaped_form(cell: str) -> bool:
+    # an apostrophe before a trigger is escaped too: otherwise reading back could not tell it from an added one
+    return cell[:1] in FORMULA_STARTS or (cell[:1] == ESCAPE and cell[1:2] in (*FORMULA_STARTS, ESCAPE))
+
+
+def people_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text for people to open in a spreadsheet: text cells escaped against
+    formula injection (numbers are written as numbers)."""
+    return _map_text_cells(frame, escape_formula).to_csv(index=False)
+
+
+def read_people_csv(path: Path, **options) -> pd.DataFrame:
+    """A CSV that :func:`people_csv` wrote (``options`` go to ``pd.read_csv``), its cells as they
+    were before escaping."""
+    return _map_text_cells(pd.read_csv(path, **options), unescape_formula)
+
+
+def _map_text_cells(frame: pd.DataFrame, function) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column].map(lambda v: function(v) if isinstance(v, str) else v)
+    return out
 
 
 def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> None:

@@ -18,7 +18,7 @@ from typing import Sequence
 import pandas as pd
 
 from crowdloop.tasks.import_values import ImportFormatError, Origin, ids, labels, need_columns
-from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
+from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS, TEXT_SEP
 
 ANSWERS = list(ANSWER_COLUMNS)
 
@@ -43,7 +43,7 @@ class Replay:
 
 
 def example_table(frame: pd.DataFrame, origin: Origin, *, id_col: str, text_cols: Sequence[str],
-                  text_sep: str = " [SEP] ", split: str = "pool", gold: pd.Series | None = None) -> pd.DataFrame:
+                  text_sep: str = TEXT_SEP, split: str = "pool", gold: pd.Series | None = None) -> pd.DataFrame:
     """EXAMPLE_COLUMNS from one row per example; text columns are joined with ``text_sep``."""
     need_columns(frame, [id_col, *text_cols], origin)
     text = frame[list(text_cols)].fillna("").astype(str).agg(text_sep.join, axis=1)
@@ -66,7 +66,7 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
                examples_origin: Origin | None = None, example_col: str = "example_id",
                annotator_col: str = "annotator_id", label_col: str = "label", gold_col: str | None = None,
                examples_id_col: str | None = None, text_cols: Sequence[str] = ("text",),
-               text_sep: str = " [SEP] ", examples_gold_col: str | None = None,
+               text_sep: str = TEXT_SEP, examples_gold_col: str | None = None,
                label_names: dict | None = None) -> Replay:
     """One annotation a row; texts (and gold) from ``examples`` or, without it, from the same rows.
 

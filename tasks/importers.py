@@ -6,10 +6,12 @@ Formats (the CLI's ``--format``):
   X_unlabeled.csv, test.csv, extra_annotations.json or, only with consent, .npy);
 * ``long``: one annotation a row (CSV, TSV, JSONL, JSON, parquet) plus an optional examples file;
 * ``wide``: one column per annotator (cleanlab's ``labels_multiannotator``);
-* ``datasets``: anything ``datasets.load_dataset`` opens, in long or wide layout.
+* ``datasets``: anything ``datasets.load_dataset`` opens, in long or wide layout;
+* ``lewidi``: the Learning-With-Disagreements shared tasks' JSON (one file, or a folder of
+  ``*_train.json``, ``*_dev.json``, ``*_test.json``).
 
-The readers only read the files they are given. :func:`split_for_simulation` then
-holds out a gold test split and draws the starting annotations when the data has none.
+The readers only read the files they are given. :func:`crowdloop.tasks.replay_split.split_for_simulation`
+then holds out the evaluation split and draws the starting annotations.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from crowdloop.tasks.import_formats import (ANSWERS, Replay, assemble, check_replay, example_table, long_frame,
                                             melt_annotators, wide_frame)
 from crowdloop.tasks.import_values import ImportFormatError, Origin, labels, need_columns, normalise_value
+from crowdloop.tasks.schema import TEXT_SEP
 
 __all__ = ["ImportFormatError", "Replay", "check_replay", "from_datasets", "from_long", "from_tutorial",
-           "from_wide", "load", "normalise_value", "read_table", "split_for_simulation"]
+           "from_wide", "load", "normalise_value", "read_table"]
 
 TABLES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
 def load(fmt: str, source: Path | str, **options) -> Replay:
-    """Dispatch on the format name: 'tutorial', 'long', 'wide' or 'datasets'."""
-    readers = {"tutorial": from_tutorial, "long": from_long, "wide": from_wide, "datasets": from_datasets}
+    """Dispatch on the format name: 'tutorial', 'long', 'wide', 'datasets' or 'lewidi'."""
+    readers = {"tutorial": from_tutorial, "long": from_long, "wide": from_wide, "datasets": from_datasets,
+               "lewidi": from_lewidi}
     if fmt not in readers:
         raise ImportFormatError(f"unknown format '{fmt}'; use one of {', '.join(readers)}.")
     return readers[fmt](source, **options)
@@ -141,7 +145,7 @@ def _answers_from_mapping(extra: dict, origin: Origin, label_names: dict | None)
 def from_long(annotations_file: Path | str, *, examples_file: Path | str | None = None,
               example_col: str = "example_id", annotator_col: str = "annotator_id", label_col: str = "label",
               gold_col: str | None = None, examples_id_col: str | None = None, text_cols: Sequence[str] = ("text",),
-              text_sep: str = " [SEP] ", examples_gold_col: str | None = None,
+              text_sep: str = TEXT_SEP, examples_gold_col: str | None = None,
               label_names: dict | None = None) -> Replay:
     """One annotation a row; texts (and gold) from ``examples_file`` or the annotations file.
 
@@ -169,7 +173,7 @@ def from_datasets(path_or_name: Path | str, *, split: str = "train", layout: str
                   text_col: str | Sequence[str] = "text", id_col: str | None = None,
                   annotator_col: str = "annotator_id", label_col: str = "label",
                   annotator_cols: Sequence[str] | None = None, gold_col: str | None = None,
-                  text_sep: str = " [SEP] ", label_names: dict | None = None) -> Replay:
+                  text_sep: str = TEXT_SEP, label_names: dict | None = None) -> Replay:
     """Anything ``datasets.load_dataset`` opens: a local csv/tsv/json(l)/parquet file or a hub id.
 
     ``layout`` 'long' (one annotation a row; ``id_col`` defaults to 'example_id') or
@@ -220,63 +224,64 @@ def _load_dataset(path_or_name: Path | str, *, split: str) -> pd.DataFrame:
     return frame
 
 
-def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_start: int,
-                         test_size: float | int | None = None, redraw_start: bool = False) -> Replay:
-    """Prepare a replay for the protocol: a gold test split and the starting annotations.
+def from_lewidi(source: Path | str, *, label_names: dict | None = None) -> Replay:
+    """The Le-Wi-Di JSON format: ``{item_id: {"text", "annotators": "Ann1,Ann2", "annotations": "0,1",
+    "hard_label", ...}}``, one file or a folder of them.
 
-    If there is no test split, ``test_size`` examples with gold (a fraction or a count,
-    stratified by gold) become the test split and their annotations are dropped. Then,
-    if ``initial`` is empty (or ``redraw_start`` returns it to ``uncollected`` first),
-    ``n_start`` pool examples with at least ``labels_per_start`` annotations are drawn
-    and ``labels_per_start`` of each one's annotations move from ``uncollected`` to ``initial``.
-    A replay that has both (the tutorial's) comes back unchanged. Deterministic per seed.
+    A file whose name ends in ``_test`` is the gold test split (gold = ``hard_label``;
+    its annotations are not used); the others are the pool, every annotation
+    uncollected, with ``hard_label`` (the annotators' majority) as pool gold. With
+    several files, ids are prefixed by the file's split (``train-1``, ``dev-1``). A text
+    that is a mapping (a conversation) is its values joined with " [SEP] ".
     """
-    if n_start < 0 or labels_per_start < 1:
-        raise ImportFormatError(f"n_start must be >= 0 and labels_per_start >= 1 (got {n_start}, "
-                                f"{labels_per_start}).")
-    examples, initial, uncollected = (f.reset_index(drop=True)
-                                      for f in (replay.examples, replay.initial, replay.uncollected))
-    if redraw_start:
-        initial, uncollected = initial.iloc[:0], pd.concat([initial, uncollected], ignore_index=True)
-    if not (examples["split"] == "test").any():
-        held = _hold_out(examples, test_size, seed)
-        examples = examples.assign(split=np.where(examples["example_id"].isin(held), "test", "pool"))
-        initial = initial[~initial["example_id"].isin(held)]
-        uncollected = uncollected[~uncollected["example_id"].isin(held)]
-    if initial.empty and n_start:
-        initial, uncollected = _draw_start(uncollected, n_start=n_start, labels_per_start=labels_per_start,
-                                           seed=seed)
-    result = Replay(examples.reset_index(drop=True), initial.loc[:, ANSWERS].reset_index(drop=True),
-                    uncollected.loc[:, ANSWERS].reset_index(drop=True), replay.classes)
-    check_replay(result, source="split_for_simulation")
-    return result
+    source = Path(source)
+    files = sorted(source.glob("*.json")) if source.is_dir() else [source]
+    if not files or not all(f.is_file() for f in files):
+        raise ImportFormatError(f"{source}: no Le-Wi-Di JSON file there (expected *_train.json, *_dev.json, "
+                                "*_test.json or one .json file).")
+    examples, answers = [], []
+    for path in files:
+        split_name = path.stem.rsplit("_", 1)[-1].lower() if "_" in path.stem else path.stem
+        items = _lewidi_items(path)
+        for item_id, item in items.items():
+            example_id = f"{split_name}-{item_id}" if len(files) > 1 else str(item_id)
+            text, gold, pairs = _lewidi_item(path, item_id, item)
+            test = split_name == "test"
+            examples.append((example_id, text, "test" if test else "pool", gold))
+            if not test:
+                answers += [(example_id, annotator, label) for annotator, label in pairs]
+    table = pd.DataFrame(examples, columns=["example_id", "text", "split", "gold"])
+    frame = pd.DataFrame(answers, columns=ANSWERS)
+    origin = Origin(str(source))
+    table["gold"] = labels(table["gold"], label_names, origin, "hard_label")
+    frame["label"] = labels(frame["label"], label_names, origin, "annotations")
+    return assemble(table, pd.DataFrame(columns=ANSWERS), frame, origin=origin, label_names=label_names)
 
 
-def _hold_out(examples: pd.DataFrame, test_size: float | int | None, seed: int) -> set:
-    if test_size is None:
-        raise ImportFormatError("the dataset has no test split; pass test_size to hold out gold examples as one.")
-    golden = examples.dropna(subset=["gold"])
-    if golden.empty:
-        raise ImportFormatError("the dataset has no test split and no gold labels to hold one out; "
-                                "import gold labels (gold_col or examples_gold_col) or a test file.")
-    splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+def _lewidi_items(path: Path) -> dict:
     try:
-        _, held = next(splitter.split(np.zeros(len(golden)), golden["gold"].to_numpy()))
-    except ValueError as err:
-        raise ImportFormatError(f"cannot hold out a stratified test split of {test_size} from "
-                                f"{len(golden)} gold examples ({err}).") from err
-    return set(golden["example_id"].iloc[held])
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ImportFormatError(f"{path}: cannot read the file ({err}).") from err
+    except json.JSONDecodeError as err:
+        raise ImportFormatError(f"{path}:{err.lineno}: not valid JSON ({err.msg}).") from err
+    if not isinstance(items, dict):
+        raise ImportFormatError(f"{path}: expected a JSON object keyed by item id.")
+    return items
 
 
-def _draw_start(uncollected: pd.DataFrame, *, n_start: int, labels_per_start: int, seed: int):
-    rng = np.random.default_rng(seed)
-    counts = uncollected["example_id"].value_counts()
-    eligible = np.sort(counts.index[counts >= labels_per_start].to_numpy(dtype=str))
-    if len(eligible) < n_start:
-        raise ImportFormatError(f"only {len(eligible)} pool examples have {labels_per_start} annotations; "
-                                f"cannot start with {n_start}; lower n_start or labels_per_start.")
-    start = rng.choice(eligible, size=n_start, replace=False)
-    candidates = uncollected[uncollected["example_id"].isin(set(start))]
-    shuffled = candidates.assign(_key=rng.random(len(candidates))).sort_values(["example_id", "_key"])
-    chosen = shuffled.groupby("example_id").head(labels_per_start).index
-    return uncollected.loc[chosen, ANSWERS], uncollected.drop(index=chosen)
+def _lewidi_item(path: Path, item_id: str, item) -> tuple[str, str | None, list[tuple[str, str]]]:
+    """(text, gold, [(annotator, label), ...]) of one Le-Wi-Di item."""
+    where = f"{path} (item '{item_id}')"
+    if not isinstance(item, dict) or "text" not in item or "annotations" not in item or "annotators" not in item:
+        raise ImportFormatError(f"{where}: an item needs text, annotators and annotations.")
+    text = item["text"]
+    if isinstance(text, dict):
+        text = TEXT_SEP.join(str(v) for v in text.values())
+    split = (lambda v: [x.strip() for x in v.split(",")] if isinstance(v, str) else [str(x) for x in v])
+    annotators, given = split(item["annotators"]), split(item["annotations"])
+    if len(annotators) != len(given):
+        raise ImportFormatError(f"{where}: {len(annotators)} annotators but {len(given)} annotations.")
+    pairs = [(a, g) for a, g in zip(annotators, given) if g not in ("", "nan", "None")]
+    gold = item.get("hard_label")
+    return str(text), None if gold is None else str(gold), pairs

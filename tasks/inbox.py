@@ -1,7 +1,7 @@
 """Answer files arriving in a campaign's inbox folder, ingested and moved aside.
 
-People (or a labeling tool) drop answer files — CSV, TSV or JSONL, as for
-``crowdloop ingest`` — into the campaign's inbox (``schedule.inbox`` in
+People (or a labeling tool) drop answer files — CSV, TSV, JSONL or a Label Studio
+JSON export, as for ``crowdloop ingest`` — into the campaign's inbox (``schedule.inbox`` in
 params.yaml). A scheduled round ingests each file (:func:`crowdloop.tasks.ingest.ingest_file`,
 the same path as ``crowdloop ingest``) and then moves it aside: into ``processed/``
 once stored, into ``rejected/`` with a ``<file>.error.txt`` beside it when it cannot
@@ -59,7 +59,8 @@ def drain(campaign: store.Campaign, cfg: Config, *, now: datetime | None = None)
     report = InboxReport()
     for path in pending(folder):
         try:
-            result = ingest.ingest_file(campaign, path, classes=cfg.classes, on_change=cfg.ingest.on_change)
+            result = ingest.ingest_file(campaign, path, classes=cfg.classes, on_change=cfg.ingest.on_change,
+                                        labelstudio=cfg.labelstudio)
         except ingest.IngestError as err:
             moved = _move_aside(path, folder / REJECTED, stamp)
             moved.with_name(moved.name + ".error.txt").write_text(f"{err}\n")

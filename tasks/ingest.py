@@ -1,14 +1,16 @@
-"""Answers coming back: read a CSV/TSV/JSONL file, check every row, store what is new.
+"""Answers coming back: read a CSV/TSV/JSONL file or a Label Studio JSON export, check every
+row, store what is new.
 
-One path for every answer file, whether named on the command line or dropped in the
-inbox: :func:`ingest_file` = :func:`read_answer_chunks` -> ``answer_checks.AnswerCheck``
+One path for every answer file, whether named on the command line, dropped in the inbox
+or pulled from Label Studio: :func:`ingest_file` = :func:`read_answer_chunks` -> ``answer_checks.AnswerCheck``
 -> ``store.append_annotations``. A round's ``batch.csv`` (schema.BATCH_COLUMNS) is the
 template: people fill in ``label``, and add an ``annotator_id`` column where someone
-other than the suggested annotator answered. Other columns are ignored.
+other than the suggested annotator answered. Other columns are ignored. A ``.json`` file
+is a Label Studio export (:mod:`crowdloop.tasks.labelstudio_format`): one row per annotation.
 
-Files are read as a stream, :data:`CHUNK_ROWS` rows at a time, so an answer file
+CSV, TSV and JSONL files are read as a stream, :data:`CHUNK_ROWS` rows at a time, so an answer file
 larger than memory can be ingested. Every problem raises :class:`IngestError` naming
-the file and the 1-based physical line before anything is stored, so nothing from a
+the file and the 1-based physical line (the task id in a Label Studio export) before anything is stored, so nothing from a
 bad file is kept; with ``skip_invalid`` the rows that fail are left out and written,
 with the reason, to ``<file>.refused.csv`` beside the file, and the others are stored.
 """
@@ -24,28 +26,34 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from crowdloop.tasks import journal, store
-from crowdloop.tasks.answer_checks import AnswerCheck, Ingested, IngestError
-from crowdloop.tasks.files import write_text_atomic
+from crowdloop.tasks import config, journal, labelstudio_format, store
+from crowdloop.tasks.answer_checks import AnswerCheck, Ingested
+from crowdloop.tasks.errors import IngestError
+from crowdloop.tasks.files import unescape_formula, write_text_atomic
 from crowdloop.tasks.schema import ANSWER_COLUMNS
 
 __all__ = ["IngestError", "Ingested", "commit_message", "ingest_file", "read_answer_chunks", "read_answer_file"]
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # None: one JSON object per line
-READ_COLUMNS = (*ANSWER_COLUMNS, "line", "problem")
+LABEL_STUDIO = ".json"  # a Label Studio JSON export
+# line: where the row starts in the file (0 in a Label Studio export, where task locates it);
+# status: skipped | empty for a Label Studio annotation that gives no class, else '';
+# problem: why the row cannot be read (a short row, a line that is not JSON), else ''
+READ_COLUMNS = (*ANSWER_COLUMNS, "line", "task", "status", "problem")
 USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored
 CHUNK_ROWS = 50_000  # rows checked at a time: memory stays flat however long the file is
 
 
 def ingest_file(campaign: store.Campaign, path: Path, *, classes: Sequence[str], on_change: str,
-                skip_invalid: bool = False) -> Ingested:
+                labelstudio: config.LabelStudioConfig | None = None, skip_invalid: bool = False) -> Ingested:
     """Read, check and store one answer file's new answers, filed under the last completed round
     (0 before the first). Raises :class:`IngestError` (file and line) before anything is stored;
-    with ``skip_invalid`` stores the valid rows and writes the others to ``<file>.refused.csv``."""
+    with ``skip_invalid`` stores the valid rows and writes the others to ``<file>.refused.csv``.
+    ``labelstudio``: how a Label Studio export names annotators (the template's rule if None)."""
     path = Path(path)
     check = AnswerCheck(source=str(path), examples=store.read_examples(campaign),
                         stored=store.read_annotations(campaign), classes=classes, on_change=on_change,
                         skip_invalid=skip_invalid)
-    for chunk in read_answer_chunks(path):
+    for chunk in read_answer_chunks(path, labelstudio=labelstudio):
         check.feed(chunk)
     checked = check.result()
     refused_file = None
@@ -76,27 +84,32 @@ def parts_message(parts: Sequence[dict]) -> str:
     return f"Ingest {sum(p['rows'] for p in parts)} annotations from {names} (round {rounds})"
 
 
-def read_answer_file(path: Path) -> pd.DataFrame:
+def read_answer_file(path: Path, *, labelstudio: config.LabelStudioConfig | None = None) -> pd.DataFrame:
     """The whole answer file as one frame (:func:`read_answer_chunks` joined); nothing is checked
     against the campaign yet."""
-    return pd.concat(list(read_answer_chunks(path)), ignore_index=True)
+    return pd.concat(list(read_answer_chunks(path, labelstudio=labelstudio)), ignore_index=True)
 
 
-def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS,
+                       labelstudio: config.LabelStudioConfig | None = None) -> Iterator[pd.DataFrame]:
     """Parse an answer file as a stream of chunks; nothing is checked against the campaign yet.
 
     Parameters
     ----------
-    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8
+    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, or a Label Studio JSON export (``.json``), UTF-8
     chunk_rows : rows per chunk
+    labelstudio : how a Label Studio export's ``completed_by`` becomes an annotator id
+        (params.yaml ``labelstudio``; None: the template's)
 
     Yields
     ------
-    DataFrame of shape (R, 5)
+    DataFrame of shape (R, 7)
         example_id, annotator_id, label (stripped str, '' where empty), line (int, the
-        1-based physical line where the row starts) and problem ('' or why the row cannot
-        be read: a short row, a line that is not a JSON object), one row per non-blank row
-        of the file. annotator_id falls back to the row's suggested_annotator where it is
+        1-based physical line where the row starts; 0 in a Label Studio export), task (the
+        Label Studio task id, '' in other files), status ('', or skipped / empty for a
+        Label Studio annotation without a class) and problem ('' or why the row cannot be
+        read: a short row, a line that is not a JSON object), one row per non-blank row
+        of the file or per annotation. annotator_id falls back to the row's suggested_annotator where it is
         empty or absent. At least one chunk.
 
     Raises
@@ -107,11 +120,17 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in DELIMITERS:
-        raise IngestError(f"{path}: unsupported file type '{path.suffix}'; "
-                          f"save the answers as one of {', '.join(DELIMITERS)}.")
-    delimiter = DELIMITERS[suffix]
-    records = _jsonl(path) if delimiter is None else _delimited(path, delimiter)
+    if suffix not in (*DELIMITERS, LABEL_STUDIO):
+        raise IngestError(f"{path}: unsupported file type '{path.suffix}'; save the answers as one of "
+                          f"{', '.join(DELIMITERS)}, or a Label Studio JSON export ({LABEL_STUDIO}).")
+    if suffix == LABEL_STUDIO:  # one JSON document: read whole (an export holds a project's annotations)
+        text = "".join(_lines(path))
+        records = iter(labelstudio_format.read_export(path, text, rule=labelstudio or config.load().labelstudio))
+        records = (record + ("",) for record in records)
+    elif DELIMITERS[suffix] is None:
+        records = _jsonl(path)
+    else:
+        records = _delimited(path, DELIMITERS[suffix])
     chunk, count = [], 0
     for record in records:
         chunk.append(record)
@@ -186,7 +205,8 @@ def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
         line, start = start + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        cells = {name: row[i].strip() for name, i in position.items() if i < len(row)}
+        # a spreadsheet cell crowdloop escaped against formula injection reads back as written
+        cells = {name: unescape_formula(row[i].strip()) for name, i in position.items() if i < len(row)}
         problem = ""
         if len(row) != len(header):  # a lost or an extra delimiter shifts every later cell
             problem = (f"{len(row)} field{'s' if len(row) != 1 else ''} where the header has {len(header)}; "
@@ -234,7 +254,7 @@ def _require_columns(path: Path, found: Sequence[str], *, line: int) -> None:
 def _record(cells: dict[str, str], line: int, problem: str = "") -> tuple:
     # an empty annotator_id cell means "the suggested annotator answered" (batch round-trip)
     annotator = cells.get("annotator_id") or cells.get("suggested_annotator", "")
-    return cells.get("example_id", ""), annotator, cells.get("label", ""), line, problem
+    return cells.get("example_id", ""), annotator, cells.get("label", ""), line, "", "", problem
 
 
 def validate_answers(answers: pd.DataFrame, *, source: str, examples: pd.DataFrame, stored: pd.DataFrame,

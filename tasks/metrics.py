@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from crowdloop.tasks import round_data, stopping
+from crowdloop.tasks import round_data, signal, stopping
 
 
 def classification_metrics(pred_probs: np.ndarray, gold: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-F1 of ``argmax(pred_probs)`` (N, K) against ``gold`` (N,); -1 = unknown."""
+    """Accuracy, macro-F1 and balanced accuracy of ``argmax(pred_probs)`` (N, K) against ``gold`` (N,);
+    -1 = unknown. Balanced accuracy is the mean recall of the classes present in ``gold``."""
     known = gold >= 0
     if not known.any():
         return {}
@@ -22,18 +23,21 @@ def classification_metrics(pred_probs: np.ndarray, gold: np.ndarray) -> dict[str
     return {
         "accuracy": float(accuracy_score(gold[known], pred)),
         "macro_f1": float(f1_score(gold[known], pred, average="macro", zero_division=0)),
+        "balanced_accuracy": signal.balanced_accuracy(gold[known], pred),
     }
 
 
 def round_report(data: round_data.RoundData, plan, stored: pd.DataFrame, answers: pd.DataFrame | None,
                  history: list[dict], cfg) -> dict:
-    """Everything a round reports: :func:`round_metrics`, what selection did and the stopping rule
+    """Everything a round reports: :func:`round_metrics`, the model's signal (``plan.signal``,
+    :mod:`crowdloop.tasks.signal`), what selection did and the stopping rule
     over ``history`` (the earlier rounds' metrics) with this round's batch counted as spent.
 
     ``plan``: the round's flows.plan.Plan; ``stored``: the annotations the round started
     from; ``answers``: the simulated answers to its batch (None: people answer later).
     """
     metrics = round_metrics(data, plan.agreed, plan.predictions, stored, plan.batch, answers)
+    metrics.update(plan.signal)
     metrics.update({"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
                     "batch_cost": float(plan.batch["cost"].sum())})
     spend = stopping.spend_so_far(stored, cfg.budget, batch=plan.batch)
@@ -56,7 +60,8 @@ def round_metrics(data: round_data.RoundData, agreed, predictions, stored: pd.Da
     })
     labels = round_data.consensus_labels(data, agreed)
     if predictions.trained and len(labels):
-        metrics["oos_accuracy"] = float((predictions.pred_probs.argmax(axis=1) == labels).mean())
+        oos = classification_metrics(predictions.pred_probs, labels)  # against the consensus, out of sample
+        metrics.update({"oos_accuracy": oos["accuracy"], "oos_macro_f1": oos["macro_f1"]})
     gold = data.pool_gold.reindex(data.labeled_ids)
     known = gold.notna().to_numpy()
     if known.any():

@@ -23,3 +23,6 @@ ANSWER_COLUMNS = ("example_id", "annotator_id", "label")
 PICK_COLUMNS = ("example_id", "suggested_annotator", "score", "cost")
 BATCH_COLUMNS = ("example_id", "text", "suggested_annotator", "score", "cost", "label")
 SPLITS = ("pool", "test")
+# An example made of several texts (premise and hypothesis, a conversation's turns) joins
+# them with this; the head backend's ``model.head.pairs`` splits a pair back on it.
+TEXT_SEP = " [SEP] "

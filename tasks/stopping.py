@@ -2,10 +2,11 @@
 
 Pure functions of the rounds' metrics (the dicts each round writes to
 metrics.json). The plateau test compares consecutive rounds: a round is
-*stable* when accuracy and mean consensus quality each moved by less than
-``epsilon`` since the round before; the rule fires after ``rounds`` stable
-rounds in a row. Accuracy is the gold test accuracy where the campaign has a
-test split, else the model's out-of-sample accuracy against the consensus.
+*stable* when the model's score and mean consensus quality each moved by less
+than ``epsilon`` since the round before; the rule fires after ``rounds`` stable
+rounds in a row. The score is ``stopping.metric`` (accuracy, macro_f1 or
+balanced_accuracy) on the gold test split where the campaign has one, else the
+same metric out of sample against the consensus.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ACCURACY_KEYS = ("test_accuracy", "oos_accuracy")  # first one present is used
 QUALITY_KEY = "mean_consensus_quality"
+
+
+def score_keys(metric: str) -> tuple[str, str]:
+    """The metrics.json keys the rule reads for ``metric``: gold test first, out of sample else."""
+    return f"test_{metric}", f"oos_{metric}"
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,13 @@ def spend_so_far(annotations, budget, *, batch=None) -> Spend:
 
 def stop_metrics(history: Sequence[dict], spend: Spend, rule) -> dict:
     """:func:`decide` under the ``stopping`` section (config.StoppingConfig), as round metrics."""
-    decision = decide(history, spend, epsilon=rule.epsilon, rounds=rule.rounds)
+    decision = decide(history, spend, epsilon=rule.epsilon, rounds=rule.rounds, metric=rule.metric)
     return {"stop": int(decision.stop), "stable_rounds": decision.stable_rounds, "stop_reason": decision.reason,
             "money_spent": spend.money}
 
 
-def stable_rounds(history: Sequence[dict], *, epsilon: float) -> int:
-    """How many of the last rounds in a row changed accuracy and consensus quality by < ``epsilon``.
+def stable_rounds(history: Sequence[dict], *, epsilon: float, metric: str) -> int:
+    """How many of the last rounds in a row changed ``metric`` and consensus quality by < ``epsilon``.
 
     Parameters
     ----------
@@ -91,7 +96,7 @@ def stable_rounds(history: Sequence[dict], *, epsilon: float) -> int:
     """
     count = 0
     for before, after in zip(reversed(history[:-1]), reversed(history[1:])):
-        key = _accuracy_key(before, after)
+        key = _score_key(before, after, metric)
         if key is None or not (_number(before.get(QUALITY_KEY)) and _number(after.get(QUALITY_KEY))):
             break
         if not all(abs(after[k] - before[k]) < epsilon for k in (key, QUALITY_KEY)):
@@ -100,20 +105,21 @@ def stable_rounds(history: Sequence[dict], *, epsilon: float) -> int:
     return count
 
 
-def decide(history: Sequence[dict], spend: Spend, *, epsilon: float, rounds: int) -> StopDecision:
-    """Stop when the budget is spent, or after ``rounds`` stable rounds in a row."""
-    stable = stable_rounds(history, epsilon=epsilon)
+def decide(history: Sequence[dict], spend: Spend, *, epsilon: float, rounds: int,
+           metric: str) -> StopDecision:
+    """Stop when the budget is spent, or after ``rounds`` stable rounds in a row (on ``metric``)."""
+    stable = stable_rounds(history, epsilon=epsilon, metric=metric)
     if spend.spent:
         what = "annotation" if spend.annotations_left == 0 else "money"
         return StopDecision(True, f"the {what} budget is spent", stable)
     if stable >= rounds:
-        return StopDecision(True, f"accuracy and consensus quality changed by less than {epsilon:g} "
-                              f"for {stable} rounds", stable)
+        return StopDecision(True, f"{metric.replace('_', '-')} and consensus quality changed by less than "
+                              f"{epsilon:g} for {stable} rounds", stable)
     return StopDecision(False, f"{stable} of {rounds} stable rounds", stable)
 
 
-def _accuracy_key(before: dict, after: dict) -> str | None:
-    for key in ACCURACY_KEYS:
+def _score_key(before: dict, after: dict, metric: str) -> str | None:
+    for key in score_keys(metric):
         if _number(before.get(key)) and _number(after.get(key)):
             return key
     return None

@@ -15,12 +15,13 @@ A campaign is a directory::
                                  metrics.json, assignments/<annotator>.csv, unroutable.csv,
                                  lineage.json (the round's MLflow run and Prefect flow run ids)
     inbox/                       answer files dropped for the next scheduled round (tasks/inbox.py)
+    exports/                     round-NNN/: a batch as Label Studio tasks (`crowdloop export`);
+                                 labelstudio/: exports fetched by `crowdloop labelstudio pull`
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
-    .cache/                      embeddings and trained predictions (git-ignored)
+    .cache/                      embeddings and Prefect results (git-ignored)
     .crowdloop/                  the writers' lock and journal (git-ignored)
 
-Every write goes to a temporary file first, is flushed to disk and moved into place
-(tasks/files.py), so a crash never leaves a half-written file.
+Every write goes to a temporary file, is flushed to disk and moved into place (tasks/files.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.files import file_stem, slug, write_parquet_atomic, write_text_atomic
+from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, replacing, slug, write_parquet_atomic,
+                                   write_text_atomic)
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
 LINEAGE_FILE = "lineage.json"
@@ -94,6 +96,10 @@ class Campaign:
         """``.crowdloop/``: the writers' lock and journal (tasks/lock.py, tasks/journal.py); git ignores it."""
         return self.root / ".crowdloop"
 
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
     def round_dir(self, number: int) -> Path:
         return self.rounds_dir / f"{number:03d}"
 
@@ -144,9 +150,8 @@ def append_annotations(campaign: Campaign, answers: pd.DataFrame, *, round: int,
     """Store ``answers`` (ANSWER_COLUMNS) as a new part file, stamped with ``round``, ``source``
     and the time; existing part files are never touched.
 
-    ``source`` says where the answers came from (``initial``, ``simulated``,
-    ``ingest:<file name>``); it is the rows' ``source`` and names the part file.
-    ``path``: the part file, as :func:`next_part` named it beforehand (default: named now).
+    ``source`` says where the answers came from (``initial``, ``simulated``, ``ingest:<file name>``);
+    it is the rows' ``source`` and names the part file ``path`` (default: :func:`next_part`).
     Returns the new file, or None when ``answers`` is empty (nothing is written).
     """
     if answers.empty:
@@ -219,14 +224,15 @@ def write_round(
     be asked about, written to ``unroutable.csv``.
     """
     folder = campaign.round_dir(number)
-    write_text_atomic(folder / "batch.csv", batch.to_csv(index=False))
+    # the CSVs people open in spreadsheets are escaped against formula injection (files.people_csv)
+    write_text_atomic(folder / "batch.csv", people_csv(batch))
     for annotator, rows in (assignments or {}).items():
-        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", rows.to_csv(index=False))
+        write_text_atomic(folder / "assignments" / f"{file_stem(annotator)}.csv", people_csv(rows))
     if unroutable is not None:
-        write_text_atomic(folder / "unroutable.csv", pd.DataFrame({"example_id": unroutable}).to_csv(index=False))
+        write_text_atomic(folder / "unroutable.csv", people_csv(pd.DataFrame({"example_id": unroutable})))
     write_parquet_atomic(folder / "consensus.parquet", consensus.reset_index())
     write_parquet_atomic(folder / "pred_probs.parquet", pred_probs.reset_index())
-    write_text_atomic(folder / "annotators.csv", annotators.to_csv(index=False))
+    write_text_atomic(folder / "annotators.csv", people_csv(annotators))
     text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
     write_text_atomic(folder / "metrics.json", text)
     write_text_atomic(campaign.metrics_file, text)
@@ -240,7 +246,8 @@ def round_artifacts(campaign: Campaign, number: int) -> list[Path]:
 
 
 def read_batch(campaign: Campaign, number: int) -> pd.DataFrame:
-    return pd.read_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
+    """Round ``number``'s batch (schema.BATCH_COLUMNS), its cells as the round chose them."""
+    return read_people_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
 
 
 def read_round_metrics(campaign: Campaign, number: int) -> dict:
@@ -267,7 +274,14 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-# ---------------------------------------------------------------- hashes
+# ---------------------------------------------------------------- files for people and tools; hashes
+
+def write_file(path: Path, content: str | bytes) -> Path:
+    """Write one file outside data/ (an export, a fetched Label Studio export), atomically."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
 
 def data_md5s(campaign: Campaign) -> dict[str, str]:
     """``{path under data/: md5 of its bytes}`` for every file under data/ (DVC's file hash)."""
@@ -282,9 +296,5 @@ def data_md5s(campaign: Campaign) -> dict[str, str]:
 
 
 def data_hash(campaign: Campaign) -> str:
-    """SHA-256 over every file under data/ (relative path and bytes)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in campaign.data.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(campaign.data).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    """SHA-256 over every file under data/ (relative path and md5 of its bytes)."""
+    return hashlib.sha256("".join(f"{name}\0{md5}\n" for name, md5 in data_md5s(campaign).items()).encode()).hexdigest()

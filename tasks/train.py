@@ -45,17 +45,30 @@ class TrainingSet:
     sample_weight: np.ndarray | None = None
 
 
-def sample_weights(agreed, ids, how: str) -> np.ndarray | None:
-    """Training weight per labeled example: its consensus quality (``model.sample_weights:
-    consensus_quality``), so a label the annotators and the model doubt counts less; None
-    for ``none``. ``agreed``: a consensus.Consensus; ``ids``: the labeled example ids."""
-    if how == "none" or len(ids) == 0:
+def sample_weights(agreed, ids, how: str, *, labels: np.ndarray | None = None,
+                   class_weight: str = "none") -> np.ndarray | None:
+    """Training weight per labeled example, or None for equal weights.
+
+    ``how``: ``consensus_quality`` weights each example by its consensus quality, so a
+    label the annotators and the model doubt counts less; ``none`` does not.
+    ``class_weight``: ``balanced`` also weights each class inversely to its share of
+    ``labels`` (the consensus labels of ``ids``), so a rare class counts as much as a
+    common one in the fit; ``none`` does not. ``agreed``: a consensus.Consensus.
+    """
+    if len(ids) == 0:
         return None
-    quality = agreed.examples.loc[ids, "consensus_quality"].to_numpy(dtype=float)
-    if not np.isfinite(quality).all() or quality.sum() <= 0:
-        log.warning("consensus quality unusable as training weights (non-finite or all 0); weighting equally")
-        return None
-    return np.clip(quality, 0.0, None)
+    weights = None
+    if how == "consensus_quality":
+        quality = agreed.examples.loc[ids, "consensus_quality"].to_numpy(dtype=float)
+        if np.isfinite(quality).all() and quality.sum() > 0:
+            weights = np.clip(quality, 0.0, None)
+        else:
+            log.warning("consensus quality unusable as training weights (non-finite or all 0); weighting equally")
+    if class_weight == "balanced" and labels is not None:
+        present, counts = np.unique(labels, return_counts=True)
+        share = dict(zip(present, len(labels) / (len(present) * counts)))
+        weights = (np.ones(len(ids)) if weights is None else weights) * np.array([share[y] for y in labels])
+    return weights
 
 
 def training_key(training: TrainingSet, *, settings: dict) -> str:
@@ -97,6 +110,8 @@ class Predictions:
         backend has them and ``mc_passes`` asked for them, else the fold models.
     trained : bool
         False when nothing was labeled: no model, uniform probabilities, only embeddings.
+    folds : ndarray of shape (N,) or None
+        The fold whose model predicted each labeled example (``pred_probs``'s row).
     model_dir : str or None
         Where the model fitted on all labeled examples was exported (None: not exported).
     """
@@ -113,6 +128,7 @@ class Predictions:
     posterior_probs: np.ndarray | None = None
     posterior_probs_unlabeled: np.ndarray | None = None
     trained: bool = True
+    folds: np.ndarray | None = None
     model_dir: str | None = None
 
 
@@ -183,6 +199,7 @@ def train_and_predict(
         backend=backend.name,
         seconds=seconds,
         fold_pred_probs=oos.fold_pred_probs,
+        folds=oos.folds,
         embeddings=embeddings[0],
         embeddings_unlabeled=embeddings[1],
         posterior_probs=posterior[0],

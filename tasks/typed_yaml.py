@@ -67,8 +67,14 @@ def _coerce(hint, value, source: str, key: str):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, source, key)
+        options = [a for a in args if a is not type(None)]
+        if len(options) > 1:  # e.g. str | int: the first type the value already has
+            for option in options:
+                if isinstance(value, option) and not isinstance(value, bool):
+                    return value
+            names = " or ".join(o.__name__ for o in options)
+            raise ConfigError(f"{source}: '{key}' must be {names}, got {value!r}.")
+        return _coerce(options[0], value, source, key)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}.")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from cleanlab.multiannotator import get_label_quality_multiannotator
 
+from crowdloop.tasks.consensus import calibration
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, annotators_frame, break_exact_ties,
                                             check_label_matrix, check_pred_probs, examples_frame)
 
@@ -32,7 +33,8 @@ def crowdlab(
         Out-of-sample predicted probabilities, one column per class (classes
         nobody chose yet included), columns in the order of ``classes``.
     classes : the K class names; exact ties in ``pred_probs`` are broken by name.
-    calibrate_probs : temperature-scale ``pred_probs`` to the annotators first.
+    calibrate_probs : temperature-scale ``pred_probs`` to the annotators first
+        (:mod:`.calibration`: cleanlab's search, on the right vote counts).
     label : cleanlab's ``consensus_method``: ``best_quality`` takes the class CROWDLAB
         finds most likely, so a confident model can overrule the annotators;
         ``majority_vote`` keeps the annotators' majority and lets the model break ties.
@@ -63,10 +65,12 @@ def crowdlab(
         return _single_labels(labels, pred_probs)
 
     probs = break_exact_ties(pred_probs, seed=seed, classes=classes)
+    if calibrate_probs:  # ours, not cleanlab's: see calibration.py for why
+        probs = break_exact_ties(calibration.calibrate(values, probs), seed=seed, classes=classes)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=NO_AGREEMENT_WARNING, category=UserWarning)
         info = get_label_quality_multiannotator(
-            labels, probs, consensus_method=label, calibrate_probs=calibrate_probs, verbose=False
+            labels, probs, consensus_method=label, calibrate_probs=False, verbose=False
         )
     per_example = info["label_quality"]
     examples = examples_frame(

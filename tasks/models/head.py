@@ -11,6 +11,7 @@ linear probe on 200 texts went from 0.85 to 0.93 test accuracy).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,6 +22,7 @@ from scipy import sparse
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, embedding_key,
                                          floor_probs, resolve_model_name)
+from crowdloop.tasks.schema import TEXT_SEP
 
 # Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
 # stateless, so a text's n-gram vector never depends on which other texts were seen.
@@ -61,11 +63,20 @@ class HeadBackend:
 
     def features(self, texts: Sequence[str]):
         """What ``fit`` takes: the embeddings (N, D), or with ``model.head.ngrams`` a sparse
-        CSR matrix (N, D + 2**18) of the embeddings beside the texts' hashed n-grams."""
-        embeddings = self.embeddings(texts)
+        CSR matrix (N, D + 2**18) of the embeddings beside the texts' hashed n-grams.
+
+        With ``model.head.pairs`` and texts that are pairs (two texts joined by
+        schema.TEXT_SEP, as the importers join premise and hypothesis), the embedding part
+        is :func:`pair_features` (N, 4D + 1) instead.
+        """
+        if self.config.head.pairs and any(TEXT_SEP in t for t in texts):
+            first, second = zip(*(t.split(TEXT_SEP, 1) if TEXT_SEP in t else (t, "") for t in texts))
+            dense = pair_features(self.embeddings(first), self.embeddings(second), first, second)
+        else:
+            dense = self.embeddings(texts)
         if not self.config.head.ngrams:
-            return embeddings
-        return sparse.hstack([sparse.csr_matrix(embeddings), ngram_features(texts)], format="csr")
+            return dense
+        return sparse.hstack([sparse.csr_matrix(dense), ngram_features(texts)], format="csr")
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm, pooled as ``model.head.pooling`` says;
@@ -129,7 +140,8 @@ class HeadBackend:
         return floor_probs(probs)
 
     def embed(self, fitted: HeadModel | None, X) -> np.ndarray:
-        """Embeddings (N, D) for the embedding strategies: the frozen encoder's, the first D columns of ``X``."""
+        """Embeddings (N, D) for the embedding strategies: the frozen encoder's, the first D columns of ``X``
+        (for pairs, the first text's)."""
         if sparse.issparse(X):
             X = X[:, :self.dim].toarray()
         return np.asarray(X, dtype=np.float32)
@@ -145,10 +157,22 @@ class HeadBackend:
         pooling = {"layers": "mean over tokens of the mean over layers 1..L, L2",
                    "last": "mean over tokens of the last layer, L2"}[self.config.head.pooling]
         meta = {"encoder": self.model_name, "max_length": self.config.max_length, "pooling": pooling,
+                "pairs": ("texts split on the separator; [u, v, |u-v|, u*v] + word overlap"
+                          if self.config.head.pairs else None),
                 "ngrams": ({**NGRAMS, "counts": "1 + log(count)", "norm": "l2", "after": "the embedding columns"}
                            if self.config.head.ngrams else None),
                 "C": fitted.C, "n_classes": fitted.n_classes, "classes": fitted.classes.tolist()}
         (directory / "encoder.json").write_text(json.dumps(meta, indent=2))
+
+
+def pair_features(u: np.ndarray, v: np.ndarray, first: Sequence[str], second: Sequence[str]) -> np.ndarray:
+    """A pair of texts as one vector, shape (N, 4D + 1): ``[u, v, |u - v|, u * v]`` of their
+    embeddings (N, D) each (the sentence-pair encoding of InferSent and Sentence-BERT), and
+    the share of the second text's words that the first contains (the lexical-overlap
+    baseline of textual entailment)."""
+    words = (lambda text: set(re.findall(r"\w+", text.lower())))
+    overlap = np.array([len(words(b) & words(a)) / max(len(words(b)), 1) for a, b in zip(first, second)])
+    return np.hstack([u, v, np.abs(u - v), u * v, overlap[:, None]]).astype(np.float32)
 
 
 def ngram_features(texts: Sequence[str]) -> sparse.csr_matrix:

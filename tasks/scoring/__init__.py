@@ -15,7 +15,8 @@ import pandas as pd
 from crowdloop.tasks.config import load_user_strategy
 from crowdloop.tasks.scoring.strategies import BUILTIN, MODEL_FREE, ScoreInputs, Strategy
 
-__all__ = ["ScoreInputs", "effective_strategy", "resolve", "score", "score_inputs"]
+__all__ = ["AUTO", "ScoreInputs", "effective_strategy", "resolve", "score", "score_inputs"]
+AUTO = "auto"  # resolved each round by effective_strategy
 
 
 def resolve(name: str) -> Strategy:
@@ -28,7 +29,8 @@ def resolve(name: str) -> Strategy:
                      "(or module:function).")
 
 
-def score_inputs(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size: int) -> ScoreInputs:
+def score_inputs(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size: int,
+                 model_signal: bool | None = None) -> ScoreInputs:
     """The score step's input: labels_multiannotator (N, M) and every array of ``predictions``
     (train.Predictions); without a trained model only the embeddings."""
     trained = predictions.trained
@@ -40,19 +42,24 @@ def score_inputs(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size:
         fold_pred_probs_unlabeled=predictions.fold_pred_probs_unlabeled if trained else None,
         embeddings=predictions.embeddings, embeddings_unlabeled=predictions.embeddings_unlabeled,
         posterior_probs=predictions.posterior_probs, posterior_probs_unlabeled=predictions.posterior_probs_unlabeled,
-        batch_size=batch_size,
+        batch_size=batch_size, model_signal=model_signal,
     )
 
 
-def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool) -> str:
-    """``cold_start`` instead of ``strategy`` when nothing is labeled and ``cold_start`` is on.
+def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool,
+                       no_signal: str = "agreement") -> str:
+    """The strategy that scores this round.
 
-    Only model-based strategies are replaced (random stays random), and only
-    when embeddings of the unlabeled examples exist.
+    ``cold_start`` instead of a model-based ``strategy`` (``auto`` included) when nothing
+    is labeled, ``cold_start`` is on and embeddings of the unlabeled examples exist.
+    ``auto``: ``activelab`` when the model carries signal (``inputs.model_signal``), else
+    ``no_signal`` (a model-free strategy).
     """
     if (cold_start and inputs.n_labeled == 0 and strategy not in MODEL_FREE
             and inputs.embeddings_unlabeled is not None):
         return "cold_start"
+    if strategy == AUTO:
+        return "activelab" if inputs.model_signal else no_signal
     return strategy
 
 

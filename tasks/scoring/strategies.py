@@ -11,6 +11,11 @@ one list. Scores must be finite; their range is the strategy's own.
   :mod:`crowdloop.tasks.scoring.uncertainty` (labels mixed in as pseudo-counts).
 * ``good_random``: the example's annotation count plus a uniform draw, so
   unlabeled examples come first, then the least-annotated, in random order.
+* ``agreement`` (model-free): uniform draws in [0, 1) like ``random``, the labeled
+  examples' draws sorted so that those whose votes agree least come first.
+* ``auto`` (the default) is not a scorer: :func:`crowdloop.tasks.scoring.effective_strategy`
+  resolves it each round to ``activelab`` when the model carries signal, else to
+  ``score.no_signal_strategy`` (:mod:`crowdloop.tasks.signal`).
 * Batch strategies (``coreset``, ``badge``, ``cold_start``) order the unlabeled
   examples as a set: score ``rank / U`` in [0, 1). Labeled examples come after all
   of them, in ``[1, 2]``, by least confidence of their annotation-mixed
@@ -54,6 +59,8 @@ class ScoreInputs:
     posterior_probs, posterior_probs_unlabeled : ndarray of shape (S, N, K), (S, U, K) or None
         Posterior samples for BALD: MC-dropout passes (fine-tune) or the fold models (head).
     batch_size : how many picks the round asks for (batch strategies order this many greedily).
+    model_signal : whether the model beats chance out of sample (:mod:`crowdloop.tasks.signal`);
+        None when not measured (nothing trained yet).
     """
 
     labels_multiannotator: pd.DataFrame
@@ -68,6 +75,7 @@ class ScoreInputs:
     posterior_probs: np.ndarray | None = None
     posterior_probs_unlabeled: np.ndarray | None = None
     batch_size: int = 1
+    model_signal: bool | None = None
 
     @property
     def n_labeled(self) -> int:
@@ -120,6 +128,32 @@ def good_random(inputs: ScoreInputs, *, seed: int):
     """Random among the least-annotated, unlabeled first (ActiveLab paper's stronger baseline)."""
     s_l, s_u = random_scores(inputs.n_labeled, inputs.n_unlabeled, seed=seed)
     return s_l + inputs.counts().sum(axis=1), s_u
+
+
+def agreement(inputs: ScoreInputs, *, seed: int):
+    """Model-free: random's split between first labels and re-labels, the re-labels targeted.
+
+    An unlabeled example gets a uniform draw, as under ``random``. The labeled examples
+    get uniform draws too, but sorted: the smallest goes to the example whose votes agree
+    least (lowest posterior confidence in its majority class under the one-coin model,
+    :func:`~.uncertainty.vote_posterior`, with the class shares of the majority labels as
+    prior), so a batch asks for as many re-labels as ``random`` would, spent where another
+    label can change the consensus. It never uses the model, so it cannot be misled by one
+    that carries no signal.
+    """
+    rng = np.random.default_rng(seed)
+    draws_l, draws_u = rng.random(inputs.n_labeled), rng.random(inputs.n_unlabeled)
+    if inputs.n_labeled == 0:
+        return draws_l, draws_u
+    counts = inputs.counts()
+    prior = np.bincount(counts.argmax(axis=1), minlength=inputs.n_classes) + 1.0
+    accuracy = uncertainty.one_coin_accuracy(counts)
+    confidence = uncertainty.vote_posterior(counts, accuracy=accuracy, prior=prior / prior.sum()).max(axis=1)
+    # least confident first; equal confidence in a random order
+    order = np.lexsort((rng.random(inputs.n_labeled), confidence))
+    scores_l = np.empty(inputs.n_labeled)
+    scores_l[order] = np.sort(draws_l)
+    return scores_l, draws_u
 
 
 def _per_example(measure: Callable[[np.ndarray], np.ndarray], name: str):
@@ -218,6 +252,7 @@ BUILTIN: dict[str, Strategy] = {
     "activelab_ensemble": activelab_ensemble,
     "random": random,
     "good_random": good_random,
+    "agreement": agreement,
     "least_confidence": least_confidence,
     "margin": margin,
     "entropy": entropy,
@@ -227,5 +262,5 @@ BUILTIN: dict[str, Strategy] = {
     "bald": bald,
     "cold_start": cold_start,
 }
-# Strategies that rank from embeddings alone, so they can run before any model exists.
-MODEL_FREE = ("random", "good_random", "cold_start")
+# Strategies that need no trained model (embeddings at most), so they run before any model exists.
+MODEL_FREE = ("random", "good_random", "agreement", "cold_start")

@@ -27,7 +27,7 @@ __all__ = ["TRACKED", "VersionError", "cache_object", "changed_data", "clear_sta
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
-GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n"
+GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n/exports/\n"
 REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from crowdloop import campaign as campaign_mod
-from crowdloop.tasks import demo, importers
+from crowdloop.tasks import demo, importers, replay_split
 
 
 def make_tiny_campaign(root: Path, model_dir: Path, **sections):
@@ -46,7 +46,7 @@ def campaign_factory(tiny_model_dir):
 def replay():
     """A generated dataset split for simulation: 20 examples x 2 labels to start, answers to draw from."""
     data = demo.make_demo(seed=2, n_pool=60, n_test=20, n_initial=0, n_annotators=6, answers_per_example=4)
-    return importers.split_for_simulation(
+    return replay_split.split_for_simulation(
         importers.Replay(data.examples, data.initial, data.answers, demo.DEMO_CLASSES),
         seed=0, n_start=20, labels_per_start=2)
 

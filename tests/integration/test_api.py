@@ -67,7 +67,8 @@ def test_the_python_api_alone_gives_the_same_campaign_as_the_cli(tmp_path, tiny_
     pd.testing.assert_frame_equal(store.read_annotations(camp)[columns].replace("ingest:api-answers.csv", "x"),
                                   store.read_annotations(by_cli)[columns].replace("ingest:cli-answers.csv", "x"))
     assert len(ingested.new) == 3 and ingested.round == 2
-    assert status.annotations == len(store.read_annotations(by_cli)) and status.progress.answered == len(store.read_batch(by_cli, 2))
+    assert status.annotations == len(store.read_annotations(by_cli))
+    assert status.progress.answered == len(store.read_batch(by_cli, 2))
     shown = printed.strip().replace(str(by_cli.root.resolve()), "ROOT")
     assert str(status).replace(str(camp.root.resolve()), "ROOT") == shown
 

@@ -66,7 +66,7 @@ def test_scheduled_rounds_run_when_enough_answers_are_back_and_skip_otherwise(op
     assert "0 of 8 answers" in runs["nothing_back"].message
     assert "3 of 8 answers" in runs["too_few"].message
     assert runs["again"].result() | {"reason": None} == {
-        "skipped": True, "ingested": 0, "reason": None, "rejected": {},
+        "skipped": True, "ingested": 0, "reason": None, "rejected": {}, "labelstudio": None,
         "files": runs["again"].result()["files"]}
     assert version.round_tags(camp) == ["round-000", "round-001", "round-002"]
 

@@ -64,7 +64,7 @@ def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, t
     _run(out, base, rounds=3, seeds=(0,), answered_by=answered_by)
     pool = set(map(tuple, replay.uncollected[["example_id", "annotator_id", "label"]].values.tolist()))
     initial = set(map(tuple, replay.initial[["example_id", "annotator_id", "label"]].values.tolist()))
-    for arm in ("activelab", "random"):
+    for arm in ("auto", "random"):
         _, collected, _ = simulation_store.read_checkpoint(out / "checkpoints" / f"{arm}-seed0")
         pairs = collected[["example_id", "annotator_id"]]
         assert not pairs.duplicated().any()

@@ -28,10 +28,10 @@ def test_every_strategy_runs_as_a_simulation_arm_with_roi_against_random(replay,
     assert (curves.loc[curves["round"] == 2, "annotations"] == len(replay.initial) + 6).all()
     assert (curves.loc[curves["round"] == 2, "cost"] == len(replay.initial) + 6).all()  # 1.0 each
     summary = result["summary"]
-    for column in ("acc/100 ann", "acc/100 cost", "acc/100 ann vs random", "acc/100 cost vs random"):
+    for column in ("gain/100 ann", "gain/100 cost", "gain/100 ann vs random", "gain/100 cost vs random"):
         assert column in summary.columns
-    assert summary.loc["random", "acc/100 ann vs random"] == 0
-    assert "acc/100 ann vs random" in (out / "summary.txt").read_text()
+    assert summary.loc["random", "gain/100 ann vs random"] == 0
+    assert "gain/100 ann vs random" in (out / "summary.txt").read_text()
 
 
 def _set_params(camp, **sections):

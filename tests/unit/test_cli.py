@@ -43,7 +43,7 @@ def test_simulate_refuses_an_unknown_strategy_listing_the_known_ones(tmp_path, c
     code = cli.main(["simulate", str(tmp_path), "--strategies", "activelab,bayes", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "unknown 'score.strategy' 'bayes'; known: activelab, activelab_ensemble" in err
+    assert "unknown 'score.strategy' 'bayes'; known: auto, activelab, activelab_ensemble" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -64,8 +64,12 @@ def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_
     monkeypatch.setattr(importers, "load", lambda *a, **k: importers.Replay(data.examples, data.initial,
                                                                              data.answers, demo.DEMO_CLASSES))
     runs = []
-    monkeypatch.setattr(simulate, "simulate_flow", lambda out, *a, **k: runs.append(out) or {
-        "summary": pd.DataFrame({"acc@25": [0.9]}), "paths": []})
+    def fake_flow(out, *args, **kwargs):
+        runs.append(out)
+        (tmp_path / "out" / "summary.txt").write_text("metric: macro_f1\n")
+        return {"summary": pd.DataFrame({"F1@25": [0.9]}), "paths": []}
+
+    monkeypatch.setattr(simulate, "simulate_flow", fake_flow)
     out = tmp_path / "out"
     assert cli.main(["simulate", "data", "--out", str(out)]) == 0
     other = tmp_path / "params.yaml"

@@ -38,7 +38,7 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("model:\n  sample_weights: votes\n", "'model.sample_weights' must be one of consensus_quality, none"),
         ("model:\n  head:\n    ngrams: sometimes\n", "'model.head.ngrams' must be bool"),
         ("model:\n  head:\n    pooling: cls\n", "'model.head.pooling' must be one of layers, last"),
-        ("score:\n  strategy: magic\n", "unknown 'score.strategy' 'magic'; known: activelab"),
+        ("score:\n  strategy: magic\n", "unknown 'score.strategy' 'magic'; known: auto, activelab"),
         ("predict:\n  folds: 1\n", "'predict.folds' must be at least 2"),
         ("classes: [a, a]\n", "repeated"),
         ("seed: [1\n", "not valid YAML"),

@@ -275,3 +275,42 @@ def test_crowdlab_label_majority_vote_keeps_the_annotators_and_lets_the_model_br
     np.testing.assert_array_equal(kept[:4], 1 - truth[:4])  # a lone label stands
     np.testing.assert_array_equal(kept[4:6], truth[4:6])  # ties go to the model's class
     np.testing.assert_array_equal(kept[6:], truth[6:])  # the 2-1 majorities
+
+
+# ---------------------------------------------------------------- calibration
+
+def _noisy_votes(seed=0, n=300, k=2):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(k, size=n)
+    labels = np.full((n, 5), NAN)
+    for i in range(n):
+        for j in rng.choice(5, size=3, replace=False):
+            labels[i, j] = truth[i] if rng.random() < 0.8 else (truth[i] + 1) % k
+    right = np.where(rng.random(n) < 0.85, truth, (truth + 1) % k)
+    probs = np.full((n, k), 0.4 / (k - 1))
+    probs[np.arange(n), right] = 0.6  # right 85% of the time, and under-confident
+    return labels, probs
+
+
+def test_calibration_sharpens_an_underconfident_model_whatever_the_class_order():
+    from crowdloop.tasks.consensus import calibration
+
+    labels, probs = _noisy_votes()
+    t = calibration.best_temperature(labels, probs)
+    assert t < 1  # sharpen: the model is right more often than its 0.6 says
+    flipped = np.where(np.isnan(labels), NAN, 1 - labels)
+    assert calibration.best_temperature(flipped, probs[:, ::-1]) == t
+
+
+def test_calibration_is_cleanlabs_search_where_cleanlab_counts_right():
+    """Where every example holds a vote for every class, cleanlab's value_counts miscount does not
+    happen, and its find_best_temp_scaler agrees with ours."""
+    from cleanlab.internal.multiannotator_utils import find_best_temp_scaler
+
+    from crowdloop.tasks.consensus import calibration
+
+    labels, probs = _noisy_votes(seed=1)
+    both = labels.copy()
+    both[:, 3], both[:, 4] = 0, 1  # two more annotators: one always 0, one always 1
+    assert calibration.best_temperature(both, probs) == find_best_temp_scaler(both, probs)
+    assert calibration.best_temperature(labels, probs) != find_best_temp_scaler(labels, probs)  # the bug

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import importers
+from crowdloop.tasks import importers, replay_split
 from crowdloop.tasks.importers import ImportFormatError, Replay
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -272,7 +272,7 @@ def _unsplit(n: int = 40, per_example: int = 3) -> Replay:
 
 def test_split_for_simulation_holds_out_gold_test_examples_and_draws_the_start():
     replay = _unsplit()
-    split = importers.split_for_simulation(replay, seed=3, n_start=10, labels_per_start=2, test_size=0.25)
+    split = replay_split.split_for_simulation(replay, seed=3, n_start=10, labels_per_start=2, test_size=0.25)
     test = split.examples[split.examples["split"] == "test"]
     assert len(test) == 9 and test["gold"].notna().all()  # a quarter of the 36 with gold
     assert test["gold"].value_counts().max() - test["gold"].value_counts().min() <= 1  # stratified
@@ -287,7 +287,7 @@ def test_split_for_simulation_holds_out_gold_test_examples_and_draws_the_start()
 
 def test_split_for_simulation_is_deterministic_per_seed():
     def draw(seed):
-        return importers.split_for_simulation(_unsplit(), seed=seed, n_start=10, labels_per_start=2, test_size=8)
+        return replay_split.split_for_simulation(_unsplit(), seed=seed, n_start=10, labels_per_start=2, test_size=8)
 
     first, again, other = draw(0), draw(0), draw(1)
     assert first.initial.equals(again.initial) and first.examples.equals(again.examples)
@@ -295,10 +295,10 @@ def test_split_for_simulation_is_deterministic_per_seed():
 
 
 def test_split_for_simulation_keeps_a_given_test_split_and_start():
-    replay = importers.split_for_simulation(_unsplit(), seed=0, n_start=5, labels_per_start=1, test_size=0.2)
-    same = importers.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, test_size=0.5)
+    replay = replay_split.split_for_simulation(_unsplit(), seed=0, n_start=5, labels_per_start=1, test_size=0.2)
+    same = replay_split.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, test_size=0.5)
     assert same.examples.equals(replay.examples) and same.initial.equals(replay.initial)
-    redrawn = importers.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, redraw_start=True)
+    redrawn = replay_split.split_for_simulation(replay, seed=9, n_start=5, labels_per_start=1, redraw_start=True)
     assert len(redrawn.initial) == 5 and len(redrawn.initial) + len(redrawn.uncollected) == len(replay.uncollected) + 5
     assert not redrawn.initial.equals(replay.initial)
 
@@ -309,7 +309,7 @@ def test_split_for_simulation_keeps_a_given_test_split_and_start():
 ])
 def test_split_for_simulation_errors(options, message):
     with pytest.raises(ImportFormatError, match=message):
-        importers.split_for_simulation(_unsplit(), seed=0, **{"n_start": 5, "labels_per_start": 2, **options})
+        replay_split.split_for_simulation(_unsplit(), seed=0, **{"n_start": 5, "labels_per_start": 2, **options})
 
 
 # ---------------------------------------------------------------- the real datasets
@@ -340,3 +340,78 @@ def test_the_real_datasets_import_with_the_counts_their_readme_gives():
     mapped = importers.from_long(rte_dir / "rte.standardized.tsv", examples_gold_col="value",
                                  label_names={"TRUE": "1", "FALSE": "0"}, **options)
     assert mapped.examples.equals(rte.examples)
+
+
+def _lewidi(tmp_path, name, items):
+    path = tmp_path / name
+    path.write_text(json.dumps(items))
+    return path
+
+
+def _item(text, annotators, annotations, hard):
+    return {"text": text, "annotators": annotators, "annotations": annotations, "hard_label": hard,
+            "soft_label": {}, "split": "x", "other_info": {}}
+
+
+def test_lewidi_files_give_a_pool_of_uncollected_answers_and_a_gold_test_split(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    _lewidi(folder, "X_train.json", {"1": _item("hello", "Ann1,Ann2,Ann3", "0,1,1", "1"),
+                                     "2": _item({"prev": "hi", "next": "you"}, "Ann1,Ann2", "0,0", "0")})
+    _lewidi(folder, "X_dev.json", {"1": _item("again", "Ann2,Ann3", "1,0", "1")})
+    _lewidi(folder, "X_test.json", {"1": _item("later", "Ann1,Ann2", "1,1", "1")})
+    replay = importers.load("lewidi", folder)
+    examples = replay.examples.set_index("example_id")
+    assert examples["split"].to_dict() == {"dev-1": "pool", "test-1": "test", "train-1": "pool", "train-2": "pool"}
+    assert examples.loc["train-2", "text"] == "hi [SEP] you" and examples.loc["test-1", "gold"] == "1"
+    assert replay.initial.empty and replay.classes == ("0", "1")
+    assert sorted(map(tuple, replay.uncollected.values.tolist())) == [
+        ("dev-1", "Ann2", "1"), ("dev-1", "Ann3", "0"), ("train-1", "Ann1", "0"), ("train-1", "Ann2", "1"),
+        ("train-1", "Ann3", "1"), ("train-2", "Ann1", "0"), ("train-2", "Ann2", "0")]
+    single = importers.load("lewidi", folder / "X_train.json")
+    assert set(single.examples["example_id"]) == {"1", "2"}  # one file: its own ids
+
+
+def test_lewidi_errors_name_the_file_and_item(tmp_path):
+    bad = _lewidi(tmp_path, "bad_train.json", {"7": _item("t", "Ann1,Ann2", "0", "0")})
+    with pytest.raises(ImportFormatError, match=r"bad_train.json \(item '7'\): 2 annotators but 1 annotations"):
+        importers.load("lewidi", bad)
+    with pytest.raises(ImportFormatError, match="no Le-Wi-Di JSON file"):
+        importers.load("lewidi", tmp_path / "empty")
+
+
+def test_a_validation_split_is_carved_from_the_pool_and_the_test_split_left_out():
+    replay = _unsplit(n=60, per_example=3)
+    examples = replay.examples.assign(split=["test" if i < 10 else "pool" for i in range(60)],
+                                      gold=["1" if i < 10 else None for i in range(60)])  # no pool gold
+    pool_answers = replay.uncollected[replay.uncollected["example_id"].astype(int) >= 10]
+    replay = Replay(examples, replay.initial, pool_answers, replay.classes)
+    split = replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, evaluate="validation",
+                                              validation_size=0.2)
+    evaluation = split.examples[split.examples["split"] == "test"]
+    assert len(evaluation) == 10 and not set(evaluation["example_id"]) & set(map(str, range(10)))  # old test gone
+    assert len(split.examples) == 50
+    answers = pd.concat([split.initial, split.uncollected])
+    assert not set(answers["example_id"]) & set(evaluation["example_id"])  # nobody is asked about them
+    # their gold is the majority of the answers the dataset held for them
+    held = pool_answers[pool_answers["example_id"].isin(evaluation["example_id"])]
+    majority = held.groupby("example_id")["label"].agg(lambda s: s.value_counts().idxmax())
+    assert evaluation.set_index("example_id")["gold"].to_dict() == majority.to_dict()
+    again = replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, evaluate="validation")
+    assert again.examples.equals(split.examples)
+    with pytest.raises(ImportFormatError, match="evaluate must be one of test, validation"):
+        replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, evaluate="train")
+    with_gold = replay_split.split_for_simulation(_unsplit(n=60), seed=0, n_start=10, labels_per_start=1,
+                                                  test_size=0.2, evaluate="validation")
+    held_out = with_gold.examples[with_gold.examples["split"] == "test"]
+    assert (held_out["gold"] == held_out["example_id"].astype(int).mod(2).astype(str)).all()  # the dataset's gold
+
+
+def test_pool_examples_without_gold_get_the_majority_of_all_their_answers_as_gold():
+    replay = _unsplit(n=40, per_example=3)  # the last 4 examples have no gold
+    split = replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, test_size=0.2)
+    gold = split.examples.set_index("example_id")["gold"]
+    answers = replay.uncollected.groupby("example_id")["label"].agg(lambda s: s.value_counts().idxmax())
+    for example in ("36", "37", "38", "39"):
+        assert gold[example] == answers[example]  # three answers per example: never a tie
+    assert gold["0"] == "0" and gold["1"] == "1"  # the dataset's own gold stays

@@ -41,7 +41,7 @@ def _fails(tmp_path, name, text, *, line, word):
 def test_csv_answers_are_read_in_file_order_with_lines(tmp_path):
     path = _write(tmp_path, "a.csv", HEADER + "e3,a2,billing\n\n e2 , a1 , technical \n")
     answers = read_answer_file(path)
-    assert answers.values.tolist() == [["e3", "a2", "billing", 2, ""], ["e2", "a1", "technical", 4, ""]]
+    assert answers.values.tolist() == [["e3", "a2", "billing", 2, "", "", ""], ["e2", "a1", "technical", 4, "", "", ""]]
     assert _ingest(path).new.values.tolist() == [["e3", "a2", "billing"], ["e2", "a1", "technical"]]
 
 

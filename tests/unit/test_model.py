@@ -8,6 +8,7 @@ import pytest
 
 from crowdloop.tasks import models
 from crowdloop.tasks.models import base as model, head
+from crowdloop.tasks.schema import TEXT_SEP
 
 TEXTS = [f"i like apple pie number {i}" for i in range(12)] + [f"the zebra runs far {i}" for i in range(12)]
 LABELS = np.array([0] * 12 + [1] * 12)
@@ -295,3 +296,21 @@ def test_cpu_only_check_agrees_with_torch():
         assert torch.version.cuda is None and not torch.cuda.is_available()
     else:
         assert torch.version.cuda is not None or torch.version.hip is not None
+
+
+def test_pair_features_embed_each_text_apart_and_measure_their_word_overlap(cfg):
+    backend = models.load_backend(dataclasses.replace(cfg.model, backend="head",
+                                                      head=dataclasses.replace(cfg.model.head, pairs=True)),
+                                  embedding_cache={})
+    texts = [f"the cat sat on the mat{TEXT_SEP}a cat sat", f"dogs bark at night{TEXT_SEP}the cat sleeps"]
+    X = backend.features(texts)
+    d = backend.dim
+    assert X.shape == (2, 4 * d + 1 + head.NGRAMS["n_features"])
+    dense = X[:, :4 * d + 1].toarray()
+    u, v = backend.embeddings(["the cat sat on the mat", "dogs bark at night"]), backend.embeddings(
+        ["a cat sat", "the cat sleeps"])
+    np.testing.assert_allclose(dense[:, :d], u, atol=1e-6)
+    np.testing.assert_allclose(dense[:, 2 * d:3 * d], np.abs(u - v), atol=1e-6)
+    np.testing.assert_allclose(dense[:, -1], [2 / 3, 0.0])  # "cat", "sat" of "a cat sat" are in the first
+    plain = models.load_backend(_head(cfg), embedding_cache={}).features(texts)
+    assert plain.shape == (2, d + head.NGRAMS["n_features"])  # off by default: one embedding of the joined text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from crowdloop.tasks.consensus.majority import majority
 from crowdloop.tasks.train import sample_weights
@@ -29,3 +30,14 @@ def test_unusable_quality_falls_back_to_equal_weights(caplog):
     agreed.examples["consensus_quality"] = 0.0
     assert sample_weights(agreed, ["e1", "e2"], "consensus_quality") is None
     assert "weighting equally" in caplog.text
+
+
+def test_balanced_class_weights_make_each_class_weigh_the_same():
+    agreed = majority(LABELS, classes=["c0", "c1", "c2", "c3"], seed=0)
+    labels = np.array([0, 0, 0, 1])
+    weights = sample_weights(agreed, ["e1", "e2", "e3", "e4"], "none", labels=labels, class_weight="balanced")
+    np.testing.assert_allclose(weights, [4 / 6, 4 / 6, 4 / 6, 2.0])
+    assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum())
+    both = sample_weights(agreed, ["e1", "e2", "e3", "e4"], "consensus_quality", labels=labels,
+                          class_weight="balanced")
+    np.testing.assert_allclose(both, [1, 2 / 3, 1, 1] * np.array([4 / 6, 4 / 6, 4 / 6, 2.0]))

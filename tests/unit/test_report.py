@@ -1,4 +1,4 @@
-"""Simulation summary: annotation ROI against random, on made-up curves."""
+"""Simulation summaries on made-up curves: the metric chosen, ROI against random, paired comparisons."""
 
 from __future__ import annotations
 
@@ -16,25 +16,55 @@ def _curves():
             for round_, annotations in ((1, 100), (2, 150), (3, 200)):
                 accuracy = 0.6 + gain * (annotations - 100) / 100
                 rows.append({"strategy": strategy, "seed": seed, "round": round_, "annotations": annotations,
-                             "test_accuracy": accuracy, "cost": price * annotations})
+                             "test_accuracy": accuracy, "test_macro_f1": accuracy - 0.1,
+                             "test_balanced_accuracy": accuracy - 0.05, "cost": price * annotations})
     return pd.DataFrame(rows)
 
 
 def test_roi_per_100_annotations_and_per_unit_cost_against_random():
-    table = report.roi(_curves(), baseline="random")
-    assert table.loc["smart", "acc/100 ann"] == pytest.approx(0.15)
-    assert table.loc["random", "acc/100 ann"] == pytest.approx(0.05)
-    assert table.loc["smart", "acc/100 ann vs random"] == pytest.approx(0.10)
-    assert table.loc["smart", "acc/100 cost"] == pytest.approx(0.15 / 2)  # 2.0 per annotation
-    assert table.loc["smart", "acc/100 cost vs random"] == pytest.approx(0.15 / 2 - 0.05 / 1)
+    table = report.roi(_curves(), baseline="random", metric="accuracy")
+    assert table.loc["smart", "gain/100 ann"] == pytest.approx(0.15)
+    assert table.loc["random", "gain/100 ann"] == pytest.approx(0.05)
+    assert table.loc["smart", "gain/100 ann vs random"] == pytest.approx(0.10)
+    assert table.loc["smart", "gain/100 cost"] == pytest.approx(0.15 / 2)  # 2.0 per annotation
+    assert table.loc["smart", "gain/100 cost vs random"] == pytest.approx(0.15 / 2 - 0.05 / 1)
 
 
-def test_summary_joins_roi_only_when_a_baseline_is_named():
-    plain = report.summary(_curves(), at_rounds=[1, 3], target=0.7)
-    assert "acc/100 ann" not in plain.columns
-    with_roi = report.summary(_curves(), at_rounds=[1, 3], target=0.7, baseline="random")
-    assert with_roi.loc["smart", "annotations to 70%"] == "200"
-    assert with_roi.loc["random", "acc/100 ann vs random"] == 0
+def test_summary_reads_the_chosen_metric_and_shows_the_others_beside_it():
+    plain = report.summary(_curves(), at_rounds=[1, 3], target=0.7, metric="accuracy")
+    assert "gain/100 ann" not in plain.columns
+    assert plain.loc["smart", "acc@3"] == "0.750 ± 0.000" and plain.loc["smart", "F1@3"] == "0.650"
+    assert plain.loc["smart", "bal@3"] == "0.700"
+    with_roi = report.summary(_curves(), at_rounds=[1, 3], target=0.7, baseline="random", metric="accuracy")
+    assert with_roi.loc["smart", "annotations to acc 0.7"] == "200"
+    assert with_roi.loc["random", "gain/100 ann vs random"] == 0
+    f1 = report.summary(_curves(), at_rounds=[3], target=0.6, metric="macro_f1")
+    assert f1.loc["smart", "F1@3"] == "0.650 ± 0.000" and f1.loc["smart", "annotations to F1 0.6"] == "200"
+    assert f1.loc["random", "annotations to F1 0.6"] == "never"
+    with pytest.raises(ValueError, match="unknown metric 'f2'"):
+        report.summary(_curves(), at_rounds=[3], target=0.7, metric="f2")
+
+
+def test_comparison_pairs_seeds_and_finds_the_worst_round():
+    curves = _curves()
+    # seed 1: smart is behind random in round 1 by 0.1
+    curves.loc[(curves["strategy"] == "smart") & (curves["seed"] == 1) & (curves["round"] == 1),
+               "test_macro_f1"] -= 0.1
+    result = report.comparison(curves, "smart", "random", metric="macro_f1")
+    # differences (smart - random): round 1: 0 and -0.1; round 2: 0.05, 0.05; round 3: 0.1, 0.1
+    assert result["mean_difference"] == pytest.approx((0 - 0.1 + 0.05 * 2 + 0.1 * 2) / 6)
+    per_seed = np.array([(0 + 0.05 + 0.1) / 3, (-0.1 + 0.05 + 0.1) / 3])
+    assert result["mean_difference_se"] == pytest.approx(per_seed.std(ddof=1) / np.sqrt(2))
+    assert result["worst_round"] == 1 and result["worst_difference"] == pytest.approx(-0.05)
+    assert result["rounds_won"] == 2 and result["rounds_compared"] == 3
+    window = report.comparison(curves, "smart", "random", metric="macro_f1", rounds=(2, 3))
+    assert window["rounds_compared"] == 2 and window["worst_round"] == 2
+
+
+def test_plot_draws_one_panel_per_metric():
+    figure = report.plot(_curves(), title="t")
+    assert [axes.get_ylabel() for axes in figure.axes] == ["accuracy", "macro f1", "balanced accuracy"]
+    assert all(len(axes.lines) == 2 for axes in figure.axes)
 
 
 def test_campaign_curve_leaves_out_rounds_without_a_model():

@@ -8,7 +8,7 @@ import pytest
 
 from crowdloop.tasks import config
 from crowdloop.tasks.scoring import strategies
-from crowdloop.tasks.scoring import effective_strategy, resolve, score
+from crowdloop.tasks.scoring import AUTO, effective_strategy, resolve, score
 from crowdloop.tasks.scoring.strategies import ScoreInputs
 
 LABELS = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 1.0]}, index=["l0", "l1"])
@@ -35,7 +35,7 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_builtin_names_match_the_config_choices():
-    assert set(strategies.BUILTIN) == set(config.STRATEGIES)
+    assert set(strategies.BUILTIN) | {AUTO} == set(config.STRATEGIES)
 
 
 def test_score_dispatches_by_name():
@@ -59,7 +59,7 @@ def test_a_user_strategy_named_module_function_is_used(user_module):
 def test_config_load_rejects_unknown_strategies_with_the_known_list(user_module):
     raw = config.load().to_dict()
     raw["score"]["strategy"] = "bayes"
-    with pytest.raises(config.ConfigError, match="unknown 'score.strategy' 'bayes'; known: activelab, "):
+    with pytest.raises(config.ConfigError, match="unknown 'score.strategy' 'bayes'; known: auto, activelab, "):
         config.from_dict(raw)
     raw["score"]["strategy"] = "no_such_module:f"
     with pytest.raises(config.ConfigError, match="cannot import 'no_such_module'"):

@@ -6,14 +6,14 @@ import pytest
 
 from crowdloop.flows import simulate
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import demo, importers, simulation_store
+from crowdloop.tasks import demo, importers, replay_split, simulation_store
 from crowdloop.tasks.errors import CampaignError
 
 
 @pytest.fixture
 def replay():
     data = demo.make_demo(seed=1, n_pool=30, n_test=10, n_initial=0, n_annotators=5, answers_per_example=3)
-    return importers.split_for_simulation(importers.Replay(data.examples, data.initial, data.answers,
+    return replay_split.split_for_simulation(importers.Replay(data.examples, data.initial, data.answers,
                                                            demo.DEMO_CLASSES), seed=0, n_start=10, labels_per_start=2)
 
 

@@ -24,7 +24,7 @@ PROBS = np.array([[0.6, 0.4], [0.6, 0.4]])
 UNLABELED = np.array([[0.95, 0.05], [0.52, 0.48], [0.7, 0.3]])
 
 
-def _pool(**fields) -> Pool:
+def _pool(**fields) -> ScoreInputs:
     base = dict(labels_multiannotator=LABELS, n_unlabeled=3, n_classes=2, pred_probs=PROBS,
                 pred_probs_unlabeled=UNLABELED, batch_size=1)
     return ScoreInputs(**(base | fields))
@@ -139,3 +139,41 @@ def test_a_strategy_without_its_inputs_says_what_is_missing():
         strategies.coreset(_pool(), seed=0)
     with pytest.raises(ValueError, match="qbc strategy needs fold_pred_probs"):
         strategies.qbc(_pool(), seed=0)
+
+
+def test_agreement_asks_as_many_relabels_as_random_and_spends_them_where_votes_disagree():
+    # l0: tie 0/1; l1: 0,0,0 unanimous; l2: one vote for 1; l3: one vote for 0; classes mostly 0
+    labels = _labels([[0, 1, NAN], [0, 0, 0], [1, NAN, NAN], [0, NAN, NAN], [0, 0, NAN], [0, NAN, 0]])
+    inputs = _pool(labels_multiannotator=labels, n_unlabeled=40, pred_probs=None, pred_probs_unlabeled=None)
+    for seed in range(5):
+        s_l, s_u = strategies.agreement(inputs, seed=seed)
+        r_l, r_u = strategies.random(inputs, seed=seed)
+        # the same draws as random, so every batch size takes as many labeled examples as random would
+        np.testing.assert_array_equal(np.sort(s_l), np.sort(r_l))
+        np.testing.assert_array_equal(s_u, r_u)
+        order = list(np.argsort(s_l))
+        # with the prior at 3:1 for class 0, a lone vote for the rare class is the least sure,
+        # then the tie (which leans to the common class), then a lone vote for the common class
+        assert order[:2] == [2, 0] and order.index(0) < order.index(3)
+        assert order[-1] == 1  # the unanimous three last
+
+
+def test_one_coin_accuracy_recovers_the_annotators_accuracy():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(3, size=400)
+    votes = np.where(rng.random((400, 4)) < 0.8, truth[:, None], (truth[:, None] + rng.integers(1, 3, (400, 4))) % 3)
+    counts = np.stack([(votes == k).sum(axis=1) for k in range(3)], axis=1)
+    assert uncertainty.one_coin_accuracy(counts) == pytest.approx(0.8, abs=0.03)
+    assert uncertainty.one_coin_accuracy(np.array([[1, 0, 0]])) == pytest.approx(0.8)  # no pairs: the prior
+
+
+def test_auto_is_activelab_with_signal_and_the_model_free_strategy_without():
+    from crowdloop.tasks.scoring import effective_strategy
+
+    with_signal, without = _pool(model_signal=True), _pool(model_signal=False)
+    assert effective_strategy("auto", with_signal, cold_start=True, no_signal="agreement") == "activelab"
+    assert effective_strategy("auto", without, cold_start=True, no_signal="agreement") == "agreement"
+    assert effective_strategy("auto", without, cold_start=True, no_signal="good_random") == "good_random"
+    nothing = _pool(labels_multiannotator=LABELS.iloc[:0], pred_probs=None, pred_probs_unlabeled=None,
+                    embeddings_unlabeled=np.eye(3))
+    assert effective_strategy("auto", nothing, cold_start=True, no_signal="agreement") == "cold_start"

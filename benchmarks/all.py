@@ -1,0 +1,101 @@
+"""The default strategy against random on every dataset in ../shared/datasets: one table, a figure each.
+
+    python benchmarks/all.py [--seeds 5] [--data politeness,rte,hs_brexit] [--evaluate test|validation]
+                             [--params params.yaml] [--out benchmarks/out/all]
+
+For each dataset it runs `crowdloop simulate` with the arms ``auto`` (params.yaml's default
+strategy, CROWDLAB consensus) and ``random`` (majority vote), then compares them, seeds
+paired, on accuracy, macro-F1, balanced accuracy and consensus accuracy (consensus labels
+against the dataset's gold, or the majority of all its annotations):
+
+* ``error ratio``: mean over rounds of (1 - auto) / (1 - random); < 1 means fewer errors;
+* ``mean diff ± se``: auto - random, mean over rounds, with its standard error over seeds;
+* ``worst round``: the round where auto trails most, the difference and its standard error;
+* ``won``: rounds where auto's mean is higher; ``won (signal)``: the same over the rounds
+  where auto's model carried signal in most seeds (``signal rounds`` of them);
+* ``to target``: mean annotations until the mean metric reaches the dataset's target;
+* ``final``: the last round's mean ± std over seeds, auto then random.
+
+Writes table.csv and table.md, and <dataset>.png (the curves of both arms) in --out.
+Use ``--evaluate validation`` when choosing settings: it scores on a split carved from the
+pool and never looks at the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from _compare import ROOT, SOURCES, dataset_args, simulate
+from crowdloop.tasks import report
+
+METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy")
+
+
+def rows_for(name: str, curves: pd.DataFrame, target: float, strategy: str, baseline: str) -> list[dict]:
+    signal = curves[curves["strategy"] == strategy].groupby("round")["signal"].mean() > 0.5
+    rows = []
+    for metric in METRICS:
+        if curves[report.column(metric)].isna().all():
+            continue
+        result = report.comparison(curves, strategy, baseline, metric=metric)
+        means = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value")
+        stds = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value_std")
+        ahead = means[strategy] > means[baseline]
+        with_signal = signal.reindex(means.index, fill_value=False)
+        reach = report.annotations_to_reach(curves, target, metric)
+        last = means.index.max()
+        rows.append({
+            "dataset": name, "metric": metric, "seeds": result["seeds"],
+            "error ratio": round(result["error_ratio"], 3),
+            "mean diff ± se": f"{result['mean_difference']:+.3f} ± {result['mean_difference_se']:.3f}",
+            "worst round": f"{result['worst_round']}: {result['worst_difference']:+.3f} ± "
+                           f"{result['worst_difference_se']:.3f}",
+            "won": f"{result['rounds_won']}/{result['rounds_compared']}",
+            "signal rounds": int(with_signal.sum()),
+            "won (signal)": f"{int((ahead & with_signal).sum())}/{int(with_signal.sum())}",
+            "to target": f"{target:g}: " + " / ".join("never" if v != v else f"{v:.0f}"
+                                                       for v in (reach.get(strategy), reach.get(baseline))),
+            "final": f"{means.loc[last, strategy]:.3f} ± {stds.loc[last, strategy]:.3f} / "
+                     f"{means.loc[last, baseline]:.3f} ± {stds.loc[last, baseline]:.3f}",
+            # machine-readable twins of the strings above
+            "_mean_difference": result["mean_difference"], "_mean_difference_se": result["mean_difference_se"],
+            "_worst_difference": result["worst_difference"], "_worst_difference_se": result["worst_difference_se"],
+        })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--data", default=",".join(SOURCES), help=f"comma-separated, of {', '.join(SOURCES)}")
+    parser.add_argument("--evaluate", choices=["test", "validation"], default="test")
+    parser.add_argument("--params", type=Path, default=None, help="params.yaml for the model settings")
+    parser.add_argument("--strategies", default="auto,random", help="the arm under test, then the baseline")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "all")
+    args = parser.parse_args()
+    strategy, baseline = args.strategies.split(",")
+    rows, seconds = [], {}
+    for name in args.data.split(","):
+        flags, target = dataset_args(name)
+        out = args.out / name
+        extra = ["--params", str(args.params)] if args.params else []
+        seconds[name] = simulate([*flags, "--seeds", str(args.seeds), "--strategies", args.strategies,
+                                  "--evaluate", args.evaluate, "--target", str(target), "--out", str(out), *extra])
+        curves = pd.read_csv(out / "curves.csv")
+        rows += rows_for(name, curves, target, strategy, baseline)
+        figure = report.plot(curves, title=f"{name} ({args.evaluate})",
+                             metrics=("accuracy", "macro_f1", "consensus_accuracy"))
+        figure.savefig(args.out / f"{name}.png", dpi=110)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "table.csv", index=False)
+    shown = table[[c for c in table.columns if not c.startswith("_")]]
+    (args.out / "table.md").write_text(shown.to_markdown(index=False) + "\n")
+    print(shown.to_string(index=False))
+    print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Model and consensus settings re-checked on validation splits: each choice against the defaults.
+
+    python benchmarks/choices.py [--seeds 3] [--data politeness,rte,hs_brexit]
+                                 [--choices all] [--out benchmarks/out/choices]
+
+Runs the default strategy's arm (``auto``) of `crowdloop simulate --evaluate validation`
+once with params.yaml as it is and once per choice (one setting changed), on every
+dataset, and prints per dataset and choice the mean over rounds of validation accuracy,
+macro-F1 and consensus accuracy (± the standard error over seeds) and the difference to
+the defaults, seeds paired. Validation splits are carved from the pool (the test split
+is never read): this is how crowdloop's defaults are chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from _compare import ROOT, SOURCES, dataset_args, simulate
+from crowdloop.tasks import config, report
+
+CHOICES = {
+    "defaults": {},
+    "no n-grams": {"model": {"head": {"ngrams": False}}},
+    "last-layer pooling": {"model": {"head": {"pooling": "last"}}},
+    "best_quality consensus": {"consensus": {"crowdlab_label": "best_quality"}},
+    "balanced class weights": {"model": {"class_weight": "balanced"}},
+    "pair features": {"model": {"head": {"pairs": True}}},
+}
+ONLY = {"pair features": ("rte",)}  # a choice that changes nothing elsewhere
+METRICS = ("accuracy", "macro_f1", "consensus_accuracy")
+
+
+def params_file(out: Path, name: str, changes: dict) -> Path:
+    """params.yaml with ``changes`` laid over it, written to out/<name>.yaml."""
+    def lay(base: dict, over: dict) -> dict:
+        return {k: lay(base[k], v) if isinstance(v, dict) else v for k, v in over.items()} | \
+            {k: v for k, v in base.items() if k not in over}
+
+    params = lay(yaml.safe_load(config.template_text()), changes)
+    path = out / f"{name.replace(' ', '_')}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    config.load(path)  # fails here, not after an hour, if a choice is mistyped
+    return path
+
+
+def per_seed(curves: pd.DataFrame, metric: str) -> pd.Series:
+    """Each seed's mean over rounds of ``metric``."""
+    return curves.groupby("seed")[report.column(metric)].mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data", default=",".join(SOURCES))
+    parser.add_argument("--choices", default="all", help=f"comma-separated, of {', '.join(CHOICES)}")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "choices")
+    args = parser.parse_args()
+    chosen = list(CHOICES) if args.choices == "all" else ["defaults", *args.choices.split(",")]
+    rows = []
+    for dataset in args.data.split(","):
+        flags, target = dataset_args(dataset)
+        base = None
+        for name in dict.fromkeys(chosen):
+            if dataset not in ONLY.get(name, (dataset,)):
+                continue
+            out = args.out / dataset / name.replace(" ", "_")
+            simulate([*flags, "--seeds", str(args.seeds), "--strategies", "auto", "--evaluate", "validation",
+                      "--params", str(params_file(args.out, name, CHOICES[name])), "--out", str(out)])
+            curves = pd.read_csv(out / "curves.csv")
+            base = curves if name == "defaults" else base
+            row = {"dataset": dataset, "choice": name}
+            for metric in METRICS:
+                mine = per_seed(curves, metric)
+                row[metric] = f"{mine.mean():.3f} ± {mine.std(ddof=1) / np.sqrt(len(mine)):.3f}"
+                if base is not None and name != "defaults":
+                    diff = mine - per_seed(base, metric)
+                    row[f"{metric} vs defaults"] = f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}"
+            rows.append(row)
+            table = pd.DataFrame(rows).fillna("")
+            table.to_csv(args.out / "table.csv", index=False)
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The commands that send a batch out and take answers back: `crowdloop ingest`, `crowdloop export`
+and `crowdloop labelstudio push | pull`. Each calls crowdloop's Python API (crowdloop/api.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from crowdloop import api
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV, JSONL or a Label Studio JSON export)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="store the valid rows; write the others with their reasons to <file>.refused.csv")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("export", help="write a round's batch as Label Studio tasks and labeling config")
+    p.add_argument("--format", choices=list(api.EXPORT_FORMATS), default="label-studio",
+                   help="label-studio: tasks.json to import; -csv: tasks.csv (safe in spreadsheets); "
+                        "-jsonl: tasks.jsonl for a cloud storage folder (default: label-studio)")
+    p.add_argument("--round", type=int, default=None, help="whose batch (default: the last round's)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("labelstudio", help="send the batch to Label Studio, or take its annotations back "
+                                           "($LABEL_STUDIO_URL, $LABEL_STUDIO_API_KEY)")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    push = verbs.add_parser("push", help="create/update the project of params.yaml and import the batch")
+    push.add_argument("--round", type=int, default=None, help="whose batch (default: the last round's)")
+    push.set_defaults(func=cmd_labelstudio_push)
+    verbs.add_parser("pull", help="fetch the project's annotations and ingest them").set_defaults(
+        func=cmd_labelstudio_pull)
+
+
+def cmd_ingest(args) -> None:
+    result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
+    print(summary(args.file, result))
+    if result.refused_file:
+        print(f"  {len(result.refused)} rows refused, each with its reason, in {result.refused_file}")
+
+
+def cmd_export(args) -> None:
+    done = api.export(args.campaign, format=args.format, round=args.round)
+    print(f"round {done.round}'s batch: {done.tasks} tasks in {', '.join(str(f) for f in done.files)}")
+
+
+def cmd_labelstudio_push(args) -> None:
+    done = api.labelstudio_push(args.campaign, round=args.round)
+    how = "created" if done.created else ("classes updated" if done.config_updated else "existing")
+    print(f"round {done.round}'s batch -> Label Studio project {done.project} '{done.title}' ({how}): "
+          f"{done.imported} tasks imported, {done.already} already there.")
+
+
+def cmd_labelstudio_pull(args) -> None:
+    result = api.labelstudio_pull(args.campaign)
+    print(summary(Path(result.source), result))
+
+
+def summary(path: Path, result) -> str:
+    """One line: what an ingested file brought (``result``: an ``Ingested``)."""
+    line = (f"{path}: {len(result.new)} new annotations stored for round {result.round}; "
+            f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped")
+    if result.skipped or result.empty:
+        line += f"; {result.skipped} skipped and {result.empty} empty Label Studio annotations not stored"
+    return line + "."

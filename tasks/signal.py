@@ -1,0 +1,116 @@
+"""Does the classifier carry signal? Out-of-sample balanced accuracy and log-loss against the class priors.
+
+A strategy that trusts the model (ActiveLab, uncertainty, BADGE, ...) can only help
+when the model tells the classes apart better than chance. This module measures that
+from the round's k-fold out-of-sample probabilities, against the consensus labels:
+
+* **balanced accuracy** (mean per-class recall) against chance, ``1 / K`` for the K
+  classes present: any predictor that ignores the text scores 1 / K in expectation,
+  whatever it predicts, so imbalanced data cannot fake it. Its standard error comes
+  from the folds (spread of the per-fold balanced accuracies) and, where a fold has
+  too few examples to say, from the binomial variance of each class's recall.
+* **log-loss** against the **prior**: each held-out example scored by the class
+  shares of the folds that trained without it. ``log_loss_gain`` = prior − model
+  (nats per example; > 0: the probabilities carry information), with the paired
+  standard error over examples.
+
+``signal`` is 1 when balanced accuracy is above chance by more than
+:data:`Z_SIGNAL` standard errors and the log-loss beats the prior; 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Z_SIGNAL = 2.0  # standard errors above chance that count as signal
+_TINY = 1e-12
+
+
+def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict[str, float]:
+    """The signal metrics of a round.
+
+    Parameters
+    ----------
+    pred_probs : ndarray of shape (N, K)
+        Out-of-sample probabilities: row i from the fold model that did not see example i.
+    labels : ndarray of shape (N,)
+        Consensus class indices.
+    folds : ndarray of shape (N,)
+        The fold whose model predicted each example.
+
+    Returns
+    -------
+    dict with ``oos_balanced_accuracy``, ``oos_balanced_accuracy_se``, ``chance_balanced_accuracy``,
+    ``oos_log_loss``, ``prior_log_loss``, ``log_loss_gain``, ``log_loss_gain_se``, ``signal_z``
+    (standard errors above chance) and ``signal`` (1 or 0). Empty when fewer than two
+    examples of two classes are labeled.
+    """
+    pred_probs = np.asarray(pred_probs, dtype=float)
+    labels = np.asarray(labels, dtype=int)
+    folds = np.asarray(folds, dtype=int)
+    present = np.unique(labels)
+    if len(labels) < 2 or len(present) < 2:
+        return {}
+    predicted = pred_probs.argmax(axis=1)
+    balanced = balanced_accuracy(labels, predicted)
+    chance = 1.0 / len(present)
+    se = _balanced_accuracy_se(labels, predicted, folds)
+    model_loss = -np.log(np.clip(pred_probs[np.arange(len(labels)), labels], _TINY, None))
+    prior_loss = -np.log(np.clip(_held_out_priors(labels, folds, pred_probs.shape[1]), _TINY, None))
+    gain = prior_loss - model_loss
+    gain_se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
+    z = (balanced - chance) / se if se > 0 else (np.inf if balanced > chance else 0.0)
+    return {
+        "oos_balanced_accuracy": balanced,
+        "oos_balanced_accuracy_se": se,
+        "chance_balanced_accuracy": chance,
+        "oos_log_loss": float(model_loss.mean()),
+        "prior_log_loss": float(prior_loss.mean()),
+        "log_loss_gain": float(gain.mean()),
+        "log_loss_gain_se": gain_se,
+        "signal_z": float(min(z, 99.0)),
+        "signal": int(z > Z_SIGNAL and gain.mean() > 0),
+    }
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over the classes present in ``labels`` (N,) of the share predicted right."""
+    classes = np.unique(labels)
+    return float(np.mean([(predicted[labels == c] == c).mean() for c in classes]))
+
+
+def describe(metrics: dict) -> str:
+    """The signal line of a round, for the log and ``crowdloop status``."""
+    if "signal" not in metrics:
+        return "model signal: not measured (fewer than two labeled classes)"
+    verdict = "signal" if metrics["signal"] else "NO SIGNAL"
+    return (f"model {verdict}: out-of-sample balanced accuracy {metrics['oos_balanced_accuracy']:.3f} "
+            f"± {metrics['oos_balanced_accuracy_se']:.3f} vs chance {metrics['chance_balanced_accuracy']:.3f}; "
+            f"log-loss {metrics['oos_log_loss']:.3f} vs class prior {metrics['prior_log_loss']:.3f}")
+
+
+def _balanced_accuracy_se(labels: np.ndarray, predicted: np.ndarray, folds: np.ndarray) -> float:
+    """Standard error of the balanced accuracy: the larger of the folds' spread and the binomial one.
+
+    With k folds the spread of k per-fold values alone is a rough estimate (k - 1 degrees
+    of freedom); the binomial variance of each class's recall bounds it from below.
+    """
+    classes = np.unique(labels)
+    recalls = [(predicted[labels == c] == c).mean() for c in classes]
+    binomial = np.sqrt(sum(r * (1 - r) / (labels == c).sum() for r, c in zip(recalls, classes))) / len(classes)
+    per_fold = [balanced_accuracy(labels[folds == f], predicted[folds == f]) for f in np.unique(folds)
+                if len(np.unique(labels[folds == f])) == len(classes)]
+    spread = np.std(per_fold, ddof=1) / np.sqrt(len(per_fold)) if len(per_fold) >= 2 else 0.0
+    # Recalls of 0 or 1 give a binomial variance of 0; half an example's worth keeps it honest.
+    floor = 0.5 / len(labels)
+    return float(max(binomial, spread, floor))
+
+
+def _held_out_priors(labels: np.ndarray, folds: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each example's class share among the other folds' labels (add-one smoothed), shape (N,)."""
+    out = np.empty(len(labels))
+    for fold in np.unique(folds):
+        held = folds == fold
+        counts = np.bincount(labels[~held], minlength=n_classes) + 1.0
+        out[held] = (counts / counts.sum())[labels[held]]
+    return out
