@@ -24,8 +24,6 @@ from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import files, lock, recovery, store, version
 from crowdloop.tasks.errors import CrowdloopError
 
-WRITTEN = ("data.dvc", "dvc.lock", "metrics.json")  # tracked files only crowdloop writes
-
 
 @dataclass(frozen=True)
 class Verified:
@@ -82,7 +80,7 @@ def _check(campaign: store.Campaign, recovered: str | None) -> Verified:
                  files.leftovers(campaign.data)]
     findings += [f"data/{name}: differs from what the last commit recorded." for name in version.changed_data(campaign)]
     findings += [f"{name}: changed since the last commit; crowdloop commits it with data/." for name in
-                 version.dirty(campaign) if name in WRITTEN]
+                 version.dirty(campaign) if name in version.WRITTEN]
     findings += _tag_findings(campaign, rounds)
     findings += _mlflow_findings(campaign, rounds, cfg.tracking.uri)
     return Verified(campaign, findings, recovered, len(annotations), len(rounds))

@@ -20,13 +20,14 @@ from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit
                                               head, round_tags, subject)
 from crowdloop.tasks.version.shell import VersionError, dvc, run
 
-__all__ = ["TRACKED", "VersionError", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
+__all__ = ["TRACKED", "WRITTEN", "VersionError", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
            "data_md5", "dirty", "head", "init_repo", "pull", "push", "remote_url", "restore_head", "rollback",
            "round_tag", "round_tags", "set_remote", "subject", "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
+WRITTEN = ("data.dvc", "dvc.lock", "metrics.json")  # tracked files only crowdloop writes (never params.yaml)
 GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n/exports/\n"
 REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
@@ -104,15 +105,15 @@ def tag(campaign: Campaign, name: str) -> None:
 
 
 def restore_head(campaign: Campaign) -> bool:
-    """Put the tracked files and data/ back exactly as the last commit has them (an interrupted
-    command's changes go): git's files from HEAD, data/ from the DVC cache. Returns whether
-    anything had changed."""
+    """Put data/ and the files crowdloop writes (WRITTEN) back exactly as the last commit has them
+    (an interrupted command's changes go): data/ from the DVC cache. A user's edits of
+    params.yaml stay. Returns whether anything had changed."""
     root = campaign.root
     clear_stale_locks(campaign)
-    if not changed_data(campaign) and not dirty(campaign):
+    if not changed_data(campaign) and not any(name in WRITTEN for name in dirty(campaign)):
         return False
-    present = [name for name in TRACKED if exists_at(root, "HEAD", name)]
-    run(["git", "reset", "-q"], root)
+    present = [name for name in WRITTEN if exists_at(root, "HEAD", name)]
+    run(["git", "reset", "-q", "--", *present], root)
     run(["git", "checkout", "HEAD", "--", *present], root)
     dvc(["checkout", "-q", "--force", "data.dvc"], root=root)
     return True
