@@ -12,6 +12,8 @@ from crowdloop import api
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV, JSONL or a Label Studio JSON export)")
     p.add_argument("file", type=Path)
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="store the valid rows; write the others with their reasons to <file>.refused.csv")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("export", help="write a round's batch as Label Studio tasks and labeling config")
@@ -32,7 +34,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ingest(args) -> None:
-    print(summary(args.file, api.ingest(args.campaign, args.file)))
+    result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
+    print(summary(args.file, result))
+    if result.refused_file:
+        print(f"  {len(result.refused)} rows refused, each with its reason, in {result.refused_file}")
 
 
 def cmd_export(args) -> None:

@@ -24,14 +24,15 @@ import pandas as pd
 from crowdloop import campaign as campaign_mod
 from crowdloop import history_table, status_table
 from crowdloop.tasks import config as config_mod
+from crowdloop.tasks import config_checks
 from crowdloop.tasks import ingest as ingest_mod
-from crowdloop.tasks import labelstudio_client, labelstudio_format, store, version
+from crowdloop.tasks import labelstudio_client, labelstudio_format, recovery, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
 from crowdloop.tasks.store import Campaign
 
 __all__ = ["Campaign", "CrowdloopError", "export", "history", "ingest", "init_campaign", "init_demo",
            "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push", "rollback", "run_round",
-           "run_rounds", "simulate", "status"]
+           "run_rounds", "simulate", "status", "verify"]
 # `crowdloop export --format F`: the task file's form
 EXPORT_FORMATS = {"label-studio": "json", "label-studio-csv": "csv", "label-studio-jsonl": "jsonl"}
 
@@ -66,7 +67,9 @@ def run_round(campaign: str | Path | Campaign, *, simulate: bool = False, force:
     ``seconds``, ``strategy``, ``run_id``, ``problems``); the batch is in data/rounds/NNN/batch.csv.
 
     ``simulate``: the campaign's simulated annotators answer the batch. ``force``: run even
-    if the last batch has no answer or the stopping rule fired.
+    if the last batch has no answer or the stopping rule fired. The round holds the campaign's
+    lock (another writer waits up to ``lock.timeout_seconds``) and first finishes or undoes
+    what an interrupted command left.
     """
     from crowdloop.flows import steps
     from crowdloop.flows.round import round_flow
@@ -87,15 +90,21 @@ def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = 
             return
 
 
-def ingest(campaign: str | Path | Campaign, path: str | Path) -> ingest_mod.Ingested:
+def ingest(campaign: str | Path | Campaign, path: str | Path, *, skip_invalid: bool = False) -> ingest_mod.Ingested:
     """Store the answers in ``path`` (CSV, TSV, JSONL or a Label Studio JSON export) and commit
     them; a bad file raises IngestError (file and line, or task) and stores nothing. Answers
-    already stored are not stored again."""
+    already stored are not stored again.
+
+    ``skip_invalid``: store the valid rows and write the others, each with its reason, to
+    ``<file>.refused.csv`` beside the file (``result.refused``, ``result.refused_file``).
+    """
     camp = open_campaign(campaign)
     cfg = config_mod.load(camp.params_file)
-    result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes, labelstudio=cfg.labelstudio)
-    if len(result.new):
-        version.commit(camp, ingest_mod.commit_message([result]))
+    with recovery.writing(camp, "ingest"):
+        result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes, on_change=cfg.ingest.on_change,
+                                        labelstudio=cfg.labelstudio, skip_invalid=skip_invalid)
+        if len(result.new):
+            version.commit(camp, ingest_mod.commit_message([result]), holds=[result.part])
     return result
 
 
@@ -183,22 +192,33 @@ def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
     """data/ back to exactly what it was at round ``number`` (fetched from the DVC remote if this
     clone lacks it), as a new commit; later round tags are kept as ``archived/round-*``."""
     camp, cfg = _versioned(campaign)
-    before = version.head(camp)
-    return RolledBack(number, before, version.rollback(camp, number, remote=cfg.remote.url))
+    with recovery.writing(camp, "rollback", target=number, remote=cfg.remote.url):
+        before = version.head(camp)
+        return RolledBack(number, before, version.rollback(camp, number, remote=cfg.remote.url))
 
 
 def push(campaign: str | Path | Campaign) -> str:
     """Every round tag's data/ to the DVC remote of params.yaml; returns the remote's url."""
     camp, cfg = _versioned(campaign)
-    version.push(camp, _remote(cfg), all_tags=True)
+    with recovery.writing(camp, "push"):
+        version.push(camp, _remote(cfg), all_tags=True)
     return version.remote_url(camp, cfg.remote.url)
 
 
 def pull(campaign: str | Path | Campaign) -> str:
     """The checked-out data/ from the DVC remote (a fresh clone); returns the remote's url."""
     camp, cfg = _versioned(campaign)
-    version.pull(camp, _remote(cfg))
+    with recovery.writing(camp, "pull"):
+        version.pull(camp, _remote(cfg))
     return version.remote_url(camp, cfg.remote.url)
+
+
+def verify(campaign: str | Path | Campaign):
+    """Check the campaign end to end (after finishing what an interrupted command left, when no
+    writer is running): returns a ``Verified`` whose ``findings`` are one line each ([] = sound)."""
+    from crowdloop import integrity
+
+    return integrity.verify(open_campaign(campaign))
 
 
 def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tutorial", seeds: int = 5,
@@ -221,9 +241,9 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     from crowdloop.flows import steps
     from crowdloop.tasks import importers, replay_split, report, simulation_store
 
-    chosen = list(config_mod.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
+    chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
     for name in chosen:
-        config_mod.check_strategy(name, source="strategies")
+        config_checks.check_strategy(name, source="strategies")
     if preset not in simulate_flows.PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(simulate_flows.PRESETS)}.")
     metric = metric or report.DEFAULT_METRIC

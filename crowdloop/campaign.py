@@ -16,7 +16,7 @@ from crowdloop.tasks.schema import EXAMPLE_COLUMNS, SPLITS
 
 # Sections a round reads: what dvc.yaml lists so `dvc params diff` shows them.
 ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select", "budget", "routing",
-                "stopping"]
+                "stopping", "ingest"]  # ingest.on_change decides which stored answers a round counts
 
 
 def render_params(*, classes: Sequence[str], seed: int, overrides: dict | None = None) -> str:

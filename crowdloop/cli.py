@@ -4,10 +4,11 @@
     crowdloop init --demo DIR              a ready demo campaign (data, params.yaml, git + DVC)
     crowdloop init DIR --examples F --classes a,b,c
     crowdloop round [--simulate] [--force] one round; writes the batch to label
-    crowdloop ingest FILE                  answers come back (CSV, TSV, JSONL or a Label Studio export)
+    crowdloop ingest FILE [--skip-invalid] answers come back (CSV, TSV, JSONL or a Label Studio export)
     crowdloop export --format label-studio the last batch as Label Studio tasks + labeling config
     crowdloop labelstudio push | pull      the batch to a Label Studio project; its annotations back
     crowdloop status                       rounds, annotations, accuracy, what is waiting
+    crowdloop verify                       store, git, DVC and MLflow agree? one line per finding
     crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
     crowdloop deploy                       rounds on the schedule of params.yaml, on a Prefect server
     crowdloop history                      one line a round: git, DVC, MLflow and Prefect ids
@@ -23,10 +24,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-from crowdloop import answers_cmd, api, simulate_cmd
+from crowdloop import answers_cmd, api, signals, simulate_cmd
 from crowdloop.tasks.errors import CrowdloopError
 
 log = logging.getLogger("crowdloop")
@@ -54,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     except CrowdloopError as err:  # the user can fix it: one line, no traceback
         print(f"crowdloop: error: {err}", file=sys.stderr)
         return 2
+    except signals.Terminated:
+        print("crowdloop: stopped by SIGTERM; what was not committed is undone (the next command "
+              "finishes anything left).", file=sys.stderr)
+        return 128 + signal.SIGTERM
+
+
+def entry() -> None:
+    """The ``crowdloop`` command: :func:`main` as a process of its own, which SIGTERM stops."""
+    signals.stop_on_sigterm()
+    sys.exit(main())
 
 
 class _Stderr(logging.StreamHandler):
@@ -110,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check store, git, DVC and MLflow agree; exit 1 with one line per finding")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("rollback", help="restore data/ to what it was at round N")
     p.add_argument("round", type=int)
@@ -173,6 +188,12 @@ def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
             print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
 
 
+def cmd_verify(args) -> int:
+    verified = api.verify(args.campaign)
+    print(verified)
+    return 1 if verified.findings else 0
+
+
 def cmd_status(args) -> None:
     print(api.status(args.campaign))
 
@@ -219,4 +240,4 @@ def cmd_history(args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import gate, signal, store
+from crowdloop.tasks import gate, journal, lock, signal, store
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
            ("labeled_examples", "labeled", "{:>7}"), ("test_accuracy", "test acc", "{:>8.3f}"),
@@ -34,6 +34,8 @@ class Status:
     test_examples: int
     rounds: list[dict]
     progress: gate.Progress
+    writer: dict | None = None       # who holds the campaign's lock now (lock.holder), if anyone
+    interrupted: dict | None = None  # the journal of a command that was interrupted, if any
 
     def __str__(self) -> str:
         return render(self)
@@ -53,7 +55,8 @@ def collect(root: Path | store.Campaign) -> Status:
                     | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
     return Status(campaign, cfg, len(annotations), int(annotations["annotator_id"].nunique()),
                   int(annotations["example_id"].nunique()), pool, len(examples) - pool, rows,
-                  gate.progress(campaign, annotations))
+                  gate.progress(campaign, annotations), writer := lock.busy(campaign),
+                  None if writer is not None else journal.read(campaign))
 
 
 def render(status: Status) -> str:
@@ -66,6 +69,11 @@ def render(status: Status) -> str:
         f"{status.labeled_examples} of {status.pool_examples} pool examples; "
         f"{status.test_examples} gold test examples",
     ]
+    if status.writer is not None:
+        lines.append(f"  being written now by {lock.describe(status.writer)}")
+    if status.interrupted:
+        lines.append(f"  an interrupted `{status.interrupted['command']}` (since {status.interrupted['since']}) is "
+                     "pending: the next writing command, or `crowdloop verify`, finishes or undoes it")
     if not status.rounds:
         lines.append("  no round has run yet: `crowdloop round` (or `crowdloop round --simulate`)")
         return "\n".join(lines)

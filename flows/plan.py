@@ -66,18 +66,22 @@ class Plan:
 
 def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config, *, number: int,
                train: Callable[[TrainingSet], Predictions], clock: Stopwatch, holders: dict | None = None,
-               spend: stopping.Spend | None = None) -> Plan:
+               spend: stopping.Spend | None = None, previous_signal: bool | None = None) -> Plan:
     """consensus -> train + predict -> score -> select.
 
     ``previous``: the last round's pool probabilities (index example_id, a column per
     class name) or None. ``train``: the train + predict step (cached in a campaign,
     direct in a simulation). ``holders`` (simulation): example_id -> annotators holding
     an answer; routing draws from them. ``spend``: what the budget has left caps the batch.
+    ``previous_signal``: whether the model behind ``previous`` carried signal (its round's
+    ``signal`` metric; None: unknown). With ``consensus.require_signal`` a model without
+    signal does not take part in the consensus: it would break ties toward the class it
+    always predicts and weigh rare-class labels down.
     """
     with clock("consensus"):
         wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
         agreed = consensus.consensus(
-            wide, round_data.previous_probs(previous, data), method=cfg.consensus.method, classes=data.classes,
+            wide, round_data.previous_probs(trusted_previous(previous, previous_signal, cfg, clock.level), data), method=cfg.consensus.method, classes=data.classes,
             calibrate_probs=cfg.consensus.calibrate_probs, crowdlab_label=cfg.consensus.crowdlab_label,
             seed=cfg.seed)
 
@@ -113,6 +117,17 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
                     len(selection.unroutable), ", ".join(selection.unroutable[:10]))
     return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
                 list(selection.unroutable), list(selection.duplicates), strategy, measured)
+
+
+def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None, cfg: Config,
+                     level: int = logging.INFO) -> pd.DataFrame | None:
+    """The last round's probabilities for CROWDLAB, or None (majority vote) when
+    ``consensus.require_signal`` is on and the model behind them carried no signal."""
+    if cfg.consensus.require_signal and previous_signal is False and previous is not None:
+        log.log(level, "the last round's model carried no signal: this round's consensus is the majority vote "
+                       "(consensus.require_signal)")
+        return None
+    return previous
 
 
 def mc_dropout_passes(cfg: Config) -> int:

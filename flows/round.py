@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from prefect import flow
 
 from crowdloop.flows import steps
 from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import annotators, gate, metrics, record, round_data, stopping, store
+from crowdloop.tasks import annotators, gate, metrics, record, recovery, round_data, stopping, store
 
 log = logging.getLogger("crowdloop")
 
@@ -42,31 +43,34 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     simulated annotators answer its batch; ``force``: run even if the last batch has no answer
     or the stopping rule fired."""
     clock = Stopwatch()
-    with clock("load"):
-        loaded = steps.load(campaign_dir)
-        gate.check_may_run(loaded.progress, simulate=simulate, force=force)
-        data = round_data.build(loaded.examples, loaded.annotations, classes=loaded.cfg.classes)
-    log.info("round %d: %d annotations on %d examples, %d unlabeled, %d gold test", loaded.number,
-             len(loaded.annotations), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
-    simulator = store.read_simulator_answers(loaded.campaign) if simulate else None
-    plan = plan_round(data, loaded.previous, loaded.cfg, number=loaded.number, clock=clock,
-                      train=steps.CampaignTrainer(loaded.campaign, loaded.cfg, mc_dropout_passes(loaded.cfg)),
-                      holders=None if simulator is None else annotators.holders(simulator, loaded.annotations),
-                      spend=stopping.spend_so_far(loaded.annotations, loaded.cfg.budget))
-    answers = None
-    if simulate:
-        with clock("simulate"):
-            answers = steps.simulate_answers(plan.batch, simulator, loaded.annotations,
-                                             loaded.cfg.seed + loaded.number)
-        log.info("simulated annotators answered %d of %d requests", len(answers), len(plan.batch))
-    report = metrics.round_report(data, plan, loaded.annotations, answers, loaded.history, loaded.cfg)
-    if report["stop"]:
-        log.info("stopping rule: %s", report["stop_reason"])
-    report |= {f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in clock.seconds.items()}
-    run_id = _record(loaded, data, plan, report, answers, clock)
-    with clock("publish"):
-        problems = _publish(loaded, run_id, report.get("test_accuracy", float("nan")))
-    return RoundResult(loaded.number, report, clock.seconds, plan.strategy, run_id, problems)
+    with recovery.writing(store.Campaign(Path(campaign_dir)), "round"):
+        with clock("load"):
+            loaded = steps.load(campaign_dir)
+            gate.check_may_run(loaded.progress, simulate=simulate, force=force)
+            counted = round_data.in_force(loaded.annotations, on_change=loaded.cfg.ingest.on_change)
+            data = round_data.build(loaded.examples, counted, classes=loaded.cfg.classes)
+        log.info("round %d: %d annotations on %d examples, %d unlabeled, %d gold test", loaded.number,
+                 len(loaded.annotations), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
+        simulator = store.read_simulator_answers(loaded.campaign) if simulate else None
+        plan = plan_round(data, loaded.previous, loaded.cfg, number=loaded.number, clock=clock,
+                          train=steps.CampaignTrainer(loaded.campaign, loaded.cfg, mc_dropout_passes(loaded.cfg)),
+                          holders=None if simulator is None else annotators.holders(simulator, loaded.annotations),
+                          spend=stopping.spend_so_far(loaded.annotations, loaded.cfg.budget),
+                      previous_signal=signal.was_present(loaded.history))
+        answers = None
+        if simulate:
+            with clock("simulate"):
+                answers = steps.simulate_answers(plan.batch, simulator, loaded.annotations,
+                                                 loaded.cfg.seed + loaded.number)
+            log.info("simulated annotators answered %d of %d requests", len(answers), len(plan.batch))
+        report = metrics.round_report(data, plan, loaded.annotations, answers, loaded.history, loaded.cfg)
+        if report["stop"]:
+            log.info("stopping rule: %s", report["stop_reason"])
+        report |= {f"seconds_{k.replace('+', '_')}": round(v, 3) for k, v in clock.seconds.items()}
+        run_id = _record(loaded, data, plan, report, answers, clock)
+        with clock("publish"):
+            problems = _publish(loaded, run_id, report.get("test_accuracy", float("nan")))
+        return RoundResult(loaded.number, report, clock.seconds, plan.strategy, run_id, problems)
 
 
 def _record(loaded: steps.Loaded, data: round_data.RoundData, plan: Plan, report: dict,
@@ -80,7 +84,7 @@ def _record(loaded: steps.Loaded, data: round_data.RoundData, plan: Plan, report
         with clock("track"):
             run_id = steps.log_round(loaded, plan, report, steps.current_flow_run_id())
         with clock("version"):
-            steps.commit_round(loaded, report)
+            steps.commit_round(loaded, report, parts)
     except BaseException:
         record.discard_round(loaded.campaign, loaded.number, parts=parts, run_id=run_id,
                              uri=loaded.cfg.tracking.uri)

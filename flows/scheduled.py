@@ -13,23 +13,31 @@ inbox's ``rejected/`` folder with their error and do not fail the run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger
 from prefect.states import Completed
 
 from crowdloop.flows import steps
 from crowdloop.flows.round import round_flow
-from crowdloop.tasks import ingest
+from crowdloop.tasks import ingest, recovery, store
 from crowdloop.tasks.errors import CrowdloopError
 
 
 @flow(name="crowdloop-scheduled-round")
 def scheduled_round(campaign_dir: str, force: bool = False):
-    """Ingest the inbox of the campaign at ``campaign_dir``, then run its next round or skip."""
+    """Ingest the inbox of the campaign at ``campaign_dir``, then run its next round or skip: all of
+    it holding the campaign's lock, so no other writer comes between the answers and the round."""
+    with recovery.writing(store.Campaign(Path(campaign_dir)), "scheduled round"):
+        return _ingest_decide_run(campaign_dir, force)
+
+
+def _ingest_decide_run(campaign_dir: str, force: bool):
     logger = get_run_logger()
     pulled = _labelstudio(steps.pull_labelstudio, campaign_dir)
     report = steps.ingest_inbox(campaign_dir)
     if report.new:
-        steps.commit(campaign_dir, ingest.commit_message(report.ingested))
+        steps.commit(campaign_dir, ingest.commit_message(report.ingested), [r.part for r in report.ingested if r.part])
     for path, error in report.rejected:
         logger.warning("rejected %s: %s", path, error)
     summary = {"ingested": report.new, "files": [r.source for r in report.ingested],

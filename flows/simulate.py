@@ -21,7 +21,7 @@ from prefect import flow
 
 from crowdloop.flows import steps
 from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import annotators, metrics, report, round_data, simulation_store, stopping, track
+from crowdloop.tasks import annotators, metrics, report, round_data, signal, simulation_store, stopping, track
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import TrainingSet, train_and_predict
 
@@ -142,7 +142,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         spend = stopping.spend_so_far(collected, cfg.budget)
         # One line a round instead of one a step: the steps log at debug level.
         plan = plan_round(data, previous, cfg, number=number, train=train, clock=Stopwatch(level=logging.DEBUG),
-                          holders=annotators.holders(replay.uncollected, collected), spend=spend)
+                          holders=annotators.holders(replay.uncollected, collected), spend=spend,
+                          previous_signal=signal.was_present(rows))
         report = metrics.round_report(data, plan, collected, None, rows, cfg)
         asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
         answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number)

@@ -18,8 +18,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, models, record, simulation_store,
-                             store, train, version)
+from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, journal, models, record,
+                             simulation_store, store, train, version)
 from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.models.base import model_key, resolve_backend, resolve_model_name
 
@@ -104,8 +104,8 @@ def log_round(loaded: Loaded, plan, metrics: dict, flow_run_id: str | None) -> s
 
 
 @task(name="version", **WRITES)
-def commit_round(loaded: Loaded, metrics: dict) -> str:
-    return record.commit_round(loaded.campaign, loaded.number, metrics)
+def commit_round(loaded: Loaded, metrics: dict, parts: list[Path]) -> str:
+    return record.commit_round(loaded.campaign, loaded.number, metrics, parts)
 
 
 @task(name="lineage-and-champion", retries=2, retry_delay_seconds=2, **WRITES)
@@ -153,8 +153,11 @@ def push_labelstudio(campaign_dir: str, number: int) -> str | None:
 
 
 @task(name="commit-answers", retries=2, retry_delay_seconds=2, **WRITES)
-def commit(campaign_dir: str, message: str) -> str:
-    return version.commit(store.open_campaign(campaign_dir), message)
+def commit(campaign_dir: str, message: str, parts: list[Path]) -> str:
+    campaign = store.open_campaign(campaign_dir)
+    commit_id = version.commit(campaign, message, holds=parts)
+    journal.checkpoint(campaign, commit_id)
+    return commit_id
 
 
 @task(name="decide", **WRITES)

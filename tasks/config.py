@@ -1,16 +1,13 @@
 """The typed configuration: frozen dataclasses mirroring ``params.yaml``.
 
-``params.yaml`` at the project root is the template and the only place defaults
-are written. A campaign's own ``params.yaml`` is laid over it key by key, so a
-campaign made with an older crowdloop keeps working when new keys appear.
-Unknown keys and wrongly typed values fail at load with the file and the key; a key
-that was renamed fails with its new name (:data:`RENAMED`). Generic typed loading is :mod:`crowdloop.tasks.typed_yaml`.
+``params.yaml`` at the project root is the template, the only place defaults are written; a campaign's own is laid
+over it key by key, so an older campaign keeps working when keys appear. Unknown keys and wrong types fail with the
+file and key; a renamed key with its new name (:data:`RENAMED`). Typed loading: :mod:`crowdloop.tasks.typed_yaml`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,23 +15,10 @@ from pathlib import Path
 import yaml
 
 from crowdloop.tasks import typed_yaml
+from crowdloop.tasks.config_checks import validate
 from crowdloop.tasks.errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
-BACKENDS = ("auto", "head", "finetune")
-CONSENSUS_METHODS = ("crowdlab", "majority")
-CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
-SAMPLE_WEIGHTS = ("consensus_quality", "none")
-CLASS_WEIGHTS = ("none", "balanced")
-POOLINGS = ("layers", "last")  # tasks/models/head.py: how a text becomes one vector
-ANNOTATOR_IDS = ("user_id", "email", "table")  # labelstudio.annotator_id: where an annotator's id comes from
-# tasks/scoring/strategies.py BUILTIN (and auto), named here so loading params.yaml stays light.
-STRATEGIES = ("auto", "activelab", "activelab_ensemble", "random", "good_random", "agreement",
-              "least_confidence", "margin", "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
-STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # what tasks/stopping.py reads
-NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
-
-
 # Keys that have a new name: {old dotted key: new dotted key}.
 RENAMED = {"model.batch_size": "model.minibatch_size"}
 
@@ -44,6 +28,7 @@ class ConsensusConfig:
     method: str
     calibrate_probs: bool
     crowdlab_label: str
+    require_signal: bool
 
 
 @dataclass(frozen=True)
@@ -138,6 +123,16 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    on_change: str
+
+
+@dataclass(frozen=True)
+class LockConfig:  # tasks/lock.py
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
 class RemoteConfig:
     url: str | None
 
@@ -164,6 +159,8 @@ class Config:
     stopping: StoppingConfig
     schedule: ScheduleConfig
     tracking: TrackingConfig
+    ingest: IngestConfig
+    lock: LockConfig
     remote: RemoteConfig
     labelstudio: LabelStudioConfig
 
@@ -197,99 +194,5 @@ def load(path: Path | str | None = None) -> Config:
 def from_dict(raw: dict, *, source: str = "params") -> Config:
     """Build and validate a :class:`Config` from a nested dict."""
     config = typed_yaml.build(Config, raw, source)
-    _validate(config, source)
+    validate(config, source)
     return config
-
-
-def _validate(config: Config, source: str) -> None:
-    checks = [
-        (len(config.classes) >= 2, "'classes' needs at least two class names"),
-        (len(set(config.classes)) == len(config.classes), "'classes' has a repeated name"),
-        (config.consensus.method in CONSENSUS_METHODS,
-         f"'consensus.method' must be one of {', '.join(CONSENSUS_METHODS)}"),
-        (config.consensus.crowdlab_label in CROWDLAB_LABELS,
-         f"'consensus.crowdlab_label' must be one of {', '.join(CROWDLAB_LABELS)}"),
-        (config.model.backend in BACKENDS, f"'model.backend' must be one of {', '.join(BACKENDS)}"),
-        (config.model.sample_weights in SAMPLE_WEIGHTS,
-         f"'model.sample_weights' must be one of {', '.join(SAMPLE_WEIGHTS)}"),
-        (config.model.class_weight in CLASS_WEIGHTS,
-         f"'model.class_weight' must be one of {', '.join(CLASS_WEIGHTS)}"),
-        (config.score.mc_dropout_passes >= 2, "'score.mc_dropout_passes' must be at least 2"),
-        (config.score.no_signal_strategy in NO_SIGNAL_STRATEGIES,
-         f"'score.no_signal_strategy' must be one of {', '.join(NO_SIGNAL_STRATEGIES)}"),
-        (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
-        (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),
-        (config.select.max_annotations_per_example >= 1,
-         "'select.max_annotations_per_example' must be at least 1"),
-        (config.model.max_length >= 8, "'model.max_length' must be at least 8"),
-        (config.model.minibatch_size >= 1, "'model.minibatch_size' must be at least 1"),
-        (config.model.finetune.steps >= 1, "'model.finetune.steps' must be at least 1"),
-        (config.model.finetune.learning_rate > 0, "'model.finetune.learning_rate' must be positive"),
-        (config.model.finetune.weight_decay >= 0, "'model.finetune.weight_decay' must be >= 0"),
-        (0 <= config.model.finetune.warmup_ratio <= 1, "'model.finetune.warmup_ratio' must be in [0, 1]"),
-        (config.model.finetune.max_grad_norm is None or config.model.finetune.max_grad_norm > 0,
-         "'model.finetune.max_grad_norm' must be null or positive"),
-        (config.model.finetune.inference_batch_size >= 1, "'model.finetune.inference_batch_size' must be at least 1"),
-        (len(config.model.head.C_grid) >= 1 and min(config.model.head.C_grid) > 0,
-         "'model.head.C_grid' needs at least one positive value"),
-        (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),
-        (config.model.head.pooling in POOLINGS, f"'model.head.pooling' must be one of {', '.join(POOLINGS)}"),
-        (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
-        (config.select.duplicate_threshold is None or -1 <= config.select.duplicate_threshold <= 1,
-         "'select.duplicate_threshold' must be null or a cosine similarity in [-1, 1]"),
-        (0 <= config.select.kcenter_weight <= 1, "'select.kcenter_weight' must be in [0, 1]"),
-        (config.budget.annotations is None or config.budget.annotations >= 0,
-         "'budget.annotations' must be null or >= 0"),
-        (config.budget.money is None or config.budget.money >= 0, "'budget.money' must be null or >= 0"),
-        (config.budget.cost_per_annotation >= 0 and min(config.budget.annotator_costs.values(), default=0) >= 0,
-         "costs per annotation must be >= 0"),
-        (config.routing.capacity_per_annotator is None or config.routing.capacity_per_annotator >= 1,
-         "'routing.capacity_per_annotator' must be null or at least 1"),
-        (config.stopping.metric in STOPPING_METRICS,
-         f"'stopping.metric' must be one of {', '.join(STOPPING_METRICS)}"),
-        (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),
-        (config.stopping.rounds >= 1, "'stopping.rounds' must be at least 1"),
-        (config.schedule.interval_minutes is None or config.schedule.interval_minutes > 0,
-         "'schedule.interval_minutes' must be positive (or null with a 'schedule.cron')"),
-        (0 <= config.schedule.min_answered <= 1, "'schedule.min_answered' must be between 0 and 1"),
-        (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
-         and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
-         "'schedule.inbox' must be a folder inside the campaign, outside data/"),
-        (config.labelstudio.project is None or isinstance(config.labelstudio.project, int)
-         or bool(config.labelstudio.project.strip()), "'labelstudio.project' must be null, a title or a number"),
-        (config.labelstudio.annotator_id in ANNOTATOR_IDS,
-         f"'labelstudio.annotator_id' must be one of {', '.join(ANNOTATOR_IDS)}"),
-        (config.labelstudio.annotator_id != "table" or bool(config.labelstudio.annotators),
-         "'labelstudio.annotator_id' is table, so 'labelstudio.annotators' needs {user number or email: id} rows"),
-        (all(str(v).strip() for v in config.labelstudio.annotators.values()),
-         "'labelstudio.annotators' maps a user to an empty annotator id"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(f"{source}: {message}.")
-    check_strategy(config.score.strategy, source=source)
-
-
-def check_strategy(name: str, *, source: str = "params") -> None:
-    """Fail unless ``name`` is a built-in strategy or an importable ``module:function``."""
-    if name in STRATEGIES:
-        return
-    if ":" not in name:
-        raise ConfigError(f"{source}: unknown 'score.strategy' {name!r}; known: {', '.join(STRATEGIES)}, "
-                          "or module:function for your own.")
-    load_user_strategy(name, source=source)
-
-
-def load_user_strategy(name: str, *, source: str = "params"):
-    """The function ``module:function`` names (imports the module); ConfigError if there is none."""
-    module_name, _, attribute = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"{source}: 'score.strategy' {name!r}: cannot import {module_name!r} ({err}); "
-                          f"known built-in strategies: {', '.join(STRATEGIES)}.") from err
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ConfigError(f"{source}: 'score.strategy' {name!r}: {module_name} has no function "
-                          f"{attribute!r}; known built-in strategies: {', '.join(STRATEGIES)}.")
-    return function

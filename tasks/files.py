@@ -2,7 +2,10 @@
 spreadsheets, and safe file names.
 
 Used by the modules that own a folder (:mod:`.store`, :mod:`.simulation_store`,
-:mod:`.embedding_cache`); nothing else writes files.
+:mod:`.embedding_cache`, :mod:`.journal`); nothing else writes files. A write goes to a
+temporary sibling (``*.tmp``), is flushed to disk (fsync), renamed over its target, and
+the folder is fsynced too, so after a crash or a power cut a file holds either its old
+bytes or its new ones, and a rename that returned has happened.
 
 A CSV written for people (a round's batch.csv, assignments, unroutable.csv, the Label
 Studio CSV tasks) goes through :func:`people_csv`: a text cell that a spreadsheet would
@@ -24,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+
+TMP_SUFFIX = ".tmp"  # what a write in progress is called; a leftover one is a crash's trace
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -78,9 +83,9 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 @contextmanager
 def replacing(path: Path):
-    """A temporary sibling of ``path`` that replaces it only once fully written."""
+    """A temporary sibling of ``path`` that replaces it only once fully written and on disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -88,9 +93,32 @@ def replacing(path: Path):
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; data files are ordinary files
+        fsync(tmp)
         os.replace(tmp, path)
+        fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path) -> None:
+    """Delete ``path`` if it exists, durably (its folder is fsynced)."""
+    if path.exists():
+        path.unlink()
+        fsync(path.parent)
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files that an interrupted write left under ``folder``."""
+    return sorted(folder.rglob(f"*{TMP_SUFFIX}")) if folder.is_dir() else []
 
 
 def file_stem(name: str) -> str:

@@ -59,7 +59,8 @@ def drain(campaign: store.Campaign, cfg: Config, *, now: datetime | None = None)
     report = InboxReport()
     for path in pending(folder):
         try:
-            result = ingest.ingest_file(campaign, path, classes=cfg.classes, labelstudio=cfg.labelstudio)
+            result = ingest.ingest_file(campaign, path, classes=cfg.classes, on_change=cfg.ingest.on_change,
+                                        labelstudio=cfg.labelstudio)
         except ingest.IngestError as err:
             moved = _move_aside(path, folder / REJECTED, stamp)
             moved.with_name(moved.name + ".error.txt").write_text(f"{err}\n")

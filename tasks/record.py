@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crowdloop.tasks import lineage, report, round_data, route, store, track, version
+from crowdloop.tasks import journal, lineage, report, round_data, route, store, track, version
 from crowdloop.tasks.config import Config
 
 log = logging.getLogger("crowdloop")
@@ -25,9 +25,12 @@ def save_round(campaign: store.Campaign, number: int, data: round_data.RoundData
 
     ``plan``: the round's flows.plan.Plan. Returns the annotation part files added.
     """
+    journal.note(campaign, round=number)
     parts = []
     if answers is not None and len(answers):
-        parts.append(store.append_annotations(campaign, answers, round=number, source="simulated"))
+        part = store.next_part(campaign, round=number, source="simulated")
+        journal.part(campaign, part, source="simulated", rows=len(answers), round=number)
+        parts.append(store.append_annotations(campaign, answers, round=number, source="simulated", path=part))
     predictions = plan.predictions
     store.write_round(
         campaign, number, batch=plan.batch, consensus=round_data.consensus_table(data, plan.agreed),
@@ -56,11 +59,13 @@ def log_round(campaign: store.Campaign, number: int, cfg: Config, plan, metrics:
     return run_id
 
 
-def commit_round(campaign: store.Campaign, number: int, metrics: dict) -> str:
-    """The round's DVC + git commit, tagged ``round-NNN``; returns the commit id."""
+def commit_round(campaign: store.Campaign, number: int, metrics: dict, parts: list[Path]) -> str:
+    """The round's DVC + git commit, tagged ``round-NNN``, holding its folder and annotation ``parts``
+    (nothing else); returns the commit id."""
     accuracy = metrics.get("test_accuracy", float("nan"))
     message = f"Round {number}: asked for {metrics['batch_size']} annotations; test accuracy {accuracy:.3f}"
-    return version.commit(campaign, message, tag=version.round_tag(number))
+    return version.commit(campaign, message, tag=version.round_tag(number),
+                          holds=[*parts, campaign.round_dir(number)])
 
 
 def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], run_id: str | None,

@@ -97,6 +97,24 @@ def build(examples: pd.DataFrame, annotations: pd.DataFrame, *, classes: Sequenc
     )
 
 
+def in_force(annotations: pd.DataFrame, *, on_change: str) -> pd.DataFrame:
+    """The answers a round counts: one per (example, annotator), as consensus needs.
+
+    ``annotations`` : schema.ANNOTATION_COLUMNS, oldest first (store.read_annotations).
+    ``on_change`` : ingest.on_change. ``keep_both``: an annotator's changed answers all count,
+    the k-th different one under annotator id ``<annotator>#k``; otherwise (``latest``, and
+    ``reject``, which stores no change) the newest answer is the annotator's. The same answer
+    stored twice counts once. Part files are never rewritten: this is decided when reading.
+    """
+    key = ["example_id", "annotator_id"]
+    if on_change != "keep_both":
+        return annotations.drop_duplicates(key, keep="last").sort_index()
+    distinct = annotations.drop_duplicates([*key, "label"])
+    nth = distinct.groupby(key, sort=False).cumcount() + 1
+    return distinct.assign(annotator_id=distinct["annotator_id"].where(
+        nth == 1, distinct["annotator_id"] + "#" + nth.astype(str)))
+
+
 def previous_probs(previous: pd.DataFrame | None, data: RoundData) -> np.ndarray | None:
     """The last round's out-of-sample probabilities for ``data.labeled_ids``, shape (N, K), columns
     joined to ``data.classes`` by name; None (this round's consensus is then the majority vote)

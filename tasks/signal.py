@@ -73,6 +73,15 @@ def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray) 
     }
 
 
+def was_present(history) -> bool | None:
+    """Whether the last round's model carried signal, from the rounds' metrics (oldest first);
+    None when there is no earlier round or it was not measured."""
+    if not history:
+        return None
+    value = history[-1].get("signal")
+    return None if value is None or value != value else bool(value)
+
+
 def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     """Mean over the classes present in ``labels`` (N,) of the share predicted right."""
     classes = np.unique(labels)

@@ -19,9 +19,9 @@ A campaign is a directory::
                                  labelstudio/: exports fetched by `crowdloop labelstudio pull`
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
     .cache/                      embeddings and Prefect results (git-ignored)
+    .crowdloop/                  the writers' lock and journal (git-ignored)
 
-Every write goes to a temporary file first and is moved into place, so a crash
-never leaves a half-written file.
+Every write goes to a temporary file, is flushed to disk and moved into place (tasks/files.py).
 """
 
 from __future__ import annotations
@@ -92,6 +92,11 @@ class Campaign:
         return self.root / ".cache"
 
     @property
+    def state_dir(self) -> Path:
+        """``.crowdloop/``: the writers' lock and journal (tasks/lock.py, tasks/journal.py); git ignores it."""
+        return self.root / ".crowdloop"
+
+    @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
 
@@ -141,12 +146,12 @@ def empty_annotations() -> pd.DataFrame:
 
 
 def append_annotations(campaign: Campaign, answers: pd.DataFrame, *, round: int, source: str,
-                       now: datetime | None = None) -> Path | None:
+                       now: datetime | None = None, path: Path | None = None) -> Path | None:
     """Store ``answers`` (ANSWER_COLUMNS) as a new part file, stamped with ``round``, ``source``
     and the time; existing part files are never touched.
 
-    ``source`` says where the answers came from (``initial``, ``simulated``,
-    ``ingest:<file name>``); it is the rows' ``source`` and names the part file.
+    ``source`` says where the answers came from (``initial``, ``simulated``, ``ingest:<file name>``);
+    it is the rows' ``source`` and names the part file ``path`` (default: :func:`next_part`).
     Returns the new file, or None when ``answers`` is empty (nothing is written).
     """
     if answers.empty:
@@ -154,10 +159,15 @@ def append_annotations(campaign: Campaign, answers: pd.DataFrame, *, round: int,
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     rows = answers.loc[:, list(ANSWER_COLUMNS)].reset_index(drop=True)
     rows = rows.assign(round=int(round), source=source, time=stamp).loc[:, list(ANNOTATION_COLUMNS)]
-    number = len(list(campaign.annotations_dir.glob("*.parquet")))
-    path = campaign.annotations_dir / f"{int(round):03d}-{number:03d}-{slug(source, fallback='annotations')}.parquet"
+    path = path or next_part(campaign, round=round, source=source)
     write_parquet_atomic(path, rows.astype({"round": "int64"}))
     return path
+
+
+def next_part(campaign: Campaign, *, round: int, source: str) -> Path:
+    """The name the next annotation part file takes: ``NNN-SSS-<source>.parquet``."""
+    number = len(list(campaign.annotations_dir.glob("*.parquet")))
+    return campaign.annotations_dir / f"{int(round):03d}-{number:03d}-{slug(source, fallback='annotations')}.parquet"
 
 
 def discard_round(campaign: Campaign, number: int, *, parts: list[Path]) -> None:
@@ -264,7 +274,7 @@ def read_lineage(campaign: Campaign, number: int) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-# ---------------------------------------------------------------- files for people and tools
+# ---------------------------------------------------------------- files for people and tools; hashes
 
 def write_file(path: Path, content: str | bytes) -> Path:
     """Write one file outside data/ (an export, a fetched Label Studio export), atomically."""
@@ -273,12 +283,18 @@ def write_file(path: Path, content: str | bytes) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- hashes
+def data_md5s(campaign: Campaign) -> dict[str, str]:
+    """``{path under data/: md5 of its bytes}`` for every file under data/ (DVC's file hash)."""
+    found = {}
+    for path in sorted(p for p in campaign.data.rglob("*") if p.is_file()):
+        digest = hashlib.md5()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        found[path.relative_to(campaign.data).as_posix()] = digest.hexdigest()
+    return found
+
 
 def data_hash(campaign: Campaign) -> str:
-    """SHA-256 over every file under data/ (relative path and bytes)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in campaign.data.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(campaign.data).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    """SHA-256 over every file under data/ (relative path and md5 of its bytes)."""
+    return hashlib.sha256("".join(f"{name}\0{md5}\n" for name, md5 in data_md5s(campaign).items()).encode()).hexdigest()

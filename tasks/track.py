@@ -136,6 +136,30 @@ def mark_failed(campaign: Campaign, run_id: str, *, uri: str | None = None) -> N
     _client(campaign.mlruns, uri).set_terminated(run_id, status="FAILED")
 
 
+def fail_unfinished(campaign: Campaign, number: int, *, uri: str | None = None) -> list[str]:
+    """Mark round ``number``'s runs that never finished (their process died) FAILED; returns their ids."""
+    client = _client(campaign.mlruns, uri)
+    experiment = client.get_experiment_by_name(campaign.name)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], filter_string=(
+        f"tags.crowdloop.round = '{number}' and tags.{CAMPAIGN_TAG} = 'round' and attributes.status = 'RUNNING'"))
+    for run in runs:
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in runs]
+
+
+def round_runs(campaign: Campaign, *, uri: str | None = None) -> dict[str, str]:
+    """``{run id: status}`` of the campaign's round runs in its tracking store."""
+    client = _client(campaign.mlruns, uri)
+    experiment = client.get_experiment_by_name(campaign.name)
+    if experiment is None:
+        return {}
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.{CAMPAIGN_TAG} = 'round'",
+                              max_results=50_000)
+    return {run.info.run_id: run.info.status for run in runs}
+
+
 def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str | None = None) -> int | None:
     """Register the run's model as the next version of the campaign's model and point the
     alias ``champion`` at it when ``score`` beats the champion's (or there is none yet).

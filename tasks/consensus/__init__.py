@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from crowdloop.tasks.config import CONSENSUS_METHODS
+from crowdloop.tasks.config_checks import CONSENSUS_METHODS
 from crowdloop.tasks.consensus import crowdlab, majority
 from crowdloop.tasks.consensus.base import Consensus, to_wide
 

@@ -51,7 +51,7 @@ class FinetuneBackend:
 
         self.config = model
         self.model_name = resolve_model_name(model.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         # vmap needs the 4-D masks both attentions take; on a CPU the eager one runs batched,
@@ -60,7 +60,8 @@ class FinetuneBackend:
         self.progress = progress
         self._auto = AutoModelForSequenceClassification
         base, info = AutoModelForSequenceClassification.from_pretrained(
-            self.model_name, output_loading_info=True, attn_implementation=self.attention)
+            self.model_name, output_loading_info=True, attn_implementation=self.attention, use_safetensors=True,
+            trust_remote_code=False)
         # The weights the checkpoint holds (a CPU copy, never trained) start every model of any class count.
         fresh = frozenset(info["missing_keys"])
         self.base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items() if k not in fresh}

@@ -55,8 +55,8 @@ class HeadBackend:
 
         self.config = model
         self.model_name = resolve_model_name(model.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-        self.encoder = AutoModel.from_pretrained(self.model_name).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
+        self.encoder = AutoModel.from_pretrained(self.model_name, use_safetensors=True, trust_remote_code=False).eval()
         self.dim = int(self.encoder.config.hidden_size)
         self.cache = {} if embedding_cache is None else embedding_cache
         self.progress = progress

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crowdloop.tasks.config import load_user_strategy
+from crowdloop.tasks.config_checks import load_user_strategy
 from crowdloop.tasks.scoring.strategies import BUILTIN, MODEL_FREE, ScoreInputs, Strategy
 
 __all__ = ["AUTO", "ScoreInputs", "effective_strategy", "resolve", "score", "score_inputs"]

@@ -48,10 +48,10 @@ def test_simulate_refuses_an_unknown_strategy_listing_the_known_ones(tmp_path, c
 
 
 def test_simulate_takes_every_builtin_strategy_as_an_arm():
-    from crowdloop.tasks import config
+    from crowdloop.tasks import config_checks
 
-    arms = [simulate.arm(name) for name in config.STRATEGIES]
-    assert [a.strategy for a in arms] == list(config.STRATEGIES)
+    arms = [simulate.arm(name) for name in config_checks.STRATEGIES]
+    assert [a.strategy for a in arms] == list(config_checks.STRATEGIES)
     assert simulate.arm("random").consensus == "majority"  # the ActiveLab tutorial's baseline
     assert {a.consensus for a in arms if a.strategy != "random"} == {"crowdlab"}
     assert simulate.arm("pkg.rules:mine").name == "pkg.rules.mine"

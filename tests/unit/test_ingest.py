@@ -17,7 +17,7 @@ HEADER = "example_id,annotator_id,label\n"
 
 def _ingest(path, stored=STORED):
     return validate_answers(read_answer_file(path), source=str(path), examples=EXAMPLES, stored=stored,
-                            classes=CLASSES)
+                            classes=CLASSES, on_change="reject")
 
 
 def _write(tmp_path, name, text):
@@ -41,7 +41,7 @@ def _fails(tmp_path, name, text, *, line, word):
 def test_csv_answers_are_read_in_file_order_with_lines(tmp_path):
     path = _write(tmp_path, "a.csv", HEADER + "e3,a2,billing\n\n e2 , a1 , technical \n")
     answers = read_answer_file(path)
-    assert answers.values.tolist() == [["e3", "a2", "billing", 2, "", ""], ["e2", "a1", "technical", 4, "", ""]]
+    assert answers.values.tolist() == [["e3", "a2", "billing", 2, "", "", ""], ["e2", "a1", "technical", 4, "", "", ""]]
     assert _ingest(path).new.values.tolist() == [["e3", "a2", "billing"], ["e2", "a1", "technical"]]
 
 
@@ -193,7 +193,7 @@ def test_unreadable_files(tmp_path):
     missing = tmp_path / "missing.csv"
     with pytest.raises(IngestError, match=rf"^{re.escape(str(missing))}: cannot read the file: no such file"):
         _ingest(missing)
-    with pytest.raises(IngestError, match=rf"^{re.escape(str(tmp_path / 'empty.csv'))}:1: no header"):
+    with pytest.raises(IngestError, match=rf"^{re.escape(str(tmp_path / 'empty.csv'))}:1: the file is empty"):
         _ingest(_write(tmp_path, "empty.csv", ""))
     other = _write(tmp_path, "a.xlsx", "x")
     with pytest.raises(IngestError, match=rf"^{re.escape(str(other))}: unsupported file type .*\.csv, \.tsv, \.jsonl"):

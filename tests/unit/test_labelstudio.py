@@ -88,7 +88,7 @@ def test_a_label_studio_export_of_a_generated_batch_is_ingested_once_with_every_
             expected += [(example, str(u), c) for u, c in zip(users, chosen)]
     path = _write(tmp_path, "project-3-at-2026-12-01.json", _export(tasks, answers))
 
-    first = ingest.ingest_file(camp, path, classes=CLASSES, labelstudio=RULE)
+    first = ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=RULE)
     assert sorted(map(tuple, first.new.values.tolist())) == sorted(expected)
     assert first.skipped == 3 and first.empty == 3 and first.unanswered == 2
     stored = store.read_annotations(camp)
@@ -96,7 +96,7 @@ def test_a_label_studio_export_of_a_generated_batch_is_ingested_once_with_every_
                       .iloc[1:].values.tolist())) == sorted(expected)
     assert set(stored["source"].iloc[1:]) == {f"ingest:{path.name}"}
 
-    again = ingest.ingest_file(camp, path, classes=CLASSES, labelstudio=RULE)
+    again = ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=RULE)
     assert len(again.new) == 0 and again.part is None and again.already_stored == len(expected)
     assert len(store.read_annotations(camp)) == len(stored)
 
@@ -110,7 +110,7 @@ def test_completed_by_becomes_the_annotator_id_the_rule_names(tmp_path, rule, an
     camp, ids = _campaign(tmp_path)
     tasks = labelstudio_format.batch_tasks(_batch(ids[1:2]), round=1)
     path = _write(tmp_path, "e.json", _export(tasks, [[_annotation(1, 1, "billing"), _annotation(2, 2, "shipping")]]))
-    result = ingest.ingest_file(camp, path, classes=CLASSES, labelstudio=rule)
+    result = ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=rule)
     assert result.new["annotator_id"].tolist() == annotators
 
 
@@ -119,7 +119,7 @@ def test_a_bare_user_number_has_no_email_and_the_error_says_how_to_get_one(tmp_p
     tasks = labelstudio_format.batch_tasks(_batch(ids[1:2]), round=1)
     path = _write(tmp_path, "e.json", _export(tasks, [[_annotation(1, 4, "billing", email=False)]]))
     with pytest.raises(IngestError, match=rf"^{path}: task 101: completed_by is user 4 without an email.*pull"):
-        ingest.ingest_file(camp, path, classes=CLASSES, labelstudio=dataclasses.replace(RULE, annotator_id="email"))
+        ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=dataclasses.replace(RULE, annotator_id="email"))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -132,7 +132,7 @@ def test_a_bare_user_number_has_no_email_and_the_error_says_how_to_get_one(tmp_p
      "task 101: an annotation chooses 2 classes"),
     (lambda t: t[0]["annotations"][0].update(completed_by=None), "task 101: an annotation has no completed_by"),
     (lambda t: t[1]["annotations"][0]["result"][0]["value"].update(choices=["technical"]),
-     "task 102: annotator '1' gives example 'ex01' the label 'technical' here but 'billing' in task 101"),
+     "task 102: annotator '1' gave example 'ex01' the label 'billing' in task 101 but this row says 'technical'"),
 ])
 def test_a_bad_export_names_file_and_task_and_stores_nothing(tmp_path, change, message):
     camp, ids = _campaign(tmp_path)
@@ -143,7 +143,7 @@ def test_a_bad_export_names_file_and_task_and_stores_nothing(tmp_path, change, m
     path = _write(tmp_path, "bad.json", export)
     before = store.data_hash(camp)
     with pytest.raises(IngestError) as err:
-        ingest.ingest_file(camp, path, classes=CLASSES, labelstudio=RULE)
+        ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=RULE)
     assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
     assert store.data_hash(camp) == before
 
@@ -152,8 +152,8 @@ def test_a_changed_answer_and_a_malformed_file_are_refused(tmp_path):
     camp, _ = _campaign(tmp_path)
     tasks = labelstudio_format.batch_tasks(_batch(["ex00"]), round=1)
     changed = _write(tmp_path, "changed.json", _export(tasks, [[_annotation(1, 1, "technical")]]))
-    with pytest.raises(IngestError, match=r"task 101: annotator '1' already gave example 'ex00' the label 'billing'"):
-        ingest.ingest_file(camp, changed, classes=CLASSES, labelstudio=RULE)
+    with pytest.raises(IngestError, match=r"task 101: annotator '1' gave example 'ex00' the label 'billing' in round 0"):
+        ingest.ingest_file(camp, changed, classes=CLASSES, on_change="reject", labelstudio=RULE)
     broken = tmp_path / "broken.json"
     broken.write_text('[{"id": 1, "data": {}\n')
     with pytest.raises(IngestError, match=rf"^{broken}:2: not valid JSON"):

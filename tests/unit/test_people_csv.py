@@ -68,6 +68,6 @@ def test_every_csv_a_round_writes_for_people_is_escaped_and_the_batch_reads_back
     filled = (folder / "batch.csv").read_text().splitlines()
     answers = tmp_path / "answers.csv"
     answers.write_text("\n".join([filled[0], *[line + "billing" for line in filled[1:]]]) + "\n")
-    result = ingest.ingest_file(camp, answers, classes=("billing", "technical"))
+    result = ingest.ingest_file(camp, answers, classes=("billing", "technical"), on_change="reject")
     assert result.new["example_id"].tolist() == ids
     assert result.new["annotator_id"].tolist() == batch["suggested_annotator"].tolist()

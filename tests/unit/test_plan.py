@@ -41,3 +41,20 @@ def test_balanced_class_weights_make_each_class_weigh_the_same():
     both = sample_weights(agreed, ["e1", "e2", "e3", "e4"], "consensus_quality", labels=labels,
                           class_weight="balanced")
     np.testing.assert_allclose(both, [1, 2 / 3, 1, 1] * np.array([4 / 6, 4 / 6, 4 / 6, 2.0]))
+
+
+def test_a_model_without_signal_does_not_take_part_in_the_next_consensus(caplog):
+    import dataclasses
+
+    from crowdloop.flows.plan import trusted_previous
+    from crowdloop.tasks import config
+
+    cfg = config.load()
+    previous = pd.DataFrame({"c0": [0.9]}, index=["e1"])
+    assert trusted_previous(previous, True, cfg) is previous
+    assert trusted_previous(previous, None, cfg) is previous  # not measured (older rounds): as before
+    with caplog.at_level("INFO", logger="crowdloop"):
+        assert trusted_previous(previous, False, cfg) is None
+    assert "carried no signal" in caplog.text
+    off = dataclasses.replace(cfg, consensus=dataclasses.replace(cfg.consensus, require_signal=False))
+    assert trusted_previous(previous, False, off) is previous

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import config
+from crowdloop.tasks import config, config_checks
 from crowdloop.tasks.scoring import strategies
 from crowdloop.tasks.scoring import AUTO, effective_strategy, resolve, score
 from crowdloop.tasks.scoring.strategies import ScoreInputs
@@ -35,7 +35,7 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_builtin_names_match_the_config_choices():
-    assert set(strategies.BUILTIN) | {AUTO} == set(config.STRATEGIES)
+    assert set(strategies.BUILTIN) | {AUTO} == set(config_checks.STRATEGIES)
 
 
 def test_score_dispatches_by_name():

@@ -1,4 +1,4 @@
-"""The only module that talks to git and DVC.
+"""The only package that talks to git and DVC (``shell`` runs them, ``recorded`` reads what they recorded).
 
 A campaign is its own git repository; ``data/`` is one DVC-tracked directory
 (``data.dvc``), ``dvc.yaml`` describes the round as a stage whose lock file
@@ -10,26 +10,28 @@ is ever committed into an enclosing repository (such as crowdloop's source).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
-from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.store import Campaign
+from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
+                                              head, round_tags, subject)
+from crowdloop.tasks.version.shell import VersionError, dvc, run
+
+__all__ = ["TRACKED", "WRITTEN", "VersionError", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
+           "data_md5", "dirty", "head", "init_repo", "pull", "push", "remote_url", "restore_head", "rollback",
+           "round_tag", "round_tags", "set_remote", "subject", "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
+WRITTEN = ("data.dvc", "dvc.lock", "metrics.json")  # tracked files only crowdloop writes (never params.yaml)
 GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n/exports/\n"
 REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
-
-
-class VersionError(CrowdloopError):
-    """A git or DVC command failed; the message holds the command and its error."""
 
 
 def round_tag(number: int) -> str:
@@ -59,36 +61,71 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
     root = campaign.root
     if (root / ".git").exists():
         raise VersionError(f"{root} is already a git repository; choose a new directory.")
-    _run(["git", "init", "-q", "-b", "main"], root, check_root=False)
+    run(["git", "init", "-q", "-b", "main"], root, check_root=False)
     _ensure_identity(root)
-    _dvc(["init", "-q"], ["config", "core.analytics", "false"], root=root)
+    dvc(["init", "-q"], ["config", "core.analytics", "false"], root=root)
     (root / ".gitignore").write_text(GITIGNORE)
     (root / "dvc.yaml").write_text(render_dvc_yaml(campaign, param_sections))
 
 
-def commit(campaign: Campaign, message: str, *, tag: str | None = None) -> str:
-    """Record data/ with DVC and everything tracked with git; returns the commit id."""
+def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: Sequence[Path] | None = None) -> str:
+    """Record data/ with DVC and everything tracked with git; returns the commit id.
+
+    ``holds``: the files and folders under data/ this commit adds (its annotation part
+    files, a round's folder). They are named in the message, and any other change of
+    data/ since the last commit is refused (VersionError), so a commit never takes in
+    what an interrupted command left behind under its own name.
+    """
     root = campaign.root
+    if holds is not None:
+        names = [Path(p).resolve().relative_to(campaign.data.resolve()).as_posix() for p in holds]
+        stray = [name for name in changed_data(campaign)
+                 if not any(name == n or name.startswith(n.rstrip("/") + "/") for n in names)]
+        if stray:
+            raise VersionError(f"{campaign.data}: {stray[0]} changed since the last commit but is not part of "
+                               f"this one ({len(stray)} such file(s)); run `crowdloop verify` to see what happened.")
+        message += "\n\nHolds: " + ", ".join(f"data/{n}" for n in names)
     steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():
         steps.append(["commit", "-q", "-f", "round"])
-    _dvc(*steps, root=root)
+    dvc(*steps, root=root)
     present = [name for name in TRACKED if (root / name).exists()]
-    _run(["git", "add", "--", *present], root)
-    _run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
+    run(["git", "add", "--", *present], root)
+    run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
     if tag:
         _archive_tag(root, tag)
-        _run(["git", "tag", tag], root)
+        run(["git", "tag", tag], root)
     return head(campaign)
 
 
-def head(campaign: Campaign) -> str:
-    return _run(["git", "rev-parse", "HEAD"], campaign.root).strip()
+def tag(campaign: Campaign, name: str) -> None:
+    """Tag HEAD ``name`` (a round tag already there is archived first)."""
+    _archive_tag(campaign.root, name)
+    run(["git", "tag", name], campaign.root)
 
 
-def round_tags(campaign: Campaign) -> list[str]:
-    out = _run(["git", "tag", "--list", "round-*"], campaign.root)
-    return sorted(t for t in out.split() if t.count("-") == 1)
+def restore_head(campaign: Campaign) -> bool:
+    """Put data/ and the files crowdloop writes (WRITTEN) back exactly as the last commit has them
+    (an interrupted command's changes go): data/ from the DVC cache. A user's edits of
+    params.yaml stay. Returns whether anything had changed."""
+    root = campaign.root
+    clear_stale_locks(campaign)
+    if not changed_data(campaign) and not any(name in WRITTEN for name in dirty(campaign)):
+        return False
+    present = [name for name in WRITTEN if exists_at(root, "HEAD", name)]
+    run(["git", "reset", "-q", "--", *present], root)
+    run(["git", "checkout", "HEAD", "--", *present], root)
+    dvc(["checkout", "-q", "--force", "data.dvc"], root=root)
+    return True
+
+
+def clear_stale_locks(campaign: Campaign) -> None:
+    """Remove the lock files a git command killed mid-way leaves (index.lock, ref locks).
+    Only called with the campaign lock held, when no git process of crowdloop's can be running."""
+    git_dir = campaign.root / ".git"
+    for stale in [git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "packed-refs.lock",
+                  *(git_dir / "refs").rglob("*.lock")]:
+        stale.unlink(missing_ok=True)
 
 
 def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:
@@ -104,18 +141,18 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
     if tag not in round_tags(campaign):
         known = ", ".join(round_tags(campaign)) or "none"
         raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")
-    restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if _exists_at(root, tag, n)]
-    _run(["git", "checkout", tag, "--", *restore], root)
+    restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if exists_at(root, tag, n)]
+    run(["git", "checkout", tag, "--", *restore], root)
     fetch = []
     if remote:
         set_remote(campaign, remote)
         fetch = [["fetch", "-q", "-r", REMOTE, "data.dvc"]]
-    _dvc(*fetch, ["checkout", "-q", "--force", "data.dvc"], root=root)
+    dvc(*fetch, ["checkout", "-q", "--force", "data.dvc"], root=root)
     for later in round_tags(campaign):
         if int(later.split("-")[1]) > number:
             _archive_tag(root, later)
-    _run(["git", "add", "--", *restore], root)
-    _run(["git", "commit", "-q", "--allow-empty", "-m", f"Roll data back to {tag}"], root)
+    run(["git", "add", "--", *restore], root)
+    run(["git", "commit", "-q", "--allow-empty", "-m", f"Roll data back to {tag}"], root)
     return head(campaign)
 
 
@@ -135,88 +172,33 @@ def set_remote(campaign: Campaign, url: str) -> None:
         return  # already set; saves a DVC start-up per round
     if "://" not in url:
         Path(url).mkdir(parents=True, exist_ok=True)
-    _dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root)
+    dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root)
 
 
 def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
     """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``)."""
     set_remote(campaign, url)
-    _dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
+    dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
 
 
 def pull(campaign: Campaign, url: str) -> None:
     """Fetch what the checked-out data.dvc names from the remote and check it out into data/."""
     set_remote(campaign, url)
-    _dvc(["pull", "-q", "--force", "-r", REMOTE], root=campaign.root)
-
-
-def commit_of(campaign: Campaign, rev: str) -> str | None:
-    """The commit ``rev`` (a tag, a branch) points at, or None when there is no such rev."""
-    probe = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=campaign.root,
-                           capture_output=True, text=True)
-    return probe.stdout.strip() if probe.returncode == 0 else None
-
-
-def data_md5(campaign: Campaign, rev: str | None = None) -> str | None:
-    """DVC's hash of data/ (``outs[0].md5`` of data.dvc) at ``rev``, or in the working tree."""
-    if rev is None:
-        path = campaign.root / "data.dvc"
-        text = path.read_text() if path.is_file() else None
-    else:
-        probe = subprocess.run(["git", "show", f"{rev}:data.dvc"], cwd=campaign.root,
-                               capture_output=True, text=True)
-        text = probe.stdout if probe.returncode == 0 else None
-    if not text:
-        return None
-    outs = (yaml.safe_load(text) or {}).get("outs") or [{}]
-    return outs[0].get("md5")
+    dvc(["pull", "-q", "--force", "-r", REMOTE], root=campaign.root)
 
 
 def _ensure_identity(root: Path) -> None:
     """A commit needs a git identity; use the fallback one where the machine has none."""
     for key, value in FALLBACK_IDENTITY.items():
-        if not _run(["git", "config", key], root, ok_codes=(0, 1), check_root=False).strip():
-            _run(["git", "config", key, value], root, check_root=False)
+        if not run(["git", "config", key], root, ok_codes=(0, 1), check_root=False).strip():
+            run(["git", "config", key, value], root, check_root=False)
 
 
 def _archive_tag(root: Path, tag: str) -> None:
-    existing = _run(["git", "tag", "--list", tag], root).strip()
+    existing = run(["git", "tag", "--list", tag], root).strip()
     if existing:
-        commit_id = _run(["git", "rev-list", "-n", "1", tag], root).strip()
-        _run(["git", "tag", f"archived/{tag}-{commit_id[:8]}", tag], root)
-        _run(["git", "tag", "-d", tag], root)
-
-
-def _exists_at(root: Path, rev: str, name: str) -> bool:
-    probe = subprocess.run(["git", "cat-file", "-e", f"{rev}:{name}"], cwd=root, capture_output=True)
-    return probe.returncode == 0
-
-
-def _dvc(*commands: list[str], root: Path) -> str:
-    """Run DVC commands in order, in one interpreter (DVC's start-up is most of a small
-    command's time), stopping at the first that fails."""
-    # The DVC of this interpreter's environment, whatever is first on PATH.
-    shown = " && ".join("dvc " + " ".join(args) for args in commands)
-    if len(commands) == 1:
-        return _run([sys.executable, "-m", "dvc", *commands[0]], root, shown=shown)
-    script = ("import sys\nfrom dvc.cli import main\n"
-              f"for args in {[list(c) for c in commands]!r}:\n    code = main(args)\n"
-              "    if code:\n        sys.exit(code)\n")
-    return _run([sys.executable, "-c", script], root, shown=shown)
-
-
-def _run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,), shown: str | None = None) -> str:
-    if check_root:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
-                             capture_output=True, text=True)
-        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root.resolve():
-            raise VersionError(
-                f"{root} is not the top of its own git repository; crowdloop commits only "
-                "inside a campaign made by `crowdloop init`."
-            )
-    proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
-    if proc.returncode not in ok_codes:
-        shown = shown or " ".join(args)
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise VersionError(f"`{shown}` failed in {root}: {detail[-1] if detail else proc.returncode}")
-    return proc.stdout
+        commit_id = run(["git", "rev-list", "-n", "1", tag], root).strip()
+        archived = f"archived/{tag}-{commit_id[:8]}"
+        if not run(["git", "tag", "--list", archived], root).strip():  # an interrupted rollback may have made it
+            run(["git", "tag", archived, tag], root)
+        run(["git", "tag", "-d", tag], root)

@@ -1,0 +1,129 @@
+"""Crash safety: every writer holds the lock and journals itself; the next one finishes or undoes it.
+
+A command that writes a campaign runs inside :func:`writing`: it holds the campaign
+lock (:mod:`.lock`), and before it changes anything it records in
+``.crowdloop/journal.json`` what it is (``ingest``, ``round``, ``rollback``, ...), the
+commit it started from, and, before each annotation part file it writes, that file
+(write-ahead). The journal is removed once the command's commit is made. If the
+process dies in between (killed, power cut), the next writer, or ``crowdloop
+verify``, finds the journal and, holding the lock, :func:`recover`\\ s:
+
+* **ingest**: the part files it wrote are committed, under a message that names
+  exactly those files and the answer files they came from; parts never written are
+  dropped. Nothing is lost and nothing is stored twice.
+* **round**: a round not yet committed is removed (data/ and the tracked files go back
+  to the last commit, its MLflow run is marked FAILED); re-running it reuses the
+  trained step. A round committed but not yet tagged or published is tagged and
+  published (lineage tags, champion, push).
+* **rollback**: it is finished (the user asked for it).
+* anything else (push, pull): data/ goes back to the last commit.
+
+Every commit has one journal and says which part files it holds
+(:func:`crowdloop.tasks.version.commit`'s ``holds``), so a commit never takes in what an
+interrupted command left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from crowdloop.tasks import config, ingest, journal, lock, store, version
+from crowdloop.tasks.files import leftovers
+
+log = logging.getLogger("crowdloop")
+
+
+@contextmanager
+def writing(campaign: store.Campaign, command: str, **facts):
+    """Hold the campaign for ``command``: wait for the lock (up to ``lock.timeout_seconds`` of its
+    params.yaml), recover what an earlier writer left unfinished, journal this command (with
+    ``facts``), and remove the journal once the block ends.
+
+    Nested inside another ``writing`` of the same thread (the scheduled round's round), it
+    only adds ``facts`` to the outer journal. When the block raises, what it left is
+    recovered at once (after a signal or Ctrl-C: by the next command)."""
+    timeout = config.load(campaign.params_file).lock.timeout_seconds
+    with lock.hold(campaign, command, timeout=timeout):
+        if lock.depth(campaign) > 1:
+            journal.note(campaign, **facts)
+            yield
+            return
+        recover(campaign)
+        journal.start(campaign, {"command": command, "pid": os.getpid(), "head": version.head(campaign),
+                          "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parts": []} | facts)
+        try:
+            yield
+        except Exception:
+            try:
+                recover(campaign)
+            except Exception as err:  # keep the command's own error; the next command tries again
+                log.warning("could not clean up after the failure (%s); the next command will", err)
+            raise
+        journal.end(campaign)
+
+
+def recover(campaign: store.Campaign) -> str | None:
+    """Finish or undo what an interrupted writer left (the lock must be held); returns what was
+    done, in one line, or None when nothing needed doing."""
+    entry = journal.read(campaign)
+    if entry is None:
+        return None
+    version.clear_stale_locks(campaign)
+    for stray in leftovers(campaign.data):
+        stray.unlink()
+    committed = version.head(campaign) != entry["head"]
+    command = entry["command"]
+    if command == "ingest" or (command == "scheduled round" and not committed and entry["parts"]):
+        done = _finish_ingest(campaign, entry, committed)
+    elif command in ("round", "scheduled round") and "round" in entry:
+        done = _finish_round(campaign, entry, committed)
+    elif command == "rollback":
+        if not committed:
+            version.rollback(campaign, entry["target"], remote=entry.get("remote"))
+        done = f"finished the interrupted rollback to round {entry['target']}"
+    elif not committed and version.restore_head(campaign):
+        done = f"put data/ back as the last commit has it after an interrupted `{command}`"
+    else:
+        done = None  # it had changed nothing (a refused round, a file that failed its checks)
+    journal.end(campaign)
+    if done:
+        log.warning("%s (pid %s, started %s)", done, entry.get("pid"), entry.get("since"))
+    return done
+
+
+def _finish_ingest(campaign: store.Campaign, entry: dict, committed: bool) -> str:
+    if committed:
+        return "the interrupted ingest had committed its answers"
+    parts = [p for p in entry["parts"] if (campaign.root / p["path"]).is_file()]
+    if not parts:
+        return "put data/ back after an ingest that stored nothing" if version.restore_head(campaign) else None
+    version.commit(campaign, ingest.parts_message(parts), holds=[campaign.root / p["path"] for p in parts])
+    return f"committed the {sum(p['rows'] for p in parts)} annotations an interrupted ingest had stored"
+
+
+def _finish_round(campaign: store.Campaign, entry: dict, committed: bool) -> str:
+    from crowdloop.tasks import record, track  # MLflow and matplotlib: only when a round needs it
+
+    number = entry["round"]
+    cfg = config.load(campaign.params_file)
+    if committed and version.subject(campaign).startswith(f"Round {number}:"):
+        if version.commit_of(campaign, version.round_tag(number)) != version.head(campaign):
+            version.tag(campaign, version.round_tag(number))
+        run_id = store.read_lineage(campaign, number).get("mlflow_run_id")
+        score = store.read_round_metrics(campaign, number).get("test_accuracy", float("nan"))
+        try:
+            record.publish_round(campaign, number, run_id, cfg, score)
+            if cfg.remote.url:
+                version.push(campaign, cfg.remote.url)
+        except Exception as err:  # the round is committed; what is left can be done later
+            log.warning("round %d is committed, but its lineage, champion or push is not (%s)", number, err)
+        return f"finished publishing round {number}, which was committed before an interruption"
+    version.restore_head(campaign)
+    try:
+        track.fail_unfinished(campaign, number, uri=cfg.tracking.uri)
+    except Exception as err:  # bookkeeping only: the data is already back
+        log.warning("could not mark round %d's MLflow run as failed: %s", number, err)
+    return f"removed round {number}, interrupted before its commit (run it again: training is cached)"

@@ -1,0 +1,93 @@
+"""SIGTERM (a timeout, a service manager) ends `crowdloop round` and `crowdloop simulate` within
+seconds, with a non-zero status, and takes every process they started with them (Prefect's
+temporary server included); the campaign stays sound.
+
+Both commands run as real `crowdloop` processes, at the same time, each with its own
+temporary Prefect server, and are signalled mid-way (the round mid-training).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from crowdloop import api
+from crowdloop.tasks import demo, store, version
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+CROWDLOOP = str(Path(sys.executable).parent / "crowdloop")
+
+
+class Command:
+    """`crowdloop ARGS` in its own process group (so the test can always clean up), its stderr collected."""
+
+    def __init__(self, args: list[str], home: Path):
+        env = {**os.environ, "PREFECT_HOME": str(home)}
+        env.pop("PREFECT_API_URL", None)  # its own temporary server: the one that must not outlive it
+        self.proc = subprocess.Popen([CROWDLOOP, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True, env=env, start_new_session=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.proc.poll() is None and time.monotonic() < deadline, "".join(self.lines[-30:])
+            time.sleep(0.1)
+
+    def terminate(self) -> tuple[int, float, list[psutil.Process]]:
+        """SIGTERM to the command alone; returns its exit status, seconds to exit, processes left."""
+        children = psutil.Process(self.proc.pid).children(recursive=True)
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        finally:
+            seconds = time.monotonic() - start
+            os.killpg(self.proc.pid, signal.SIGKILL) if self.proc.poll() is None else None
+        _, alive = psutil.wait_procs(children, timeout=3)
+        for process in alive:  # never leave them behind, even when the test fails
+            process.kill()
+        return code, seconds, alive
+
+
+@pytest.fixture
+def dataset(tmp_path, tiny_model_dir):
+    """A long-format dataset (150 + 30 examples, 3 answers each) and a params.yaml with the tiny model."""
+    data = demo.make_demo(seed=3, n_pool=150, n_test=30, n_initial=0, n_annotators=6, answers_per_example=3)
+    data.answers.to_csv(tmp_path / "answers.csv", index=False)
+    data.examples.loc[:, ["example_id", "text", "gold"]].to_csv(tmp_path / "examples.csv", index=False)
+    params = {"model": {"name": str(tiny_model_dir), "backend": "head", "max_length": 32}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_sigterm_stops_a_round_and_a_simulation_promptly_and_takes_their_processes(tmp_path, campaign_factory,
+                                                                                  dataset):
+    camp = campaign_factory(tmp_path / "camp")
+    home = tmp_path / "prefect"
+    round_cmd = Command(["-C", str(camp.root), "round", "--simulate"], home)
+    simulation = Command([
+        "simulate", str(dataset / "answers.csv"), "--format", "long", "--examples", str(dataset / "examples.csv"),
+        "--examples-gold-col", "gold", "--preset", "rte", "--rounds", "25", "--seeds", "1",
+        "--strategies", "random", "--params", str(dataset / "params.yaml"), "--out", str(tmp_path / "sim")], home)
+    round_cmd.wait_for("-fold out-of-sample predictions", timeout=240)  # mid-training
+    code, seconds, left = round_cmd.terminate()
+    assert code != 0 and seconds < 10 and left == [], (code, seconds, left, "".join(round_cmd.lines[-20:]))
+    assert "stopped by SIGTERM" in "".join(round_cmd.lines)
+
+    simulation.wait_for("round 2/25", timeout=240)
+    code, seconds, left = simulation.terminate()
+    assert code != 0 and seconds < 10 and left == [], (code, seconds, left, "".join(simulation.lines[-20:]))
+
+    assert api.verify(camp).findings == []
+    assert version.round_tags(camp) == ["round-000"] and store.completed_rounds(camp) == []

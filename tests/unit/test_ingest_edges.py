@@ -1,0 +1,138 @@
+"""Edges of ingestion: short rows, empty files, --skip-invalid, ingest.on_change, control characters in ids, streaming."""
+
+from __future__ import annotations
+
+import re
+import tracemalloc
+
+import pandas as pd
+import pytest
+
+from crowdloop.tasks import ingest, round_data, store
+from crowdloop.tasks.ingest import IngestError, ingest_file, read_answer_chunks
+
+CLASSES = ("billing", "technical")
+HEADER = "example_id,annotator_id,label\n"
+
+
+@pytest.fixture
+def camp(tmp_path):
+    """A store only (no git): examples e1..e4 (g1 gold test), a1 said billing for e1 in round 0."""
+    campaign = store.Campaign(tmp_path / "camp")
+    store.write_examples(campaign, pd.DataFrame({
+        "example_id": ["e1", "e2", "e3", "e4", "g1"], "text": list("abcde"),
+        "split": ["pool"] * 4 + ["test"], "gold": [None] * 4 + ["billing"]}))
+    store.append_annotations(campaign, pd.DataFrame({"example_id": ["e1"], "annotator_id": ["a1"],
+                                                     "label": ["billing"]}), round=0, source="initial")
+    return campaign
+
+
+def _file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _ingest(camp, path, **options):
+    return ingest_file(camp, path, classes=CLASSES, **({"on_change": "reject"} | options))
+
+
+def _refused(camp, path, *, line, word, **options):
+    before = store.data_hash(camp)
+    with pytest.raises(IngestError) as err:
+        _ingest(camp, path, **options)
+    assert str(err.value).startswith(f"{path}:{line}: ") and word in str(err.value), str(err.value)
+    assert store.data_hash(camp) == before
+    return str(err.value)
+
+
+def test_a_short_or_long_row_is_malformed_not_unanswered(tmp_path, camp):
+    _refused(camp, _file(tmp_path, "a.csv", HEADER + "e2,a1,billing\ne3,a1\n"), line=3, word="2 fields where the header has 3")
+    _refused(camp, _file(tmp_path, "b.tsv", "example_id\tannotator_id\tlabel\ne2\n"), line=2, word="1 field where")
+    _refused(camp, _file(tmp_path, "c.csv", HEADER + "e2,a1,billing,extra\n"), line=2, word="4 fields where")
+
+
+def test_an_empty_file_and_a_header_alone_are_reported_as_such(tmp_path, camp):
+    _refused(camp, _file(tmp_path, "a.csv", ""), line=1, word="the file is empty")
+    _refused(camp, _file(tmp_path, "b.jsonl", "\n\n"), line=1, word="the file is empty")
+    _refused(camp, _file(tmp_path, "c.csv", HEADER + "\n"), line=1, word="holds no answers")
+
+
+def test_skip_invalid_stores_the_valid_rows_and_writes_the_refused_ones_with_reasons(tmp_path, camp):
+    path = _file(tmp_path, "answers.csv", HEADER + "e2,a1,billing\nzz,a1,billing\ne3,a1,refund\ne3,a2\n"
+                 "e4,a1,technical\n")
+    result = _ingest(camp, path, skip_invalid=True)
+    assert result.new.values.tolist() == [["e2", "a1", "billing"], ["e4", "a1", "technical"]]
+    assert result.refused_file == tmp_path / "answers.refused.csv"
+    refused = pd.read_csv(result.refused_file)
+    assert refused["line"].tolist() == [3, 4, 5]
+    assert "unknown example id 'zz'" in refused["reason"][0] and "'refund' is not a class" in refused["reason"][1]
+    assert "2 fields where the header has 3" in refused["reason"][2]
+    stored = store.read_annotations(camp)
+    assert stored.iloc[1:][["example_id", "label"]].values.tolist() == [["e2", "billing"], ["e4", "technical"]]
+    assert ingest.commit_message([result]) == "Ingest 2 annotations from answers.csv (round 0)"
+
+
+@pytest.mark.parametrize("policy, counted", [
+    ("keep_both", [("e1", "a1", "billing"), ("e1", "a1#2", "technical")]),
+    ("latest", [("e1", "a1", "technical")]),
+])
+def test_a_changed_answer_follows_ingest_on_change(tmp_path, camp, policy, counted):
+    path = _file(tmp_path, "a.csv", HEADER + "e1,a1,technical\n")
+    msg = _refused(camp, path, line=2, word="'billing' in round 0 but this row says 'technical'")
+    assert "ingest.on_change" in msg  # reject, the default: refused with the way out
+    result = _ingest(camp, path, on_change=policy)
+    assert result.new.values.tolist() == [["e1", "a1", "technical"]]
+    stored = store.read_annotations(camp)
+    assert len(stored) == 2  # both kept: part files are never rewritten
+    answers = round_data.in_force(stored, on_change=policy)
+    assert sorted(map(tuple, answers[["example_id", "annotator_id", "label"]].values.tolist())) == counted
+    assert _ingest(camp, path, on_change=policy).new.empty  # the same answer again is stored once
+
+
+def test_latest_takes_an_answer_changed_back(tmp_path, camp):
+    _ingest(camp, _file(tmp_path, "a.csv", HEADER + "e1,a1,technical\n"), on_change="latest")
+    back = _ingest(camp, _file(tmp_path, "b.csv", HEADER + "e1,a1,billing\n"), on_change="latest")
+    assert back.new.values.tolist() == [["e1", "a1", "billing"]]
+    answers = round_data.in_force(store.read_annotations(camp), on_change="latest")
+    assert answers[["annotator_id", "label"]].values.tolist() == [["a1", "billing"]]
+
+
+@pytest.mark.parametrize("annotator", ["tab\there", "bell\x07", "line\u0085x"[:6] + "\x1b[31m"])
+def test_an_annotator_id_with_a_control_character_is_refused(tmp_path, camp, annotator):
+    path = tmp_path / "a.jsonl"
+    path.write_text(pd.DataFrame({"example_id": ["e2"], "annotator_id": [annotator], "label": ["billing"]})
+                    .to_json(orient="records", lines=True))
+    _refused(camp, path, line=1, word="holds a control character")
+
+
+def test_a_file_is_read_in_chunks_with_the_right_lines(tmp_path, camp):
+    path = _file(tmp_path, "a.csv", HEADER + "e2,a1,billing\n\ne3,a1,billing\ne4,a1,technical\ne2,a2,billing\n")
+    chunks = list(read_answer_chunks(path, chunk_rows=2))
+    assert [len(c) for c in chunks] == [2, 2]
+    assert pd.concat(chunks)["line"].tolist() == [2, 4, 5, 6]
+
+
+def test_a_large_file_streams_in_flat_memory(tmp_path, camp, monkeypatch):
+    """12 MB of answers with a long text column: ingesting them never holds the file in memory."""
+    text = "x" * 6000
+    rows = [f"e{1 + i % 4},s{i},billing,{text}\n" for i in range(2000)]
+    path = _file(tmp_path, "big.csv", "example_id,annotator_id,label,text\n" + "".join(rows))
+    size = path.stat().st_size
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 100)
+    tracemalloc.start()
+    result = _ingest(camp, path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(result.new) == 2000 and size > 12e6
+    assert peak < size / 4, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+
+
+def test_errors_name_file_and_line_in_every_format(tmp_path, camp):
+    bad = {"a.csv": HEADER + "e2,a1,billing\ne9,a1,billing\n",
+           "a.tsv": "example_id\tannotator_id\tlabel\ne2\ta1\tbilling\ne9\ta1\tbilling\n",
+           "a.jsonl": '{"example_id": "e2", "annotator_id": "a1", "label": "billing"}\n'
+                      '{"example_id": "e9", "annotator_id": "a1", "label": "billing"}\n'}
+    for name, text in bad.items():
+        msg = _refused(camp, _file(tmp_path, name, text), line=3 if name != "a.jsonl" else 2, word="'e9'")
+        assert re.match(rf"^{re.escape(str(tmp_path / name))}:\d+: unknown example id 'e9'", msg)
