@@ -19,7 +19,7 @@ from prefect import flow
 
 from crowdloop.flows import steps
 from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import annotators, gate, metrics, record, recovery, round_data, stopping, store
+from crowdloop.tasks import annotators, gate, metrics, record, recovery, round_data, signal, stopping, store
 
 log = logging.getLogger("crowdloop")
 
