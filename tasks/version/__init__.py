@@ -113,8 +113,13 @@ def restore_head(campaign: Campaign) -> bool:
     if not changed_data(campaign) and not any(name in WRITTEN for name in dirty(campaign)):
         return False
     present = [name for name in WRITTEN if exists_at(root, "HEAD", name)]
-    run(["git", "reset", "-q", "--", *present], root)
-    run(["git", "checkout", "HEAD", "--", *present], root)
+    if present:
+        run(["git", "reset", "-q", "--", *present], root)
+        run(["git", "checkout", "HEAD", "--", *present], root)
+    for name in WRITTEN:  # written by the interrupted command, never committed: not there before it either
+        if name not in present and name != "data.dvc":
+            run(["git", "rm", "-q", "--cached", "--ignore-unmatch", "--", name], root)
+            (root / name).unlink(missing_ok=True)
     dvc(["checkout", "-q", "--force", "data.dvc"], root=root)
     return True
 
