@@ -28,7 +28,10 @@ CHOICES = {
     "no n-grams": {"model": {"head": {"ngrams": False}}},
     "last-layer pooling": {"model": {"head": {"pooling": "last"}}},
     "best_quality consensus": {"consensus": {"crowdlab_label": "best_quality"}},
-    "balanced class weights": {"model": {"class_weight": "balanced"}},
+    "no class weights": {"model": {"class_weight": "none"}},
+    "consensus ignores signal": {"consensus": {"require_signal": False}},
+    "equal sample weights": {"model": {"sample_weights": "none"}},
+    "uncalibrated CROWDLAB": {"consensus": {"calibrate_probs": False}},
     "pair features": {"model": {"head": {"pairs": True}}},
 }
 ONLY = {"pair features": ("rte",)}  # a choice that changes nothing elsewhere
