@@ -45,16 +45,18 @@ BIN = Path(sys.executable).parent
 
 
 def measured(args: list[str], env: dict | None = None) -> dict:
-    """Run ``args``; its wall seconds and peak RSS (MB), from /usr/bin/time."""
+    """Run ``args``; its wall seconds, CPU seconds (user + system, its children included) and peak
+    RSS (MB, the largest of its processes), from /usr/bin/time; and the load average meanwhile."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as stats:
         start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-o", stats.name, "-f", "%M", *args], capture_output=True, text=True,
-                              env={**os.environ, **ENV, **(env or {})})
+        proc = subprocess.run(["/usr/bin/time", "-o", stats.name, "-f", "%M %U %S", *args], capture_output=True,
+                              text=True, env={**os.environ, **ENV, **(env or {})})
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-        peak_kb = int(stats.read().strip().splitlines()[-1])
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024), "stdout": proc.stdout}
+        peak_kb, user, system = stats.read().strip().splitlines()[-1].split()
+    return {"seconds": round(seconds, 1), "cpu_s": round(float(user) + float(system), 1),
+            "peak_rss_mb": round(int(peak_kb) / 1024), "load_1min": os.getloadavg()[0], "stdout": proc.stdout}
 
 
 def phase_throughput(root: Path, sample: int) -> dict:
@@ -66,11 +68,18 @@ def phase_throughput(root: Path, sample: int) -> dict:
     texts = texts.sample(sample, random_state=0).tolist()
     backend = models.load_backend(cfg.model)
     backend.prepare(texts[:64])  # warm-up, not counted
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     backend.prepare(texts[64:])
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     rate = (len(texts) - 64) / seconds
-    return {"texts": len(texts) - 64, "seconds": round(seconds, 1), "texts_per_s": round(rate, 1)}
+    return {"texts": len(texts) - 64, "seconds": round(seconds, 1), "texts_per_s": round(rate, 1),
+            "cpu_s": round(cpu, 1), "torch_threads": _torch_threads(), "load_1min": os.getloadavg()[0]}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def phase_fill(root: Path, seed: int = 0) -> dict:
@@ -103,7 +112,7 @@ def phase_score_select(root: Path) -> dict:
     """Re-plan round 2 from its stored predictions; the seconds of score and select, peak RSS."""
     import pandas as pd
 
-    from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
+    from crowdloop.flows.plan import mc_dropout_passes, plan_round
     from crowdloop.tasks import config, round_data, signal, stopping, store, train
 
     camp = store.Campaign(root)
@@ -118,7 +127,7 @@ def phase_score_select(root: Path) -> dict:
     def stored(training):
         return train.load_predictions(camp.cache, train.training_key(training, settings=settings))
 
-    clock = Stopwatch()
+    clock = _cpu_stopwatch()
     plan = plan_round(data, store.read_pred_probs(camp, 1), cfg, number=2, train=stored, clock=clock,
                       spend=stopping.spend_so_far(annotations, cfg.budget), previous_signal=signal.was_present(history))
     same = plan.batch.loc[:, ["example_id", "suggested_annotator"]].reset_index(drop=True).equals(
@@ -126,8 +135,31 @@ def phase_score_select(root: Path) -> dict:
     return {"pool": len(data.pool_ids), "classes": len(cfg.classes), "strategy": plan.strategy,
             "score_s": round(clock.seconds["score"], 2), "select_s": round(clock.seconds["select"], 2),
             "score_plus_select_s": round(clock.seconds["score"] + clock.seconds["select"], 2),
+            "score_plus_select_cpu_s": round(clock.cpu["score"] + clock.cpu["select"], 2),
+            "load_1min": os.getloadavg()[0],
             "rss_after_loading_mb": loaded_mb, "peak_rss_mb": _rss_mb(), "same_batch_as_round_2": bool(same),
             "batch": len(plan.batch), "pandas": pd.__version__}
+
+
+def _cpu_stopwatch():
+    """flows.plan.Stopwatch that also keeps each step's CPU seconds (this process, every thread)."""
+    from contextlib import contextmanager
+
+    from crowdloop.flows.plan import Stopwatch
+
+    class CpuStopwatch(Stopwatch):
+        def __init__(self):
+            super().__init__()
+            self.cpu: dict[str, float] = {}
+
+        @contextmanager
+        def __call__(self, name: str):
+            start = time.process_time()
+            with super().__call__(name):
+                yield
+            self.cpu[name] = time.process_time() - start
+
+    return CpuStopwatch()
 
 
 def _rss_mb() -> int:
@@ -197,7 +229,7 @@ def main() -> None:
 
 def _child(me: list[str], phase: str) -> dict:
     run = measured([*me, "--phase", phase])
-    return json.loads(run["stdout"].strip().splitlines()[-1]) | {"wall_s": run["seconds"],
+    return json.loads(run["stdout"].strip().splitlines()[-1]) | {"wall_s": run["seconds"], "cpu_s": run["cpu_s"],
                                                                  "process_peak_rss_mb": run["peak_rss_mb"]}
 
 
@@ -206,7 +238,7 @@ def _round(crowdloop: list[str], env: dict, root: Path, number: int) -> dict:
     metrics = json.loads((root / "data" / "rounds" / f"{number:03d}" / "metrics.json").read_text())
     steps = {k[len("seconds_"):]: v for k, v in metrics.items() if k.startswith("seconds_")}
     line = re.sub(r"\s+", " ", run["stdout"].strip().splitlines()[-1])
-    return {"seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"], "steps_s": steps, "printed": line}
+    return {k: run[k] for k in ("seconds", "cpu_s", "peak_rss_mb", "load_1min")} | {"steps_s": steps, "printed": line}
 
 
 if __name__ == "__main__":

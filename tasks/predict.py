@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,8 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
     smaller than ``folds``, the split is unstratified (KFold); with fewer
     examples than ``folds``, each example is its own fold (leave-one-out).
     """
+    from sklearn.model_selection import KFold, StratifiedKFold  # here: a cached round never imports scikit-learn
+
     labels = np.asarray(labels, dtype=int)
     n, n_labels = len(labels), len(np.unique(labels))
     if n < 2 or n_labels < 2:

@@ -120,3 +120,25 @@ def test_an_interrupted_first_embedding_keeps_what_it_finished_and_encodes_only_
     assert len(calls_again) == 6  # the 24 texts left, 4 a minibatch
     fresh = models.load_backend(model)
     np.testing.assert_allclose(again.embeddings(texts), fresh.embeddings(texts), atol=1e-6)
+
+
+def test_reading_stored_predictions_imports_no_torch_transformers_or_sklearn(cfg, tmp_path):
+    """A cached re-run of a round reads its predictions back in a fresh process without the heavy
+    libraries (torch alone takes seconds to import)."""
+    import subprocess
+    import sys
+
+    training, model = _training(), _head_cfg(cfg)
+    train.train_with_cache(tmp_path, "k" * 64, training, model=model, n_classes=3, folds=3, seed=0, chunk_size=16)
+    script = (
+        "import pickle, sys\n"
+        "from crowdloop.tasks import train\n"
+        f"training, model = pickle.loads({__import__('pickle').dumps((training, model))!r})\n"
+        f"train.train_with_cache({str(tmp_path)!r}, 'k' * 64, training, model=model, n_classes=3, folds=3, seed=0,"
+        " chunk_size=16)\n"
+        f"predictions = train.load_predictions({str(tmp_path)!r}, 'k' * 64)\n"
+        "assert predictions.pred_probs_unlabeled.shape == (40, 3)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
