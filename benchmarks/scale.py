@@ -85,7 +85,7 @@ def _torch_threads() -> int:
 def phase_fill(root: Path, seed: int = 0) -> dict:
     """Real embeddings for the labeled and test texts, synthetic ones (random unit vectors) for the rest."""
     from crowdloop.tasks import config, embedding_cache, models, store
-    from crowdloop.tasks.models import head
+    from crowdloop.tasks.models import encoder
     from crowdloop.tasks.models.base import embedding_keys, model_key, resolve_model_name
 
     camp = store.Campaign(root)
@@ -101,8 +101,8 @@ def phase_fill(root: Path, seed: int = 0) -> dict:
     keys = embedding_keys(texts, max_length=cfg.model.max_length, pooling=cfg.model.head.pooling)
     missing = keys[cache.find(keys) < 0]
     rng = np.random.default_rng(seed)
-    for begin in range(0, len(missing), head.STORE_EVERY):
-        part = missing[begin:begin + head.STORE_EVERY]
+    for begin in range(0, len(missing), encoder.STORE_EVERY):
+        part = missing[begin:begin + encoder.STORE_EVERY]
         vectors = rng.standard_normal((len(part), backend.dim), dtype=np.float32)
         cache.add(part, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     return {"real": len(real), "synthetic": len(missing), "seconds": round(time.perf_counter() - start, 1)}

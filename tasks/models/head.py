@@ -19,18 +19,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import sparse
 
-from crowdloop.tasks import progress
 from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.embedding_cache import KEY_DTYPE, EmbeddingCache, Rows
-from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, embedding_keys,
-                                         floor_probs, resolve_model_name)
+from crowdloop.tasks.embedding_cache import EmbeddingCache, Rows
+from crowdloop.tasks.models.base import check_class_indices, check_texts, check_weights, floor_probs
+from crowdloop.tasks.models.encoder import FrozenEncoder
 from crowdloop.tasks.schema import TEXT_SEP
 
 # Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
 # stateless, so a text's n-gram vector never depends on which other texts were seen.
 NGRAMS = {"analyzer": "word", "ngram_range": (1, 2), "n_features": 2 ** 18, "lowercase": True}
-# New embeddings go into the cache this many texts at a time (a chunk file of 25 MB at D = 384).
-STORE_EVERY = 16384
 
 
 @dataclass(frozen=True)
@@ -56,16 +53,19 @@ class HeadBackend:
 
     def __init__(self, model: ModelConfig, *, embedding_cache: EmbeddingCache | None,
                  progress: Callable[[str], None]):
-        from transformers import AutoModel, AutoTokenizer
-
         self.config = model
-        self.model_name = resolve_model_name(model.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
-        self.encoder = AutoModel.from_pretrained(self.model_name, use_safetensors=True, trust_remote_code=False).eval()
-        self.dim = int(self.encoder.config.hidden_size)
-        self.cache = EmbeddingCache() if embedding_cache is None else embedding_cache
-        self.progress = progress
+        self.frozen = FrozenEncoder(model, cache=embedding_cache, progress=progress)
+        self.model_name, self.dim, self.cache = self.frozen.model_name, self.frozen.dim, self.frozen.cache
         self.pairs: bool | None = None  # set by prepare() for a whole training set; None: decided per call
+
+    @property
+    def encoder(self):
+        """The encoder (a transformers model), loaded on first use."""
+        return self.frozen.encoder
+
+    @property
+    def tokenizer(self):
+        return self.frozen.tokenizer
 
     def prepare(self, texts: Sequence[str]) -> None:
         """Encode every text of ``texts`` the cache lacks (one progress bar, stored as it goes), and
@@ -73,7 +73,7 @@ class HeadBackend:
         check_texts(texts)
         self.pairs = self._pairs(texts)
         for part in (_split_pairs(texts) if self.pairs else (texts,)):
-            self._encode_missing(part, self._keys(part))
+            self.frozen.encode_missing(part, self.frozen.keys(part))
 
     def features(self, texts: Sequence[str]):
         """What ``fit`` takes: the embeddings (N, D), or with ``model.head.ngrams`` a sparse
@@ -95,58 +95,16 @@ class HeadBackend:
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm, pooled as ``model.head.pooling`` says;
         each text not in the cache is encoded once."""
-        check_texts(texts)
-        keys = self._keys(texts)
-        self._encode_missing(texts, keys)
-        return self.cache.get(keys, dim=self.dim)
+        return self.frozen.embeddings(texts)
 
     def frozen_embeddings(self, texts: Sequence[str]) -> Rows:
         """What :meth:`embed` gives for the features of ``texts``, as rows of the cache read only when
         used (N, D): the encoder is frozen, so a pool's embeddings need no copy."""
         first = _split_pairs(texts)[0] if (self.pairs if self.pairs is not None else self._pairs(texts)) else texts
-        keys = self._keys(first)
-        self._encode_missing(first, keys)
-        return Rows(self.cache, keys, self.dim)
-
-    def _keys(self, texts: Sequence[str]) -> np.ndarray:
-        return embedding_keys(texts, max_length=self.config.max_length, pooling=self.config.head.pooling)
+        return self.frozen.rows(first)
 
     def _pairs(self, texts: Sequence[str]) -> bool:
         return self.config.head.pairs and any(TEXT_SEP in t for t in texts)
-
-    def _encode_missing(self, texts: Sequence[str], keys: np.ndarray) -> None:
-        """Encode the texts whose key the cache lacks, in minibatches, adding them to the cache
-        every :data:`STORE_EVERY` texts (an interrupted run keeps those)."""
-        import torch
-
-        absent = self.cache.find(keys) < 0
-        todo = {k: t for k, t in zip(keys[absent].tolist(), np.asarray(texts, dtype=object)[absent])}
-        if not todo:
-            return
-        # Similar lengths in a batch mean little padding; the key breaks ties deterministically.
-        todo = sorted(todo.items(), key=lambda item: (len(item[1]), item[0]))
-        pooling, size = self.config.head.pooling, self.config.minibatch_size
-        self.progress(f"embedding {len(todo)} new texts")
-        done_keys, done_vectors = [], []
-        with progress.bar(len(todo), "embedding", unit="text", say=self.progress) as bar:
-            for start in range(0, len(todo), size):
-                chunk = todo[start:start + size]
-                batch = self.tokenizer([t for _, t in chunk], padding=True, truncation=True,
-                                       max_length=self.config.max_length, return_tensors="pt")
-                with torch.inference_mode():
-                    output = self.encoder(**batch, output_hidden_states=pooling == "layers")
-                    # hidden_states[0] is the token embeddings, before any layer
-                    hidden = (torch.stack(output.hidden_states[1:]).mean(0) if pooling == "layers"
-                              else output.last_hidden_state)
-                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                    pooled = torch.nn.functional.normalize(pooled, dim=1)
-                done_keys += [k for k, _ in chunk]
-                done_vectors.append(pooled.numpy().astype(np.float32))
-                if len(done_keys) >= STORE_EVERY or start + size >= len(todo):
-                    self.cache.add(np.array(done_keys, dtype=KEY_DTYPE), np.concatenate(done_vectors))
-                    done_keys, done_vectors = [], []
-                bar.update(len(chunk))
 
     def fit(self, X, y: np.ndarray, *, n_classes: int, seed: int,
             sample_weight: np.ndarray | None = None) -> HeadModel:

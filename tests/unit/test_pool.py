@@ -9,7 +9,7 @@ import pytest
 
 from crowdloop.tasks import embedding_cache, models, prediction_cache, train
 from crowdloop.tasks.embedding_cache import Rows
-from crowdloop.tasks.models import head
+from crowdloop.tasks.models import encoder
 
 WORDS = ["apple", "pie", "zebra", "runs", "far", "please", "help", "now", "thanks", "billing"]
 
@@ -97,7 +97,7 @@ def test_a_killed_training_step_leaves_no_predictions_behind(cfg, tmp_path, monk
 def test_an_interrupted_first_embedding_keeps_what_it_finished_and_encodes_only_the_rest(cfg, tmp_path,
                                                                                         monkeypatch):
     model = dataclasses.replace(_head_cfg(cfg), minibatch_size=4)
-    monkeypatch.setattr(head, "STORE_EVERY", 8)  # a chunk file every 2 minibatches
+    monkeypatch.setattr(encoder, "STORE_EVERY", 8)  # a chunk file every 2 minibatches
     texts = _texts(40, 3)
     backend = models.load_backend(model, embedding_cache=embedding_cache.open_cache(tmp_path, "enc"))
     real, calls = backend.encoder.forward, []
@@ -122,23 +122,30 @@ def test_an_interrupted_first_embedding_keeps_what_it_finished_and_encodes_only_
     np.testing.assert_allclose(again.embeddings(texts), fresh.embeddings(texts), atol=1e-6)
 
 
-def test_reading_stored_predictions_imports_no_torch_transformers_or_sklearn(cfg, tmp_path):
-    """A cached re-run of a round reads its predictions back in a fresh process without the heavy
-    libraries (torch alone takes seconds to import)."""
+def test_a_cached_round_imports_no_torch_or_sklearn_and_a_retrain_on_cached_embeddings_no_torch(cfg, tmp_path):
+    """In a fresh process: reading stored predictions back imports none of the heavy libraries
+    (torch alone takes seconds), and training again on texts whose embeddings are all cached
+    (the next round, new labels) loads no encoder, so no torch either."""
+    import pickle
     import subprocess
     import sys
 
     training, model = _training(), _head_cfg(cfg)
-    train.train_with_cache(tmp_path, "k" * 64, training, model=model, n_classes=3, folds=3, seed=0, chunk_size=16)
+    kwargs = dict(model=model, n_classes=3, folds=3, seed=0, chunk_size=16)
+    train.train_with_cache(tmp_path, "k" * 64, training, **kwargs)
+    relabeled = dataclasses.replace(training, labels=(training.labels + 1) % 3)
     script = (
         "import pickle, sys\n"
         "from crowdloop.tasks import train\n"
-        f"training, model = pickle.loads({__import__('pickle').dumps((training, model))!r})\n"
-        f"train.train_with_cache({str(tmp_path)!r}, 'k' * 64, training, model=model, n_classes=3, folds=3, seed=0,"
-        " chunk_size=16)\n"
-        f"predictions = train.load_predictions({str(tmp_path)!r}, 'k' * 64)\n"
-        "assert predictions.pred_probs_unlabeled.shape == (40, 3)\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))\n"
+        f"training, relabeled, kwargs = pickle.loads({pickle.dumps((training, relabeled, kwargs))!r})\n"
+        "heavy = lambda: sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules)\n"
+        f"train.train_with_cache({str(tmp_path)!r}, 'k' * 64, training, **kwargs)\n"
+        f"assert train.load_predictions({str(tmp_path)!r}, 'k' * 64).pred_probs_unlabeled.shape == (40, 3)\n"
+        "print(heavy())\n"
+        f"train.train_with_cache({str(tmp_path)!r}, 'r' * 64, relabeled, **kwargs)\n"
+        "print(heavy())\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    cached, retrained = out.stdout.split("\n")[:2]
+    assert cached == "[]"
+    assert "sklearn" in retrained and "torch" not in retrained  # it did train, with no encoder loaded
