@@ -143,7 +143,10 @@ def _signal(data: round_data.RoundData, agreed: consensus.Consensus, predictions
 
 
 def _diversity(data: round_data.RoundData, predictions: Predictions, cfg: Config) -> select.Diversity | None:
-    if predictions.embeddings_unlabeled is None:
+    """The embeddings select's diversity options read; None when both are off (a million-text
+    pool's embeddings then stay on disk)."""
+    off = cfg.select.duplicate_threshold is None and cfg.select.kcenter_weight == 0
+    if predictions.embeddings_unlabeled is None or off:
         return None
     vectors = round_data.pool_frame(data, predictions.embeddings, predictions.embeddings_unlabeled)
     return select.Diversity(vectors, covered=predictions.embeddings, duplicate_threshold=cfg.select.duplicate_threshold,

@@ -21,7 +21,8 @@ from prefect import flow
 
 from crowdloop.flows import steps
 from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import annotators, metrics, report, round_data, signal, simulation_store, stopping, track
+from crowdloop.tasks import (annotators, metrics, progress, report, round_data, signal, simulation_store, stopping,
+                             track)
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import TrainingSet, train_and_predict
 
@@ -132,9 +133,10 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
 
     def train(training: TrainingSet):
         return train_and_predict(backend, training, n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=seed,
-                                 mc_passes=mc_dropout_passes(cfg))[0]
+                                 mc_passes=mc_dropout_passes(cfg), chunk_size=cfg.predict.chunk_size)[0]
 
-    for number in range(len(rows) + 1, preset.rounds + 1):
+    for number in progress.track(range(len(rows) + 1, preset.rounds + 1), f"{arm.name} seed {seed}", unit="round",
+                                 total=preset.rounds, done=len(rows)):
         start = time.perf_counter()
         data = round_data.build(replay.examples, collected, classes=cfg.classes)
         # Routing draws from the annotators who hold an answer (examples with none left are
@@ -168,7 +170,9 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     ``metric`` is what the summary's annotations-to-``target`` and ROI read."""
     out = Path(out_dir)
     backend_name = steps.embed_texts(out_dir, base)
-    parts = [arm_flow(out_dir, base, preset, arm, seed) for arm in preset.arms for seed in seeds]
+    runs = [(arm, seed) for arm in preset.arms for seed in seeds]
+    parts = [arm_flow(out_dir, base, preset, arm, seed)
+             for arm, seed in progress.track(runs, "simulation: arms × seeds", unit="run", say=log.info)]
     curves = pd.concat(parts, ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     baseline = RANDOM.name if RANDOM.name in set(curves["strategy"]) else None

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, journal, models, record,
                              simulation_store, store, train, version)
 from crowdloop.tasks.errors import CrowdloopError
-from crowdloop.tasks.models.base import model_key, resolve_backend, resolve_model_name
+from crowdloop.tasks.models.base import model_key, resolve_model_name
 
 log = logging.getLogger("crowdloop")
 # Writes and remote calls are never served from a cache: each run does them.
@@ -62,17 +63,19 @@ def load(campaign_dir: str) -> Loaded:
                   store.read_pred_probs(campaign, rounds[-1]) if rounds else None)
 
 
-@task(name="train-and-predict", cache_key_fn=lambda _, params: params["key"], persist_result=True,
-      retries=1, retry_delay_seconds=5)
+# The training step caches its own output, on disk under its content key (train.train_with_cache):
+# Prefect's result store would hold a pickle of every pool-sized array.
+@task(name="train-and-predict", retries=1, retry_delay_seconds=5, **WRITES)
 def train_and_predict(key: str, cache_dir: str, training: train.TrainingSet, *, model: config.ModelConfig,
-                      n_classes: int, folds: int, seed: int, mc_passes: int) -> train.Predictions:
-    return train.train_with_cache(Path(cache_dir), key, training, model=model, n_classes=n_classes, folds=folds,
-                                  seed=seed, mc_passes=mc_passes)
+                      n_classes: int, folds: int, seed: int, mc_passes: int, chunk_size: int) -> str:
+    return str(train.train_with_cache(Path(cache_dir), key, training, model=model, n_classes=n_classes,
+                                      folds=folds, seed=seed, mc_passes=mc_passes, chunk_size=chunk_size))
 
 
 @dataclass(frozen=True)
 class CampaignTrainer:
-    """``plan_round``'s train step in a campaign: the cached task, keyed on the round's content."""
+    """``plan_round``'s train step in a campaign: the task, keyed on the round's content, whose
+    stored predictions an unchanged re-run reads back instead of training."""
 
     campaign: store.Campaign
     cfg: config.Config
@@ -80,12 +83,12 @@ class CampaignTrainer:
 
     def __call__(self, training: train.TrainingSet) -> train.Predictions:
         cfg = self.cfg
-        settings = {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
-                    "folds": cfg.predict.folds, "seed": cfg.seed, "mc_passes": self.mc_passes}
-        trainer = train_and_predict.with_options(result_storage=self.campaign.cache / "prefect")
-        return trainer(train.training_key(training, settings=settings), str(self.campaign.cache), training,
-                       model=cfg.model, n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed,
-                       mc_passes=self.mc_passes)
+        key = train.training_key(training, settings=train.training_settings(cfg, self.mc_passes))
+        # quote: Prefect would otherwise walk every text of the training set looking for futures
+        train_and_predict(key, str(self.campaign.cache), quote(training), model=cfg.model,
+                          n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed,
+                          mc_passes=self.mc_passes, chunk_size=cfg.predict.chunk_size)
+        return train.load_predictions(self.campaign.cache, key)
 
 
 @task(name="simulate-annotators", **WRITES)
@@ -174,8 +177,8 @@ def simulation_backend(model_cfg: config.ModelConfig, out_dir: str):
     Arms receive the output folder, not the data: Prefect stores flow parameters
     as JSON, which would copy the whole dataset into its database for every arm.
     """
-    cache = embedding_cache.read(simulation_store.cache_dir(Path(out_dir)),
-                                 model_key(resolve_model_name(model_cfg.name)))
+    cache = embedding_cache.open_cache(simulation_store.cache_dir(Path(out_dir)),
+                                       model_key(resolve_model_name(model_cfg.name)))
     return models.load_backend(model_cfg, embedding_cache=cache, progress=log.info)
 
 
@@ -184,9 +187,8 @@ def embed_texts(out_dir: str, base: config.Config) -> str:
     """Embed every text of the replay once (head backend), cached on disk in out_dir/.cache."""
     replay = simulation_store.read_replay(Path(out_dir))
     backend = simulation_backend(base.model, out_dir)
-    backend.features(replay.examples["text"].tolist())
-    if backend.name == "head":
-        embedding_cache.write(simulation_store.cache_dir(Path(out_dir)), model_key(backend.model_name), backend.cache)
+    if hasattr(backend, "prepare"):
+        backend.prepare(replay.examples["text"].tolist())
     return backend.name
 
 

@@ -65,6 +65,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class PredictConfig:
     folds: int
+    chunk_size: int
 
 
 @dataclass(frozen=True)

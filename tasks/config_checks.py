@@ -44,6 +44,7 @@ def validate(config, source: str) -> None:
         (config.score.no_signal_strategy in NO_SIGNAL_STRATEGIES,
          f"'score.no_signal_strategy' must be one of {', '.join(NO_SIGNAL_STRATEGIES)}"),
         (config.predict.folds >= 2, "'predict.folds' must be at least 2"),
+        (config.predict.chunk_size >= 1, "'predict.chunk_size' must be at least 1"),
         (config.select.batch_size >= 1, "'select.batch_size' must be at least 1"),
         (config.select.max_annotations_per_example >= 1,
          "'select.max_annotations_per_example' must be at least 1"),

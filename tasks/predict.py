@@ -8,11 +8,10 @@ trains them as one stacked model), else one ``fit`` after another (the head back
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ class OutOfSample:
         that trained on it (committee strategies read these).
     full_model : fitted model or None
         With ``fit_full``: the model fitted on every labeled example with ``seed``.
+    models : list of k fitted models
+        The fold models (model f never saw fold f), for predicting more examples later.
     """
 
     pred_probs: np.ndarray
@@ -42,6 +43,7 @@ class OutOfSample:
     folds: np.ndarray
     fold_pred_probs: np.ndarray
     full_model: Any = None
+    models: list = field(default_factory=list)
 
 
 def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
@@ -57,6 +59,8 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
     smaller than ``folds``, the split is unstratified (KFold); with fewer
     examples than ``folds``, each example is its own fold (leave-one-out).
     """
+    from sklearn.model_selection import KFold, StratifiedKFold  # here: a cached round never imports scikit-learn
+
     labels = np.asarray(labels, dtype=int)
     n, n_labels = len(labels), len(np.unique(labels))
     if n < 2 or n_labels < 2:
@@ -149,9 +153,9 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
         if n_unlabeled:
             pool[fold] = backend.predict_proba(fitted, X_unlabeled)
         if progress:
-            progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} "
-                     f"held-out and {n_unlabeled} unlabeled examples")
+            progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} held-out"
+                     + (f" and {n_unlabeled} unlabeled examples" if n_unlabeled else " examples"))
     pred_probs = every[assignment, np.arange(len(labels))]
     return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
                        fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every,
-                       full_model=fitted_models[k] if fit_full else None)
+                       full_model=fitted_models[k] if fit_full else None, models=list(fitted_models[:k]))

@@ -25,6 +25,7 @@ def save_round(campaign: store.Campaign, number: int, data: round_data.RoundData
 
     ``plan``: the round's flows.plan.Plan. Returns the annotation part files added.
     """
+    version.prewarm_dvc(campaign.root)  # DVC starts now: its start-up overlaps the save and the logging
     journal.note(campaign, round=number)
     parts = []
     if answers is not None and len(answers):
@@ -73,6 +74,7 @@ def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], r
     """Undo a round that failed before its commit: its folder and annotation ``parts`` go, and
     its MLflow run (if it was logged) is marked FAILED."""
     store.discard_round(campaign, number, parts=parts)
+    version.discard_prewarmed(campaign.root)
     if run_id is None:
         return
     try:
@@ -84,6 +86,8 @@ def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], r
 def publish_round(campaign: store.Campaign, number: int, run_id: str, cfg: Config, score: float) -> int | None:
     """Tag the committed round's run with its git commit and DVC hash; register its model as the
     champion when ``score`` beats the current one. Returns the new model version, or None."""
+    if cfg.remote.url:  # the push comes next: DVC starts while MLflow works
+        version.prewarm_dvc(campaign.root)
     tags = lineage.commit_tags(version.commit_of(campaign, version.round_tag(number)), version.data_md5(campaign))
     track.set_tags(campaign, run_id, tags, uri=cfg.tracking.uri)
     if cfg.tracking.register:

@@ -19,6 +19,8 @@ from crowdloop.tasks.route import ANYONE, Router, Routing
 from crowdloop.tasks.schema import PICK_COLUMNS
 
 __all__ = ["ANYONE", "Diversity", "Routing", "Selection", "select_batch"]
+# Without diversity options, this many times the batch of the lowest scores are ranked first (more if needed).
+STREAM_FACTOR = 20
 
 
 @dataclass(frozen=True)
@@ -86,16 +88,38 @@ def select_batch(
         :data:`ANYONE` (an empty string) on every row.
     """
     _validate(scores, annotations, annotator_quality, batch_size, max_annotations_per_example)
-    router = Router(annotations, annotator_quality, routing or Routing())
-    n_annotations = annotations.groupby("example_id").size().to_dict()
+    counts = annotations.groupby("example_id").size()
+    full = counts.index[counts >= max_annotations_per_example]
+    open_ = scores[~scores.index.isin(full)] if len(full) else scores
+    # Only the best candidates are ranked: the batch is chosen from the first ones. When the
+    # routing skips so many that they run out, twice as many are ranked and the batch is chosen
+    # again from the start, so the picks are exactly those of ranking the whole pool.
+    head = STREAM_FACTOR * max(batch_size, 1) if diversity is None else len(open_)
+    while True:
+        selection, used_up = _choose(_ranked(open_, head), annotations, annotator_quality, batch_size=batch_size,
+                                     routing=routing, diversity=diversity, money_left=money_left)
+        if not used_up or head >= len(open_):
+            return selection
+        head *= 2
 
+
+def _ranked(scores: pd.Series, head: int) -> pd.DataFrame:
+    """The ``head`` lowest ``scores`` (more where the last one is tied), by score then example_id."""
+    values = scores.to_numpy()
+    if head < len(values):
+        threshold = np.partition(values, head - 1)[head - 1]
+        scores = scores[values <= threshold]
     ranked = pd.DataFrame({"example_id": scores.index.to_numpy(), "score": scores.to_numpy()})
-    ranked = ranked.sort_values(["score", "example_id"], kind="stable")
-    open_ = [n_annotations.get(e, 0) < max_annotations_per_example for e in ranked["example_id"]]
-    ranked = ranked[open_].reset_index(drop=True)
+    return ranked.sort_values(["score", "example_id"], kind="stable").reset_index(drop=True)
+
+
+def _choose(ranked: pd.DataFrame, annotations: pd.DataFrame, annotator_quality: pd.Series, *, batch_size: int,
+            routing: Routing | None, diversity: Diversity | None,
+            money_left: float | None) -> tuple[Selection, bool]:
+    """The batch from the candidates ``ranked`` (best first), and whether it tried them all."""
+    router = Router(annotations, annotator_quality, routing or Routing())
     ids, values = ranked["example_id"].tolist(), ranked["score"].to_numpy()
     queue = _queue(ids, diversity, batch_size)
-
     rows, unroutable = [], []
     spent = 0.0
     while len(rows) < batch_size:
@@ -116,7 +140,8 @@ def select_batch(
     picks = pd.DataFrame(rows, columns=list(PICK_COLUMNS)).astype(
         {"example_id": object, "suggested_annotator": object, "score": float, "cost": float}
     )
-    return Selection(picks=picks, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates])
+    selection = Selection(picks=picks, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates])
+    return selection, len(rows) < batch_size and not queue.remaining
 
 
 def _queue(ids: list, diversity: Diversity | None, batch_size: int) -> CandidateQueue:

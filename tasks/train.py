@@ -10,6 +10,7 @@ inputs did not change trains nothing and returns the stored predictions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -20,14 +21,14 @@ from typing import Callable
 
 import numpy as np
 
-from crowdloop.tasks import embedding_cache
+from crowdloop.tasks import embedding_cache, pool, prediction_cache
 from crowdloop.tasks import models as models_mod
-from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.models.base import model_key, resolve_model_name
+from crowdloop.tasks.config import Config, ModelConfig
+from crowdloop.tasks.models.base import model_key, resolve_backend, resolve_model_name
 from crowdloop.tasks.predict import out_of_sample
 
 log = logging.getLogger("crowdloop")
-CODE_VERSION = "6"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
+CODE_VERSION = "7"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,21 @@ def sample_weights(agreed, ids, how: str, *, labels: np.ndarray | None = None,
     return weights
 
 
+def training_settings(cfg: Config, mc_passes: int) -> dict:
+    """What of ``cfg`` the train step's results depend on (with ``mc_passes``), for :func:`training_key`."""
+    return {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
+            "folds": cfg.predict.folds, "seed": cfg.seed, "mc_passes": mc_passes, "chunk_size": cfg.predict.chunk_size}
+
+
 def training_key(training: TrainingSet, *, settings: dict) -> str:
     """SHA-256 of everything the train/predict step depends on; equal keys, equal results."""
     digest = hashlib.sha256()
     for part in (training.texts_labeled, training.texts_test, training.texts_unlabeled):
-        digest.update(json.dumps(list(part)).encode())
+        # a length-prefixed stream, so a million texts are never one string in memory
+        digest.update(f"{len(part)}\n".encode())
+        for text in part:
+            encoded = text.encode() if isinstance(text, str) else repr(text).encode()  # a non-text fails later
+            digest.update(b"%d:" % len(encoded) + encoded)
     digest.update(np.asarray(training.labels, dtype=np.int64).tobytes())
     weights = training.sample_weight
     digest.update(b"unweighted" if weights is None else np.asarray(weights, dtype=np.float64).tobytes())
@@ -142,6 +153,8 @@ def train_and_predict(
     seed: int,
     progress: Callable[[str], None] | None = None,
     mc_passes: int = 0,
+    chunk_size: int = 1 << 62,
+    allocate: pool.Allocate | None = None,
 ):
     """k-fold out-of-sample predictions plus a model fitted on all labeled examples.
 
@@ -151,17 +164,22 @@ def train_and_predict(
     ``mc_passes`` >= 2 asks a backend with ``mc_dropout_proba`` for that many
     MC-dropout passes as BALD's posterior samples. ``training.sample_weight`` (N,):
     each labeled example's weight in every fit that trains on it (None: equal weights).
+    The unlabeled pool is predicted ``chunk_size`` texts at a time into arrays made by
+    ``allocate`` (:mod:`crowdloop.tasks.pool`; default: in memory).
     """
     texts_labeled, labels, texts_unlabeled, texts_test = (training.texts_labeled, training.labels,
                                                           training.texts_unlabeled, training.texts_test)
-    sample_weight = training.sample_weight
     say = progress or (lambda message: None)
     seconds = {}
     start = time.perf_counter()
     n_l, n_u = len(texts_labeled), len(texts_unlabeled)
-    features = backend.features([*texts_labeled, *texts_unlabeled, *texts_test])
-    x_l, x_u, x_t = features[:n_l], features[n_l:n_l + n_u], features[n_l + n_u:]
+    if hasattr(backend, "prepare"):  # the head: every text embedded once, in one pass, before any chunk
+        backend.prepare([*texts_labeled, *texts_unlabeled, *texts_test])
+    features = backend.features([*texts_labeled, *texts_test])
+    x_l, x_t = features[:n_l], features[n_l:]
     seconds["features"] = time.perf_counter() - start
+    predict_pool = functools.partial(pool.predict_pool, backend, texts_unlabeled, n_classes=n_classes,
+                                     chunk_size=chunk_size, allocate=allocate, progress=progress)
     if n_l == 0:
         say(f"nothing labeled yet: no model; embedding {n_u} unlabeled examples for a cold start")
         uniform = np.full((n_u, n_classes), 1.0 / n_classes)
@@ -169,16 +187,17 @@ def train_and_predict(
             pred_probs=np.zeros((0, n_classes)), pred_probs_unlabeled=uniform,
             fold_pred_probs_unlabeled=uniform[None], test_probs=np.full((len(texts_test), n_classes), 1.0 / n_classes),
             backend=backend.name, seconds=seconds, embeddings=backend.embed(None, x_l),
-            embeddings_unlabeled=backend.embed(None, x_u), trained=False,
+            embeddings_unlabeled=predict_pool(models=[], full_model=None).embeddings, trained=False,
         ), None
 
     start = time.perf_counter()
     say(f"{folds}-fold out-of-sample predictions for {n_l} labeled and {n_u} unlabeled examples, "
         f"and a model on all {n_l} labeled examples")
     # The full model is fitted beside the fold models: a backend with fit_many trains them all at once.
-    oos = out_of_sample(backend, x_l, labels, x_u, n_classes=n_classes, folds=folds, seed=seed,
-                        sample_weight=sample_weight, progress=progress, fit_full=True)
+    oos = out_of_sample(backend, x_l, labels, x_l[:0], n_classes=n_classes, folds=folds, seed=seed,
+                        sample_weight=training.sample_weight, progress=progress, fit_full=True)
     fitted = oos.full_model
+    pooled = predict_pool(models=oos.models, full_model=fitted, mc_passes=mc_passes, seed=seed)
     seconds["fit_and_kfold"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -187,44 +206,62 @@ def train_and_predict(
     seconds["test"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    posterior = (oos.fold_pred_probs, oos.fold_pred_probs_unlabeled)
-    if mc_passes >= 2 and hasattr(backend, "mc_dropout_proba"):
+    posterior = oos.fold_pred_probs
+    if pooled.posterior is not pooled.folds:
         say(f"{mc_passes} MC-dropout passes over {n_l + n_u} pool examples")
-        posterior = tuple(backend.mc_dropout_proba(fitted, x, passes=mc_passes, seed=seed) for x in (x_l, x_u))
-    embeddings = backend.embed(fitted, x_l), backend.embed(fitted, x_u)
+        posterior = backend.mc_dropout_proba(fitted, x_l, passes=mc_passes, seed=seed)
+    embeddings = backend.embed(fitted, x_l)
     seconds["extras"] = time.perf_counter() - start
 
     predictions = Predictions(
         pred_probs=oos.pred_probs,
-        pred_probs_unlabeled=oos.pred_probs_unlabeled,
-        fold_pred_probs_unlabeled=oos.fold_pred_probs_unlabeled,
+        pred_probs_unlabeled=pooled.mean,
+        fold_pred_probs_unlabeled=pooled.folds,
         test_probs=test_probs,
         backend=backend.name,
         seconds=seconds,
         fold_pred_probs=oos.fold_pred_probs,
         folds=oos.folds,
-        embeddings=embeddings[0],
-        embeddings_unlabeled=embeddings[1],
-        posterior_probs=posterior[0],
-        posterior_probs_unlabeled=posterior[1],
+        embeddings=embeddings,
+        embeddings_unlabeled=pooled.embeddings,
+        posterior_probs=posterior,
+        posterior_probs_unlabeled=pooled.posterior,
     )
     return predictions, fitted
 
 
 def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model: ModelConfig, n_classes: int,
-                     folds: int, seed: int, mc_passes: int = 0) -> Predictions:
-    """:func:`train_and_predict` with the encoder loaded once, the embeddings cache of ``cache_dir``
-    read and extended, and the full model exported to ``cache_dir/models/<key>``."""
+                     folds: int, seed: int, mc_passes: int = 0, chunk_size: int) -> Path:
+    """:func:`train_and_predict` against a cache folder: its predictions stored under ``key``
+    (:mod:`.prediction_cache`; when they are already there, nothing runs), the embeddings cache
+    of ``cache_dir`` read and extended, the full model exported to ``cache_dir/models/<key>``.
+    Returns the predictions' folder; :func:`load_predictions` reads it."""
+    stored = prediction_cache.folder(cache_dir, key)
+    if prediction_cache.load(cache_dir, key) is not None:
+        log.info("training step cached: reusing %s", stored)
+        return stored
     encoder_key = model_key(resolve_model_name(model.name))
-    cache = embedding_cache.read(cache_dir, encoder_key)
-    known = len(cache)
+    cache = embedding_cache.open_cache(cache_dir, encoder_key)
     backend = models_mod.load_backend(model, embedding_cache=cache, progress=log.info)
-    predictions, fitted = train_and_predict(backend, training, n_classes=n_classes, folds=folds, seed=seed,
-                                            progress=log.info, mc_passes=mc_passes)
-    if len(cache) > known:
-        embedding_cache.write(cache_dir, encoder_key, cache)
-    if fitted is None:
-        return predictions
-    model_dir = Path(cache_dir) / "models" / key[:16]
-    backend.save(fitted, model_dir)
-    return dataclasses.replace(predictions, model_dir=str(model_dir))
+    writer = prediction_cache.Writer(cache_dir, key)
+    try:
+        predictions, fitted = train_and_predict(backend, training, n_classes=n_classes, folds=folds, seed=seed,
+                                                progress=log.info, mc_passes=mc_passes, chunk_size=chunk_size,
+                                                allocate=writer.allocate)
+        if fitted is not None:
+            model_dir = Path(cache_dir) / "models" / key[:16]
+            backend.save(fitted, model_dir)
+            predictions = dataclasses.replace(predictions, model_dir=str(model_dir))
+        return writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)},
+                             embedding_key=encoder_key)
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def load_predictions(cache_dir: Path, key: str) -> Predictions:
+    """What :func:`train_with_cache` stored under ``key``, its arrays memory-mapped."""
+    fields = prediction_cache.load(cache_dir, key)
+    if fields is None:
+        raise FileNotFoundError(f"no stored predictions for training key {key[:16]} in {cache_dir}")
+    return Predictions(**fields)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from crowdloop.tasks.config import ModelConfig
+from crowdloop.tasks.embedding_cache import EmbeddingCache
 from crowdloop.tasks.models.base import Backend, resolve_backend
 
 
-def load_backend(model: ModelConfig, *, embedding_cache: dict[str, np.ndarray] | None = None,
+def load_backend(model: ModelConfig, *, embedding_cache: EmbeddingCache | None = None,
                  progress: Callable[[str], None] | None = None) -> Backend:
     """The backend ``model.backend`` names (``auto`` resolved), its model and tokenizer loaded once.
 
-    ``embedding_cache`` (head only) is read and filled in place; the caller persists it.
+    ``embedding_cache`` (head only) is read and filled as texts are encoded (None: one in memory).
     """
     from transformers.utils import logging as hf_logging
 

@@ -90,9 +90,11 @@ def model_key(name: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def embedding_key(text: str, *, max_length: int, pooling: str) -> str:
-    """Key of one text's embedding in the cache; truncation and pooling change the vector, so they are part of it."""
-    return hashlib.sha256(f"{max_length}\n{pooling}\n{text}".encode()).hexdigest()
+def embedding_keys(texts: Sequence[str], *, max_length: int, pooling: str) -> np.ndarray:
+    """Keys of the texts' embeddings in the cache, shape (N,), S32 (SHA-256 digests); truncation
+    and pooling change the vector, so they are part of the key."""
+    prefix = f"{max_length}\n{pooling}\n"
+    return np.array([hashlib.sha256(f"{prefix}{text}".encode()).digest() for text in texts], dtype="S32")
 
 
 def check_texts(texts: Sequence[str]) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from crowdloop.tasks.config import ModelConfig
+from crowdloop.tasks.progress import bar as progress_bar
 from crowdloop.tasks.models import stacked
 from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, floor_probs,
                                          resolve_model_name)
@@ -210,7 +211,8 @@ class FinetuneBackend:
         ids = torch.as_tensor(X.ids, device=self.device)
         lengths = torch.as_tensor(X.lengths, device=self.device)
         out = torch.zeros((len(X), width), device=self.device)
-        with torch.inference_mode(), stacked.precision(self.device.type, self.bf16):
+        with (torch.inference_mode(), stacked.precision(self.device.type, self.bf16),
+              progress_bar(len(X) if len(batches) > 1 else 0, "predicting", unit="text") as bar):
             for number, rows in enumerate(batches, start=1):
                 picked = torch.as_tensor(rows, device=self.device)
                 batch_ids = ids[picked, :int(X.lengths[rows].max())]
@@ -221,4 +223,5 @@ class FinetuneBackend:
                 out[picked] = head(outputs, keep).float()
                 if len(batches) > 1 and (number % 10 == 0 or number == len(batches)):
                     self.progress(f"predicted {min(number * size, len(X))}/{len(X)} texts")
+                bar.update(len(rows))
         return out.cpu().numpy()

@@ -20,8 +20,9 @@ import numpy as np
 from scipy import sparse
 
 from crowdloop.tasks.config import ModelConfig
-from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, embedding_key,
-                                         floor_probs, resolve_model_name)
+from crowdloop.tasks.embedding_cache import EmbeddingCache, Rows
+from crowdloop.tasks.models.base import check_class_indices, check_texts, check_weights, floor_probs
+from crowdloop.tasks.models.encoder import FrozenEncoder
 from crowdloop.tasks.schema import TEXT_SEP
 
 # Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
@@ -50,16 +51,29 @@ class HeadBackend:
 
     name = "head"
 
-    def __init__(self, model: ModelConfig, *, embedding_cache: dict | None, progress: Callable[[str], None]):
-        from transformers import AutoModel, AutoTokenizer
-
+    def __init__(self, model: ModelConfig, *, embedding_cache: EmbeddingCache | None,
+                 progress: Callable[[str], None]):
         self.config = model
-        self.model_name = resolve_model_name(model.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
-        self.encoder = AutoModel.from_pretrained(self.model_name, use_safetensors=True, trust_remote_code=False).eval()
-        self.dim = int(self.encoder.config.hidden_size)
-        self.cache = {} if embedding_cache is None else embedding_cache
-        self.progress = progress
+        self.frozen = FrozenEncoder(model, cache=embedding_cache, progress=progress)
+        self.model_name, self.dim, self.cache = self.frozen.model_name, self.frozen.dim, self.frozen.cache
+        self.pairs: bool | None = None  # set by prepare() for a whole training set; None: decided per call
+
+    @property
+    def encoder(self):
+        """The encoder (a transformers model), loaded on first use."""
+        return self.frozen.encoder
+
+    @property
+    def tokenizer(self):
+        return self.frozen.tokenizer
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Encode every text of ``texts`` the cache lacks (one progress bar, stored as it goes), and
+        fix the feature layout (pairs or not) for :meth:`features` of any part of them."""
+        check_texts(texts)
+        self.pairs = self._pairs(texts)
+        for part in (_split_pairs(texts) if self.pairs else (texts,)):
+            self.frozen.encode_missing(part, self.frozen.keys(part))
 
     def features(self, texts: Sequence[str]):
         """What ``fit`` takes: the embeddings (N, D), or with ``model.head.ngrams`` a sparse
@@ -69,8 +83,8 @@ class HeadBackend:
         schema.TEXT_SEP, as the importers join premise and hypothesis), the embedding part
         is :func:`pair_features` (N, 4D + 1) instead.
         """
-        if self.config.head.pairs and any(TEXT_SEP in t for t in texts):
-            first, second = zip(*(t.split(TEXT_SEP, 1) if TEXT_SEP in t else (t, "") for t in texts))
+        if self.pairs if self.pairs is not None else self._pairs(texts):
+            first, second = _split_pairs(texts)
             dense = pair_features(self.embeddings(first), self.embeddings(second), first, second)
         else:
             dense = self.embeddings(texts)
@@ -81,35 +95,16 @@ class HeadBackend:
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm, pooled as ``model.head.pooling`` says;
         each text not in the cache is encoded once."""
-        import torch
+        return self.frozen.embeddings(texts)
 
-        check_texts(texts)
-        pooling = self.config.head.pooling
-        keys = [embedding_key(t, max_length=self.config.max_length, pooling=pooling) for t in texts]
-        todo = {k: t for k, t in zip(keys, texts) if k not in self.cache}
-        # Similar lengths in a batch mean little padding; the key breaks ties deterministically.
-        todo = sorted(todo.items(), key=lambda item: (len(item[1]), item[0]))
-        size = self.config.minibatch_size
-        for start in range(0, len(todo), size):
-            chunk = todo[start:start + size]
-            batch = self.tokenizer([t for _, t in chunk], padding=True, truncation=True,
-                                   max_length=self.config.max_length, return_tensors="pt")
-            with torch.inference_mode():
-                output = self.encoder(**batch, output_hidden_states=pooling == "layers")
-                # hidden_states[0] is the token embeddings, before any layer
-                hidden = (torch.stack(output.hidden_states[1:]).mean(0) if pooling == "layers"
-                          else output.last_hidden_state)
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, dim=1)
-            for (key, _), vector in zip(chunk, pooled.numpy().astype(np.float32)):
-                self.cache[key] = vector
-            done = start + len(chunk)
-            if done == len(todo) or (start // size) % 20 == 0:
-                self.progress(f"embedded {done}/{len(todo)} new texts")
-        if not keys:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self.cache[k] for k in keys])
+    def frozen_embeddings(self, texts: Sequence[str]) -> Rows:
+        """What :meth:`embed` gives for the features of ``texts``, as rows of the cache read only when
+        used (N, D): the encoder is frozen, so a pool's embeddings need no copy."""
+        first = _split_pairs(texts)[0] if (self.pairs if self.pairs is not None else self._pairs(texts)) else texts
+        return self.frozen.rows(first)
+
+    def _pairs(self, texts: Sequence[str]) -> bool:
+        return self.config.head.pairs and any(TEXT_SEP in t for t in texts)
 
     def fit(self, X, y: np.ndarray, *, n_classes: int, seed: int,
             sample_weight: np.ndarray | None = None) -> HeadModel:
@@ -173,6 +168,14 @@ def pair_features(u: np.ndarray, v: np.ndarray, first: Sequence[str], second: Se
     words = (lambda text: set(re.findall(r"\w+", text.lower())))
     overlap = np.array([len(words(b) & words(a)) / max(len(words(b)), 1) for a, b in zip(first, second)])
     return np.hstack([u, v, np.abs(u - v), u * v, overlap[:, None]]).astype(np.float32)
+
+
+def _split_pairs(texts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each text's two sides (schema.TEXT_SEP between them; a text without one: itself and "")."""
+    if not len(texts):
+        return [], []
+    first, second = zip(*(t.split(TEXT_SEP, 1) if TEXT_SEP in t else (t, "") for t in texts))
+    return list(first), list(second)
 
 
 def ngram_features(texts: Sequence[str]) -> sparse.csr_matrix:

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from crowdloop.tasks.config import FinetuneConfig
+from crowdloop.tasks.progress import bar as progress_bar
 from crowdloop.tasks.models.tokens import training_batches
 
 log = logging.getLogger("crowdloop")
@@ -128,8 +129,11 @@ def train(module, init: dict, ids, lengths, targets, plan: Schedule, *, config: 
     if vmapped is None:
         vmapped = _can_vmap(module, params, *batch(0)[:2])
     every, running, since = max(1, steps // 5), torch.zeros(n_models, device=device), 0
+    stack = contextlib.ExitStack()
     module.train()
     try:
+        bar = stack.enter_context(progress_bar(steps, f"fine-tune, {n_models} model{'s' * (n_models > 1)}",
+                                               unit="step"))
         for step in range(steps):
             batch_ids, keep, batch_targets = batch(step)
             with precision(device.type, bf16):
@@ -147,11 +151,15 @@ def train(module, init: dict, ids, lengths, targets, plan: Schedule, *, config: 
             since += 1
             if (step + 1) % every == 0 or step + 1 == steps:
                 mean = (running / since).tolist()  # the only read-back: once per progress line
+                losses_text = " ".join(f"{value:.3f}" for value in mean)
                 progress(f"fine-tune step {step + 1}/{steps}, {n_models} model{'s' * (n_models > 1)}: "
-                         f"loss {' '.join(f'{value:.3f}' for value in mean)}")
+                         f"loss {losses_text}")
+                bar.note(f"loss {losses_text}")
                 running.zero_()
                 since = 0
+            bar.update(1)
     finally:
+        stack.close()
         module.eval()
     return {name: tensor.detach() for name, tensor in params.items()}
 

@@ -9,6 +9,8 @@ arrays, lower = ask first.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -17,6 +19,10 @@ from crowdloop.tasks.scoring.strategies import BUILTIN, MODEL_FREE, ScoreInputs,
 
 __all__ = ["AUTO", "ScoreInputs", "effective_strategy", "resolve", "score", "score_inputs"]
 AUTO = "auto"  # resolved each round by effective_strategy
+# Built-in strategies that never read the embeddings: for them a pool's embeddings (rows of the
+# embedding cache, read only when used) stay on disk. Every other strategy gets them as an array.
+NO_EMBEDDINGS = ("activelab", "activelab_ensemble", "random", "good_random", "agreement", "least_confidence",
+                 "margin", "entropy", "qbc", "bald")
 
 
 def resolve(name: str) -> Strategy:
@@ -66,6 +72,8 @@ def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool,
 def score(strategy: str, inputs: ScoreInputs, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Scores of shapes (N,), (U,) from the named strategy (see :func:`effective_strategy`
     for the cold start); lower = label first."""
+    if strategy not in NO_EMBEDDINGS and inputs.embeddings_unlabeled is not None:
+        inputs = dataclasses.replace(inputs, embeddings_unlabeled=np.asarray(inputs.embeddings_unlabeled))
     scores_labeled, scores_unlabeled = resolve(strategy)(inputs, seed=seed)
     scores_labeled = np.asarray(scores_labeled, dtype=float)
     scores_unlabeled = np.asarray(scores_unlabeled, dtype=float)

@@ -55,7 +55,9 @@ class ScoreInputs:
         Each fold model on every example. For a labeled example F-1 of them saw
         it in training, so they are more confident on it than ``pred_probs``.
     embeddings, embeddings_unlabeled : ndarray of shape (N, D), (U, D) or None
-        Encoder embeddings (head backend) or the fine-tuned model's pooled states.
+        Encoder embeddings (head backend) or the fine-tuned model's pooled states. The
+        pool's may arrive as rows of the embedding cache not read yet; ``score`` hands a
+        strategy that reads them (any but ``scoring.NO_EMBEDDINGS``) an array.
     posterior_probs, posterior_probs_unlabeled : ndarray of shape (S, N, K), (S, U, K) or None
         Posterior samples for BALD: MC-dropout passes (fine-tune) or the fold models (head).
     batch_size : how many picks the round asks for (batch strategies order this many greedily).

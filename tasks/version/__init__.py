@@ -18,11 +18,11 @@ import yaml
 from crowdloop.tasks.store import Campaign
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
                                               head, round_tags, subject)
-from crowdloop.tasks.version.shell import VersionError, dvc, run
+from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
 
 __all__ = ["TRACKED", "WRITTEN", "VersionError", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
-           "data_md5", "dirty", "head", "init_repo", "pull", "push", "remote_url", "restore_head", "rollback",
-           "round_tag", "round_tags", "set_remote", "subject", "tag"]
+           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "prewarm_dvc", "pull", "push", "remote_url",
+           "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "subject", "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",

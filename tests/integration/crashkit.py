@@ -79,7 +79,8 @@ def install(point: str) -> None:
         "save:done": (track, "log_round", {}),
         "track:mid": (MlflowClient, "log_artifact", {}),
         "track:done": (store, "write_lineage", {"after": True}),
-        "commit:mid-dvc": (version, "dvc", {"when": _dvc("add"), "delay": 0.3}),
+        # 0.1 s: a round starts its DVC interpreter ahead (version.prewarm_dvc), so its add is quick
+        "commit:mid-dvc": (version, "dvc", {"when": _dvc("add"), "delay": 0.1}),
         "commit:dvc-done": (version, "run", {"when": _git("add")}),
         "commit:git-added": (version, "run", {"when": _git("commit")}),
         "commit:before-tag": (version, "run", {"when": _git("tag")}),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from crowdloop.tasks import models
+from crowdloop.tasks.embedding_cache import EmbeddingCache
 from crowdloop.tasks.models import base as model, head
 from crowdloop.tasks.schema import TEXT_SEP
 
@@ -56,7 +57,7 @@ def _head(cfg, *, ngrams=True, pooling="layers"):
 def test_layers_pooling_averages_every_layer_and_last_takes_the_last(cfg):
     import torch
 
-    cache = {}
+    cache = EmbeddingCache()
     by_pooling = {p: models.load_backend(_head(cfg, pooling=p), embedding_cache=cache) for p in ("layers", "last")}
     encoder, tokenizer = by_pooling["last"].encoder, by_pooling["last"].tokenizer
     tokens = tokenizer(TEXTS[:4], padding=True, truncation=True, max_length=32, return_tensors="pt")
@@ -71,7 +72,7 @@ def test_layers_pooling_averages_every_layer_and_last_takes_the_last(cfg):
 
 
 def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
-    cache = {}
+    cache = EmbeddingCache()
     backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=cache)
     embeddings = backend.embeddings(TEXTS + TEXTS[:3])
     assert embeddings.shape == (27, 32) and embeddings.dtype == np.float32
@@ -93,7 +94,7 @@ def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
 
 
 def test_head_features_are_embeddings_beside_hashed_ngrams(cfg):
-    backend = models.load_backend(_head(cfg), embedding_cache={})
+    backend = models.load_backend(_head(cfg), embedding_cache=None)
     texts = ["please could you help", "could you please help", "go away now", "please could you help"]
     X = backend.features(texts)
     assert X.shape == (4, 32 + head.NGRAMS["n_features"])
@@ -104,7 +105,7 @@ def test_head_features_are_embeddings_beside_hashed_ngrams(cfg):
     # same words, other order: the unigrams agree, the bigrams do not
     assert 0 < (grams[0].multiply(grams[1])).sum() < 1 and (grams[0].multiply(grams[2])).sum() == 0
     assert np.allclose(backend.embed(None, X), backend.embeddings(texts))  # strategies see the embeddings
-    dense = models.load_backend(_head(cfg, ngrams=False), embedding_cache={})
+    dense = models.load_backend(_head(cfg, ngrams=False), embedding_cache=None)
     assert isinstance(dense.features(texts), np.ndarray) and dense.features(texts).shape == (4, 32)
 
 
@@ -117,7 +118,7 @@ def test_ngrams_let_the_head_learn_what_the_embedding_misses(cfg):
     y = np.arange(80) % 2
     scores = {}
     for ngrams in (True, False):
-        backend = models.load_backend(_head(cfg, ngrams=ngrams), embedding_cache={})
+        backend = models.load_backend(_head(cfg, ngrams=ngrams), embedding_cache=None)
         X = backend.features(texts)
         fitted = backend.fit(X[:60], y[:60], n_classes=2, seed=0)
         scores[ngrams] = (backend.predict_proba(fitted, X[60:]).argmax(axis=1) == y[60:]).mean()
@@ -126,7 +127,7 @@ def test_ngrams_let_the_head_learn_what_the_embedding_misses(cfg):
 
 
 def test_head_reads_only_the_ngram_columns_training_used(cfg):
-    backend = models.load_backend(_head(cfg), embedding_cache={})
+    backend = models.load_backend(_head(cfg), embedding_cache=None)
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
     assert set(range(32)) <= set(fitted.columns) and len(fitted.columns) < 200
@@ -136,7 +137,7 @@ def test_head_reads_only_the_ngram_columns_training_used(cfg):
 
 def test_sample_weights_decide_what_the_head_learns(cfg):
     """Two copies of the same texts with opposite labels: the heavier copy wins."""
-    backend = models.load_backend(_head(cfg), embedding_cache={})
+    backend = models.load_backend(_head(cfg), embedding_cache=None)
     X = backend.features(TEXTS + TEXTS)
     y = np.concatenate([LABELS, 1 - LABELS])
     heavy_first = np.r_[np.full(24, 1.0), np.full(24, 0.05)]
@@ -149,13 +150,13 @@ def test_sample_weights_decide_what_the_head_learns(cfg):
 
 
 def test_head_rejects_non_text(cfg):
-    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=None)
     with pytest.raises(TypeError, match="text 1"):
         backend.features(["fine", float("nan")])
 
 
 def test_head_chooses_C_from_the_grid_and_keeps_all_class_columns(cfg):
-    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=None)
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=3, seed=0)
     assert fitted.C in cfg.model.head.C_grid
@@ -167,7 +168,7 @@ def test_head_chooses_C_from_the_grid_and_keeps_all_class_columns(cfg):
 
 
 def test_head_with_one_class_predicts_it(cfg):
-    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=None)
     X = backend.features(TEXTS[:3])
     fitted = backend.fit(X, np.array([2, 2, 2]), n_classes=4, seed=0)
     probs = backend.predict_proba(fitted, X)
@@ -175,7 +176,7 @@ def test_head_with_one_class_predicts_it(cfg):
 
 
 def test_head_rejects_labels_outside_the_classes(cfg):
-    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=None)
     with pytest.raises(ValueError, match="class indices in 0..1"):
         backend.fit(np.zeros((3, 32)), np.array([0, 1, 2]), n_classes=2, seed=0)
 
@@ -204,7 +205,7 @@ def test_choose_C_copes_with_rare_classes():
 def test_head_save_writes_the_classifier_and_names_the_encoder(cfg, tmp_path):
     import joblib
 
-    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache={})
+    backend = models.load_backend(_cfg(cfg, "head"), embedding_cache=None)
     X = backend.features(TEXTS)
     fitted = backend.fit(X, LABELS, n_classes=2, seed=0)
     backend.save(fitted, tmp_path / "m")
@@ -283,7 +284,7 @@ def test_finetune_save_writes_a_loadable_model(cfg, tmp_path):
 @pytest.mark.slow
 def test_real_minilm_head_separates_topics(cfg):
     minilm = dataclasses.replace(_head(cfg, ngrams=False), name=None)  # the encoder alone must do it
-    backend = models.load_backend(minilm, embedding_cache={})
+    backend = models.load_backend(minilm, embedding_cache=None)
     X = backend.features(TEXTS)
     assert X.shape == (24, 384)
     fitted = backend.fit(X[::2], LABELS[::2], n_classes=2, seed=0)
@@ -302,7 +303,7 @@ def test_cpu_only_check_agrees_with_torch():
 def test_pair_features_embed_each_text_apart_and_measure_their_word_overlap(cfg):
     backend = models.load_backend(dataclasses.replace(cfg.model, backend="head",
                                                       head=dataclasses.replace(cfg.model.head, pairs=True)),
-                                  embedding_cache={})
+                                  embedding_cache=None)
     texts = [f"the cat sat on the mat{TEXT_SEP}a cat sat", f"dogs bark at night{TEXT_SEP}the cat sleeps"]
     X = backend.features(texts)
     d = backend.dim
@@ -313,5 +314,5 @@ def test_pair_features_embed_each_text_apart_and_measure_their_word_overlap(cfg)
     np.testing.assert_allclose(dense[:, :d], u, atol=1e-6)
     np.testing.assert_allclose(dense[:, 2 * d:3 * d], np.abs(u - v), atol=1e-6)
     np.testing.assert_allclose(dense[:, -1], [2 / 3, 0.0])  # "cat", "sat" of "a cat sat" are in the first
-    plain = models.load_backend(_head(cfg), embedding_cache={}).features(texts)
+    plain = models.load_backend(_head(cfg), embedding_cache=None).features(texts)
     assert plain.shape == (2, d + head.NGRAMS["n_features"])  # off by default: one embedding of the joined text

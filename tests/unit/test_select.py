@@ -173,3 +173,23 @@ def test_in_simulation_routing_draws_only_from_annotators_holding_an_answer():
                              routing=Routing(holders=holders))
     assert selection.picks["suggested_annotator"].tolist() == ["zed", "yan"]
     assert selection.unroutable == ["e3"]  # reported, not silently dropped
+
+
+def test_ranking_only_the_best_candidates_picks_what_ranking_the_whole_pool_picks(monkeypatch):
+    from crowdloop.tasks import select
+
+    rng = np.random.default_rng(0)
+    ids = [f"e{i:04d}" for i in range(3000)]
+    scores = pd.Series(rng.integers(0, 400, len(ids)) / 400, index=ids)  # many ties, broken by id
+    # simulation holders: most examples have nobody left to ask, so most picks are unroutable
+    holders = {e: {"ann", "bob"} for e in ids[::37]}
+    annotations = _annotations([(e, "ann", 0) for e in ids[::5]] + [(e, "bob", 1) for e in ids[::10]])
+    chosen = {}
+    for factor in (1, 10 ** 6):  # 1: the first 25 candidates, doubled again and again; 10**6: the whole pool
+        monkeypatch.setattr(select, "STREAM_FACTOR", factor)
+        selection = select_batch(scores, annotations, QUALITY, batch_size=25, max_annotations_per_example=2,
+                                 routing=Routing(holders=holders))
+        chosen[factor] = (selection.picks, selection.unroutable)
+    pd.testing.assert_frame_equal(chosen[1][0], chosen[10 ** 6][0])
+    assert chosen[1][1] == chosen[10 ** 6][1] and len(chosen[1][1]) > 100
+    assert len(chosen[1][0]) == 25

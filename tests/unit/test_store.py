@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import embedding_cache, store
+from crowdloop.tasks import store
 from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS
 
@@ -63,12 +63,3 @@ def test_round_is_complete_only_once_its_metrics_exist(tmp_path):
 def test_open_campaign_explains_what_to_do(tmp_path):
     with pytest.raises(CampaignError, match="crowdloop init"):
         store.open_campaign(tmp_path)
-
-
-def test_embedding_cache_round_trip(tmp_path):
-    import numpy as np
-
-    assert embedding_cache.read(tmp_path, "m") == {}
-    embedding_cache.write(tmp_path, "m", {"k1": np.ones(3, np.float32)})
-    cache = embedding_cache.read(tmp_path, "m")
-    assert list(cache) == ["k1"] and cache["k1"].tolist() == [1, 1, 1]
