@@ -28,7 +28,7 @@ import signal
 import sys
 from pathlib import Path
 
-from crowdloop import answers_cmd, api, signals, simulate_cmd
+from crowdloop import answers_cmd, api, console, signals, simulate_cmd
 from crowdloop.tasks.errors import CrowdloopError
 
 log = logging.getLogger("crowdloop")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
-    _log_to_stderr()
+    console.log_to_stderr(logging.INFO)
     try:
         return args.func(args) or 0
     except CrowdloopError as err:  # the user can fix it: one line, no traceback
@@ -66,28 +66,6 @@ def entry() -> None:
     """The ``crowdloop`` command: :func:`main` as a process of its own, which SIGTERM stops."""
     signals.stop_on_sigterm()
     sys.exit(main())
-
-
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (tests and notebooks replace it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _):
-        pass
-
-
-def _log_to_stderr() -> None:
-    """crowdloop's progress lines on stderr (other libraries keep their own settings)."""
-    if not any(isinstance(h, _Stderr) for h in log.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
 
 
 def _parser() -> argparse.ArgumentParser:

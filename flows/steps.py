@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from crowdloop import console
 from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, journal, models, record,
                              simulation_store, store, train, version)
 from crowdloop.tasks.errors import CrowdloopError
@@ -65,9 +68,9 @@ def load(campaign_dir: str) -> Loaded:
 @task(name="train-and-predict", cache_key_fn=lambda _, params: params["key"], persist_result=True,
       retries=1, retry_delay_seconds=5)
 def train_and_predict(key: str, cache_dir: str, training: train.TrainingSet, *, model: config.ModelConfig,
-                      n_classes: int, folds: int, seed: int, mc_passes: int) -> train.Predictions:
+                      n_classes: int, folds: int, seed: int, mc_passes: int, map_fits=None) -> train.Predictions:
     return train.train_with_cache(Path(cache_dir), key, training, model=model, n_classes=n_classes, folds=folds,
-                                  seed=seed, mc_passes=mc_passes)
+                                  seed=seed, mc_passes=mc_passes, map_fits=map_fits)
 
 
 @dataclass(frozen=True)
@@ -77,15 +80,27 @@ class CampaignTrainer:
     campaign: store.Campaign
     cfg: config.Config
     mc_passes: int
+    map_fits: Callable | None = None  # flows/compute.fit_mapper: where the fold models are fitted
 
     def __call__(self, training: train.TrainingSet) -> train.Predictions:
         cfg = self.cfg
         settings = {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
                     "folds": cfg.predict.folds, "seed": cfg.seed, "mc_passes": self.mc_passes}
         trainer = train_and_predict.with_options(result_storage=self.campaign.cache / "prefect")
+        # Where the fold models are fitted is not in the key: it never changes what they are.
         return trainer(train.training_key(training, settings=settings), str(self.campaign.cache), training,
                        model=cfg.model, n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed,
-                       mc_passes=self.mc_passes)
+                       mc_passes=self.mc_passes, map_fits=self.map_fits)
+
+
+@task(name="on-a-worker", task_run_name="{name}", **WRITES)
+def on_worker(name: str, function, kwargs: dict, log_level: int, driver_pid: int):
+    """``function(**kwargs)`` wherever the task runner puts it (flows/compute.py): a simulation arm ×
+    seed, a round's fold model. In a process other than ``driver_pid`` crowdloop's lines go to that
+    process's stderr from ``log_level`` up, as they do in the command."""
+    if os.getpid() != driver_pid:
+        console.log_to_stderr(log_level)
+    return function(**kwargs)
 
 
 @task(name="simulate-annotators", **WRITES)

@@ -24,7 +24,7 @@ from crowdloop.tasks import embedding_cache
 from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.models.base import model_key, resolve_model_name
-from crowdloop.tasks.predict import out_of_sample
+from crowdloop.tasks.predict import MapFits, out_of_sample
 
 log = logging.getLogger("crowdloop")
 CODE_VERSION = "6"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
@@ -142,6 +142,7 @@ def train_and_predict(
     seed: int,
     progress: Callable[[str], None] | None = None,
     mc_passes: int = 0,
+    map_fits: MapFits | None = None,
 ):
     """k-fold out-of-sample predictions plus a model fitted on all labeled examples.
 
@@ -151,6 +152,7 @@ def train_and_predict(
     ``mc_passes`` >= 2 asks a backend with ``mc_dropout_proba`` for that many
     MC-dropout passes as BALD's posterior samples. ``training.sample_weight`` (N,):
     each labeled example's weight in every fit that trains on it (None: equal weights).
+    ``map_fits``: where the models are fitted (:func:`crowdloop.tasks.predict.fit_models`).
     """
     texts_labeled, labels, texts_unlabeled, texts_test = (training.texts_labeled, training.labels,
                                                           training.texts_unlabeled, training.texts_test)
@@ -177,7 +179,7 @@ def train_and_predict(
         f"and a model on all {n_l} labeled examples")
     # The full model is fitted beside the fold models: a backend with fit_many trains them all at once.
     oos = out_of_sample(backend, x_l, labels, x_u, n_classes=n_classes, folds=folds, seed=seed,
-                        sample_weight=sample_weight, progress=progress, fit_full=True)
+                        sample_weight=sample_weight, progress=progress, fit_full=True, map_fits=map_fits)
     fitted = oos.full_model
     seconds["fit_and_kfold"] = time.perf_counter() - start
 
@@ -212,7 +214,7 @@ def train_and_predict(
 
 
 def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model: ModelConfig, n_classes: int,
-                     folds: int, seed: int, mc_passes: int = 0) -> Predictions:
+                     folds: int, seed: int, mc_passes: int = 0, map_fits: MapFits | None = None) -> Predictions:
     """:func:`train_and_predict` with the encoder loaded once, the embeddings cache of ``cache_dir``
     read and extended, and the full model exported to ``cache_dir/models/<key>``."""
     encoder_key = model_key(resolve_model_name(model.name))
@@ -220,7 +222,7 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
     known = len(cache)
     backend = models_mod.load_backend(model, embedding_cache=cache, progress=log.info)
     predictions, fitted = train_and_predict(backend, training, n_classes=n_classes, folds=folds, seed=seed,
-                                            progress=log.info, mc_passes=mc_passes)
+                                            progress=log.info, mc_passes=mc_passes, map_fits=map_fits)
     if len(cache) > known:
         embedding_cache.write(cache_dir, encoder_key, cache)
     if fitted is None:
