@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from typing import Callable, Sequence
 
 from prefect.futures import as_completed
@@ -96,7 +97,7 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
             done(i)
         return results
     level = log.getEffectiveLevel()
-    with _one_blas_thread(), runner:
+    with _one_blas_thread(), _quiet_dask(), runner:
         futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
                                                    "log_level": level, "driver_pid": os.getpid()})
                    for name, call in zip(names, calls)]
@@ -111,6 +112,19 @@ def _dask(**kwargs) -> TaskRunner:
     from prefect_dask import DaskTaskRunner
 
     return DaskTaskRunner(**kwargs)
+
+
+@contextmanager
+def _quiet_dask():
+    """Dask's own lines (a worker started, a connection closed) only when something failed: its
+    loggers reach the console through Prefect's root handler, whose level is WARNING."""
+    dask_log = logging.getLogger("distributed")
+    before = dask_log.level
+    dask_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        dask_log.setLevel(before)
 
 
 def _one_blas_thread():
