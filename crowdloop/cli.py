@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("deploy", help="serve scheduled rounds on the Prefect server of PREFECT_API_URL")
+    p.add_argument("--work-pool", help="register the deployment on this Prefect work pool and return: the "
+                                       "pool's workers (`prefect worker start --pool NAME`) run the rounds")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("history", help="one line a round: git commit, DVC hash, MLflow run, Prefect flow run")
@@ -206,6 +208,12 @@ def cmd_deploy(args) -> None:
     url = deploy.api_url()
     inbox = (campaign.root / cfg.schedule.inbox).resolve()
     inbox.mkdir(parents=True, exist_ok=True)
+    if args.work_pool:
+        deployment_id = deploy.register(campaign, schedule, args.work_pool)
+        print(f"scheduled rounds of {campaign.name} registered on work pool {args.work_pool} at {url} "
+              f"(deployment {deployment_id}, {schedule}); answer files go in {inbox}/. Start a worker: "
+              f"prefect worker start --pool {args.work_pool}")
+        return
     print(f"serving scheduled rounds of {campaign.name} on {url} ({schedule}); answer files go in "
           f"{inbox}/. Stop with Ctrl-C.", flush=True)
     deploy.serve(campaign, schedule)

@@ -35,14 +35,20 @@ class HeadBackend:
     name = "head"
 
     def __init__(self, model: ModelConfig, *, embedding_cache: dict | None, progress: Callable[[str], None]):
-        from transformers import AutoConfig
-
         self.config = model
         self.model_name = resolve_model_name(model.name)
-        self.dim = int(AutoConfig.from_pretrained(self.model_name, trust_remote_code=False).hidden_size)
         self.cache = {} if embedding_cache is None else embedding_cache
         self.progress = progress
         self._loaded = None  # (tokenizer, encoder): loaded by the first text the cache lacks
+
+    @functools.cached_property
+    def dim(self) -> int:
+        """The encoder's embedding size D."""
+        if self.cache:  # spares a worker whose texts are all cached importing transformers and torch
+            return len(next(iter(self.cache.values())))
+        from transformers import AutoConfig
+
+        return int(AutoConfig.from_pretrained(self.model_name, trust_remote_code=False).hidden_size)
 
     @property
     def tokenizer(self):
@@ -82,14 +88,14 @@ class HeadBackend:
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm, pooled as ``model.head.pooling`` says;
         each text not in the cache is encoded once."""
-        import torch
-
         check_texts(texts)
         pooling = self.config.head.pooling
         keys = [embedding_key(t, max_length=self.config.max_length, pooling=pooling) for t in texts]
         todo = {k: t for k, t in zip(keys, texts) if k not in self.cache}
         # Similar lengths in a batch mean little padding; the key breaks ties deterministically.
         todo = sorted(todo.items(), key=lambda item: (len(item[1]), item[0]))
+        if todo:  # all cached (a simulation's worker): torch is not even imported
+            import torch
         size = self.config.minibatch_size
         for start in range(0, len(todo), size):
             chunk = todo[start:start + size]

@@ -71,7 +71,6 @@ def choose_C(X, y: np.ndarray, *, grid: Sequence[float], folds: int, seed: int,
     class (at least 2). With fewer than two such classes: the grid's median C.
     Ties go to the smaller C (stronger regularisation).
     """
-    from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
     grid = sorted(grid)
@@ -94,8 +93,20 @@ def choose_C(X, y: np.ndarray, *, grid: Sequence[float], folds: int, seed: int,
         X_held = _restrict(X[held], columns)
         for i, C in enumerate(grid):
             probs = _logistic(C, X_train, y[train], weights[train]).predict_proba(X_held)
-            losses[i] += log_loss(y[held], probs, labels=usable, sample_weight=weights[held]) * weights[held].sum()
+            losses[i] += log_loss(y[held], probs, classes=usable, weights=weights[held]) * weights[held].sum()
     return float(grid[int(np.argmin(losses))])
+
+
+def log_loss(y: np.ndarray, probs: np.ndarray, *, classes: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean log-loss of probs (N, K) for y (N,) in ``classes`` (K, sorted): the number
+    ``sklearn.metrics.log_loss(y, probs, labels=classes, sample_weight=weights)`` gives, bit for bit
+    (the same operations in the same order), without its input checks, which cost a sixth of a fit."""
+    from scipy.special import xlogy
+
+    eps = np.finfo(probs.dtype).eps
+    onehot = (y[:, None] == classes[None, :]).astype(probs.dtype)
+    loss = -np.sum(xlogy(onehot, np.clip(probs, eps, 1 - eps)), axis=1)
+    return float(np.sum(np.multiply(loss, weights)) / np.sum(weights))
 
 
 @contextmanager

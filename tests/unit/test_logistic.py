@@ -58,6 +58,20 @@ def test_fit_head_chooses_the_C_and_predicts_exactly_as_one_fit_per_fold_and_C(c
     assert len(set(chosen)) >= 2, chosen  # the data lets the search choose different Cs
 
 
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_log_loss_is_sklearns_bit_for_bit(classes):
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(classes)
+    y = rng.integers(0, classes, 50)
+    probs = rng.dirichlet(np.ones(classes) * 0.3, 50)  # some probabilities near 0, to be clipped
+    probs[0, y[0]] = 0.0
+    weights = rng.uniform(0, 2, 50)
+    labels = np.arange(classes)
+    assert logistic.log_loss(y, probs, classes=labels, weights=weights) == log_loss(y, probs, labels=labels,
+                                                                                     sample_weight=weights)
+
+
 def test_the_fitter_is_fit_head_with_the_backends_settings_and_pickles_small():
     import functools
     import pickle
