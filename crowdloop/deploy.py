@@ -59,13 +59,16 @@ def serve(campaign: Campaign, schedule: dict) -> None:
 def register(campaign: Campaign, schedule: dict, work_pool: str) -> str:
     """Register the deployment on the Prefect work pool ``work_pool``, whose workers (``prefect worker
     start --pool ...``, crowdloop installed, the campaign at the same path) run its rounds; returns its id."""
+    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     try:
-        return str(_deployment(campaign, schedule, work_pool_name=work_pool).apply())
+        with get_client(sync_client=True) as client:
+            client.read_work_pool(work_pool)
     except ObjectNotFound:
         raise CampaignError(f"the Prefect server has no work pool {work_pool!r}; create it with `prefect "
                             f"work-pool create {work_pool} --type process`.") from None
+    return str(_deployment(campaign, schedule, work_pool_name=work_pool).apply())
 
 
 def _deployment(campaign: Campaign, schedule: dict, **options):
