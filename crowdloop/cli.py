@@ -28,7 +28,7 @@ import signal
 import sys
 from pathlib import Path
 
-from crowdloop import answers_cmd, api, signals, simulate_cmd
+from crowdloop import answers_cmd, api, console, signals, simulate_cmd
 from crowdloop.tasks.errors import CrowdloopError
 
 log = logging.getLogger("crowdloop")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
-    _log_to_stderr()
+    console.log_to_stderr(logging.INFO)
     try:
         return args.func(args) or 0
     except CrowdloopError as err:  # the user can fix it: one line, no traceback
@@ -66,28 +66,6 @@ def entry() -> None:
     """The ``crowdloop`` command: :func:`main` as a process of its own, which SIGTERM stops."""
     signals.stop_on_sigterm()
     sys.exit(main())
-
-
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (tests and notebooks replace it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _):
-        pass
-
-
-def _log_to_stderr() -> None:
-    """crowdloop's progress lines on stderr (other libraries keep their own settings)."""
-    if not any(isinstance(h, _Stderr) for h in log.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("deploy", help="serve scheduled rounds on the Prefect server of PREFECT_API_URL")
+    p.add_argument("--work-pool", help="register the deployment on this Prefect work pool and return: the "
+                                       "pool's workers (`prefect worker start --pool NAME`) run the rounds")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("history", help="one line a round: git commit, DVC hash, MLflow run, Prefect flow run")
@@ -228,6 +208,12 @@ def cmd_deploy(args) -> None:
     url = deploy.api_url()
     inbox = (campaign.root / cfg.schedule.inbox).resolve()
     inbox.mkdir(parents=True, exist_ok=True)
+    if args.work_pool:
+        deployment_id = deploy.register(campaign, schedule, args.work_pool)
+        print(f"scheduled rounds of {campaign.name} registered on work pool {args.work_pool} at {url} "
+              f"(deployment {deployment_id}, {schedule}); answer files go in {inbox}/. Start a worker: "
+              f"prefect worker start --pool {args.work_pool}")
+        return
     print(f"serving scheduled rounds of {campaign.name} on {url} ({schedule}); answer files go in "
           f"{inbox}/. Stop with Ctrl-C.", flush=True)
     deploy.serve(campaign, schedule)

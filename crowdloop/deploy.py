@@ -4,7 +4,8 @@ The deployment (named after the campaign) is registered on the Prefect server th
 ``PREFECT_API_URL`` names, with the schedule of ``params.yaml`` (``schedule.cron``
 or ``schedule.interval_minutes``); this process then polls the server and runs
 each scheduled flow run (one at a time) until it is stopped, when the schedule is
-paused so runs do not pile up while nothing can execute them.
+paused so runs do not pile up while nothing can execute them. With a work pool the
+deployment is registered there instead, and the pool's workers run the rounds.
 """
 
 from __future__ import annotations
@@ -51,17 +52,36 @@ def api_url() -> str:
 def serve(campaign: Campaign, schedule: dict) -> None:
     """Register the deployment and run its scheduled flow runs until interrupted."""
     from prefect import serve as prefect_serve
+
+    prefect_serve(_deployment(campaign, schedule), limit=1, pause_on_shutdown=True)
+
+
+def register(campaign: Campaign, schedule: dict, work_pool: str) -> str:
+    """Register the deployment on the Prefect work pool ``work_pool``, whose workers (``prefect worker
+    start --pool ...``, crowdloop installed, the campaign at the same path) run its rounds; returns its id."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_work_pool(work_pool)
+    except ObjectNotFound:
+        raise CampaignError(f"the Prefect server has no work pool {work_pool!r}; create it with `prefect "
+                            f"work-pool create {work_pool} --type process`.") from None
+    return str(_deployment(campaign, schedule, work_pool_name=work_pool).apply())
+
+
+def _deployment(campaign: Campaign, schedule: dict, **options):
     from prefect.deployments.runner import EntrypointType
 
     from crowdloop.flows.scheduled import scheduled_round
 
-    deployment = scheduled_round.to_deployment(
+    return scheduled_round.to_deployment(
         name=campaign.name,
         parameters={"campaign_dir": str(campaign.root.resolve())},
         description=f"Scheduled rounds of the crowdloop campaign at {campaign.root.resolve()}",
         tags=["crowdloop"],
         # the runner imports the flow from the installed package, wherever it is started
         entrypoint_type=EntrypointType.MODULE_PATH,
-        **schedule,
+        **schedule, **options,
     )
-    prefect_serve(deployment, limit=1, pause_on_shutdown=True)

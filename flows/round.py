@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
-from crowdloop.flows import steps
+from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round
 from crowdloop.tasks import annotators, gate, metrics, record, recovery, round_data, signal, stopping, store
 
@@ -53,7 +53,8 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
                  len(loaded.annotations), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
         simulator = store.read_simulator_answers(loaded.campaign) if simulate else None
         plan = plan_round(data, loaded.previous, loaded.cfg, number=loaded.number, clock=clock,
-                          train=steps.CampaignTrainer(loaded.campaign, loaded.cfg, mc_dropout_passes(loaded.cfg)),
+                          train=steps.CampaignTrainer(loaded.campaign, loaded.cfg, mc_dropout_passes(loaded.cfg),
+                                                      compute.fit_mapper(loaded.cfg.compute)),
                           holders=None if simulator is None else annotators.holders(simulator, loaded.annotations),
                           spend=stopping.spend_so_far(loaded.annotations, loaded.cfg.budget),
                       previous_signal=signal.was_present(loaded.history))

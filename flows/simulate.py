@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow
 
-from crowdloop.flows import steps
+from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
 from crowdloop.tasks import (annotators, metrics, progress, report, round_data, signal, simulation_store, stopping,
                              track)
@@ -104,8 +104,8 @@ def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
     )
 
 
-# Config sections that cannot change what a simulated round decides.
-UNUSED_SECTIONS = ("simulate", "schedule", "tracking", "remote")
+# Config sections that cannot change what a simulated round decides (compute: where it runs).
+UNUSED_SECTIONS = ("compute", "simulate", "schedule", "tracking", "remote")
 
 
 def run_settings(base: config_mod.Config, preset: Preset) -> dict:
@@ -170,10 +170,8 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     ``metric`` is what the summary's annotations-to-``target`` and ROI read."""
     out = Path(out_dir)
     backend_name = steps.embed_texts(out_dir, base)
-    runs = [(arm, seed) for arm in preset.arms for seed in seeds]
-    parts = [arm_flow(out_dir, base, preset, arm, seed)
-             for arm, seed in progress.track(runs, "simulation: arms × seeds", unit="run", say=log.info)]
-    curves = pd.concat(parts, ignore_index=True)
+    curves = pd.concat(_run_arms(out_dir, base, preset, seeds, one_at_a_time_here=backend_name != "head"),
+                       ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     baseline = RANDOM.name if RANDOM.name in set(curves["strategy"]) else None
     table = report.summary(curves, at_rounds=at, target=target, baseline=baseline, metric=metric)
@@ -189,3 +187,26 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
               "seeds": list(seeds), "backend_used": backend_name, "title": title, "metric": metric}
     run_id = track.log_simulation(out, title, params=params, curves=curves, artifacts=paths)
     return {"curves": curves, "summary": table, "paths": paths, "run_id": run_id}
+
+
+def _run_arms(out_dir: str, base: config_mod.Config, preset: Preset, seeds: list[int], *,
+              one_at_a_time_here: bool) -> list[pd.DataFrame]:
+    """Every arm × seed's rows, in arm × seed order, run where ``base.compute`` says (flows/compute.py).
+    ``one_at_a_time_here``: the fine-tune backend's arms share this machine's GPU, so they run one after
+    another unless a Dask cluster is named."""
+    jobs = [(arm, seed) for arm in preset.arms for seed in seeds]
+    runner = compute.process_runner(base.compute, jobs=1 if one_at_a_time_here else len(jobs))
+    names = [f"{arm.name}-seed{seed}" for arm, seed in jobs]
+    calls = [{"out_dir": out_dir, "base": base, "preset": preset, "arm": arm, "seed": seed} for arm, seed in jobs]
+    with progress.bar(len(jobs), "simulation: arms × seeds", unit="run", say=log.info) as bar:
+        def done(i: int) -> None:
+            bar.note(f"{names[i]} done")
+            bar.update()
+
+        return compute.run_all(runner, _arm, calls, names=names, on_done=done)
+
+
+def _arm(**kwargs) -> pd.DataFrame:
+    """:func:`arm_flow`, shipped to a worker by name: a Prefect flow object would be pickled by value,
+    without the module names its parameters' annotations need."""
+    return arm_flow(**kwargs)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
+from crowdloop import console
 from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, journal, models, record,
                              simulation_store, store, train, version)
 from crowdloop.tasks.errors import CrowdloopError
@@ -67,9 +70,11 @@ def load(campaign_dir: str) -> Loaded:
 # Prefect's result store would hold a pickle of every pool-sized array.
 @task(name="train-and-predict", retries=1, retry_delay_seconds=5, **WRITES)
 def train_and_predict(key: str, cache_dir: str, training: train.TrainingSet, *, model: config.ModelConfig,
-                      n_classes: int, folds: int, seed: int, mc_passes: int, chunk_size: int) -> str:
+                      n_classes: int, folds: int, seed: int, mc_passes: int, chunk_size: int,
+                      map_fits=None) -> str:
     return str(train.train_with_cache(Path(cache_dir), key, training, model=model, n_classes=n_classes,
-                                      folds=folds, seed=seed, mc_passes=mc_passes, chunk_size=chunk_size))
+                                      folds=folds, seed=seed, mc_passes=mc_passes, chunk_size=chunk_size,
+                                      map_fits=map_fits))
 
 
 @dataclass(frozen=True)
@@ -80,15 +85,27 @@ class CampaignTrainer:
     campaign: store.Campaign
     cfg: config.Config
     mc_passes: int
+    map_fits: Callable | None = None  # flows/compute.fit_mapper: where the fold models are fitted
 
     def __call__(self, training: train.TrainingSet) -> train.Predictions:
         cfg = self.cfg
         key = train.training_key(training, settings=train.training_settings(cfg, self.mc_passes))
-        # quote: Prefect would otherwise walk every text of the training set looking for futures
+        # quote: Prefect would otherwise walk every text of the training set looking for futures.
+        # Where the fold models are fitted (map_fits) is not in the key: it never changes what they are.
         train_and_predict(key, str(self.campaign.cache), quote(training), model=cfg.model,
                           n_classes=len(cfg.classes), folds=cfg.predict.folds, seed=cfg.seed,
-                          mc_passes=self.mc_passes, chunk_size=cfg.predict.chunk_size)
+                          mc_passes=self.mc_passes, chunk_size=cfg.predict.chunk_size, map_fits=self.map_fits)
         return train.load_predictions(self.campaign.cache, key)
+
+
+@task(name="on-a-worker", task_run_name="{name}", **WRITES)
+def on_worker(name: str, function, kwargs: dict, log_level: int, driver_pid: int):
+    """``function(**kwargs)`` wherever the task runner puts it (flows/compute.py): a simulation arm ×
+    seed, a round's fold model. In a process other than ``driver_pid`` crowdloop's lines go to that
+    process's stderr from ``log_level`` up, as they do in the command."""
+    if os.getpid() != driver_pid:
+        console.log_to_stderr(log_level)
+    return function(**kwargs)
 
 
 @task(name="simulate-annotators", **WRITES)

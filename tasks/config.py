@@ -85,6 +85,12 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:  # flows/compute.py
+    workers: int | str  # "auto" (one per core) or a number
+    dask_address: str | None  # a dask.distributed scheduler; $CROWDLOOP_DASK_ADDRESS wins
+
+
+@dataclass(frozen=True)
 class SimulateConfig:
     rounds: int
 
@@ -154,6 +160,7 @@ class Config:
     predict: PredictConfig
     score: ScoreConfig
     select: SelectConfig
+    compute: ComputeConfig
     simulate: SimulateConfig
     budget: BudgetConfig
     routing: RoutingConfig

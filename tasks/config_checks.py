@@ -23,6 +23,7 @@ STRATEGIES = ("auto", "activelab", "activelab_ensemble", "random", "good_random"
               "least_confidence", "margin", "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
 STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # what tasks/stopping.py reads
 ON_CHANGE = ("reject", "keep_both", "latest")  # ingest.on_change: an annotator changing an answer
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")  # compute.dask_address: dask.distributed's protocols
 NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
 
 
@@ -61,6 +62,10 @@ def validate(config, source: str) -> None:
          "'model.head.C_grid' needs at least one positive value"),
         (config.model.head.inner_folds >= 2, "'model.head.inner_folds' must be at least 2"),
         (config.model.head.pooling in POOLINGS, f"'model.head.pooling' must be one of {', '.join(POOLINGS)}"),
+        (config.compute.workers == "auto" or isinstance(config.compute.workers, int) and config.compute.workers >= 1,
+         "'compute.workers' must be auto or a number of at least 1"),
+        (config.compute.dask_address is None or dask_address_problem(config.compute.dask_address) is None,
+         f"'compute.dask_address' {dask_address_problem(config.compute.dask_address or '')}"),
         (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
         (config.select.duplicate_threshold is None or -1 <= config.select.duplicate_threshold <= 1,
          "'select.duplicate_threshold' must be null or a cosine similarity in [-1, 1]"),
@@ -97,6 +102,17 @@ def validate(config, source: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: {message}.")
     check_strategy(config.score.strategy, source=source)
+
+
+def dask_address_problem(address: str) -> str | None:
+    """What is wrong with a dask.distributed scheduler address, as the end of a sentence; None: nothing."""
+    scheme, _, rest = address.strip().rpartition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme and scheme not in DASK_SCHEMES:
+        return f"{address!r} names the protocol {scheme!r}; use one of {', '.join(DASK_SCHEMES)}"
+    if not host or not port.isdigit():
+        return f"{address!r} is not a scheduler address such as tcp://10.0.0.5:8786"
+    return None
 
 
 def check_strategy(name: str, *, source: str = "params") -> None:

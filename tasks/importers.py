@@ -24,7 +24,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedShuffleSplit
 
 from crowdloop.tasks.import_formats import (ANSWERS, Replay, assemble, check_replay, example_table, long_frame,
                                             melt_annotators, wide_frame)

@@ -17,7 +17,6 @@ with the reason, to ``<file>.refused.csv`` beside the file, and the others are s
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 from dataclasses import replace

@@ -13,6 +13,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+# map_fits(fit, jobs) -> [fit(**job) for job in jobs], wherever it runs them (flows/compute.py)
+MapFits = Callable[[Callable[..., Any], list[dict]], list]
+
 
 @dataclass(frozen=True)
 class OutOfSample:
@@ -83,7 +86,8 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
 
 
 def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *, n_classes: int,
-               seeds: Sequence[int], sample_weight: np.ndarray | None = None) -> list:
+               seeds: Sequence[int], sample_weight: np.ndarray | None = None,
+               map_fits: MapFits | None = None) -> list:
     """One fitted model per row subset: model m on rows ``subsets[m]`` of (X, labels) with ``seeds[m]``.
 
     Parameters
@@ -93,21 +97,28 @@ def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *,
         Class indices.
     subsets : M index arrays into 0..N-1
     sample_weight : ndarray of shape (N,), optional
+    map_fits : callable, optional
+        ``map_fits(fit, jobs)`` -> ``[fit(**job) for job in jobs]``, run where it likes (the
+        flows' task runners: threads, a cluster); used with a backend's ``fitter``.
 
-    Through ``backend.fit_many`` where the backend has it (all M trained together),
-    else ``backend.fit`` on each subset in turn; either way model m sees only its rows.
+    Through ``backend.fit_many`` where the backend has it (all M trained together), else
+    ``backend.fitter`` on each subset through ``map_fits``, else ``backend.fit`` on each subset
+    in turn; either way model m sees only its rows, and gets the same result.
     """
     if hasattr(backend, "fit_many"):
         return backend.fit_many(X, labels, subsets, n_classes=n_classes, seeds=seeds, sample_weight=sample_weight)
     weights = None if sample_weight is None else np.asarray(sample_weight)
-    return [backend.fit(X[rows], labels[rows], n_classes=n_classes, seed=seed,
-                        sample_weight=None if weights is None else weights[rows])
-            for rows, seed in zip(subsets, seeds)]
+    jobs = [{"X": X[rows], "y": labels[rows], "n_classes": n_classes, "seed": seed,
+             "sample_weight": None if weights is None else weights[rows]} for rows, seed in zip(subsets, seeds)]
+    if map_fits is not None and hasattr(backend, "fitter"):
+        return map_fits(backend.fitter, jobs)
+    return [backend.fit(**job) for job in jobs]
 
 
 def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
                   n_classes: int, folds: int, seed: int, sample_weight: np.ndarray | None = None,
-                  progress: Callable[[str], None] | None = None, fit_full: bool = False) -> OutOfSample:
+                  progress: Callable[[str], None] | None = None, fit_full: bool = False,
+                  map_fits: MapFits | None = None) -> OutOfSample:
     """Fit one model per fold on the other folds; predict its held-out fold and the whole pool.
 
     Parameters
@@ -125,7 +136,7 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
 
     Fold model ``f`` is fitted with seed ``seed + 1 + f``, so the model fitted on
     all labeled data with ``seed`` is never a copy of a fold model. ``fit_full``: fit
-    that model too, beside the fold models (``full_model``).
+    that model too, beside the fold models (``full_model``). ``map_fits``: see :func:`fit_models`.
     """
     labels = np.asarray(labels, dtype=int)
     n_unlabeled = X_unlabeled.shape[0]
@@ -144,7 +155,7 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
     if progress:
         progress(f"fitting {len(subsets)} models: {k} folds{' and the full model' if fit_full else ''}")
     fitted_models = fit_models(backend, X_labeled, labels, subsets, n_classes=n_classes, seeds=seeds,
-                               sample_weight=sample_weight)
+                               sample_weight=sample_weight, map_fits=map_fits)
     every = np.zeros((k, len(labels), n_classes))
     pool = np.zeros((k, n_unlabeled, n_classes))
     for fold, fitted in enumerate(fitted_models[:k]):

@@ -25,7 +25,7 @@ from crowdloop.tasks import embedding_cache, pool, prediction_cache
 from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import Config, ModelConfig
 from crowdloop.tasks.models.base import model_key, resolve_backend, resolve_model_name
-from crowdloop.tasks.predict import out_of_sample
+from crowdloop.tasks.predict import MapFits, out_of_sample
 
 log = logging.getLogger("crowdloop")
 CODE_VERSION = "7"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
@@ -155,6 +155,7 @@ def train_and_predict(
     mc_passes: int = 0,
     chunk_size: int = 1 << 62,
     allocate: pool.Allocate | None = None,
+    map_fits: MapFits | None = None,
 ):
     """k-fold out-of-sample predictions plus a model fitted on all labeled examples.
 
@@ -165,7 +166,8 @@ def train_and_predict(
     MC-dropout passes as BALD's posterior samples. ``training.sample_weight`` (N,):
     each labeled example's weight in every fit that trains on it (None: equal weights).
     The unlabeled pool is predicted ``chunk_size`` texts at a time into arrays made by
-    ``allocate`` (:mod:`crowdloop.tasks.pool`; default: in memory).
+    ``allocate`` (:mod:`crowdloop.tasks.pool`; default: in memory). ``map_fits``: where the
+    models are fitted (:func:`crowdloop.tasks.predict.fit_models`).
     """
     texts_labeled, labels, texts_unlabeled, texts_test = (training.texts_labeled, training.labels,
                                                           training.texts_unlabeled, training.texts_test)
@@ -195,7 +197,8 @@ def train_and_predict(
         f"and a model on all {n_l} labeled examples")
     # The full model is fitted beside the fold models: a backend with fit_many trains them all at once.
     oos = out_of_sample(backend, x_l, labels, x_l[:0], n_classes=n_classes, folds=folds, seed=seed,
-                        sample_weight=training.sample_weight, progress=progress, fit_full=True)
+                        sample_weight=training.sample_weight, progress=progress, fit_full=True,
+                        map_fits=map_fits)
     fitted = oos.full_model
     pooled = predict_pool(models=oos.models, full_model=fitted, mc_passes=mc_passes, seed=seed)
     seconds["fit_and_kfold"] = time.perf_counter() - start
@@ -231,7 +234,8 @@ def train_and_predict(
 
 
 def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model: ModelConfig, n_classes: int,
-                     folds: int, seed: int, mc_passes: int = 0, chunk_size: int) -> Path:
+                     folds: int, seed: int, mc_passes: int = 0, chunk_size: int,
+                     map_fits: MapFits | None = None) -> Path:
     """:func:`train_and_predict` against a cache folder: its predictions stored under ``key``
     (:mod:`.prediction_cache`; when they are already there, nothing runs), the embeddings cache
     of ``cache_dir`` read and extended, the full model exported to ``cache_dir/models/<key>``.
@@ -247,7 +251,7 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
     try:
         predictions, fitted = train_and_predict(backend, training, n_classes=n_classes, folds=folds, seed=seed,
                                                 progress=log.info, mc_passes=mc_passes, chunk_size=chunk_size,
-                                                allocate=writer.allocate)
+                                                allocate=writer.allocate, map_fits=map_fits)
         if fitted is not None:
             model_dir = Path(cache_dir) / "models" / key[:16]
             backend.save(fitted, model_dir)

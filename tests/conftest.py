@@ -54,7 +54,8 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture
 def cfg(tiny_model_dir):
-    """The template config with the tiny model and a short fine-tune."""
+    """The template config with the tiny model and a short fine-tune, run in the test's process
+    (compute.workers 1: tests of parallel runs ask for workers themselves)."""
     base = config_mod.load()
     model = dataclasses.replace(
         base.model,
@@ -63,4 +64,4 @@ def cfg(tiny_model_dir):
         minibatch_size=8,
         finetune=dataclasses.replace(base.model.finetune, steps=5),
     )
-    return dataclasses.replace(base, model=model)
+    return dataclasses.replace(base, model=model, compute=dataclasses.replace(base.compute, workers=1))

@@ -14,7 +14,6 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.config_checks import BACKENDS
 
 PROB_FLOOR = 1e-6  # cleanlab takes logs of and divides by probabilities: never an exact 0

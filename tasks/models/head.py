@@ -1,6 +1,6 @@
 """The head backend: a frozen encoder (mean-pooled, L2-normalised embeddings, cached by
 text), optionally beside hashed word n-grams, and a scikit-learn logistic regression
-whose C is chosen by inner cross-validation.
+whose C is chosen by inner cross-validation (:mod:`.logistic`).
 
 Pooling ``layers`` averages the token means of every encoder layer instead of taking
 the last one: a sentence encoder's last layer is trained for meaning and drops
@@ -10,40 +10,25 @@ linear probe on 200 texts went from 0.85 to 0.93 test accuracy).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import sparse
 
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.embedding_cache import EmbeddingCache, Rows
-from crowdloop.tasks.models.base import check_class_indices, check_texts, check_weights, floor_probs
+from crowdloop.tasks.models.base import check_texts
+from crowdloop.tasks.models.logistic import HeadModel, fit_head, predict_head
 from crowdloop.tasks.models.encoder import FrozenEncoder
 from crowdloop.tasks.schema import TEXT_SEP
 
 # Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
 # stateless, so a text's n-gram vector never depends on which other texts were seen.
 NGRAMS = {"analyzer": "word", "ngram_range": (1, 2), "n_features": 2 ** 18, "lowercase": True}
-
-
-@dataclass(frozen=True)
-class HeadModel:
-    """A fitted logistic head. ``classifier`` is None when training saw a single class.
-
-    ``columns``: the feature columns the classifier reads, those non-zero in some
-    training row (None = all). Dropping the others changes nothing (their L2-penalised
-    weights would be exactly 0) but keeps the n-gram fits fast.
-    """
-
-    classifier: Any  # sklearn LogisticRegression or None
-    classes: np.ndarray  # class indices seen in training, the classifier's column order
-    C: float
-    n_classes: int
-    columns: np.ndarray | None = None
 
 
 class HeadBackend:
@@ -108,31 +93,17 @@ class HeadBackend:
 
     def fit(self, X, y: np.ndarray, *, n_classes: int, seed: int,
             sample_weight: np.ndarray | None = None) -> HeadModel:
-        """Logistic regression on features X (N, ...) and class indices y (N,), C from inner CV.
+        """:func:`fit_head` with this backend's ``model.head`` settings."""
+        return fit_head(X, y, head=self.config.head, n_classes=n_classes, seed=seed, sample_weight=sample_weight)
 
-        ``sample_weight`` (N,): how much each row counts, in the fit and in the C search.
-        """
-        n_rows = X.shape[0]
-        y = check_class_indices(y, n_classes=n_classes, n_rows=n_rows)
-        weights = check_weights(sample_weight, n_rows=n_rows)
-        grid = self.config.head.C_grid
-        seen = np.unique(y)
-        if len(seen) == 1:  # nothing to separate: predict the one class seen
-            return HeadModel(classifier=None, classes=seen, C=_median(grid), n_classes=n_classes)
-        C = choose_C(X, y, grid=grid, folds=self.config.head.inner_folds, seed=seed, sample_weight=weights)
-        classifier, columns = _fit(C, X, y, weights)
-        return HeadModel(classifier=classifier, classes=seen, C=C, n_classes=n_classes, columns=columns)
+    @property
+    def fitter(self) -> Callable[..., HeadModel]:
+        """``fit`` without the backend (no encoder, no cache): what a task runner ships to another process."""
+        return functools.partial(fit_head, head=self.config.head)
 
     def predict_proba(self, fitted: HeadModel, X) -> np.ndarray:
         """Probabilities of shape (N, n_classes); classes absent from training get ~0."""
-        probs = np.zeros((X.shape[0], fitted.n_classes))
-        if X.shape[0] == 0:
-            return probs
-        if fitted.classifier is None:
-            probs[:, fitted.classes[0]] = 1.0
-        else:
-            probs[:, fitted.classes] = _proba(fitted.classifier, fitted.columns, X)
-        return floor_probs(probs)
+        return predict_head(fitted, X)
 
     def embed(self, fitted: HeadModel | None, X) -> np.ndarray:
         """Embeddings (N, D) for the embedding strategies: the frozen encoder's, the first D columns of ``X``
@@ -186,65 +157,3 @@ def ngram_features(texts: Sequence[str]) -> sparse.csr_matrix:
     counts = HashingVectorizer(**NGRAMS, alternate_sign=False, norm=None).transform(list(texts))
     counts.data = 1.0 + np.log(counts.data)
     return normalize(counts).tocsr()
-
-
-def choose_C(X, y: np.ndarray, *, grid: Sequence[float], folds: int, seed: int,
-             sample_weight: np.ndarray | None = None) -> float:
-    """The C of ``grid`` with the lowest inner cross-validated log-loss.
-
-    Parameters
-    ----------
-    X : ndarray or sparse matrix of shape (N, D)
-    y : ndarray of shape (N,)
-        Class indices.
-    sample_weight : ndarray of shape (N,), optional
-        Weights the fits and the held-out log-loss.
-
-    Classes with a single member cannot be both held out and trained on, so they
-    sit out the search (not the final fit); folds shrink to the smallest remaining
-    class (at least 2). With fewer than two such classes: the grid's median C.
-    Ties go to the smaller C (stronger regularisation).
-    """
-    from sklearn.metrics import log_loss
-    from sklearn.model_selection import StratifiedKFold
-
-    grid = sorted(grid)
-    y = np.asarray(y, dtype=int)
-    weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    counts = np.bincount(y)
-    usable = np.flatnonzero(counts >= 2)
-    if len(grid) == 1 or len(usable) < 2:
-        return _median(grid)
-    keep = np.flatnonzero(np.isin(y, usable))
-    X, y, weights = X[keep], y[keep], weights[keep]
-    folds = int(min(folds, counts[usable].min()))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    losses = np.zeros(len(grid))
-    for train, held in splitter.split(np.zeros(len(y)), y):
-        if weights[held].sum() <= 0:
-            continue
-        for i, C in enumerate(grid):
-            classifier, columns = _fit(C, X[train], y[train], weights[train])
-            probs = _proba(classifier, columns, X[held])
-            losses[i] += log_loss(y[held], probs, labels=usable, sample_weight=weights[held]) * weights[held].sum()
-    return float(grid[int(np.argmin(losses))])
-
-
-def _fit(C: float, X, y: np.ndarray, weights: np.ndarray | None):
-    """A logistic regression on the columns of X that some row uses (all columns of a dense X)."""
-    from sklearn.linear_model import LogisticRegression
-
-    columns = np.flatnonzero(X.getnnz(axis=0)) if sparse.issparse(X) else None
-    # lbfgs fits the multinomial (softmax) model for more than two classes.
-    classifier = LogisticRegression(C=C, solver="lbfgs", max_iter=2000)
-    classifier.fit(X if columns is None else X[:, columns], y, sample_weight=weights)
-    return classifier, columns
-
-
-def _proba(classifier, columns: np.ndarray | None, X) -> np.ndarray:
-    return classifier.predict_proba(X if columns is None else X[:, columns])
-
-
-def _median(grid: Sequence[float]) -> float:
-    grid = sorted(grid)
-    return float(grid[(len(grid) - 1) // 2])

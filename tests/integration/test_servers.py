@@ -174,3 +174,23 @@ def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_pat
     assert champion.run_id == best["run_id"]
     assert "learning_curve.png" in {a.path for a in client.list_artifacts(ids["mlflow_run_id"])}
     assert not (camp.root / "mlruns" / "mlflow.db").exists()  # nothing went to the local store
+
+
+def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(servers, tmp_path, campaign_factory):
+    api, tracking, started = servers
+    camp = campaign_factory(tmp_path / "camp", schedule={"interval_minutes": 0.1}, tracking={"uri": tracking})
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-client")}
+    deploy = [str(BIN / "crowdloop"), "-C", str(camp.root), "deploy", "--work-pool", "rounds"]
+    refused = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "prefect work-pool create rounds --type process" in refused.stderr
+    subprocess.run([str(BIN / "prefect"), "work-pool", "create", "rounds", "--type", "process"], env=env,
+                   check=True, capture_output=True, timeout=300)
+    registered = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300)
+    assert registered.returncode == 0 and "prefect worker start --pool rounds" in registered.stdout
+    worker = Process("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "rounds"], tmp_path / "logs",
+                     env={"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-client"),
+                          "PREFECT_WORKER_QUERY_SECONDS": "2"})
+    started.append(worker)
+    _wait_for(lambda: "Completed" in [r["state_name"] for r in _scheduled_runs(api, camp.name)], timeout=300,
+              what="the pool's worker to run a scheduled round", processes=started)
+    assert store.completed_rounds(camp) == [1]

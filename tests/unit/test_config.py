@@ -52,6 +52,11 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("schedule:\n  inbox: ../elsewhere\n", "inside the campaign"),
         ("tracking:\n  register: maybe\n", "'tracking.register' must be bool"),
         ("model:\n  batch_size: 16\n", "'model.batch_size' is now called 'model.minibatch_size'"),
+        ("compute:\n  workers: 0\n", "'compute.workers' must be auto or a number of at least 1"),
+        ("compute:\n  workers: all\n", "'compute.workers' must be auto or a number of at least 1"),
+        ("compute:\n  dask_address: http://10.0.0.5:8786\n", "'compute.dask_address' 'http://10.0.0.5:8786' names "
+                                                             "the protocol 'http'; use one of tcp"),
+        ("compute:\n  dask_address: scheduler\n", "is not a scheduler address such as tcp://10.0.0.5:8786"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):

@@ -1,0 +1,136 @@
+"""Where the heavy steps run: simulation arms × seeds and a round's fold models, in parallel.
+
+``compute`` in params.yaml picks a Prefect task runner (``$CROWDLOOP_DASK_ADDRESS`` wins over
+``compute.dask_address``):
+
+| what | with a Dask address | without, ``workers`` > 1 | ``workers`` = 1 |
+| --- | --- | --- | --- |
+| simulation arms × seeds | that cluster's workers | a ``LocalCluster`` of worker processes | one after another, here |
+| a round's fold models | that cluster's workers | threads of this process | one after another, here |
+
+Arms go to processes because a round holds Python's lock most of the time (pandas,
+cleanlab, L-BFGS-B); fold models go to threads because a round is too short to pay for
+starting processes. Every job is seeded by what it is (arm, seed, fold), never by where it
+runs, and fits use one BLAS thread (:mod:`crowdloop.tasks.models.logistic`), so the results
+do not depend on the runner or the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Callable, Sequence
+
+from prefect.futures import as_completed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from crowdloop.flows import steps
+from crowdloop.tasks.config import ComputeConfig
+from crowdloop.tasks.config_checks import dask_address_problem
+from crowdloop.tasks.errors import ConfigError
+
+log = logging.getLogger("crowdloop")
+ADDRESS_ENV = "CROWDLOOP_DASK_ADDRESS"
+
+
+def dask_address(compute: ComputeConfig) -> str | None:
+    """The scheduler to run on: ``$CROWDLOOP_DASK_ADDRESS`` when set, else ``compute.dask_address``."""
+    address = os.environ.get(ADDRESS_ENV, "").strip()
+    if not address:
+        return compute.dask_address
+    problem = dask_address_problem(address)
+    if problem:
+        raise ConfigError(f"${ADDRESS_ENV}: {problem}.")
+    return address
+
+
+def workers(compute: ComputeConfig) -> int:
+    """Jobs at a time on this machine: ``compute.workers``, ``auto`` = the cores this process may use."""
+    if compute.workers != "auto":
+        return int(compute.workers)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
+    """The runner for ``jobs`` simulation arms × seeds; None: one after another in this process."""
+    address = dask_address(compute)
+    if address:
+        return _dask(address=address)
+    count = min(workers(compute), jobs)
+    if count <= 1:
+        return None
+    # Dask's nanny starts each worker with one BLAS/OpenMP thread, so processes do not fight over cores.
+    return _dask(cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True,
+                                 "host": "127.0.0.1", "dashboard_address": None})
+
+
+def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list] | None:
+    """How a round fits its fold models (:func:`crowdloop.tasks.predict.fit_models`'s ``map_fits``):
+    on the Dask cluster, or on threads here; None: one after another."""
+    address = dask_address(compute)
+    count = workers(compute)
+    if not address and count <= 1:
+        return None
+
+    def map_fits(fit: Callable, jobs: list[dict]) -> list:
+        runner = _dask(address=address) if address else ThreadPoolTaskRunner(max_workers=min(count, len(jobs)))
+        names = [f"fit {i + 1}/{len(jobs)}" for i in range(len(jobs))]
+        return run_all(runner, fit, jobs, names=names)
+
+    return map_fits
+
+
+def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict], *, names: Sequence[str],
+            on_done: Callable[[int], None] | None = None) -> list:
+    """``function(**call)`` for every call, through ``runner`` (None: here, one after another).
+
+    Returns the results in the order of ``calls``, whatever order they finish in.
+    ``on_done(i)`` is called here as call ``i`` finishes (a hook for progress); the
+    first failure is raised once the runner has stopped its other jobs.
+    """
+    done = on_done or (lambda i: None)
+    if runner is None:
+        results = []
+        for i, call in enumerate(calls):
+            results.append(function(**call))
+            done(i)
+        return results
+    level = log.getEffectiveLevel()
+    with _one_blas_thread(), _quiet_dask(), runner:
+        futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
+                                                   "log_level": level, "driver_pid": os.getpid()})
+                   for name, call in zip(names, calls)]
+        index = {future.task_run_id: i for i, future in enumerate(futures)}
+        for future in as_completed(futures):
+            future.result()  # raises the job's error
+            done(index[future.task_run_id])
+        return [future.result() for future in futures]
+
+
+def _dask(**kwargs) -> TaskRunner:
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner(**kwargs)
+
+
+@contextmanager
+def _quiet_dask():
+    """Dask's own lines (a worker started, a connection closed) only when something failed: its
+    loggers reach the console through Prefect's root handler, whose level is WARNING."""
+    dask_log = logging.getLogger("distributed")
+    before = dask_log.level
+    dask_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        dask_log.setLevel(before)
+
+
+def _one_blas_thread():
+    """BLAS and OpenMP on one thread in this process while its threads fit models: each fit sets
+    that limit itself, but the limit is process-wide, so one thread ending its fit would lift it
+    for another still fitting."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)

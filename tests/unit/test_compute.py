@@ -1,0 +1,56 @@
+"""Where the heavy steps run (flows/compute.py): params.yaml's compute section and its variable."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from crowdloop.flows import compute, simulate
+from crowdloop.tasks import config
+from crowdloop.tasks.errors import ConfigError
+
+
+def _compute(**values) -> config.ComputeConfig:
+    return dataclasses.replace(config.load().compute, **values)
+
+
+def test_the_variable_names_the_cluster_over_params_yaml(monkeypatch):
+    monkeypatch.delenv(compute.ADDRESS_ENV, raising=False)
+    assert compute.dask_address(_compute()) is None
+    assert compute.dask_address(_compute(dask_address="tcp://10.0.0.5:8786")) == "tcp://10.0.0.5:8786"
+    monkeypatch.setenv(compute.ADDRESS_ENV, " tcp://127.0.0.1:8786 ")
+    assert compute.dask_address(_compute(dask_address="tcp://10.0.0.5:8786")) == "tcp://127.0.0.1:8786"
+    monkeypatch.setenv(compute.ADDRESS_ENV, "http://127.0.0.1:8786")
+    with pytest.raises(ConfigError, match=r"\$CROWDLOOP_DASK_ADDRESS: 'http://127.0.0.1:8786' names the protocol"):
+        compute.dask_address(_compute())
+
+
+def test_auto_is_a_worker_per_core_and_one_job_or_one_worker_runs_here(monkeypatch):
+    monkeypatch.delenv(compute.ADDRESS_ENV, raising=False)
+    monkeypatch.setattr(compute.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert compute.workers(_compute(workers="auto")) == 3
+    assert compute.workers(_compute(workers=5)) == 5
+    assert compute.process_runner(_compute(workers="auto"), jobs=1) is None
+    assert compute.process_runner(_compute(workers=1), jobs=10) is None
+    assert compute.fit_mapper(_compute(workers=1)) is None
+    runner = compute.process_runner(_compute(workers=2), jobs=10)
+    assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["host"] == "127.0.0.1"
+    assert compute.process_runner(_compute(workers=8), jobs=3).cluster_kwargs["n_workers"] == 3
+    monkeypatch.setenv(compute.ADDRESS_ENV, "tcp://127.0.0.1:8786")
+    assert compute.process_runner(_compute(workers=1), jobs=1).address == "tcp://127.0.0.1:8786"
+
+
+def test_where_a_simulation_runs_is_not_part_of_what_it_is():
+    base = config.load()
+    preset = simulate.PRESETS["tutorial"]
+    elsewhere = dataclasses.replace(base, compute=_compute(workers=7, dask_address="tcp://10.0.0.5:8786"))
+    assert simulate.run_settings(elsewhere, preset) == simulate.run_settings(base, preset)
+    assert "compute" not in simulate.run_settings(base, preset)["params"]
+
+
+def test_jobs_run_here_in_order_and_report_each_as_it_finishes():
+    finished = []
+    results = compute.run_all(None, lambda x, y: x * y, [{"x": 2, "y": 3}, {"x": 4, "y": 5}], names=["a", "b"],
+                              on_done=finished.append)
+    assert results == [6, 20] and finished == [0, 1]
