@@ -93,14 +93,16 @@ def test_head_embeds_each_text_once_and_normalises(cfg, monkeypatch):
     assert len(cache) == 26
 
 
-def test_a_head_backend_whose_texts_are_all_cached_never_loads_the_encoder(cfg, monkeypatch):
+def test_a_head_backend_whose_texts_are_all_cached_never_loads_the_encoder(cfg, monkeypatch, tmp_path):
     import transformers
 
-    cache = {}
-    features = models.load_backend(_cfg(cfg, "head"), embedding_cache=cache).features(TEXTS)
-    # a simulation's worker: the command embedded every text, the worker only reads the cache
+    from crowdloop.tasks import embedding_cache
+
+    first = models.load_backend(_cfg(cfg, "head"), embedding_cache=embedding_cache.open_cache(tmp_path, "enc"))
+    features = first.features(TEXTS)
+    # a simulation's worker: the command embedded every text, the worker only reads the cache on disk
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: pytest.fail("encoder loaded"))
-    worker = models.load_backend(_cfg(cfg, "head"), embedding_cache=dict(cache))
+    worker = models.load_backend(_cfg(cfg, "head"), embedding_cache=embedding_cache.open_cache(tmp_path, "enc"))
     assert (worker.features(TEXTS[::-1]) != features[::-1]).nnz == 0
     with pytest.raises(pytest.fail.Exception):
         worker.features(["a text nobody embedded"])
