@@ -56,7 +56,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
                           train=steps.CampaignTrainer(loaded.campaign, loaded.cfg, mc_dropout_passes(loaded.cfg)),
                           holders=None if simulator is None else annotators.holders(simulator, loaded.annotations),
                           spend=stopping.spend_so_far(loaded.annotations, loaded.cfg.budget),
-                      previous_signal=signal.was_present(loaded.history))
+                          previous_signal=signal.was_present(loaded.history), previous_annotators=loaded.annotators)
         answers = None
         if simulate:
             with clock("simulate"):
