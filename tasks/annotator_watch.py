@@ -6,9 +6,12 @@ module adds, per annotator and round (the extra columns of ``annotators.csv``):
 
 * ``quality_change``: ``annotator_quality`` minus last round's (NaN for a new annotator);
 * ``recent_quality``: the mean label quality of the annotator's last ``routing.quality_window``
-  labels, where a label's quality is the consensus method's probability that it is the true
-  class (``Consensus.label_quality``: the vote share for majority, CROWDLAB's label quality,
-  crowd-kit's posterior), and ``recent_labels``, how many labels that mean is over;
+  labels on examples someone else labeled too, where a label's quality is the consensus
+  method's probability that it is the true class (``Consensus.label_quality``: the vote share
+  for majority, CROWDLAB's label quality, crowd-kit's posterior), and ``recent_labels``, how
+  many labels that mean is over. A lone label is left out: nothing but the annotator's own
+  record (and, for CROWDLAB, the model) speaks about it, so it would hide a turn for the worse;
+  it counts once a second label arrives;
 * ``flagged`` and ``flag_reason``: with ``routing.min_quality`` set, an annotator whose
   ``recent_quality`` over at least ``routing.min_labels`` labels is below it is flagged, and
   routing asks them nothing more (in simulation too). The flag is worked out again every
@@ -56,10 +59,11 @@ def watch(annotators: pd.DataFrame, label_quality: pd.DataFrame | None, annotati
 
 def recent_quality(label_quality: pd.DataFrame | None, annotations: pd.DataFrame, *, window: int) -> pd.DataFrame:
     """Per annotator (index annotator_id): ``quality``, the mean label quality of their last ``window``
-    labels in ``annotations`` order, and ``labels``, how many of them have a quality."""
+    labels (in ``annotations`` order) on examples with two labels or more, and ``labels``, how many."""
     if label_quality is None or label_quality.empty or annotations.empty:
         return pd.DataFrame({"quality": pd.Series(dtype=float), "labels": pd.Series(dtype=int)})
-    per_label = label_quality.stack().rename("quality")  # (example_id, annotator_id) -> quality, NaN dropped
+    shared = label_quality[label_quality.notna().sum(axis=1) >= 2]
+    per_label = shared.stack().rename("quality")  # (example_id, annotator_id) -> quality, NaN dropped
     mine = annotations.loc[:, ["example_id", "annotator_id"]]
     mine = mine.join(per_label, on=["example_id", "annotator_id"]).dropna(subset=["quality"])
     last = mine.groupby("annotator_id", sort=True).tail(window)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from crowdloop.tasks.config_checks import CONSENSUS_METHODS
-from crowdloop.tasks.consensus import crowdlab, crowdkit, majority
+from crowdloop.tasks.consensus import crowdkit, majority
 from crowdloop.tasks.consensus.base import Consensus, to_wide
 
 __all__ = ["Consensus", "consensus", "to_wide"]
@@ -67,6 +67,9 @@ def consensus(
     if method in crowdkit.METHODS:
         result = crowdkit.crowdkit_consensus(labels_multiannotator, method=method, classes=classes, seed=seed)
     else:
+        # imported here: cleanlab is slow to import, and `crowdloop status` reads consensus.base only
+        from crowdloop.tasks.consensus import crowdlab
+
         if np.ndim(pred_probs) != 2 or np.shape(pred_probs)[1] != len(classes):
             raise ValueError(
                 f"pred_probs has shape {np.shape(pred_probs)} but there are {len(classes)} classes; "

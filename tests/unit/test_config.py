@@ -52,6 +52,11 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("schedule:\n  inbox: ../elsewhere\n", "inside the campaign"),
         ("tracking:\n  register: maybe\n", "'tracking.register' must be bool"),
         ("model:\n  batch_size: 16\n", "'model.batch_size' is now called 'model.minibatch_size'"),
+        ("consensus:\n  method: dawid_skeen\n",
+         "'consensus.method' must be one of crowdlab, majority, dawid_skene, one_coin_dawid_skene, glad, mace"),
+        ("routing:\n  min_quality: 1.5\n", "'routing.min_quality' must be null or a probability in [0, 1]"),
+        ("routing:\n  quality_window: 0\n", "'routing.quality_window' must be at least 1"),
+        ("routing:\n  min_labels: 0\n", "'routing.min_labels' must be at least 1"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):
