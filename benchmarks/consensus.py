@@ -2,7 +2,7 @@
 
     python benchmarks/consensus.py one-shot [--draws 5]
     python benchmarks/consensus.py bake-off [--seeds 3] [--methods majority,crowdlab,dawid_skene,glad,mace]
-    python benchmarks/consensus.py goes-bad [--seeds 3] [--goes-bad 13] [--min-quality 0.6] [--capacity 10]
+    python benchmarks/consensus.py goes-bad [--data demo] [--seeds 3] [--goes-bad 13] [--min-quality 0.5]
 
 * ``one-shot``: `crowdloop aggregate` on Snow et al.'s RTE crowd labels (800 items x 10
   annotators, expert gold): accuracy of each method on all 800 items with every label, and with
@@ -11,9 +11,10 @@
 * ``bake-off``: `crowdloop simulate` on politeness (tutorial preset, head backend): ActiveLab
   with each consensus method, and the random arm (majority vote); per arm the test accuracy
   and the consensus accuracy per round, and which method is best.
-* ``goes-bad``: politeness with routed answering and a capacity per annotator; the annotator
-  holding the most answers turns to random answers at round ``--goes-bad``; the same run with
-  and without ``routing.min_quality``: when routing stopped asking them, and the two curves.
+* ``goes-bad``: routed answering with a capacity per annotator (the best annotators fill up
+  first); one annotator turns to random answers at round ``--goes-bad``; the same run with and
+  without ``routing.min_quality``: when routing stopped asking them, and the two curves. On the
+  generated demo tickets (``--data demo``, the default) or politeness.
 
 Every part writes its tables (CSV, Markdown) and figures under ``--out`` (default
 benchmarks/out/consensus/); ``--sims DIR ...`` summarises simulations already run instead.
@@ -85,17 +86,18 @@ def bake_off(args) -> None:
 
 
 def goes_bad(args) -> None:
-    folders = args.sims or [args.out / "goes_bad_without", args.out / "goes_bad_with"]
+    folders = args.sims or [args.out / f"goes_bad_{args.data}_without", args.out / f"goes_bad_{args.data}_with"]
     if not args.sims:
+        data, bad = _goes_bad_data(args)
         for folder, rule in zip(folders, (None, args.min_quality)):
             params = folder.with_suffix(".yaml")
             routing = {"capacity_per_annotator": args.capacity, "min_quality": rule}
             params.parent.mkdir(parents=True, exist_ok=True)
             params.write_text("routing:\n" + "".join(f"  {k}: {'null' if v is None else v}\n"
                                                        for k, v in routing.items()))
-            simulate([str(DATASETS / "politeness"), "--format", "tutorial", "--preset", "tutorial", "--seeds",
-                      str(args.seeds), "--strategies", "activelab", "--answered-by", "routed", "--goes-bad",
-                      str(args.goes_bad), "--params", str(params), "--out", str(folder)])
+            simulate([*data, "--preset", "tutorial", "--seeds", str(args.seeds), "--strategies", "activelab",
+                      "--answered-by", args.answered_by, "--goes-bad", str(args.goes_bad), *bad,
+                      "--params", str(params), "--out", str(folder)])
     parts = []
     for folder, name in zip(folders, ("without routing.min_quality", "with routing.min_quality")):
         parts.append(pd.read_csv(Path(folder) / "curves.csv").assign(strategy=name))
@@ -111,9 +113,33 @@ def goes_bad(args) -> None:
     print("bad answers collected from round", turn, "on, per seed:",
           after.apply(lambda g: g.groupby("seed")["bad_answers"].sum().tolist()).to_dict())
     print("mean test accuracy from round", turn, "on:", after["test_accuracy"].mean().round(4).to_dict())
-    figure = report.plot(curves, title=f"politeness: an annotator turns to random answers at round {turn}",
+    figure = report.plot(curves, title=f"{args.data}: an annotator turns to random answers at round {turn}",
                          metrics=("accuracy", "consensus_accuracy"))
     figure.savefig(args.out / "goes_bad.png", dpi=120)
+
+
+def _goes_bad_data(args) -> tuple[list[str], list[str]]:
+    """The simulate flags of the data, and of the annotator who goes bad.
+
+    ``politeness``: the tutorial's files; the annotator holding the most answers turns.
+    ``demo``: crowdloop's generated support tickets (4 classes, 12 annotators of known accuracy
+    0.95 to 0.35, 5 answers per ticket), written under --out at run time; the most accurate
+    annotator turns (a trusted annotator who burns out: what routing by quality sends the most)."""
+    if args.data == "politeness":
+        return [str(DATASETS / "politeness"), "--format", "tutorial"], []
+    from crowdloop.tasks import demo
+
+    generated = demo.make_demo(seed=0, n_pool=1600, n_test=40, n_initial=0)
+    folder = args.out / "demo_data"
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = generated.examples[generated.examples["split"] == "pool"]
+    pool.loc[:, ["example_id", "text", "gold"]].to_csv(folder / "examples.csv", index=False)
+    generated.answers.to_csv(folder / "answers.csv", index=False)
+    best = max(generated.annotator_accuracy, key=generated.annotator_accuracy.get)
+    accuracy = ", ".join(f"{a} {q:.2f}" for a, q in sorted(generated.annotator_accuracy.items()))
+    print(f"demo annotators' accuracy: {accuracy}; {best} goes bad")
+    return [str(folder / "answers.csv"), "--format", "long", "--examples", str(folder / "examples.csv"),
+            "--examples-gold-col", "gold"], ["--bad-annotator", best]
 
 
 def _rounds_to_stop(curves: pd.DataFrame, turn: int) -> dict:
@@ -150,6 +176,8 @@ def main() -> None:
     parser.add_argument("--goes-bad", type=int, default=13)
     parser.add_argument("--min-quality", type=float, default=0.6)
     parser.add_argument("--capacity", type=int, default=10)
+    parser.add_argument("--data", choices=["demo", "politeness"], default="demo")
+    parser.add_argument("--answered-by", choices=["routed", "tutorial"], default="routed")
     parser.add_argument("--sims", type=Path, nargs="*", help="summarise these simulation folders instead of running")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "consensus")
     args = parser.parse_args()

@@ -260,6 +260,8 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
                                arms=tuple(simulate_flows.arm(s, m) for s in chosen for m in methods))
     base = config_mod.load(params)
     replay = importers.load(format, Path(source), **import_options)
+    if plan.bad_annotator is not None and plan.bad_annotator not in set(replay.uncollected["annotator_id"]):
+        raise ConfigError(f"--bad-annotator {plan.bad_annotator!r} holds no answer in {source}; name one who does.")
     replay = replay_split.split_for_simulation(replay, seed=0, n_start=plan.n_start,
                                                labels_per_start=plan.labels_per_start, test_size=plan.test_size,
                                                evaluate=plan.evaluate, validation_size=plan.validation_size)

@@ -31,8 +31,9 @@ def add_parser(sub) -> None:
                    help="who answers a pick: a random annotator already seen (the tutorial's protocol, "
                         "the presets' default) or the one routing chose by quality")
     p.add_argument("--goes-bad", type=int, dest="goes_bad",
-                   help="from this round on, the annotator holding the most answers answers at random "
-                        "(what routing.min_quality in --params should catch)")
+                   help="from this round on, --bad-annotator answers at random (what routing.min_quality in "
+                        "--params should catch)")
+    p.add_argument("--bad-annotator", help="with --goes-bad: who (default: the annotator holding the most answers)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm (0..N-1)")
     p.add_argument("--strategies", default="auto,random",
                    help="comma-separated arms: built-in names, module:function, or 'all' (default: auto, the "
@@ -90,7 +91,8 @@ def run(args) -> None:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     protocol = {name: getattr(args, name) for name in ("rounds", "batch_size", "n_start", "labels_per_start",
                                                         "max_annotations_per_example", "test_size", "answered_by",
-                                                        "evaluate", "validation_size", "goes_bad")}
+                                                        "evaluate", "validation_size", "goes_bad",
+                                                        "bad_annotator")}
     consensus = [c.strip() for c in args.consensus.split(",") if c.strip()] if args.consensus else None
     result = api.simulate(args.source, format=args.format, preset=args.preset, seeds=args.seeds,
                           strategies=strategies, params=args.params, target=args.target, metric=args.metric,

@@ -142,7 +142,7 @@ def _watched(agreed: consensus.Consensus, data: round_data.RoundData, previous: 
     routing = cfg.routing
     annotators = annotator_watch.watch(agreed.annotators, agreed.label_quality, data.annotations, previous,
                                        min_quality=routing.min_quality, window=routing.quality_window,
-                                       min_labels=routing.min_labels)
+                                       min_labels=routing.min_labels, lone_labels=agreed.method == "crowdlab")
     for row in annotators[annotators["flagged"]].itertuples():
         log.log(level, "annotator %s is flagged and gets no requests: %s", row.annotator_id, row.flag_reason)
     return dataclasses.replace(agreed, annotators=annotators)

@@ -47,8 +47,9 @@ class Preset:
     among those who hold an answer (the ActiveLab tutorial's protocol); "routed" = the
     annotator that routing chose (by estimated quality, within capacity) among them.
     Either way a flagged annotator (``routing.min_quality``) never answers.
-    ``goes_bad``: from this round on, the annotator who holds the most answers answers
-    at random (uniform over the classes, seeded): what ``routing.min_quality`` should catch.
+    ``goes_bad``: from this round on, ``bad_annotator`` (None: the one who holds the most
+    answers) answers at random (uniform over the classes, seeded): what
+    ``routing.min_quality`` should catch.
     """
 
     rounds: int
@@ -63,6 +64,7 @@ class Preset:
     evaluate: str = "test"
     validation_size: float = 0.2
     goes_bad: int | None = None
+    bad_annotator: str | None = None
 
 
 # The round metrics a simulation keeps, one row per arm × seed × round (NaN where a round has none).
@@ -97,7 +99,7 @@ PRESETS = {
 }
 # What `crowdloop simulate` flags may change in a preset (the rest stay the named bundle's).
 PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_annotations_per_example",
-                  "test_size", "answered_by", "evaluate", "validation_size", "goes_bad")
+                  "test_size", "answered_by", "evaluate", "validation_size", "goes_bad", "bad_annotator")
 
 
 def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
@@ -133,7 +135,7 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
     saved = simulation_store.read_checkpoint(folder)
-    bad = annotators.busiest(replay.uncollected) if preset.goes_bad else None
+    bad = (preset.bad_annotator or annotators.busiest(replay.uncollected)) if preset.goes_bad else None
     previous_annotators = None  # resumed: the first round after it reports no quality change
     if saved is None:
         rows, collected, previous = [], replay.initial.assign(round=0), None
@@ -158,8 +160,9 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                           previous_signal=signal.was_present(rows), previous_annotators=previous_annotators)
         report = metrics.round_report(data, plan, collected, None, rows, cfg)
         asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
+        flagged = annotator_watch.flagged_ids(plan.agreed.annotators)
         answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number,
-                                              excluded=annotator_watch.flagged_ids(plan.agreed.annotators))
+                                              excluded=flagged)
         if bad is not None and number >= preset.goes_bad:
             answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
@@ -168,7 +171,7 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         rows.append({"strategy": arm.name, "seed": seed, "round": number,
                      **{k: report.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
-                     "bad_answers": int((answers["annotator_id"] == bad).sum()),
+                     "bad_answers": int((answers["annotator_id"] == bad).sum()), "flagged": " ".join(sorted(flagged)),
                      "seconds": time.perf_counter() - start})
         simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
                                           pred_probs=previous)
@@ -193,8 +196,8 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     table = report.summary(curves, at_rounds=at, target=target, baseline=baseline, metric=metric)
     figure = report.plot(curves, title=title)
     columns = [*report.CURVE_COLUMNS, "oos_balanced_accuracy", "chance_balanced_accuracy", "signal",
-               "krippendorff_alpha", "unanimous_share", "flagged_annotators", "bad_answers", "strategy_used", "stop",
-               "seconds"]
+               "krippendorff_alpha", "unanimous_share", "flagged_annotators", "flagged", "bad_answers", "strategy_used",
+               "stop", "seconds"]
     text = (f"metric: {metric} (the summary's annotations to {target:g} and ROI; accuracy, macro-F1 and "
             f"balanced accuracy are all in curves.csv)\n{table.to_string()}")
     paths = simulation_store.write_simulation(out, curves=curves.reindex(columns=columns), figure=figure,

@@ -20,6 +20,7 @@ from crowdloop.tasks.consensus import consensus, to_wide
 from crowdloop.tasks.errors import ConfigError
 
 ALL = 0  # labels_per_item value meaning "every label"
+TIE = 0.0005  # methods this close to the best mean accuracy share first place
 MODEL_FREE = ("majority", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa", "zero_based_skill")
 
 
@@ -94,15 +95,20 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std accuracy (over draws) of every method at every label count: a method x count table
-    of strings, and the best method per count in the last row (with its lead over the runner-up)."""
+    of strings, and the best method per count in the last row with its lead over the runner-up (or
+    ``tie:`` and every method within 0.0005 of the best)."""
     stats = results.groupby(["labels_per_item", "method"], sort=False)["accuracy"].agg(["mean", "std"])
     cells = stats.apply(lambda r: f"{r['mean']:.3f}" + ("" if r["std"] != r["std"] else f" ± {r['std']:.3f}"),
                         axis=1)
     table = cells.unstack("labels_per_item")
     best = {}
     for k, group in stats["mean"].groupby(level=0, sort=False):
-        ranked = group.droplevel(0).sort_values(ascending=False)
-        lead = ranked.iloc[0] - ranked.iloc[1] if len(ranked) > 1 else float("nan")
-        best[k] = f"{ranked.index[0]} (+{lead:.3f})"
+        ranked = group.droplevel(0).sort_values(ascending=False, kind="stable")
+        tied = ranked.index[ranked >= ranked.iloc[0] - TIE]
+        if len(tied) > 1:
+            best[k] = "tie: " + ", ".join(tied)
+        else:
+            lead = ranked.iloc[0] - ranked.iloc[1] if len(ranked) > 1 else float("nan")
+            best[k] = f"{ranked.index[0]} (+{lead:.3f})"
     table.loc["best (lead)"] = pd.Series(best)
     return table

@@ -6,12 +6,13 @@ module adds, per annotator and round (the extra columns of ``annotators.csv``):
 
 * ``quality_change``: ``annotator_quality`` minus last round's (NaN for a new annotator);
 * ``recent_quality``: the mean label quality of the annotator's last ``routing.quality_window``
-  labels on examples someone else labeled too, where a label's quality is the consensus
-  method's probability that it is the true class (``Consensus.label_quality``: the vote share
-  for majority, CROWDLAB's label quality, crowd-kit's posterior), and ``recent_labels``, how
-  many labels that mean is over. A lone label is left out: nothing but the annotator's own
-  record (and, for CROWDLAB, the model) speaks about it, so it would hide a turn for the worse;
-  it counts once a second label arrives;
+  labels, where a label's quality is the consensus method's probability that it is the true
+  class (``Consensus.label_quality``: the vote share for majority, CROWDLAB's label quality,
+  crowd-kit's posterior), and ``recent_labels``, how many labels that mean is over. Only labels
+  that something besides the annotator's own record judges count: a label on an example someone
+  else labeled too, and, with CROWDLAB, every label (its model judges a lone label). A lone label
+  under a label-only method is the annotator's word against nothing, so it would hide a turn for
+  the worse; it counts once a second label arrives;
 * ``flagged`` and ``flag_reason``: with ``routing.min_quality`` set, an annotator whose
   ``recent_quality`` over at least ``routing.min_labels`` labels is below it is flagged, and
   routing asks them nothing more (in simulation too). The flag is worked out again every
@@ -27,7 +28,8 @@ WATCH_COLUMNS = ("quality_change", "recent_quality", "recent_labels", "flagged",
 
 
 def watch(annotators: pd.DataFrame, label_quality: pd.DataFrame | None, annotations: pd.DataFrame,
-          previous: pd.DataFrame | None, *, min_quality: float | None, window: int, min_labels: int) -> pd.DataFrame:
+          previous: pd.DataFrame | None, *, min_quality: float | None, window: int, min_labels: int,
+          lone_labels: bool = False) -> pd.DataFrame:
     """``annotators`` with :data:`WATCH_COLUMNS` added.
 
     Parameters
@@ -40,12 +42,14 @@ def watch(annotators: pd.DataFrame, label_quality: pd.DataFrame | None, annotati
     previous : last round's annotators (annotator_id, annotator_quality), or None.
     min_quality : ``routing.min_quality``; None: nobody is flagged.
     window, min_labels : ``routing.quality_window`` and ``routing.min_labels``.
+    lone_labels : whether a label nobody else gave on its example counts (the method judges it
+        by more than the annotator's record: CROWDLAB's model).
     """
     out = annotators.copy()
     ids = out["annotator_id"]
     before = _by_annotator(previous, "annotator_quality")
     out["quality_change"] = out["annotator_quality"].to_numpy() - ids.map(before).to_numpy(dtype=float)
-    recent = recent_quality(label_quality, annotations, window=window)
+    recent = recent_quality(label_quality, annotations, window=window, lone_labels=lone_labels)
     out["recent_quality"] = ids.map(recent["quality"]).to_numpy(dtype=float)
     out["recent_labels"] = ids.map(recent["labels"]).fillna(0).astype(int).to_numpy()
     flagged = np.zeros(len(out), dtype=bool) if min_quality is None else (
@@ -57,12 +61,14 @@ def watch(annotators: pd.DataFrame, label_quality: pd.DataFrame | None, annotati
     return out
 
 
-def recent_quality(label_quality: pd.DataFrame | None, annotations: pd.DataFrame, *, window: int) -> pd.DataFrame:
+def recent_quality(label_quality: pd.DataFrame | None, annotations: pd.DataFrame, *, window: int,
+                   lone_labels: bool = False) -> pd.DataFrame:
     """Per annotator (index annotator_id): ``quality``, the mean label quality of their last ``window``
-    labels (in ``annotations`` order) on examples with two labels or more, and ``labels``, how many."""
+    labels (in ``annotations`` order) on examples with two labels or more (any, with ``lone_labels``),
+    and ``labels``, how many."""
     if label_quality is None or label_quality.empty or annotations.empty:
         return pd.DataFrame({"quality": pd.Series(dtype=float), "labels": pd.Series(dtype=int)})
-    shared = label_quality[label_quality.notna().sum(axis=1) >= 2]
+    shared = label_quality if lone_labels else label_quality[label_quality.notna().sum(axis=1) >= 2]
     per_label = shared.stack().rename("quality")  # (example_id, annotator_id) -> quality, NaN dropped
     mine = annotations.loc[:, ["example_id", "annotator_id"]]
     mine = mine.join(per_label, on=["example_id", "annotator_id"]).dropna(subset=["quality"])

@@ -77,6 +77,8 @@ def test_recent_quality_reads_each_annotators_latest_shared_labels_only():
     assert recent.loc["good", "quality"] == pytest.approx(0.8)
     assert recent.loc["bad", "labels"] == 4
     assert recent_quality(quality, order, window=8).loc["bad", "quality"] == pytest.approx(0.5)
+    # with a model to judge lone labels (CROWDLAB), e8 counts
+    assert recent_quality(quality, order, window=4, lone_labels=True).loc["bad", "quality"] == pytest.approx(0.325)
 
 
 def test_watch_flags_below_min_quality_with_enough_labels_and_says_why():
