@@ -137,3 +137,12 @@ def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     assert cli.main([*_crowd_file(tmp_path), *flags]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)[1:]
+    code = cli.main(["simulate", *flags, "--goes-bad", "3", "--bad-annotator", "w9", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--bad-annotator 'w9' holds no answer" in err
+    assert not (tmp_path / "out").exists()
