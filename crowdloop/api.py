@@ -224,7 +224,7 @@ def verify(campaign: str | Path | Campaign):
 def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tutorial", seeds: int = 5,
              strategies: Sequence[str] = ("auto", "random"), params: str | Path | None = None,
              target: float = 0.9, metric: str | None = None, out: str | Path = "simulations/latest",
-             protocol: dict | None = None, **import_options) -> dict:
+             protocol: dict | None = None, consensus: Sequence[str] | None = None, **import_options) -> dict:
     """Replay a multi-annotator dataset: every strategy × seed picks batches that simulated
     annotators answer from the annotations not yet collected.
 
@@ -232,6 +232,8 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     (see ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte);
     ``protocol`` overrides its fields (rounds, batch_size, n_start, labels_per_start,
     max_annotations_per_example, test_size, answered_by, evaluate, validation_size).
+    ``consensus``: the consensus bake-off: every strategy runs once with each of these methods
+    (``["all"]``: every method), in arms named ``strategy+method``; None: each strategy's own.
     ``params``: a params.yaml for the model settings. ``metric``: what annotations-to-
     ``target`` and ROI read (accuracy | macro_f1 | balanced_accuracy | consensus_accuracy;
     default macro_f1). Writes curves.csv, learning_curve.png and summary.txt in ``out``
@@ -253,10 +255,13 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     unknown = sorted(set(changes) - set(simulate_flows.PROTOCOL_FLAGS))
     if unknown:
         raise ConfigError(f"unknown protocol setting {unknown[0]!r}; use {', '.join(simulate_flows.PROTOCOL_FLAGS)}.")
-    plan = dataclasses.replace(simulate_flows.PRESETS[preset], arms=tuple(simulate_flows.arm(s) for s in chosen),
-                               **changes)
+    methods = [None] if consensus is None else consensus_methods(consensus)
+    plan = dataclasses.replace(simulate_flows.PRESETS[preset], **changes,
+                               arms=tuple(simulate_flows.arm(s, m) for s in chosen for m in methods))
     base = config_mod.load(params)
     replay = importers.load(format, Path(source), **import_options)
+    if plan.bad_annotator is not None and plan.bad_annotator not in set(replay.uncollected["annotator_id"]):
+        raise ConfigError(f"--bad-annotator {plan.bad_annotator!r} holds no answer in {source}; name one who does.")
     replay = replay_split.split_for_simulation(replay, seed=0, n_start=plan.n_start,
                                                labels_per_start=plan.labels_per_start, test_size=plan.test_size,
                                                evaluate=plan.evaluate, validation_size=plan.validation_size)
@@ -266,6 +271,17 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     title = f"{Path(source).name}: {preset} preset" + (" (validation split)" if plan.evaluate == "validation" else "")
     return simulate_flows.simulate_flow(str(out), plan, list(range(seeds)), base, title, target=target,
                                         metric=metric)
+
+
+def consensus_methods(names: Sequence[str]) -> list[str]:
+    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one)."""
+    if list(names) == ["all"]:
+        return list(config_checks.CONSENSUS_METHODS)
+    for name in names:
+        if name not in config_checks.CONSENSUS_METHODS:
+            raise ConfigError(f"unknown consensus method {name!r}; use one of "
+                              f"{', '.join(config_checks.CONSENSUS_METHODS)} (or all).")
+    return list(names)
 
 
 def _versioned(root: str | Path | Campaign) -> tuple[Campaign, config_mod.Config]:

@@ -13,12 +13,14 @@ from crowdloop.tasks import store, version
 
 COLUMNS = [("round", "{:>5}"), ("tag", "{:<9}"), ("git_commit", "{:<12}"), ("dvc_md5", "{:<12}"),
            ("mlflow_run_id", "{:<32}"), ("prefect_flow_run_id", "{:<36}"), ("annotations", "{:>11}"),
-           ("test_accuracy", "{:>13.3f}"), ("stop", "{!s:>5}")]
+           ("test_accuracy", "{:>13.3f}"), ("krippendorff_alpha", "{:>18.3f}"), ("flagged_annotators", "{:>18}"),
+           ("stop", "{!s:>5}")]
 
 
 def rows(campaign: store.Campaign) -> list[dict]:
-    """One dict per completed round with its lineage ids, annotations, accuracy and ``stop``
-    (the stopping signal, when the round's metrics have one)."""
+    """One dict per completed round with its lineage ids, annotations, accuracy, the annotators'
+    agreement (Krippendorff's alpha), how many annotators were flagged and ``stop`` (the stopping
+    signal), each when the round's metrics have it."""
     table = []
     for number in store.completed_rounds(campaign):
         metrics = store.read_round_metrics(campaign, number)
@@ -28,7 +30,8 @@ def rows(campaign: store.Campaign) -> list[dict]:
             "round": number, "tag": tag, "git_commit": version.commit_of(campaign, tag),
             "dvc_md5": version.data_md5(campaign, tag), "mlflow_run_id": ids.get("mlflow_run_id"),
             "prefect_flow_run_id": ids.get("prefect_flow_run_id"), "annotations": metrics.get("annotations"),
-            "test_accuracy": metrics.get("test_accuracy"), "stop": metrics.get("stop"),
+            "test_accuracy": metrics.get("test_accuracy"), "krippendorff_alpha": metrics.get("krippendorff_alpha"),
+            "flagged_annotators": metrics.get("flagged_annotators"), "stop": metrics.get("stop"),
         })
     return table
 

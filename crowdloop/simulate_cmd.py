@@ -1,4 +1,5 @@
-"""`crowdloop simulate`: its flags and what it runs (the rest of the CLI is crowdloop/cli.py)."""
+"""`crowdloop simulate` and `crowdloop aggregate`: their flags and what they run (the rest of the CLI is
+crowdloop/cli.py). Both read a multi-annotator dataset with the same reader flags."""
 
 from __future__ import annotations
 
@@ -8,25 +9,9 @@ PRESET_NAMES = ("tutorial", "rte")  # flows/simulate.py PRESETS; named here to k
 
 
 def add_parser(sub) -> None:
-    """Add the ``simulate`` sub-command to the argparse sub-parsers ``sub``."""
+    """Add the ``simulate`` and ``aggregate`` sub-commands to the argparse sub-parsers ``sub``."""
     p = sub.add_parser("simulate", help="replay a labeled dataset: strategies x seeds -> learning curves")
-    p.add_argument("source", type=Path, help="the dataset: a folder (tutorial) or a file (long, wide, datasets)")
-    p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets", "lewidi"], default="tutorial",
-                   help="lewidi: the Learning-With-Disagreements JSON (a file, or a folder of *_train/_dev/_test.json)")
-    p.add_argument("--examples", type=Path, help="long format: the examples file (id and text columns)")
-    p.add_argument("--example-col", help="example id column (default: example_id for long, id for wide)")
-    p.add_argument("--annotator-col", default="annotator_id", help="long layout: annotator id column")
-    p.add_argument("--label-col", default="label", help="long layout: label column")
-    p.add_argument("--annotator-cols", help="wide layout: comma-separated annotator columns (default: all others)")
-    p.add_argument("--layout", choices=["long", "wide"], default="long", help="datasets format: table layout")
-    p.add_argument("--split", default="train", help="datasets format: the split to read")
-    p.add_argument("--gold-col", help="gold label column in the annotations file")
-    p.add_argument("--examples-id-col", help="id column of --examples (default: --example-col)")
-    p.add_argument("--examples-gold-col", help="gold label column of --examples")
-    p.add_argument("--text-cols", default="text", help="comma-separated text columns, joined")
-    p.add_argument("--label-names", help="map raw labels to class names: 0=impolite,1=polite")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="tutorial format: load extra_annotations.npy (unpickling runs code: trusted files only)")
+    _add_reader_flags(p)
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial",
                    help="the protocol bundle: tutorial (100 x 2 labels, 25 rounds x 25) or rte (100 x 1, 20 x 20); "
                         "the flags below change one part of it")
@@ -45,10 +30,16 @@ def add_parser(sub) -> None:
     p.add_argument("--answered-by", choices=["tutorial", "routed"], default=None,
                    help="who answers a pick: a random annotator already seen (the tutorial's protocol, "
                         "the presets' default) or the one routing chose by quality")
+    p.add_argument("--goes-bad", type=int, dest="goes_bad",
+                   help="from this round on, --bad-annotator answers at random (what routing.min_quality in "
+                        "--params should catch)")
+    p.add_argument("--bad-annotator", help="with --goes-bad: who (default: the annotator holding the most answers)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm (0..N-1)")
     p.add_argument("--strategies", default="auto,random",
                    help="comma-separated arms: built-in names, module:function, or 'all' (default: auto, the "
                         "default strategy, against random)")
+    p.add_argument("--consensus", help="consensus bake-off: comma-separated consensus methods (or 'all'); every "
+                                       "strategy runs with each, in arms named strategy+method")
     p.add_argument("--params", type=Path, help="params.yaml for the model settings (default: the template)")
     p.add_argument("--metric", default=None,
                    choices=["accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy"],
@@ -56,6 +47,41 @@ def add_parser(sub) -> None:
     p.add_argument("--target", type=float, default=0.9, help="--metric value the summary counts annotations to")
     p.add_argument("--out", type=Path, default=Path("simulations/latest"))
     p.set_defaults(func=run)
+    _add_aggregate(sub)
+
+
+def _add_reader_flags(p) -> None:
+    p.add_argument("source", type=Path, help="the dataset: a folder (tutorial) or a file (long, wide, datasets)")
+    p.add_argument("--format", choices=["tutorial", "long", "wide", "datasets", "lewidi"], default="tutorial",
+                   help="lewidi: the Learning-With-Disagreements JSON (a file, or a folder of *_train/_dev/_test.json)")
+    p.add_argument("--examples", type=Path, help="long format: the examples file (id and text columns)")
+    p.add_argument("--example-col", help="example id column (default: example_id for long, id for wide)")
+    p.add_argument("--annotator-col", default="annotator_id", help="long layout: annotator id column")
+    p.add_argument("--label-col", default="label", help="long layout: label column")
+    p.add_argument("--annotator-cols", help="wide layout: comma-separated annotator columns (default: all others)")
+    p.add_argument("--layout", choices=["long", "wide"], default="long", help="datasets format: table layout")
+    p.add_argument("--split", default="train", help="datasets format: the split to read")
+    p.add_argument("--gold-col", help="gold label column in the annotations file")
+    p.add_argument("--examples-id-col", help="id column of --examples (default: --example-col)")
+    p.add_argument("--examples-gold-col", help="gold label column of --examples")
+    p.add_argument("--text-cols", default="text", help="comma-separated text columns, joined")
+    p.add_argument("--label-names", help="map raw labels to class names: 0=impolite,1=polite")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="tutorial format: load extra_annotations.npy (unpickling runs code: trusted files only)")
+
+
+def _add_aggregate(sub) -> None:
+    p = sub.add_parser("aggregate", help="one-shot: every consensus method on a whole dataset's annotations, "
+                                         "accuracy against its gold")
+    _add_reader_flags(p)
+    p.add_argument("--methods", default="all",
+                   help="comma-separated consensus methods, or 'all' (every one that needs no model)")
+    p.add_argument("--labels-per-item", default="all,1,3,5",
+                   help="label counts per example to subsample to ('all': every label)")
+    p.add_argument("--draws", type=int, default=5, help="seeded subsamples per label count (mean ± std)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="write every draw's accuracy to this CSV")
+    p.set_defaults(func=run_aggregate)
 
 
 def run(args) -> None:
@@ -65,13 +91,32 @@ def run(args) -> None:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     protocol = {name: getattr(args, name) for name in ("rounds", "batch_size", "n_start", "labels_per_start",
                                                         "max_annotations_per_example", "test_size", "answered_by",
-                                                        "evaluate", "validation_size")}
+                                                        "evaluate", "validation_size", "goes_bad",
+                                                        "bad_annotator")}
+    consensus = [c.strip() for c in args.consensus.split(",") if c.strip()] if args.consensus else None
     result = api.simulate(args.source, format=args.format, preset=args.preset, seeds=args.seeds,
                           strategies=strategies, params=args.params, target=args.target, metric=args.metric,
-                          out=args.out, protocol=protocol, **import_options(args))
+                          out=args.out, protocol=protocol, consensus=consensus, **import_options(args))
     print((Path(args.out) / "summary.txt").read_text().rstrip())
     print("\nwrote " + ", ".join(str(p) for p in result["paths"]) +
           f"\nMLflow: mlflow ui --backend-store-uri sqlite:///{args.out}/mlruns/mlflow.db")
+
+
+def run_aggregate(args) -> None:
+    """`crowdloop aggregate`: read the dataset, aggregate it with every method, print the table."""
+    from crowdloop import api
+    from crowdloop.tasks import aggregate, importers
+
+    methods = list(aggregate.MODEL_FREE) if args.methods == "all" else api.consensus_methods(
+        [m.strip() for m in args.methods.split(",") if m.strip()])
+    counts = [aggregate.ALL if k.strip() == "all" else int(k) for k in args.labels_per_item.split(",") if k.strip()]
+    replay = importers.load(args.format, args.source, **import_options(args))
+    results = aggregate.from_replay(replay, methods=methods, labels_per_item=counts, draws=args.draws, seed=args.seed)
+    if args.out:
+        results.to_csv(args.out, index=False)
+    print(f"accuracy against the gold of {results['examples'].max()} examples "
+          f"(mean ± std over {args.draws} draws below all labels; best: its lead over the runner-up)")
+    print(aggregate.summary(results).to_string())
 
 
 def import_options(args) -> dict:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import gate, journal, lock, signal, store
+from crowdloop.tasks import agreement, annotator_watch, gate, journal, lock, signal, store
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
            ("labeled_examples", "labeled", "{:>7}"), ("test_accuracy", "test acc", "{:>8.3f}"),
            ("test_macro_f1", "macro-F1", "{:>8.3f}"), ("test_balanced_accuracy", "bal acc", "{:>7.3f}"),
            ("oos_balanced_accuracy", "oos bal", "{:>7.3f}"), ("mean_consensus_quality", "consensus q", "{:>11.3f}"),
+           ("krippendorff_alpha", "alpha", "{:>6.3f}"), ("unanimous_share", "unanimous", "{:>9.3f}"),
            ("batch_size", "asked", "{:>5}"), ("answered", "answered", "{:>8}"),
            ("unroutable", "unroutable", "{:>10}"), ("stable_rounds", "stable", "{:>6}")]
 
@@ -36,6 +39,7 @@ class Status:
     progress: gate.Progress
     writer: dict | None = None       # who holds the campaign's lock now (lock.holder), if anyone
     interrupted: dict | None = None  # the journal of a command that was interrupted, if any
+    annotator_table: pd.DataFrame | None = None  # the last round's annotators.csv (quality, change, flags)
 
     def __str__(self) -> str:
         return render(self)
@@ -48,15 +52,16 @@ def collect(root: Path | store.Campaign) -> Status:
     annotations = store.read_annotations(campaign)
     examples = store.read_examples(campaign)
     pool = int((examples["split"] == "pool").sum())
-    rows = []
-    for number in store.completed_rounds(campaign):
+    rows, rounds = [], store.completed_rounds(campaign)
+    for number in rounds:
         batch_ids = store.read_batch(campaign, number)["example_id"]
         rows.append(store.read_round_metrics(campaign, number)
                     | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
     return Status(campaign, cfg, len(annotations), int(annotations["annotator_id"].nunique()),
                   int(annotations["example_id"].nunique()), pool, len(examples) - pool, rows,
                   gate.progress(campaign, annotations), writer := lock.busy(campaign),
-                  None if writer is not None else journal.read(campaign))
+                  None if writer is not None else journal.read(campaign),
+                  store.read_annotators(campaign, rounds[-1]) if rounds else None)
 
 
 def render(status: Status) -> str:
@@ -88,6 +93,8 @@ def render(status: Status) -> str:
         lines.append("  the classifier tells the classes apart no better than chance, so strategies that trust it "
                      "cannot help: `score.strategy: auto` asks without it (score.no_signal_strategy); label more, "
                      "or try another model.name or model.backend (README: \"Will it save annotations on my data?\")")
+    lines.extend(_agreement_lines(last, cfg.classes))
+    lines.extend(_flagged_lines(status.annotator_table, cfg, progress.round))
     if "stop" in last:
         verdict = "STOP" if last["stop"] else "continue"
         lines.append(f"  stopping rule ({cfg.stopping.metric}, {cfg.stopping.rounds} rounds within "
@@ -103,6 +110,39 @@ def render(status: Status) -> str:
     else:
         lines.append(f"\n  round {progress.round}'s batch is answered: `crowdloop round` runs the next one")
     return "\n".join(lines)
+
+
+def _agreement_lines(last: dict, classes) -> list[str]:
+    """The last round's inter-annotator agreement, overall and per class (tasks/agreement.py)."""
+    if "unanimous_share" not in last:
+        return ["  agreement: no example has two labels yet"]
+    alpha = last.get("krippendorff_alpha")
+    per_class = [f"{name} {_number(last.get(agreement.metric_name('krippendorff_alpha', name)))}"
+                 f" ({_share(last.get(agreement.metric_name('unanimous_share', name)))})" for name in classes]
+    return [f"  agreement: Krippendorff's alpha {_number(alpha)}, unanimous {_share(last['unanimous_share'])} of "
+            f"{last.get('multiply_labeled', '?')} examples with two labels or more; per class alpha "
+            f"(unanimous): {', '.join(per_class)}"]
+
+
+def _flagged_lines(annotators: pd.DataFrame | None, cfg: config_mod.Config, number: int) -> list[str]:
+    """The annotators routing skips, each with why (tasks/annotator_watch.py)."""
+    flagged = annotator_watch.flagged_ids(annotators) if annotators is not None else frozenset()
+    if not flagged:
+        rule = "off" if cfg.routing.min_quality is None else f"{cfg.routing.min_quality:g}"
+        return [f"  flagged annotators: none (routing.min_quality: {rule})"]
+    lines = [f"  flagged annotators (no requests from round {number + 1} on; annotators.csv of round {number}):"]
+    for row in annotators[annotators["annotator_id"].astype(str).isin(flagged)].itertuples():
+        change = "" if row.quality_change != row.quality_change else f", {row.quality_change:+.3f} since the round before"
+        lines.append(f"    {row.annotator_id}: {row.flag_reason} (annotator quality {row.annotator_quality:.3f}{change})")
+    return lines
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
 
 
 def _header(fmt: str, title: str) -> str:

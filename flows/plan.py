@@ -9,6 +9,7 @@ record or replay what it decided.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crowdloop.tasks import consensus, round_data, scoring, select, signal, stopping
+from crowdloop.tasks import annotator_watch, consensus, round_data, scoring, select, signal, stopping
 from crowdloop.tasks.config import Config
 from crowdloop.tasks.train import Predictions, TrainingSet, sample_weights
 
@@ -66,7 +67,8 @@ class Plan:
 
 def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config, *, number: int,
                train: Callable[[TrainingSet], Predictions], clock: Stopwatch, holders: dict | None = None,
-               spend: stopping.Spend | None = None, previous_signal: bool | None = None) -> Plan:
+               spend: stopping.Spend | None = None, previous_signal: bool | None = None,
+               previous_annotators: pd.DataFrame | None = None) -> Plan:
     """consensus -> train + predict -> score -> select.
 
     ``previous``: the last round's pool probabilities (index example_id, a column per
@@ -76,7 +78,9 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
     ``previous_signal``: whether the model behind ``previous`` carried signal (its round's
     ``signal`` metric; None: unknown). With ``consensus.require_signal`` a model without
     signal does not take part in the consensus: it would break ties toward the class it
-    always predicts and weigh rare-class labels down.
+    always predicts and weigh rare-class labels down. ``previous_annotators``: the last round's
+    annotators.csv (None: none), for each annotator's quality change
+    (:mod:`crowdloop.tasks.annotator_watch`, which also flags those routing skips).
     """
     with clock("consensus"):
         wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
@@ -84,6 +88,7 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
             wide, round_data.previous_probs(trusted_previous(previous, previous_signal, cfg, clock.level), data), method=cfg.consensus.method, classes=data.classes,
             calibrate_probs=cfg.consensus.calibrate_probs, crowdlab_label=cfg.consensus.crowdlab_label,
             seed=cfg.seed)
+        agreed = _watched(agreed, data, previous_annotators, cfg, clock.level)
 
     with clock("train+predict"):
         labels = round_data.consensus_labels(data, agreed)
@@ -110,7 +115,8 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
             scores, data.annotations, agreed.annotators.set_index("annotator_id")["annotator_quality"],
             batch_size=batch_size, max_annotations_per_example=cfg.select.max_annotations_per_example,
             routing=select.Routing(capacity=cfg.routing.capacity_per_annotator, costs=cfg.budget.annotator_costs,
-                                   default_cost=cfg.budget.cost_per_annotation, holders=holders),
+                                   default_cost=cfg.budget.cost_per_annotation, holders=holders,
+                                   excluded=annotator_watch.flagged_ids(agreed.annotators)),
             diversity=_diversity(data, predictions, cfg), money_left=spend.money_left)
     if selection.unroutable:
         log.warning("%d examples had no eligible annotator left and were skipped: %s",
@@ -128,6 +134,18 @@ def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None
                        "(consensus.require_signal)")
         return None
     return previous
+
+
+def _watched(agreed: consensus.Consensus, data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config,
+             level: int) -> consensus.Consensus:
+    """``agreed`` with each annotator's quality change, recent quality and flag (annotator_watch)."""
+    routing = cfg.routing
+    annotators = annotator_watch.watch(agreed.annotators, agreed.label_quality, data.annotations, previous,
+                                       min_quality=routing.min_quality, window=routing.quality_window,
+                                       min_labels=routing.min_labels, lone_labels=agreed.method == "crowdlab")
+    for row in annotators[annotators["flagged"]].itertuples():
+        log.log(level, "annotator %s is flagged and gets no requests: %s", row.annotator_id, row.flag_reason)
+    return dataclasses.replace(agreed, annotators=annotators)
 
 
 def mc_dropout_passes(cfg: Config) -> int:

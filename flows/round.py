@@ -57,7 +57,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
                                                       compute.fit_mapper(loaded.cfg.compute)),
                           holders=None if simulator is None else annotators.holders(simulator, loaded.annotations),
                           spend=stopping.spend_so_far(loaded.annotations, loaded.cfg.budget),
-                      previous_signal=signal.was_present(loaded.history))
+                          previous_signal=signal.was_present(loaded.history), previous_annotators=loaded.annotators)
         answers = None
         if simulate:
             with clock("simulate"):

@@ -21,8 +21,8 @@ from prefect import flow
 
 from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import (annotators, metrics, progress, report, round_data, signal, simulation_store, stopping,
-                             track)
+from crowdloop.tasks import (annotator_watch, annotators, metrics, progress, report, round_data, signal,
+                             simulation_store, stopping, track)
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.train import TrainingSet, train_and_predict
 
@@ -46,6 +46,10 @@ class Preset:
     ``answered_by``: who answers a pick: "tutorial" = a random annotator already seen
     among those who hold an answer (the ActiveLab tutorial's protocol); "routed" = the
     annotator that routing chose (by estimated quality, within capacity) among them.
+    Either way a flagged annotator (``routing.min_quality``) never answers.
+    ``goes_bad``: from this round on, ``bad_annotator`` (None: the one who holds the most
+    answers) answers at random (uniform over the classes, seeded): what
+    ``routing.min_quality`` should catch.
     """
 
     rounds: int
@@ -59,23 +63,30 @@ class Preset:
     answered_by: str = "tutorial"
     evaluate: str = "test"
     validation_size: float = 0.2
+    goes_bad: int | None = None
+    bad_annotator: str | None = None
 
 
 # The round metrics a simulation keeps, one row per arm × seed × round (NaN where a round has none).
 ROW_METRICS = ("annotations", "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "consensus_accuracy",
                "mean_consensus_quality", "oos_accuracy", "oos_balanced_accuracy", "oos_balanced_accuracy_se",
-               "chance_balanced_accuracy", "log_loss_gain", "signal", "stop", "unroutable")
+               "chance_balanced_accuracy", "log_loss_gain", "signal", "stop", "unroutable", "krippendorff_alpha",
+               "unanimous_share", "flagged_annotators")
 
 DEFAULT = Arm("auto", strategy="auto", consensus="crowdlab")  # params.yaml's default strategy
 RANDOM = Arm("random", strategy="random", consensus="majority")
 
 
-def arm(strategy: str) -> Arm:
+def arm(strategy: str, consensus: str | None = None) -> Arm:
     """The arm that runs ``strategy``: CROWDLAB consensus, except ``random`` (majority vote, as in
-    the ActiveLab tutorial). A ``module:function`` arm is named ``module.function``."""
+    the ActiveLab tutorial). A ``module:function`` arm is named ``module.function``. With a
+    ``consensus`` method (the bake-off, ``--consensus``) the arm is named ``strategy+method``."""
+    name = strategy.replace(":", ".")
+    if consensus is not None:
+        return Arm(f"{name}+{consensus}", strategy=strategy, consensus=consensus)
     if strategy == RANDOM.strategy:
         return RANDOM
-    return Arm(strategy.replace(":", "."), strategy=strategy, consensus="crowdlab")
+    return Arm(name, strategy=strategy, consensus="crowdlab")
 
 
 PRESETS = {
@@ -88,7 +99,7 @@ PRESETS = {
 }
 # What `crowdloop simulate` flags may change in a preset (the rest stay the named bundle's).
 PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_annotations_per_example",
-                  "test_size", "answered_by", "evaluate", "validation_size")
+                  "test_size", "answered_by", "evaluate", "validation_size", "goes_bad", "bad_annotator")
 
 
 def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
@@ -124,6 +135,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
     saved = simulation_store.read_checkpoint(folder)
+    bad = (preset.bad_annotator or annotators.busiest(replay.uncollected)) if preset.goes_bad else None
+    previous_annotators = None  # resumed: the first round after it reports no quality change
     if saved is None:
         rows, collected, previous = [], replay.initial.assign(round=0), None
     else:
@@ -145,15 +158,21 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         # One line a round instead of one a step: the steps log at debug level.
         plan = plan_round(data, previous, cfg, number=number, train=train, clock=Stopwatch(level=logging.DEBUG),
                           holders=annotators.holders(replay.uncollected, collected), spend=spend,
-                          previous_signal=signal.was_present(rows))
+                          previous_signal=signal.was_present(rows), previous_annotators=previous_annotators)
         report = metrics.round_report(data, plan, collected, None, rows, cfg)
         asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
-        answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number)
+        flagged = annotator_watch.flagged_ids(plan.agreed.annotators)
+        answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number,
+                                              excluded=flagged)
+        if bad is not None and number >= preset.goes_bad:
+            answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
+        previous_annotators = plan.agreed.annotators
         previous = round_data.probs_frame(data, plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled)
         rows.append({"strategy": arm.name, "seed": seed, "round": number,
                      **{k: report.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
+                     "bad_answers": int((answers["annotator_id"] == bad).sum()), "flagged": " ".join(sorted(flagged)),
                      "seconds": time.perf_counter() - start})
         simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
                                           pred_probs=previous)
@@ -173,11 +192,13 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     curves = pd.concat(_run_arms(out_dir, base, preset, seeds, one_at_a_time_here=backend_name != "head"),
                        ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
-    baseline = RANDOM.name if RANDOM.name in set(curves["strategy"]) else None
+    baseline = next((name for name in (RANDOM.name, f"{RANDOM.name}+{RANDOM.consensus}")
+                     if name in set(curves["strategy"])), None)
     table = report.summary(curves, at_rounds=at, target=target, baseline=baseline, metric=metric)
     figure = report.plot(curves, title=title)
     columns = [*report.CURVE_COLUMNS, "oos_balanced_accuracy", "chance_balanced_accuracy", "signal",
-               "strategy_used", "stop", "seconds"]
+               "krippendorff_alpha", "unanimous_share", "flagged_annotators", "flagged", "bad_answers", "strategy_used",
+               "stop", "seconds"]
     text = (f"metric: {metric} (the summary's annotations to {target:g} and ROI; accuracy, macro-F1 and "
             f"balanced accuracy are all in curves.csv)\n{table.to_string()}")
     paths = simulation_store.write_simulation(out, curves=curves.reindex(columns=columns), figure=figure,

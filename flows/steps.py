@@ -43,6 +43,7 @@ class Loaded:
     progress: gate.Progress
     history: list[dict]
     previous: pd.DataFrame | None
+    annotators: pd.DataFrame | None = None  # the last round's annotators.csv (quality, flags)
 
     @property
     def number(self) -> int:
@@ -63,7 +64,8 @@ def load(campaign_dir: str) -> Loaded:
     rounds = store.completed_rounds(campaign)
     return Loaded(campaign, config.load(campaign.params_file), store.read_examples(campaign), annotations,
                   gate.progress(campaign, annotations), [store.read_round_metrics(campaign, r) for r in rounds],
-                  store.read_pred_probs(campaign, rounds[-1]) if rounds else None)
+                  store.read_pred_probs(campaign, rounds[-1]) if rounds else None,
+                  store.read_annotators(campaign, rounds[-1]) if rounds else None)
 
 
 # The training step caches its own output, on disk under its content key (train.train_with_cache):

@@ -9,7 +9,7 @@ from crowdloop.tasks.schema import ANSWER_COLUMNS
 
 
 def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: pd.DataFrame, *,
-                     seed: int) -> pd.DataFrame:
+                     seed: int, excluded: frozenset = frozenset()) -> pd.DataFrame:
     """At most one answer per batch row, in batch order.
 
     Parameters
@@ -21,6 +21,7 @@ def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: 
     collected : DataFrame of shape (C, >=2)
         example_id, annotator_id, ...: annotations already stored.
     seed : seeds the choice among equally preferred annotators
+    excluded : annotators who never answer (flagged ones: routing asks them nothing)
 
     Returns
     -------
@@ -41,7 +42,8 @@ def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: 
     suggestions = batch["suggested_annotator"] if "suggested_annotator" in batch else [None] * len(batch)
     rows = []
     for example, suggested in zip(batch["example_id"], suggestions):
-        free = [offer for offer in offers.get(example, ()) if (example, offer[0]) not in taken]
+        free = [offer for offer in offers.get(example, ())
+                if (example, offer[0]) not in taken and offer[0] not in excluded]
         if not free:
             continue
         asked = [offer for offer in free if _given(suggested) and offer[0] == suggested]
@@ -54,6 +56,22 @@ def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: 
         taken.add((example, annotator))
         rows.append((example, annotator, label))
     return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
+
+
+def busiest(uncollected: pd.DataFrame) -> str:
+    """The annotator who holds the most answers in ``uncollected`` (ties: the smaller id)."""
+    counts = uncollected["annotator_id"].value_counts()
+    return str(min(counts.index[counts == counts.max()]))
+
+
+def at_random(answers: pd.DataFrame, annotator: str, *, classes, seed: int) -> pd.DataFrame:
+    """``answers`` (ANSWER_COLUMNS) with ``annotator``'s labels replaced by uniform draws over ``classes``
+    (an annotator who stopped reading: what ``routing.min_quality`` should catch in a simulation)."""
+    mine = (answers["annotator_id"] == annotator).to_numpy()
+    draws = np.random.default_rng(seed).choice(np.asarray(classes, dtype=object), size=int(mine.sum()))
+    out = answers.copy()
+    out.loc[mine, "label"] = draws
+    return out
 
 
 def holders(uncollected: pd.DataFrame, collected: pd.DataFrame) -> dict[str, set]:

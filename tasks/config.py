@@ -106,6 +106,9 @@ class BudgetConfig:
 @dataclass(frozen=True)
 class RoutingConfig:
     capacity_per_annotator: int | None
+    min_quality: float | None  # tasks/annotator_watch.py: no more requests below this recent label quality
+    quality_window: int
+    min_labels: int
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ from pathlib import Path
 from crowdloop.tasks.errors import ConfigError
 
 BACKENDS = ("auto", "head", "finetune")
-CONSENSUS_METHODS = ("crowdlab", "majority")
+# tasks/consensus: majority.py, crowdlab.py (cleanlab) and crowdkit.py METHODS (crowd-kit), named here to keep loading light
+CONSENSUS_METHODS = ("crowdlab", "majority", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa",
+                     "zero_based_skill")
 CROWDLAB_LABELS = ("majority_vote", "best_quality")  # cleanlab's consensus_method
 SAMPLE_WEIGHTS = ("consensus_quality", "none")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -77,6 +79,10 @@ def validate(config, source: str) -> None:
          "costs per annotation must be >= 0"),
         (config.routing.capacity_per_annotator is None or config.routing.capacity_per_annotator >= 1,
          "'routing.capacity_per_annotator' must be null or at least 1"),
+        (config.routing.min_quality is None or 0 <= config.routing.min_quality <= 1,
+         "'routing.min_quality' must be null or a probability in [0, 1]"),
+        (config.routing.quality_window >= 1, "'routing.quality_window' must be at least 1"),
+        (config.routing.min_labels >= 1, "'routing.min_labels' must be at least 1"),
         (config.stopping.metric in STOPPING_METRICS,
          f"'stopping.metric' must be one of {', '.join(STOPPING_METRICS)}"),
         (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),

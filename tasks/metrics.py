@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from crowdloop.tasks import round_data, signal, stopping
+from crowdloop.tasks import agreement, annotator_watch, round_data, signal, stopping
 
 
 def classification_metrics(pred_probs: np.ndarray, gold: np.ndarray) -> dict[str, float]:
@@ -30,7 +30,8 @@ def classification_metrics(pred_probs: np.ndarray, gold: np.ndarray) -> dict[str
 def round_report(data: round_data.RoundData, plan, stored: pd.DataFrame, answers: pd.DataFrame | None,
                  history: list[dict], cfg) -> dict:
     """Everything a round reports: :func:`round_metrics`, the model's signal (``plan.signal``,
-    :mod:`crowdloop.tasks.signal`), what selection did and the stopping rule
+    :mod:`crowdloop.tasks.signal`), the annotators' agreement (:mod:`crowdloop.tasks.agreement`)
+    and how many are flagged (:mod:`crowdloop.tasks.annotator_watch`), what selection did and the stopping rule
     over ``history`` (the earlier rounds' metrics) with this round's batch counted as spent.
 
     ``plan``: the round's flows.plan.Plan; ``stored``: the annotations the round started
@@ -38,6 +39,9 @@ def round_report(data: round_data.RoundData, plan, stored: pd.DataFrame, answers
     """
     metrics = round_metrics(data, plan.agreed, plan.predictions, stored, plan.batch, answers)
     metrics.update(plan.signal)
+    labels = plan.agreed.examples["consensus_label"].reindex(plan.wide.index).to_numpy()
+    metrics.update(agreement.agreement_metrics(plan.wide.to_numpy(), labels, classes=data.classes))
+    metrics["flagged_annotators"] = len(annotator_watch.flagged_ids(plan.agreed.annotators))
     metrics.update({"unroutable": len(plan.unroutable), "near_duplicates": len(plan.duplicates),
                     "batch_cost": float(plan.batch["cost"].sum())})
     spend = stopping.spend_so_far(stored, cfg.budget, batch=plan.batch)

@@ -1,8 +1,10 @@
 """Routing: which annotator should label each pick of a batch.
 
-An annotator is eligible for an example when they have not labeled it, have
-room left this round (``capacity``), cost no more than the money left, and (in
-simulation) actually hold an answer for it. Among the eligible:
+An annotator is eligible for an example when they have not labeled it, are not
+flagged (``excluded``: their recent labels fell below ``routing.min_quality``,
+:mod:`.annotator_watch`), have room left this round (``capacity``), cost no more
+than the money left, and (in simulation) actually hold an answer for it. Among the
+eligible:
 
 * with a capacity, the highest CROWDLAB annotator quality first (the best
   annotators fill up, then the next best);
@@ -32,12 +34,14 @@ class Routing:
     costs : cost of one annotation per annotator id; others cost ``default_cost``.
     holders : simulation only: example_id -> annotators who hold an answer for it
         (an example missing from it has none). None = anyone may be asked.
+    excluded : annotators never asked (flagged by :mod:`crowdloop.tasks.annotator_watch`).
     """
 
     capacity: int | None = None
     costs: Mapping[str, float] | None = None
     default_cost: float = 1.0
     holders: Mapping[str, set] | None = None
+    excluded: frozenset = frozenset()
 
 
 class Router:
@@ -81,7 +85,7 @@ class Router:
         done = self.labeled_by.get(example_id, set())
         candidates = self.quality if self.routing.holders is None else self.routing.holders.get(example_id, ())
         capacity = self.routing.capacity
-        eligible = [a for a in candidates if a not in done
+        eligible = [a for a in candidates if a not in done and a not in self.routing.excluded
                     and (capacity is None or self.load[a] < capacity)
                     and (money_left is None or self.cost(a) <= money_left)]
         if not eligible:

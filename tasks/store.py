@@ -108,10 +108,8 @@ def open_campaign(root: Path | str) -> Campaign:
     """The campaign at ``root``; fails if it has no data yet."""
     campaign = Campaign(Path(root))
     if not campaign.examples_file.is_file() or not campaign.params_file.is_file():
-        raise CampaignError(
-            f"{campaign.root.resolve()} is not a crowdloop campaign (no params.yaml or "
-            "data/examples.parquet); run `crowdloop init` first or cd into a campaign."
-        )
+        raise CampaignError(f"{campaign.root.resolve()} is not a crowdloop campaign (no params.yaml or "
+                            "data/examples.parquet); run `crowdloop init` first or cd into a campaign.")
     return campaign
 
 
@@ -135,9 +133,7 @@ def read_examples(campaign: Campaign) -> pd.DataFrame:
 def read_annotations(campaign: Campaign) -> pd.DataFrame:
     """All annotations (ANNOTATION_COLUMNS), part files in the order they were written."""
     parts = sorted(campaign.annotations_dir.glob("*.parquet"))
-    if not parts:
-        return empty_annotations()
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else empty_annotations()
 
 
 def empty_annotations() -> pd.DataFrame:
@@ -186,10 +182,8 @@ def write_simulator_answers(campaign: Campaign, answers: pd.DataFrame) -> None:
 def read_simulator_answers(campaign: Campaign) -> pd.DataFrame:
     """The simulated annotators' uncollected answers (ANSWER_COLUMNS)."""
     if not campaign.simulator_file.is_file():
-        raise CampaignError(
-            f"{campaign.root}: this campaign has no simulated annotators "
-            "(data/simulator/answers.parquet); run rounds without --simulate."
-        )
+        raise CampaignError(f"{campaign.root}: this campaign has no simulated annotators "
+                            "(data/simulator/answers.parquet); run rounds without --simulate.")
     return pd.read_parquet(campaign.simulator_file)
 
 
@@ -257,10 +251,15 @@ def read_round_metrics(campaign: Campaign, number: int) -> dict:
 
 
 def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
-    """Round ``number``'s pool probabilities (index example_id, one column per class name),
-    or None before round 1."""
+    """Round ``number``'s pool probabilities (index example_id, one column per class name), or None before round 1."""
     path = campaign.round_dir(number) / "pred_probs.parquet"
     return pd.read_parquet(path).set_index("example_id") if path.is_file() else None
+
+
+def read_annotators(campaign: Campaign, number: int) -> pd.DataFrame | None:
+    """Round ``number``'s annotators.csv (annotator quality, flags), or None when there is none."""
+    path = campaign.round_dir(number) / "annotators.csv"
+    return read_people_csv(path, dtype={"annotator_id": str}) if path.is_file() else None
 
 
 def write_lineage(campaign: Campaign, number: int, ids: dict) -> None:

@@ -1,8 +1,8 @@
 """The consensus step: consensus labels, their quality and annotator quality.
 
-``consensus.method`` in params.yaml picks the method; round 0 (no model yet) always
-uses the majority vote. What ``consensus_quality`` means (the number tracked round
-to round):
+``consensus.method`` in params.yaml picks the method. CROWDLAB needs the last round's
+model, so its round 0 uses the majority vote; every other method uses the labels alone
+and runs from round 0. What ``consensus_quality`` means (the number tracked round to round):
 
 * ``majority`` (:mod:`.majority`): the share of the example's annotators who chose
   the consensus label. A single label counts as 1.0, so it is an optimistic,
@@ -10,6 +10,10 @@ to round):
 * ``crowdlab`` (:mod:`.crowdlab`): CROWDLAB's estimated probability that the
   consensus label is correct, an absolute probability in [0, 1], so its mean is
   comparable across rounds that use ``crowdlab``.
+* crowd-kit's methods (:mod:`.crowdkit`: ``dawid_skene``, ``one_coin_dawid_skene``,
+  ``glad``, ``mace``, ``wawa``, ``zero_based_skill``): the method's posterior
+  probability of the consensus label; their annotator quality is the estimated
+  probability that the annotator's label is right.
 
 ``Consensus.method`` says which one a round used. Labels here are class indices;
 :mod:`crowdloop.tasks.round_data` maps the class names.
@@ -24,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from crowdloop.tasks.config_checks import CONSENSUS_METHODS
-from crowdloop.tasks.consensus import crowdlab, majority
+from crowdloop.tasks.consensus import crowdkit, majority
 from crowdloop.tasks.consensus.base import Consensus, to_wide
 
 __all__ = ["Consensus", "consensus", "to_wide"]
@@ -42,32 +46,40 @@ def consensus(
     crowdlab_label: str,
     seed: int,
 ) -> Consensus:
-    """Majority vote if ``pred_probs`` is None (round 0) or ``method == 'majority'``, else CROWDLAB.
+    """The consensus of ``method`` (one of ``CONSENSUS_METHODS``): majority vote, CROWDLAB
+    (majority vote while ``pred_probs`` is None, i.e. round 0) or a crowd-kit method.
 
-    ``pred_probs`` : ndarray of shape (N, K) or None, columns in the order of ``classes``.
-    ``crowdlab_label`` : how CROWDLAB picks the label, see :func:`.crowdlab.crowdlab` (``label``).
+    ``labels_multiannotator`` : DataFrame of shape (N, M), class indices (see ``to_wide``).
+    ``pred_probs`` : ndarray of shape (N, K) or None, columns in the order of ``classes``;
+    only CROWDLAB reads it. ``crowdlab_label`` : how CROWDLAB picks the label, see
+    :func:`.crowdlab.crowdlab` (``label``).
 
-    If CROWDLAB collapses every consensus label into one class while the
-    annotators used several (a model that predicts one class, mostly single
-    labels), the majority vote is returned instead: a one-class consensus could
-    not train the next model.
+    If a method other than the majority vote collapses every consensus label into one
+    class while the annotators used several (a model that predicts one class, a crowd
+    model fitted on a handful of labels), the majority vote is returned instead: a
+    one-class consensus could not train the next model.
     """
     if method not in CONSENSUS_METHODS:
         known = ", ".join(CONSENSUS_METHODS)
         raise ValueError(f"unknown consensus method {method!r}; choose one of {known}.")
-    if pred_probs is None or method == "majority":
+    if method == "majority" or (method == "crowdlab" and pred_probs is None):
         return majority.majority(labels_multiannotator, classes=classes, seed=seed)
-    if np.ndim(pred_probs) != 2 or np.shape(pred_probs)[1] != len(classes):
-        raise ValueError(
-            f"pred_probs has shape {np.shape(pred_probs)} but there are {len(classes)} classes; "
-            "predict one probability column per class."
-        )
-    result = crowdlab.crowdlab(labels_multiannotator, pred_probs, classes=classes,
-                               calibrate_probs=calibrate_probs, label=crowdlab_label, seed=seed)
+    if method in crowdkit.METHODS:
+        result = crowdkit.crowdkit_consensus(labels_multiannotator, method=method, classes=classes, seed=seed)
+    else:
+        # imported here: cleanlab is slow to import, and `crowdloop status` reads consensus.base only
+        from crowdloop.tasks.consensus import crowdlab
+
+        if np.ndim(pred_probs) != 2 or np.shape(pred_probs)[1] != len(classes):
+            raise ValueError(
+                f"pred_probs has shape {np.shape(pred_probs)} but there are {len(classes)} classes; "
+                "predict one probability column per class."
+            )
+        result = crowdlab.crowdlab(labels_multiannotator, pred_probs, classes=classes,
+                                   calibrate_probs=calibrate_probs, label=crowdlab_label, seed=seed)
     given = pd.unique(labels_multiannotator.to_numpy().ravel())
     if result.examples["consensus_label"].nunique() < 2 <= len(given[~pd.isna(given)]):
-        log.warning("CROWDLAB put all %d examples in one class although the annotators used several "
-                    "(the model predicts one class); this round's consensus is the majority vote",
-                    len(result.examples))
+        log.warning("%s put all %d examples in one class although the annotators used several; this round's "
+                    "consensus is the majority vote", method, len(result.examples))
         return majority.majority(labels_multiannotator, classes=classes, seed=seed)
     return result

@@ -31,12 +31,17 @@ class Consensus:
     ``annotators``: one row per annotator with at least one label, sorted by
     ``annotator_id``, columns :data:`ANNOTATOR_STATS`; ``worst_class`` is the
     class the annotator most often gets wrong, or -1 when they never disagree
-    with the consensus. ``method``: ``'majority'`` or ``'crowdlab'``.
+    with the consensus. ``method``: the method that made it (``consensus.method``).
+    ``label_quality``: DataFrame of shape (N, M) like the label matrix (index example_id,
+    columns the annotators of ``annotators``): the method's probability that each given
+    label is the true class (NaN where the annotator gave none); what
+    :mod:`crowdloop.tasks.annotator_watch` reads to see an annotator's recent labels go bad.
     """
 
     examples: pd.DataFrame
     annotators: pd.DataFrame
     method: str
+    label_quality: pd.DataFrame | None = None
 
 
 def to_wide(annotations: pd.DataFrame, *, example_ids: Sequence[str]) -> pd.DataFrame:
@@ -159,6 +164,61 @@ def break_exact_ties(pred_probs: np.ndarray, *, seed: int, classes: Sequence[str
     out[tied] = out[tied] + 1e-9 * tie_noise(int(tied.sum()), out.shape[1], seed=seed, classes=classes)
     out[tied] /= out[tied].sum(axis=1, keepdims=True)
     return out
+
+
+def vote_counts(values: np.ndarray, n_classes: int) -> np.ndarray:
+    """Votes per class of each row, shape (N, K), from labels (N, M) with NaN = no label."""
+    return np.stack([(values == k).sum(axis=1) for k in range(n_classes)], axis=1).astype(float)
+
+
+def given_label_quality(labels: pd.DataFrame, posterior: np.ndarray) -> pd.DataFrame:
+    """``posterior`` (N, K) read at each given label of ``labels`` (N, M): the probability that the
+    label is right, shape (N, M), NaN where no label was given."""
+    values = labels.to_numpy()
+    has = ~np.isnan(values)
+    out = np.full(values.shape, np.nan)
+    rows, cols = np.nonzero(has)
+    out[rows, cols] = posterior[rows, values[rows, cols].astype(int)]
+    return pd.DataFrame(out, index=labels.index, columns=labels.columns)
+
+
+def agreement_stats(values: np.ndarray, label: np.ndarray) -> tuple[list, list, list]:
+    """Per annotator (columns of ``values`` (N, M)): agreement with ``label`` (N,) on their labels,
+    the same on examples someone else labeled too (their own rate where they share none), and
+    :func:`worst_class`."""
+    num = (~np.isnan(values)).sum(axis=1)
+    shared_rate, rate, worst = [], [], []
+    for column in values.T:
+        mine = ~np.isnan(column)
+        agrees = column == label
+        # Agreement on shared examples is what tells annotators apart; someone
+        # who only labeled single-label examples trivially agrees on those.
+        shared = mine & (num >= 2)
+        shared_rate.append(agrees[shared].mean() if shared.any() else agrees[mine].mean())
+        rate.append(agrees[mine].mean())
+        worst.append(worst_class(column[mine].astype(int), label[mine]))
+    return shared_rate, rate, worst
+
+
+def from_posterior(labels: pd.DataFrame, posterior: np.ndarray, annotator_quality: np.ndarray, *,
+                   classes: Sequence[str], seed: int, method: str) -> Consensus:
+    """A :class:`Consensus` from a method's posterior over the classes.
+
+    ``labels`` : checked label matrix (N, M); ``posterior`` : ndarray (N, K), columns in the
+    order of ``classes``; ``annotator_quality`` : (M,) in the order of ``labels.columns``.
+    The consensus label is the most probable class (an exact tie broken by class name,
+    :func:`break_exact_ties`), its quality the posterior probability of that class.
+    """
+    values = labels.to_numpy()
+    label = np.argmax(break_exact_ties(posterior, seed=seed, classes=classes), axis=1)
+    counts = vote_counts(values, len(classes))
+    num = counts.sum(axis=1)
+    examples = examples_frame(labels.index, label, posterior[np.arange(len(label)), label],
+                              counts[np.arange(len(label)), label] / np.maximum(num, 1), num)
+    _, rate, worst = agreement_stats(values, label)
+    annotators = annotators_frame(labels.columns, quality=annotator_quality, agreement=rate,
+                                  num=(~np.isnan(values)).sum(axis=0), worst=worst)
+    return Consensus(examples, annotators, method, given_label_quality(labels, posterior))
 
 
 def worst_class(given: np.ndarray, consensus_label: np.ndarray) -> int:

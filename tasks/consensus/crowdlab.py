@@ -11,7 +11,8 @@ from cleanlab.multiannotator import get_label_quality_multiannotator
 
 from crowdloop.tasks.consensus import calibration
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, annotators_frame, break_exact_ties,
-                                            check_label_matrix, check_pred_probs, examples_frame)
+                                            check_label_matrix, check_pred_probs, examples_frame,
+                                            given_label_quality)
 
 
 def crowdlab(
@@ -54,7 +55,8 @@ def crowdlab(
     ``self_confidence``, uncalibrated as in ActiveLab's single-label case) and
     annotator quality the mean of that over the annotator's labels. An annotator
     who shares no example with others gets cleanlab's NaN quality replaced by the
-    mean CROWDLAB quality of their own labels.
+    mean CROWDLAB quality of their own labels. ``label_quality`` is cleanlab's
+    ``detailed_label_quality``: each given label's quality under the same posterior.
     """
     n_rows = len(labels_multiannotator)
     pred_probs = check_pred_probs(pred_probs, n_rows=n_rows, name="pred_probs")
@@ -83,7 +85,8 @@ def crowdlab(
     stats = info["annotator_stats"].reindex(labels.columns)
     # cleanlab gives NaN quality to an annotator who shares no example with
     # others; judge them by the mean CROWDLAB quality of their own labels.
-    own = np.nanmean(info["detailed_label_quality"].to_numpy(), axis=0)
+    detailed = info["detailed_label_quality"].to_numpy(dtype=float)  # (N, M), the columns of ``labels``
+    own = np.nanmean(detailed, axis=0)
     quality = stats["annotator_quality"].to_numpy()
     agreement = stats["agreement_with_consensus"].to_numpy()
     annotators = annotators_frame(
@@ -93,7 +96,8 @@ def crowdlab(
         num=stats["num_examples_labeled"],
         worst=np.where(agreement == 1, -1, stats["worst_class"]),
     )
-    return Consensus(examples, annotators, "crowdlab")
+    return Consensus(examples, annotators, "crowdlab",
+                     pd.DataFrame(detailed, index=labels.index, columns=labels.columns))
 
 
 def _single_labels(labels: pd.DataFrame, pred_probs: np.ndarray) -> Consensus:
@@ -111,4 +115,4 @@ def _single_labels(labels: pd.DataFrame, pred_probs: np.ndarray) -> Consensus:
         num=has.sum(axis=0),
         worst=np.full(has.shape[1], -1),
     )
-    return Consensus(examples, annotators, "crowdlab")
+    return Consensus(examples, annotators, "crowdlab", given_label_quality(labels, pred_probs))

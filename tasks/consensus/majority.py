@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from crowdloop.tasks.consensus.base import (Consensus, annotators_frame, check_label_matrix, examples_frame,
-                                            tie_noise, worst_class)
+from crowdloop.tasks.consensus.base import (Consensus, agreement_stats, annotators_frame, check_label_matrix,
+                                            examples_frame, given_label_quality, tie_noise, vote_counts)
 
 
 def majority(labels_multiannotator: pd.DataFrame, *, classes: Sequence[str], seed: int) -> Consensus:
@@ -23,12 +23,13 @@ def majority(labels_multiannotator: pd.DataFrame, *, classes: Sequence[str], see
 
     ``consensus_quality`` and ``annotator_agreement`` are the share of the example's
     annotators who chose the consensus label (1.0 for a single label); an annotator's
-    quality is their agreement with the consensus on examples others labeled too.
+    quality is their agreement with the consensus on examples others labeled too. A given
+    label's quality (``Consensus.label_quality``) is the share of the example's votes for it.
     """
     n_classes = len(classes)
     labels = check_label_matrix(labels_multiannotator, n_classes=n_classes)
     values = labels.to_numpy()
-    counts = np.stack([(values == k).sum(axis=1) for k in range(n_classes)], axis=1).astype(float)
+    counts = vote_counts(values, n_classes)
     # A draw in [0, 0.5) reorders only classes with equal counts: a seeded,
     # unbiased tie-break (not always the first class).
     noise = 0.5 * tie_noise(len(counts), n_classes, seed=seed, classes=classes)
@@ -37,18 +38,10 @@ def majority(labels_multiannotator: pd.DataFrame, *, classes: Sequence[str], see
     agreement = counts[np.arange(len(label)), label] / np.maximum(num, 1)
     examples = examples_frame(labels.index, label, agreement, agreement, num)
 
-    quality, agreement_rate, worst = [], [], []
-    for column in values.T:
-        mine = ~np.isnan(column)
-        agrees = column == label
-        # Agreement on shared examples is what tells annotators apart; someone
-        # who only labeled single-label examples trivially agrees on those.
-        shared = mine & (num >= 2)
-        quality.append(agrees[shared].mean() if shared.any() else agrees[mine].mean())
-        agreement_rate.append(agrees[mine].mean())
-        worst.append(worst_class(column[mine].astype(int), label[mine]))
+    quality, agreement_rate, worst = agreement_stats(values, label)
     annotators = annotators_frame(
         labels.columns, quality=quality, agreement=agreement_rate,
         num=(~np.isnan(values)).sum(axis=0), worst=worst,
     )
-    return Consensus(examples, annotators, "majority")
+    shares = counts / np.maximum(num, 1)[:, None]
+    return Consensus(examples, annotators, "majority", given_label_quality(labels, shares))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from crowdloop.flows import simulate
-from crowdloop.tasks import simulation_store
+from crowdloop.tasks import annotators, simulation_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -73,3 +73,27 @@ def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, t
         assert len(handed) == 3 * 6
         assert set(map(tuple, collected[collected["round"] == 0][["example_id", "annotator_id", "label"]]
                        .values.tolist())) == initial
+
+
+def test_consensus_bake_off_arms_and_an_annotator_who_goes_bad(replay, base, tmp_path):
+    out = tmp_path / "sim"
+    simulation_store.write_replay(out, replay)
+    arms = tuple(simulate.arm("activelab", method) for method in ("dawid_skene", "mace"))
+    assert [a.name for a in arms] == ["activelab+dawid_skene", "activelab+mace"]
+    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=3, batch_size=6, answered_by="routed",
+                                 goes_bad=2, arms=arms)
+    simulate.simulate_flow(str(out), preset, [0], base, "tiny")
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["strategy"]) == {"activelab+dawid_skene", "activelab+mace"}
+    assert curves["krippendorff_alpha"].notna().all() and curves["unanimous_share"].between(0, 1).all()
+    bad = annotators.busiest(replay.uncollected)
+    truth = replay.uncollected.set_index(["example_id", "annotator_id"])["label"]
+    for arm in arms:
+        _, collected, _ = simulation_store.read_checkpoint(out / "checkpoints" / f"{arm.name}-seed0")
+        theirs = collected[collected["annotator_id"] == bad]
+        before, after = theirs[theirs["round"] == 1], theirs[theirs["round"] >= 2]
+        # before the turn their answers are the dataset's; from round 2 on they are drawn at random
+        assert (before.set_index(["example_id", "annotator_id"])["label"] == truth.loc[before.set_index(
+            ["example_id", "annotator_id"]).index]).all()
+        rows = curves[curves["strategy"] == arm.name].set_index("round")
+        assert rows.loc[[2, 3], "bad_answers"].sum() == len(after)

@@ -92,3 +92,57 @@ def test_a_campaign_whose_labels_params_yaml_no_longer_lists_is_one_line_and_exi
     assert "Traceback" not in err and "Encountered exception" not in err
     (line,) = [line for line in err.splitlines() if "error" in line.lower()]
     assert line.startswith("crowdloop: error: ") and "that params.yaml 'classes' does not list" in line
+
+
+def test_simulate_refuses_an_unknown_consensus_method_listing_the_known_ones(tmp_path, capsys):
+    code = cli.main(["simulate", str(tmp_path), "--strategies", "activelab", "--consensus", "majority,dawid_skeen",
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown consensus method 'dawid_skeen'; use one of crowdlab, majority, dawid_skene" in err
+    assert not (tmp_path / "out").exists()
+
+
+def _crowd_file(tmp_path):
+    """12 items x 4 annotators (three always right, one always 'no') with gold, in the long layout."""
+    rows = [(f"i{i}", f"text {i}", a, ("yes" if i % 2 else "no") if a != "w4" else "no", "yes" if i % 2 else "no")
+            for i in range(12) for a in ("w1", "w2", "w3", "w4")]
+    path = tmp_path / "answers.csv"
+    pd.DataFrame(rows, columns=["item", "text", "worker", "answer", "truth"]).to_csv(path, index=False)
+    return ["aggregate", str(path), "--format", "long", "--example-col", "item", "--annotator-col", "worker",
+            "--label-col", "answer", "--gold-col", "truth"]
+
+
+def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
+    out = tmp_path / "draws.csv"
+    code = cli.main([*_crowd_file(tmp_path), "--methods", "majority,dawid_skene", "--labels-per-item", "all,1,3",
+                     "--draws", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "accuracy against the gold of 12 examples" in printed
+    assert "best (lead)" in printed and "dawid_skene" in printed
+    draws = pd.read_csv(out)
+    assert len(draws) == 2 * (1 + 2 + 2)  # methods x (all once, 1 and 3 twice)
+    every = draws[draws["labels_per_item"] == "all"].set_index("method")["accuracy"]
+    assert every["majority"] == 1.0 and every["dawid_skene"] == 1.0
+    assert (draws.loc[draws["labels_per_item"] == "1", "annotations"] == 12).all()
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--methods", "crowdlab"], "crowdlab needs a model's probabilities"),
+    (["--methods", "glob"], "unknown consensus method 'glob'"),
+    (["--labels-per-item", "-1"], "labels per item must be 'all' or at least 1"),
+])
+def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
+    assert cli.main([*_crowd_file(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)[1:]
+    code = cli.main(["simulate", *flags, "--goes-bad", "3", "--bad-annotator", "w9", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--bad-annotator 'w9' holds no answer" in err
+    assert not (tmp_path / "out").exists()

@@ -57,6 +57,11 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("compute:\n  dask_address: http://10.0.0.5:8786\n", "'compute.dask_address' 'http://10.0.0.5:8786' names "
                                                              "the protocol 'http'; use one of tcp"),
         ("compute:\n  dask_address: scheduler\n", "is not a scheduler address such as tcp://10.0.0.5:8786"),
+        ("consensus:\n  method: dawid_skeen\n",
+         "'consensus.method' must be one of crowdlab, majority, dawid_skene, one_coin_dawid_skene, glad, mace"),
+        ("routing:\n  min_quality: 1.5\n", "'routing.min_quality' must be null or a probability in [0, 1]"),
+        ("routing:\n  quality_window: 0\n", "'routing.quality_window' must be at least 1"),
+        ("routing:\n  min_labels: 0\n", "'routing.min_labels' must be at least 1"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):

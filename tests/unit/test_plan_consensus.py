@@ -1,0 +1,89 @@
+"""A round's plan with every consensus method: ActiveLab scores, the model trains on the method's labels,
+and an annotator flagged by routing.min_quality gets no request."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdloop.flows.plan import Stopwatch, plan_round
+from crowdloop.tasks import config, round_data
+from crowdloop.tasks.config_checks import CONSENSUS_METHODS
+from crowdloop.tasks.train import Predictions
+
+CLASSES = ("no", "yes")
+
+
+def _data(n=30, seed=0):
+    """n pool examples (the first 20 labeled by three good annotators and 'bad', who is always wrong), 5 test."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(2, size=n)
+    ids = [f"e{i:02d}" for i in range(n)]
+    examples = pd.DataFrame({"example_id": ids + [f"t{i}" for i in range(5)],
+                             "text": [f"text {i}" for i in range(n + 5)], "split": ["pool"] * n + ["test"] * 5,
+                             "gold": [CLASSES[t] for t in truth] + ["no"] * 5})
+    rows = []
+    for i in range(20):
+        for name in ("g1", "g2", "g3"):
+            rows.append((ids[i], name, CLASSES[truth[i] if rng.random() < 0.9 else 1 - truth[i]]))
+        rows.append((ids[i], "bad", CLASSES[1 - truth[i]]))
+    annotations = pd.DataFrame(rows, columns=["example_id", "annotator_id", "label"])
+    return round_data.build(examples, annotations, classes=CLASSES), truth
+
+
+class Trainer:
+    """A stand-in model: 0.8 on the label it was trained on, 0.5 on everything else; records its labels."""
+
+    def __init__(self):
+        self.labels = None
+
+    def __call__(self, training):
+        self.labels = np.asarray(training.labels)
+        labeled = np.full((len(self.labels), 2), 0.2)
+        labeled[np.arange(len(self.labels)), self.labels] = 0.8
+        unlabeled = np.full((len(training.texts_unlabeled), 2), 0.5)
+        return Predictions(pred_probs=labeled, pred_probs_unlabeled=unlabeled,
+                           fold_pred_probs_unlabeled=np.stack([unlabeled] * 3),
+                           test_probs=np.full((len(training.texts_test), 2), 0.5), backend="stub",
+                           folds=np.arange(len(self.labels)) % 3)
+
+
+def _cfg(method, min_quality=None):
+    cfg = config.load()
+    return dataclasses.replace(
+        cfg, classes=CLASSES, consensus=dataclasses.replace(cfg.consensus, method=method, require_signal=False),
+        score=dataclasses.replace(cfg.score, strategy="activelab", cold_start=False),
+        select=dataclasses.replace(cfg.select, batch_size=8),
+        routing=dataclasses.replace(cfg.routing, min_quality=min_quality, min_labels=5))
+
+
+@pytest.mark.parametrize("method", CONSENSUS_METHODS)
+def test_activelab_plans_a_round_with_every_consensus_method(method):
+    data, truth = _data()
+    previous = pd.DataFrame(np.tile([0.5, 0.5], (len(data.pool_ids), 1)), index=data.pool_ids, columns=CLASSES)
+    trainer = Trainer()
+    plan = plan_round(data, previous, _cfg(method), number=2, train=trainer, clock=Stopwatch())
+    assert plan.agreed.method == method
+    assert plan.strategy == "activelab"
+    # the model trained on exactly this method's consensus labels
+    assert (trainer.labels == round_data.consensus_labels(data, plan.agreed)).all()
+    assert (trainer.labels == truth[:20]).mean() >= 0.75  # 2-2 ties (a good annotator errs) go either way
+    assert len(plan.batch) == 8 and plan.scores.notna().all()
+    assert {"quality_change", "recent_quality", "flagged"} <= set(plan.agreed.annotators.columns)
+
+
+@pytest.mark.parametrize("method", ["majority", "crowdlab", "dawid_skene"])
+def test_an_annotator_below_min_quality_is_flagged_and_asked_nothing(method):
+    data, _ = _data()
+    previous = pd.DataFrame(np.tile([0.5, 0.5], (len(data.pool_ids), 1)), index=data.pool_ids, columns=CLASSES)
+    free = plan_round(data, previous, _cfg(method), number=2, train=Trainer(), clock=Stopwatch())
+    assert "bad" in set(free.batch["suggested_annotator"])  # routing spreads the load over everyone
+    guarded = plan_round(data, previous, _cfg(method, min_quality=0.5), number=2, train=Trainer(),
+                         clock=Stopwatch())
+    flagged = guarded.agreed.annotators.set_index("annotator_id")["flagged"]
+    assert flagged.to_dict() == {"bad": True, "g1": False, "g2": False, "g3": False}
+    assert "bad" not in set(guarded.batch["suggested_annotator"])
+    assert len(guarded.batch) == 8
