@@ -128,7 +128,7 @@ def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, m
     for number, stop in ((1, None), (2, True)):
         metrics = {"annotations": 10 * number, "test_accuracy": 0.5 + number / 10, "batch_size": 1}
         if stop is not None:
-            metrics["stop"] = stop
+            metrics.update(stop=stop, krippendorff_alpha=0.4321, flagged_annotators=1)
         store.write_round(campaign, number, batch=pd.DataFrame({"example_id": ["e1"]}), consensus=pd.DataFrame(),
                           annotators=pd.DataFrame(), pred_probs=pd.DataFrame(), metrics=metrics)
     store.write_lineage(campaign, 2, {"mlflow_run_id": "r" * 32, "prefect_flow_run_id": "f" * 36})
@@ -136,6 +136,7 @@ def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, m
     monkeypatch.setattr(version, "data_md5", lambda c, tag: {"round-002": "d" * 32 + ".dir"}.get(tag))
     lines = history_table.render(campaign.root).splitlines()
     assert lines[0].split() == ["round", "tag", "git_commit", "dvc_md5", "mlflow_run_id", "prefect_flow_run_id",
-                                "annotations", "test_accuracy", "stop"]
-    assert lines[1].split() == ["1", "round-001", "-", "-", "-", "-", "10", "0.600", "-"]
-    assert lines[2].split() == ["2", "round-002", "c" * 12, "d" * 12, "r" * 32, "f" * 36, "20", "0.700", "True"]
+                                "annotations", "test_accuracy", "krippendorff_alpha", "flagged_annotators", "stop"]
+    assert lines[1].split() == ["1", "round-001", "-", "-", "-", "-", "10", "0.600", "-", "-", "-"]
+    assert lines[2].split() == ["2", "round-002", "c" * 12, "d" * 12, "r" * 32, "f" * 36, "20", "0.700", "0.432", "1",
+                                "True"]
