@@ -30,7 +30,7 @@ CHOICES = {
     "best_quality consensus": {"consensus": {"crowdlab_label": "best_quality"}},
     "no class weights": {"model": {"class_weight": "none"}},
     "consensus ignores signal": {"consensus": {"require_signal": False}},
-    "equal sample weights": {"model": {"sample_weights": "none"}},
+    "consensus-quality sample weights": {"model": {"sample_weights": "consensus_quality"}},
     "uncalibrated CROWDLAB": {"consensus": {"calibrate_probs": False}},
     "pair features": {"model": {"head": {"pairs": True}}},
 }

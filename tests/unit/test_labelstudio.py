@@ -53,10 +53,10 @@ def _annotation(number, user, choice=None, *, cancelled=False, email=True):
 def _export(tasks, answers):
     """Tasks (from labelstudio_format.batch_tasks) with ids and the given annotations per task."""
     out = []
-    for number, (task, annotations) in enumerate(zip(tasks, answers), start=1):
-        for a in annotations:
+    for number, (task, given) in enumerate(zip(tasks, answers), start=1):
+        for a in given:
             a["task"] = number
-        out.append({"id": 100 + number, "data": task["data"], "annotations": annotations, "predictions": [],
+        out.append({"id": 100 + number, "data": task["data"], "annotations": given, "predictions": [],
                     "meta": {}, "created_at": "2026-12-01T10:00:00Z", "project": 3})
     return out
 

@@ -13,11 +13,11 @@ def _curves():
     rows = []
     for seed in (0, 1):
         for strategy, gain, price in (("random", 0.05, 1.0), ("smart", 0.15, 2.0)):
-            for round_, annotations in ((1, 100), (2, 150), (3, 200)):
-                accuracy = 0.6 + gain * (annotations - 100) / 100
-                rows.append({"strategy": strategy, "seed": seed, "round": round_, "annotations": annotations,
+            for round_, count in ((1, 100), (2, 150), (3, 200)):
+                accuracy = 0.6 + gain * (count - 100) / 100
+                rows.append({"strategy": strategy, "seed": seed, "round": round_, "annotations": count,
                              "test_accuracy": accuracy, "test_macro_f1": accuracy - 0.1,
-                             "test_balanced_accuracy": accuracy - 0.05, "cost": price * annotations})
+                             "test_balanced_accuracy": accuracy - 0.05, "cost": price * count})
     return pd.DataFrame(rows)
 
 
