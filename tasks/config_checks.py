@@ -31,6 +31,8 @@ NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: wha
 
 def validate(config, source: str) -> None:
     """Fail with ConfigError (file and key) on the first value of ``config`` (a config.Config) that breaks a rule."""
+    address = config.compute.dask_address
+    address_problem = None if address is None else dask_address_problem(address)
     checks = [
         (len(config.classes) >= 2, "'classes' needs at least two class names"),
         (len(set(config.classes)) == len(config.classes), "'classes' has a repeated name"),
@@ -66,8 +68,7 @@ def validate(config, source: str) -> None:
         (config.model.head.pooling in POOLINGS, f"'model.head.pooling' must be one of {', '.join(POOLINGS)}"),
         (config.compute.workers == "auto" or isinstance(config.compute.workers, int) and config.compute.workers >= 1,
          "'compute.workers' must be auto or a number of at least 1"),
-        (config.compute.dask_address is None or dask_address_problem(config.compute.dask_address) is None,
-         f"'compute.dask_address' {dask_address_problem(config.compute.dask_address or '')}"),
+        (address_problem is None, f"'compute.dask_address' {address_problem}"),
         (config.simulate.rounds >= 1, "'simulate.rounds' must be at least 1"),
         (config.select.duplicate_threshold is None or -1 <= config.select.duplicate_threshold <= 1,
          "'select.duplicate_threshold' must be null or a cosine similarity in [-1, 1]"),

@@ -63,8 +63,6 @@ def predict_pool(backend, texts: Sequence[str], *, models: Sequence, full_model,
     """
     allocate = allocate or in_memory
     n, k = len(texts), len(models)
-    if chunk_size < 1:
-        raise ValueError(f"predict.chunk_size is {chunk_size}; set it to at least 1 in params.yaml.")
     folds = allocate("fold_pred_probs_unlabeled", (k, n, n_classes), np.float64)
     mean = allocate("pred_probs_unlabeled", (n, n_classes), np.float64)
     sampled = mc_passes >= 2 and full_model is not None and hasattr(backend, "mc_dropout_proba")

@@ -25,10 +25,6 @@ class OutOfSample:
     ----------
     pred_probs : ndarray of shape (N, K)
         Each labeled example, from the fold model that did not see it.
-    pred_probs_unlabeled : ndarray of shape (U, K)
-        The unlabeled pool, mean over the fold models.
-    fold_pred_probs_unlabeled : ndarray of shape (k, U, K)
-        The unlabeled pool, per fold model.
     folds : ndarray of shape (N,)
         Fold index of each labeled example (the fold whose model predicted it).
     fold_pred_probs : ndarray of shape (k, N, K)
@@ -37,12 +33,11 @@ class OutOfSample:
     full_model : fitted model or None
         With ``fit_full``: the model fitted on every labeled example with ``seed``.
     models : list of k fitted models
-        The fold models (model f never saw fold f), for predicting more examples later.
+        The fold models (model f never saw fold f): the pool is predicted with them chunk by
+        chunk (:func:`crowdloop.tasks.pool.predict_pool`).
     """
 
     pred_probs: np.ndarray
-    pred_probs_unlabeled: np.ndarray
-    fold_pred_probs_unlabeled: np.ndarray
     folds: np.ndarray
     fold_pred_probs: np.ndarray
     full_model: Any = None
@@ -115,11 +110,11 @@ def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *,
     return [backend.fit(**job) for job in jobs]
 
 
-def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
+def out_of_sample(backend, X_labeled, labels: np.ndarray, *,
                   n_classes: int, folds: int, seed: int, sample_weight: np.ndarray | None = None,
                   progress: Callable[[str], None] | None = None, fit_full: bool = False,
                   map_fits: MapFits | None = None) -> OutOfSample:
-    """Fit one model per fold on the other folds; predict its held-out fold and the whole pool.
+    """Fit one model per fold on the other folds; predict its held-out fold.
 
     Parameters
     ----------
@@ -129,8 +124,6 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
         Backend features of the labeled examples.
     labels : ndarray of shape (N,)
         Their class indices (consensus labels), in 0..n_classes-1.
-    X_unlabeled : ndarray or sparse matrix of shape (U, ...)
-        Features of the unlabeled pool; U may be 0.
     sample_weight : ndarray of shape (N,), optional
         Each labeled example's weight in the fits that train on it.
 
@@ -139,7 +132,6 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
     that model too, beside the fold models (``full_model``). ``map_fits``: see :func:`fit_models`.
     """
     labels = np.asarray(labels, dtype=int)
-    n_unlabeled = X_unlabeled.shape[0]
     if X_labeled.shape[0] != len(labels):
         raise ValueError(f"got {X_labeled.shape[0]} labeled feature rows but {len(labels)} labels; "
                          "pass one label per row.")
@@ -157,16 +149,12 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, X_unlabeled, *,
     fitted_models = fit_models(backend, X_labeled, labels, subsets, n_classes=n_classes, seeds=seeds,
                                sample_weight=sample_weight, map_fits=map_fits)
     every = np.zeros((k, len(labels), n_classes))
-    pool = np.zeros((k, n_unlabeled, n_classes))
     for fold, fitted in enumerate(fitted_models[:k]):
         held = assignment == fold
         every[fold] = backend.predict_proba(fitted, X_labeled)
-        if n_unlabeled:
-            pool[fold] = backend.predict_proba(fitted, X_unlabeled)
         if progress:
-            progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} held-out"
-                     + (f" and {n_unlabeled} unlabeled examples" if n_unlabeled else " examples"))
+            progress(f"fold {fold + 1}/{k}: trained on {int((~held).sum())}, predicted {int(held.sum())} held-out "
+                     "examples")
     pred_probs = every[assignment, np.arange(len(labels))]
-    return OutOfSample(pred_probs=pred_probs, pred_probs_unlabeled=pool.mean(axis=0),
-                       fold_pred_probs_unlabeled=pool, folds=assignment, fold_pred_probs=every,
+    return OutOfSample(pred_probs=pred_probs, folds=assignment, fold_pred_probs=every,
                        full_model=fitted_models[k] if fit_full else None, models=list(fitted_models[:k]))

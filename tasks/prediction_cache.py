@@ -89,11 +89,8 @@ def load(cache_dir: Path, key: str) -> dict[str, Any] | None:
     """The fields :meth:`Writer.finish` stored for ``key``, arrays memory-mapped (copy-on-write:
     a step that changes one changes only its own copy); None when there are none."""
     where = folder(cache_dir, key)
-    try:
-        meta = json.loads((where / "meta.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("key") != key:
+    meta = _meta(where, key)
+    if meta is None:
         return None
     fields = dict(meta["scalars"])
     for name, file in meta["arrays"].items():
@@ -103,6 +100,20 @@ def load(cache_dir: Path, key: str) -> dict[str, Any] | None:
     for name, rows in meta["rows"].items():
         fields[name] = Rows(open_cache(cache_dir, rows["encoder"]), np.load(where / f"{name}.keys.npy"), rows["dim"])
     return fields
+
+
+def exists(cache_dir: Path, key: str) -> bool:
+    """Whether predictions are stored for ``key`` (reads their meta.json only)."""
+    return _meta(folder(cache_dir, key), key) is not None
+
+
+def _meta(where: Path, key: str) -> dict | None:
+    """The meta.json of a whole folder written for ``key``; None: none (or another key's)."""
+    try:
+        meta = json.loads((where / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if meta.get("key") == key else None
 
 
 def _prune(parent: Path) -> None:

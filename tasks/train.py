@@ -196,7 +196,7 @@ def train_and_predict(
     say(f"{folds}-fold out-of-sample predictions for {n_l} labeled and {n_u} unlabeled examples, "
         f"and a model on all {n_l} labeled examples")
     # The full model is fitted beside the fold models: a backend with fit_many trains them all at once.
-    oos = out_of_sample(backend, x_l, labels, x_l[:0], n_classes=n_classes, folds=folds, seed=seed,
+    oos = out_of_sample(backend, x_l, labels, n_classes=n_classes, folds=folds, seed=seed,
                         sample_weight=training.sample_weight, progress=progress, fit_full=True,
                         map_fits=map_fits)
     fitted = oos.full_model
@@ -241,7 +241,7 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
     of ``cache_dir`` read and extended, the full model exported to ``cache_dir/models/<key>``.
     Returns the predictions' folder; :func:`load_predictions` reads it."""
     stored = prediction_cache.folder(cache_dir, key)
-    if prediction_cache.load(cache_dir, key) is not None:
+    if prediction_cache.exists(cache_dir, key):
         log.info("training step cached: reusing %s", stored)
         return stored
     encoder_key = model_key(resolve_model_name(model.name))

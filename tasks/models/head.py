@@ -68,7 +68,7 @@ class HeadBackend:
         schema.TEXT_SEP, as the importers join premise and hypothesis), the embedding part
         is :func:`pair_features` (N, 4D + 1) instead.
         """
-        if self.pairs if self.pairs is not None else self._pairs(texts):
+        if self._uses_pairs(texts):
             first, second = _split_pairs(texts)
             dense = pair_features(self.embeddings(first), self.embeddings(second), first, second)
         else:
@@ -85,11 +85,15 @@ class HeadBackend:
     def frozen_embeddings(self, texts: Sequence[str]) -> Rows:
         """What :meth:`embed` gives for the features of ``texts``, as rows of the cache read only when
         used (N, D): the encoder is frozen, so a pool's embeddings need no copy."""
-        first = _split_pairs(texts)[0] if (self.pairs if self.pairs is not None else self._pairs(texts)) else texts
+        first = _split_pairs(texts)[0] if self._uses_pairs(texts) else texts
         return self.frozen.rows(first)
 
     def _pairs(self, texts: Sequence[str]) -> bool:
         return self.config.head.pairs and any(TEXT_SEP in t for t in texts)
+
+    def _uses_pairs(self, texts: Sequence[str]) -> bool:
+        """The layout :meth:`prepare` fixed, else what ``texts`` themselves call for."""
+        return self.pairs if self.pairs is not None else self._pairs(texts)
 
     def fit(self, X, y: np.ndarray, *, n_classes: int, seed: int,
             sample_weight: np.ndarray | None = None) -> HeadModel:

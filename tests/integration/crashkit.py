@@ -48,6 +48,17 @@ def _wrap(owner, name: str, *, after: bool = False, when=lambda *args, **kwargs:
     setattr(owner, name, wrapper)
 
 
+def _slow(owner, name: str, seconds: float):
+    """Replace ``owner.name`` by a function that waits ``seconds`` before calling it."""
+    real = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
 def _git(verb: str):
     return lambda args, *rest, **kw: args[:2] == ["git", verb]
 
@@ -102,6 +113,10 @@ def _child(job: dict) -> None:
     try:
         if job.get("point"):
             install(job["point"])
+        if job.get("hold_s"):  # keep the campaign's lock that much longer: the round's MLflow step waits
+            from crowdloop.tasks import track
+
+            _slow(track, "log_round", job["hold_s"])
         from crowdloop import cli
 
         log = open(job["log"], "a")  # stdout is the answer pipe: the child writes to its log only

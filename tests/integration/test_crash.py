@@ -162,7 +162,9 @@ def test_two_ingests_of_1000_answers_and_a_round_at_once_store_everything_once(z
 
 def test_a_hand_typed_round_waits_for_the_scheduled_round_then_runs(zygote, camp):
     rounds = store.completed_rounds(camp)
-    scheduled = {"flow": "scheduled", "dir": str(camp.root)}
+    # the scheduled round holds the lock 10 s longer than it needs: the hand-typed one, started once the lock is
+    # taken, finds it taken however fast this machine runs the round
+    scheduled = {"flow": "scheduled", "dir": str(camp.root), "hold_s": 10}
     by_hand = {"after_lock": str(camp.root), "args": ["-C", str(camp.root), "round", "--simulate", "--force"]}
     assert zygote.run(scheduled, by_hand) == [0, 0]
     assert store.completed_rounds(camp) == [*rounds, rounds[-1] + 1, rounds[-1] + 2]

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from crowdloop.tasks import embedding_cache, models, prediction_cache, train
+from crowdloop.tasks import embedding_cache, models, pool, prediction_cache, train
 from crowdloop.tasks.embedding_cache import Rows
 from crowdloop.tasks.models import encoder
 
@@ -32,6 +32,33 @@ def _head_cfg(cfg):
 
 FIELDS = ("pred_probs", "pred_probs_unlabeled", "fold_pred_probs_unlabeled", "test_probs", "fold_pred_probs",
           "embeddings", "embeddings_unlabeled", "posterior_probs", "posterior_probs_unlabeled", "folds")
+
+
+class _Shift:
+    """A fake backend: a text's feature is its number; model m predicts class (x + m) % 3 with 0.7."""
+
+    def features(self, texts):
+        return np.array([float(t) for t in texts])
+
+    def predict_proba(self, model, x):
+        probs = np.full((len(x), 3), 0.15)
+        probs[np.arange(len(x)), (x.astype(int) + model) % 3] = 0.7
+        return probs
+
+    def embed(self, model, x):
+        return x[:, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 100])
+def test_every_fold_model_predicts_every_pool_text_and_the_mean_is_theirs(chunk_size):
+    texts = [str(i) for i in range(7)]
+    out = pool.predict_pool(_Shift(), texts, models=[0, 1], full_model=None, n_classes=3, chunk_size=chunk_size)
+    x = np.arange(7)
+    assert out.folds.shape == (2, 7, 3)
+    assert (out.folds[0].argmax(axis=1) == x % 3).all() and (out.folds[1].argmax(axis=1) == (x + 1) % 3).all()
+    np.testing.assert_allclose(out.mean, out.folds.mean(axis=0))
+    assert out.posterior is out.folds  # no MC dropout asked: the committee is the fold models
+    np.testing.assert_array_equal(np.asarray(out.embeddings)[:, 0], x)
 
 
 @pytest.mark.parametrize("backend_name", ["head", "finetune"])

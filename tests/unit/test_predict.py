@@ -42,7 +42,7 @@ def _data(n=30, k=3, seed=0):
 def test_every_labeled_example_is_predicted_by_a_model_that_never_saw_it():
     X, y = _data()
     backend = NearestCentroid()
-    oos = out_of_sample(backend, X, y, X[:0], n_classes=4, folds=3, seed=0)
+    oos = out_of_sample(backend, X, y, n_classes=4, folds=3, seed=0)
     # the fake backend writes "was this row in my training set" into an extra last column
     assert oos.pred_probs.shape == (30, 4)
     assert (oos.pred_probs[:, -1] == 0).all()
@@ -53,21 +53,12 @@ def test_every_labeled_example_is_predicted_by_a_model_that_never_saw_it():
         assert held | backend.fits[fold] == set(range(30))
 
 
-def test_pool_gets_the_mean_over_fold_models():
-    X, y = _data()
-    pool = np.column_stack([np.array([0.0, 2.0]), np.array([100, 101])])
-    oos = out_of_sample(NearestCentroid(), X, y, pool, n_classes=4, folds=3, seed=0)
-    assert oos.fold_pred_probs_unlabeled.shape == (3, 2, 4)
-    assert np.allclose(oos.pred_probs_unlabeled, oos.fold_pred_probs_unlabeled.mean(axis=0))
-    assert oos.pred_probs_unlabeled[0, :3].argmax() == 0 and oos.pred_probs_unlabeled[1, :3].argmax() == 2
-
-
 def test_a_class_with_fewer_members_than_folds_does_not_crash():
     y = np.array([0] * 10 + [1] * 10 + [2])
     assignment = fold_assignment(y, folds=3, seed=0)
     assert sorted(np.unique(assignment)) == [0, 1, 2]
     X = np.column_stack([y.astype(float), np.arange(len(y))])
-    oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
+    oos = out_of_sample(NearestCentroid(), X, y, n_classes=4, folds=3, seed=0)
     assert oos.pred_probs.shape == (21, 4)
 
 
@@ -76,7 +67,7 @@ def test_more_folds_than_examples_falls_back_to_leave_one_out():
     assert sorted(fold_assignment(y, folds=3, seed=0)) == [0, 1]
     X = np.column_stack([y.astype(float), np.arange(2)])
     backend = NearestCentroid()
-    oos = out_of_sample(backend, X, y, X[:0], n_classes=3, folds=3, seed=0)
+    oos = out_of_sample(backend, X, y, n_classes=3, folds=3, seed=0)
     assert len(backend.fits) == 2 and (oos.pred_probs[:, -1] == 0).all()
 
 
@@ -86,17 +77,16 @@ def test_every_class_smaller_than_folds_uses_unstratified_folds():
     assert sorted(np.bincount(assignment)) == [1, 2, 2]
 
 
-def test_an_empty_pool_gives_empty_arrays_of_the_right_shape():
+def test_the_fold_models_are_returned_and_each_one_skipped_its_fold():
     X, y = _data(n=12)
-    oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
-    assert oos.pred_probs_unlabeled.shape == (0, 4)
-    assert oos.fold_pred_probs_unlabeled.shape == (3, 0, 4)
-    assert oos.folds.shape == (12,)
+    oos = out_of_sample(NearestCentroid(), X, y, n_classes=4, folds=3, seed=0)
+    assert len(oos.models) == 3 and oos.full_model is None
+    for fold, model in enumerate(oos.models):
+        assert model["seen"].isdisjoint(set(np.flatnonzero(oos.folds == fold)))
 
 
 def test_out_of_sample_is_deterministic_and_fold_seeds_differ():
     X, y = _data()
-    pool = X[:4] + 0.5
     seeds = []
 
     class Recording(NearestCentroid):
@@ -104,19 +94,19 @@ def test_out_of_sample_is_deterministic_and_fold_seeds_differ():
             seeds.append(seed)
             return super().fit(X, y, n_classes=n_classes, seed=seed)
 
-    first = out_of_sample(Recording(), X, y, pool, n_classes=4, folds=3, seed=5)
-    second = out_of_sample(Recording(), X, y, pool, n_classes=4, folds=3, seed=5)
+    first = out_of_sample(Recording(), X, y, n_classes=4, folds=3, seed=5)
+    second = out_of_sample(Recording(), X, y, n_classes=4, folds=3, seed=5)
     assert np.array_equal(first.pred_probs, second.pred_probs) and np.array_equal(first.folds, second.folds)
-    assert np.array_equal(first.fold_pred_probs_unlabeled, second.fold_pred_probs_unlabeled)
+    assert np.array_equal(first.fold_pred_probs, second.fold_pred_probs)
     assert len(set(seeds[:3])) == 3 and 5 not in seeds  # distinct, and not the full model's seed
 
 
 def test_labels_outside_the_classes_or_mismatched_rows_are_clear_errors():
     X, y = _data(n=9)
     with pytest.raises(ValueError, match="class indices in 0..1"):
-        out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=2, folds=3, seed=0)
+        out_of_sample(NearestCentroid(), X, y, n_classes=2, folds=3, seed=0)
     with pytest.raises(ValueError, match="one label per row"):
-        out_of_sample(NearestCentroid(), X[:5], y, X[:0], n_classes=4, folds=3, seed=0)
+        out_of_sample(NearestCentroid(), X[:5], y, n_classes=4, folds=3, seed=0)
 
 
 def test_folds_are_deterministic_per_seed():
@@ -133,7 +123,7 @@ def test_too_few_labels_is_a_clear_error(y):
 
 def test_fold_pred_probs_hold_every_fold_model_on_every_labeled_example():
     X, y = _data()
-    oos = out_of_sample(NearestCentroid(), X, y, X[:0], n_classes=4, folds=3, seed=0)
+    oos = out_of_sample(NearestCentroid(), X, y, n_classes=4, folds=3, seed=0)
     assert oos.fold_pred_probs.shape == (3, 30, 4)
     rows = np.arange(30)
     np.testing.assert_array_equal(oos.fold_pred_probs[oos.folds, rows], oos.pred_probs)

@@ -26,7 +26,7 @@ class _Logistic:
 
 
 def _oos(X, y, seed=0):
-    out = out_of_sample(_Logistic(), X, y, X[:0], n_classes=2, folds=3, seed=seed)
+    out = out_of_sample(_Logistic(), X, y, n_classes=2, folds=3, seed=seed)
     return signal.model_signal(out.pred_probs, y, out.folds)
 
 
