@@ -1,7 +1,19 @@
-"""ActiveLab scores (cleanlab): how useful another label would be; lower = ask first.
+"""ActiveLab scores: how useful another label would be; lower = ask first.
 
 Labeled and unlabeled examples share one scale, so the caller can rank a labeled
 example (one more label) against an unlabeled one (a first label) in a single list.
+
+This is cleanlab 2.9.0's ``get_active_learning_scores`` (and its ``_ensemble``) step for
+step, with one change: the temperature that rescales the model's probabilities before
+they are weighed against the annotators. cleanlab fits it with ``find_best_temp_scaler``,
+which counts each example's votes from class 0 up instead of at the classes voted (the
+miscount :mod:`crowdloop.tasks.consensus.calibration` describes): on two classes every
+example whose only label is class 1 counts as a vote for class 0, so the temperature was
+fitted to votes nobody gave. That temperature decides how sure the model looks on the
+unlabeled pool, so it tilts every batch between first labels and re-labels. Here the
+temperature comes from :func:`calibration.best_temperature` (cleanlab's own search, on the
+right counts); everything else (CROWDLAB's weights and consensus quality, the scores'
+formula) is cleanlab's.
 """
 
 from __future__ import annotations
@@ -12,10 +24,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from cleanlab.multiannotator import get_active_learning_scores, get_active_learning_scores_ensemble
+from cleanlab.internal.multiannotator_utils import temp_scale_pred_probs
+from cleanlab.multiannotator import (get_label_quality_multiannotator, get_label_quality_multiannotator_ensemble,
+                                     get_majority_vote_label)
+from cleanlab.rank import get_label_quality_scores
 
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, break_exact_ties, check_label_matrix,
                                             check_pred_probs)
+from crowdloop.tasks.consensus.calibration import best_temperature
 
 
 def activelab(
@@ -25,7 +41,8 @@ def activelab(
     *,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ActiveLab scores (cleanlab ``get_active_learning_scores``).
+    """ActiveLab scores (cleanlab's ``get_active_learning_scores``, with the temperature fitted
+    to the votes given: see the module's docstring).
 
     Parameters
     ----------
@@ -47,25 +64,41 @@ def activelab(
 
     Notes
     -----
-    With N == 0 cleanlab scores the unlabeled pool from the model alone (no
-    temperature scaling, unit weights); ``pred_probs`` must then have 0 rows.
+    A labeled example scores its CROWDLAB consensus quality averaged with chance (1/K),
+    weighted by the annotators who labeled it (+ the model) against the mean annotator;
+    an unlabeled one the model's top probability averaged with chance, weighted by the
+    model against the mean annotator. When every example has a single label, cleanlab
+    neither scales nor weighs (majority vote, unit weights). With N == 0 the unlabeled
+    pool is scored from the model alone; ``pred_probs`` must then have 0 rows.
     """
     labels, pred_probs, unlabeled = _checked(labels_multiannotator, pred_probs, pred_probs_unlabeled)
-    n_rows = len(labels)
-    if n_rows == 0 and len(unlabeled) == 0:
-        return np.zeros(0), np.zeros(0)
+    values, n_classes = labels.to_numpy(dtype=float), pred_probs.shape[1]
+    temperature, model_weight, mean_weight = 1.0, 1.0, 1.0
+    scores = np.zeros(0)
     with _quiet_cleanlab():
-        scores, scores_unlabeled = get_active_learning_scores(
-            labels if n_rows else None,
-            break_exact_ties(pred_probs, seed=seed) if n_rows else None,
-            unlabeled if len(unlabeled) else None,
-        )
-    return np.asarray(scores, dtype=float), np.asarray(scores_unlabeled, dtype=float)
+        if len(values):
+            probs = break_exact_ties(pred_probs, seed=seed)
+            if _single_labels(values):
+                quality = get_label_quality_scores(get_majority_vote_label(values, probs, verbose=False), probs)
+                annotator_weight = np.ones(values.shape[1])
+            else:
+                temperature = best_temperature(values, probs)
+                info = get_label_quality_multiannotator(values, temp_scale_pred_probs(probs, temperature),
+                                                        return_annotator_stats=False, return_detailed_quality=False,
+                                                        return_weights=True)
+                quality = info["label_quality"]["consensus_quality_score"].to_numpy()
+                model_weight, annotator_weight = info["model_weight"], info["annotator_weight"]
+            mean_weight = float(np.mean(annotator_weight))
+            scores = _with_chance(quality, _label_weight(values, annotator_weight) + model_weight, mean_weight,
+                                  n_classes)
+    confidence = temp_scale_pred_probs(unlabeled, temperature).max(axis=1) if len(unlabeled) else np.zeros(0)
+    return scores, _with_chance(confidence, model_weight, mean_weight, n_classes)
 
 
 def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.ndarray,
                        fold_pred_probs_unlabeled: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """ActiveLab over an ensemble (cleanlab ``get_active_learning_scores_ensemble``).
+    """ActiveLab over an ensemble (cleanlab's ``get_active_learning_scores_ensemble``, with each
+    model's temperature fitted to the votes given).
 
     Parameters
     ----------
@@ -80,7 +113,8 @@ def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.
     -------
     scores_labeled : ndarray of shape (N,)
     scores_unlabeled : ndarray of shape (U,)
-        In [0, 1]; lower means another label is more useful.
+        In [0, 1]; lower means another label is more useful. An unlabeled example scores the
+        label quality of the models' majority class under their weighted mean with chance.
     """
     fold_l = np.asarray(fold_pred_probs, dtype=float)
     fold_u = np.asarray(fold_pred_probs_unlabeled, dtype=float)
@@ -88,19 +122,49 @@ def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.
         raise ValueError(f"ensemble probabilities have shapes {fold_l.shape} and {fold_u.shape}; "
                          "expected (P, N, K) and (P, U, K) from the same P >= 2 models.")
     checked = [_checked(labels_multiannotator, fold_l[p], fold_u[p]) for p in range(len(fold_l))]
-    labels = checked[0][0]
-    n_rows, n_unlabeled = fold_l.shape[1], fold_u.shape[1]
-    if n_rows == 0 and n_unlabeled == 0:
-        return np.zeros(0), np.zeros(0)
-    # cleanlab rescales the unlabeled arrays in place: hand it copies.
-    tied = np.stack([break_exact_ties(c[1], seed=seed + p) for p, c in enumerate(checked)])
+    values, n_classes = checked[0][0].to_numpy(dtype=float), fold_l.shape[2]
+    n_models, n_unlabeled = len(fold_l), fold_u.shape[1]
+    temperatures, model_weight, mean_weight = np.ones(n_models), np.ones(n_models), 1.0
+    scores, scores_unlabeled = np.zeros(0), np.zeros(0)
     with _quiet_cleanlab():
-        scores, scores_unlabeled = get_active_learning_scores_ensemble(
-            labels if n_rows else None,
-            tied if n_rows else None,
-            np.stack([c[2] for c in checked]) if n_unlabeled else None,
-        )
-    return np.asarray(scores, dtype=float), np.asarray(scores_unlabeled, dtype=float)
+        if len(values):
+            probs = np.stack([break_exact_ties(c[1], seed=seed + p) for p, c in enumerate(checked)])
+            if _single_labels(values):
+                mean_probs = probs.mean(axis=0)
+                quality = get_label_quality_scores(get_majority_vote_label(values, mean_probs, verbose=False),
+                                                   mean_probs)
+                annotator_weight = np.ones(values.shape[1])
+            else:
+                temperatures = np.array([best_temperature(values, model_probs) for model_probs in probs])
+                scaled = np.stack([temp_scale_pred_probs(m, t) for m, t in zip(probs, temperatures)])
+                info = get_label_quality_multiannotator_ensemble(values, scaled, return_annotator_stats=False,
+                                                                 return_detailed_quality=False, return_weights=True)
+                quality = info["label_quality"]["consensus_quality_score"].to_numpy()
+                model_weight, annotator_weight = info["model_weight"], info["annotator_weight"]
+            mean_weight = float(np.mean(annotator_weight))
+            scores = _with_chance(quality, _label_weight(values, annotator_weight) + np.sum(model_weight),
+                                  mean_weight, n_classes)
+        if n_unlabeled:
+            scaled = np.stack([temp_scale_pred_probs(c[2], t) for c, t in zip(checked, temperatures)])
+            majority = get_majority_vote_label(np.argmax(scaled, axis=2).T, scaled.mean(axis=0), verbose=False)
+            mixed = np.average(np.concatenate([scaled, np.full((1, n_unlabeled, n_classes), 1 / n_classes)]),
+                               weights=np.append(model_weight, mean_weight), axis=0)
+            scores_unlabeled = get_label_quality_scores(majority, mixed)
+    return scores, np.asarray(scores_unlabeled, dtype=float)
+
+
+def _single_labels(values: np.ndarray) -> bool:
+    return bool(((~np.isnan(values)).sum(axis=1) == 1).all())
+
+
+def _label_weight(values: np.ndarray, annotator_weight: np.ndarray) -> np.ndarray:
+    """Per labeled example (N,), the summed weight of the annotators who labeled it."""
+    return np.where(np.isnan(values), 0.0, np.asarray(annotator_weight, dtype=float)[None, :]).sum(axis=1)
+
+
+def _with_chance(quality: np.ndarray, weight, chance_weight: float, n_classes: int) -> np.ndarray:
+    """``quality`` averaged with chance (1/K), weighted ``weight`` against ``chance_weight``."""
+    return (np.asarray(quality, dtype=float) * weight + chance_weight / n_classes) / (weight + chance_weight)
 
 
 def _checked(labels_multiannotator, pred_probs, pred_probs_unlabeled):

@@ -108,3 +108,66 @@ def test_the_ensemble_rejects_mismatched_model_counts():
     labels, probs = _labeled()
     with pytest.raises(ValueError, match="same P >= 2 models"):
         activelab_ensemble(labels, np.stack([probs, probs]), np.stack([UNLABELED] * 3))
+
+
+# ------------------------------------------------- the temperature, and everything else cleanlab's
+
+def _campaign(seed: int, n_classes: int = 2, n_rows: int = 120, n_annotators: int = 4):
+    """Generated labels (some rows labeled once, some up to four times, annotators 80 % right) and an
+    underconfident model's probabilities for them and for an unlabeled pool."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_classes, n_rows + 40)
+    logits = rng.normal(0, 1, (n_rows + 40, n_classes))
+    logits[np.arange(len(truth)), truth] += 1.5
+    probs = np.exp(0.3 * logits) / np.exp(0.3 * logits).sum(axis=1, keepdims=True)
+    values = np.full((n_rows, n_annotators), NAN)
+    for row in range(n_rows):
+        who = rng.choice(n_annotators, size=1 + (row % 4 == 0) * rng.integers(1, n_annotators), replace=False)
+        right = rng.random(len(who)) < 0.8
+        values[row, who] = np.where(right, truth[row], (truth[row] + 1 + rng.integers(0, n_classes - 1, len(who)))
+                                    % n_classes)
+    labels = pd.DataFrame(values, columns=[f"a{i}" for i in range(n_annotators)],
+                          index=pd.Index([f"e{i}" for i in range(n_rows)], name="example_id"))
+    return labels, probs[:n_rows], probs[n_rows:]
+
+
+def test_apart_from_the_temperature_the_scores_are_cleanlabs(monkeypatch):
+    from cleanlab.internal.multiannotator_utils import find_best_temp_scaler
+    from cleanlab.multiannotator import get_active_learning_scores, get_active_learning_scores_ensemble
+
+    import crowdloop.tasks.scoring.activelab as module
+
+    monkeypatch.setattr(module, "best_temperature", find_best_temp_scaler)
+    for n_classes in (2, 3):
+        labels, probs, unlabeled = _campaign(1, n_classes)
+        ours = activelab(labels, probs, unlabeled)
+        theirs = get_active_learning_scores(labels.to_numpy(), probs, unlabeled.copy())
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12)
+        folds = np.stack([probs, probs[::-1].copy(), np.roll(probs, 1, axis=0)])
+        folds_u = np.stack([unlabeled, unlabeled[::-1].copy(), np.roll(unlabeled, 1, axis=0)])
+        ours = activelab_ensemble(labels, folds, folds_u, seed=3)
+        theirs = get_active_learning_scores_ensemble(labels.to_numpy(), folds.copy(), folds_u.copy())
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12)
+
+
+def test_the_scores_do_not_depend_on_the_order_of_the_classes():
+    # cleanlab 2.9.0's find_best_temp_scaler counted a single label of class 1 as a vote for class 0,
+    # so swapping the two classes' names changed which examples ActiveLab asked for.
+    for seed in range(3):
+        labels, probs, unlabeled = _campaign(seed)
+        swapped = 1 - labels
+        scores, scores_u = activelab(labels, probs, unlabeled)
+        again, again_u = activelab(swapped, probs[:, ::-1], unlabeled[:, ::-1])
+        np.testing.assert_allclose(again, scores, rtol=1e-9)
+        np.testing.assert_allclose(again_u, scores_u, rtol=1e-9)
+
+
+def test_an_underconfident_model_looks_as_sure_on_the_pool_as_the_votes_say():
+    # The generated model is underconfident (its logits shrunk); fitted to the votes given, the
+    # temperature sharpens it, so a pool example it leans on scores above its raw top probability.
+    labels, probs, unlabeled = _campaign(0)
+    _, scores_u = activelab(labels, probs, unlabeled)
+    _, flat = activelab(labels.iloc[:0], probs[:0], unlabeled)  # no labels: unscaled, unit weights
+    assert np.mean(scores_u > flat) > 0.9
