@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -73,26 +74,11 @@ def activelab(
     """
     labels, pred_probs, unlabeled = _checked(labels_multiannotator, pred_probs, pred_probs_unlabeled)
     values, n_classes = labels.to_numpy(dtype=float), pred_probs.shape[1]
-    temperature, model_weight, mean_weight = 1.0, 1.0, 1.0
-    scores = np.zeros(0)
     with _quiet_cleanlab():
-        if len(values):
-            probs = break_exact_ties(pred_probs, seed=seed)
-            if _single_labels(values):
-                quality = get_label_quality_scores(get_majority_vote_label(values, probs, verbose=False), probs)
-                annotator_weight = np.ones(values.shape[1])
-            else:
-                temperature = best_temperature(values, probs)
-                info = get_label_quality_multiannotator(values, temp_scale_pred_probs(probs, temperature),
-                                                        return_annotator_stats=False, return_detailed_quality=False,
-                                                        return_weights=True)
-                quality = info["label_quality"]["consensus_quality_score"].to_numpy()
-                model_weight, annotator_weight = info["model_weight"], info["annotator_weight"]
-            mean_weight = float(np.mean(annotator_weight))
-            scores = _with_chance(quality, _label_weight(values, annotator_weight) + model_weight, mean_weight,
-                                  n_classes)
-    confidence = temp_scale_pred_probs(unlabeled, temperature).max(axis=1) if len(unlabeled) else np.zeros(0)
-    return scores, _with_chance(confidence, model_weight, mean_weight, n_classes)
+        fit = _fit_labeled(values, break_exact_ties(pred_probs, seed=seed)[None] if len(values) else None)
+    confidence = temp_scale_pred_probs(unlabeled, fit.temperatures[0]).max(axis=1) if len(unlabeled) else np.zeros(0)
+    return _scores_labeled(values, fit, n_classes), _with_chance(confidence, fit.model_weight[0], fit.mean_weight,
+                                                                  n_classes)
 
 
 def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.ndarray,
@@ -122,35 +108,63 @@ def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.
         raise ValueError(f"ensemble probabilities have shapes {fold_l.shape} and {fold_u.shape}; "
                          "expected (P, N, K) and (P, U, K) from the same P >= 2 models.")
     checked = [_checked(labels_multiannotator, fold_l[p], fold_u[p]) for p in range(len(fold_l))]
-    values, n_classes = checked[0][0].to_numpy(dtype=float), fold_l.shape[2]
-    n_models, n_unlabeled = len(fold_l), fold_u.shape[1]
-    temperatures, model_weight, mean_weight = np.ones(n_models), np.ones(n_models), 1.0
-    scores, scores_unlabeled = np.zeros(0), np.zeros(0)
+    values, n_classes, n_unlabeled = checked[0][0].to_numpy(dtype=float), fold_l.shape[2], fold_u.shape[1]
+    scores_unlabeled = np.zeros(0)
     with _quiet_cleanlab():
-        if len(values):
-            probs = np.stack([break_exact_ties(c[1], seed=seed + p) for p, c in enumerate(checked)])
-            if _single_labels(values):
-                mean_probs = probs.mean(axis=0)
-                quality = get_label_quality_scores(get_majority_vote_label(values, mean_probs, verbose=False),
-                                                   mean_probs)
-                annotator_weight = np.ones(values.shape[1])
-            else:
-                temperatures = np.array([best_temperature(values, model_probs) for model_probs in probs])
-                scaled = np.stack([temp_scale_pred_probs(m, t) for m, t in zip(probs, temperatures)])
-                info = get_label_quality_multiannotator_ensemble(values, scaled, return_annotator_stats=False,
-                                                                 return_detailed_quality=False, return_weights=True)
-                quality = info["label_quality"]["consensus_quality_score"].to_numpy()
-                model_weight, annotator_weight = info["model_weight"], info["annotator_weight"]
-            mean_weight = float(np.mean(annotator_weight))
-            scores = _with_chance(quality, _label_weight(values, annotator_weight) + np.sum(model_weight),
-                                  mean_weight, n_classes)
+        fit = _fit_labeled(values, np.stack([break_exact_ties(c[1], seed=seed + p) for p, c in enumerate(checked)])
+                           if len(values) else None, models=len(fold_l))
         if n_unlabeled:
-            scaled = np.stack([temp_scale_pred_probs(c[2], t) for c, t in zip(checked, temperatures)])
+            scaled = np.stack([temp_scale_pred_probs(c[2], t) for c, t in zip(checked, fit.temperatures)])
             majority = get_majority_vote_label(np.argmax(scaled, axis=2).T, scaled.mean(axis=0), verbose=False)
             mixed = np.average(np.concatenate([scaled, np.full((1, n_unlabeled, n_classes), 1 / n_classes)]),
-                               weights=np.append(model_weight, mean_weight), axis=0)
+                               weights=np.append(fit.model_weight, fit.mean_weight), axis=0)
             scores_unlabeled = get_label_quality_scores(majority, mixed)
-    return scores, np.asarray(scores_unlabeled, dtype=float)
+    return _scores_labeled(values, fit, n_classes), np.asarray(scores_unlabeled, dtype=float)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """What the labeled examples tell ActiveLab: their consensus quality (N,), each model's temperature
+    and weight (P,), the annotators' weights (M,) and their mean."""
+
+    quality: np.ndarray
+    temperatures: np.ndarray
+    model_weight: np.ndarray
+    annotator_weight: np.ndarray
+    mean_weight: float
+
+
+def _fit_labeled(values: np.ndarray, probs: np.ndarray | None, *, models: int = 1) -> _Fit:
+    """cleanlab's labeled half of ActiveLab for ``probs`` (P, N, K) of P models (P == 1: one model),
+    with each temperature fitted to the votes given. When every example has a single label cleanlab
+    neither scales nor weighs (majority vote, unit weights); with no labeled example (``probs`` None)
+    there is nothing to fit: unit temperatures and weights for ``models`` models."""
+    if probs is None:
+        ones = np.ones(models)
+        return _Fit(np.zeros(0), ones, ones, np.ones(values.shape[1]), 1.0)
+    ones = np.ones(len(probs))
+    if _single_labels(values):
+        mean_probs = probs.mean(axis=0)
+        quality = get_label_quality_scores(get_majority_vote_label(values, mean_probs, verbose=False), mean_probs)
+        return _Fit(quality, ones, ones, np.ones(values.shape[1]), 1.0)
+    temperatures = np.array([best_temperature(values, model_probs) for model_probs in probs])
+    scaled = np.stack([temp_scale_pred_probs(m, t) for m, t in zip(probs, temperatures)])
+    options = {"return_annotator_stats": False, "return_detailed_quality": False, "return_weights": True}
+    info = (get_label_quality_multiannotator(values, scaled[0], **options) if len(probs) == 1
+            else get_label_quality_multiannotator_ensemble(values, scaled, **options))
+    annotator_weight = np.asarray(info["annotator_weight"], dtype=float)
+    return _Fit(info["label_quality"]["consensus_quality_score"].to_numpy(), temperatures,
+                np.atleast_1d(np.asarray(info["model_weight"], dtype=float)), annotator_weight,
+                float(np.mean(annotator_weight)))
+
+
+def _scores_labeled(values: np.ndarray, fit: _Fit, n_classes: int) -> np.ndarray:
+    """Each labeled example's consensus quality averaged with chance, weighted by its annotators and
+    the models against the mean annotator."""
+    if not len(values):
+        return np.zeros(0)
+    weight = _label_weight(values, fit.annotator_weight) + np.sum(fit.model_weight)
+    return _with_chance(fit.quality, weight, fit.mean_weight, n_classes)
 
 
 def _single_labels(values: np.ndarray) -> bool:
