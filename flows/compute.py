@@ -62,7 +62,18 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
         return None
     # Dask's nanny starts each worker with one BLAS/OpenMP thread, so processes do not fight over cores.
     return _dask(cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True,
-                                 "host": "127.0.0.1", "dashboard_address": None})
+                                 "host": "127.0.0.1", "dashboard_address": None, "env": _worker_env()})
+
+
+def _worker_env() -> dict[str, str]:
+    """Set in each local worker as it starts: the Prefect API this process reports to. Without it, a
+    worker that finds no ``PREFECT_API_URL`` starts a temporary Prefect server of its own (seconds of
+    CPU, then a share of a core while its arms run), and its runs are not recorded beside this one."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    url = getattr(getattr(context, "client", None), "api_url", None)
+    return {"PREFECT_API_URL": str(url)} if url else {}
 
 
 def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list] | None:
@@ -97,7 +108,7 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
             done(i)
         return results
     level = log.getEffectiveLevel()
-    with _one_blas_thread(), _quiet_dask(), runner:
+    with _one_blas_thread(), _quiet_dask(), _glibc_malloc(), runner:
         futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
                                                    "log_level": level, "driver_pid": os.getpid()})
                    for name, call in zip(names, calls)]
@@ -125,6 +136,22 @@ def _quiet_dask():
         yield
     finally:
         dask_log.setLevel(before)
+
+
+@contextmanager
+def _glibc_malloc():
+    """Local Dask workers keep glibc's own memory settings. Dask's nanny starts them with
+    ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory back to the system), and setting it
+    also turns off glibc's sliding mmap threshold: every array over 128 KiB is then mapped
+    fresh from the kernel and unmapped when freed. A round makes thousands of them (fold
+    feature matrices, sparse index arrays over 2**18 n-gram columns); on this 2-core machine
+    the politeness benchmark's workers spent a fifth of their CPU time in the kernel for it.
+    Arms are short-lived processes: nothing to trim. Workers of a cluster started elsewhere
+    keep their own settings."""
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        yield
 
 
 def _one_blas_thread():

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from cleanlab.multiannotator import get_label_quality_multiannotator
+# cleanlab's own annotator quality and worst-class tie-break (private; cleanlab is pinned, and
+# tests/unit/test_consensus.py compares annotator_stats with its public output)
+from cleanlab.multiannotator import _get_annotator_quality, _get_single_annotator_worst_class
 
 from crowdloop.tasks.consensus import calibration
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, annotators_frame, break_exact_ties,
@@ -72,7 +75,8 @@ def crowdlab(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=NO_AGREEMENT_WARNING, category=UserWarning)
         info = get_label_quality_multiannotator(
-            labels, probs, consensus_method=label, calibrate_probs=False, verbose=False
+            labels, probs, consensus_method=label, calibrate_probs=False, verbose=False,
+            return_annotator_stats=False, return_weights=True,
         )
     per_example = info["label_quality"]
     examples = examples_frame(
@@ -82,13 +86,13 @@ def crowdlab(
         per_example["annotator_agreement"],
         per_example["num_annotations"],
     )
-    stats = info["annotator_stats"].reindex(labels.columns)
+    detailed = info["detailed_label_quality"].to_numpy(dtype=float)  # (N, M), the columns of ``labels``
+    stats = annotator_stats(values, per_example, detailed, model_weight=info["model_weight"],
+                            annotator_weight=info["annotator_weight"])
     # cleanlab gives NaN quality to an annotator who shares no example with
     # others; judge them by the mean CROWDLAB quality of their own labels.
-    detailed = info["detailed_label_quality"].to_numpy(dtype=float)  # (N, M), the columns of ``labels``
     own = np.nanmean(detailed, axis=0)
-    quality = stats["annotator_quality"].to_numpy()
-    agreement = stats["agreement_with_consensus"].to_numpy()
+    quality, agreement = stats["annotator_quality"], stats["agreement_with_consensus"]
     annotators = annotators_frame(
         labels.columns,
         quality=np.where(np.isnan(quality), own, quality),
@@ -98,6 +102,45 @@ def crowdlab(
     )
     return Consensus(examples, annotators, "crowdlab",
                      pd.DataFrame(detailed, index=labels.index, columns=labels.columns))
+
+
+def annotator_stats(values: np.ndarray, per_example: pd.DataFrame, detailed: np.ndarray, *, model_weight: float,
+                    annotator_weight: np.ndarray) -> dict[str, np.ndarray]:
+    """cleanlab's ``annotator_stats`` (quality, agreement with the consensus, labels given, worst class),
+    one array (M,) each in the order of the columns of ``values`` (N, M), from what
+    ``get_label_quality_multiannotator`` returns with ``return_weights`` (``per_example`` is its
+    ``label_quality``, ``detailed`` its ``detailed_label_quality``) and its own quality function.
+
+    cleanlab 2.9.0 finds each annotator's worst class with a pandas group-by per annotator, which took
+    three quarters of a CROWDLAB consensus on 200 annotators; :func:`_worst_class` gives its answer
+    with numpy and hands the rare three-way tie to cleanlab. tests/unit/test_consensus.py checks
+    all four against cleanlab's own ``annotator_stats``.
+    """
+    label = per_example["consensus_label"].to_numpy()
+    quality_score = per_example["consensus_quality_score"].to_numpy()
+    num = per_example["num_annotations"].to_numpy()
+    quality = _get_annotator_quality(values, None, label, num, per_example["annotator_agreement"].to_numpy(),
+                                     model_weight, annotator_weight, detailed_label_quality=detailed,
+                                     quality_method="crowdlab")
+    given = ~np.isnan(values)
+    agreement = np.array([np.mean(column[mine] == label[mine]) for column, mine in zip(values.T, given.T)])
+    worst = np.array([_worst_class(column, mine, label, quality_score) for column, mine in zip(values.T, given.T)])
+    return {"annotator_quality": quality, "agreement_with_consensus": agreement,
+            "num_examples_labeled": given.sum(axis=0), "worst_class": worst.astype(int)}
+
+
+def _worst_class(column: np.ndarray, mine: np.ndarray, label: np.ndarray, quality_score: np.ndarray) -> int:
+    """cleanlab's ``_get_single_annotator_worst_class`` for one annotator's labels ``column`` (N,), given
+    where ``mine``: the class whose labels agree least with the consensus ``label``, ties to the class
+    they labeled most, then (cleanlab itself) to the highest mean consensus quality."""
+    given = column[mine]
+    classes, which, count = np.unique(given, return_inverse=True, return_counts=True)
+    accuracy = np.bincount(which, weights=given == label[mine]) / count  # exact: sums of 0s and 1s
+    lowest = np.flatnonzero(accuracy == accuracy.min())
+    most = lowest[count[lowest] == count[lowest].max()]
+    if len(most) == 1:
+        return int(classes[most[0]])
+    return int(_get_single_annotator_worst_class(column, label, quality_score))
 
 
 def _single_labels(labels: pd.DataFrame, pred_probs: np.ndarray) -> Consensus:

@@ -29,6 +29,9 @@ from crowdloop.tasks.schema import TEXT_SEP
 # Word 1- and 2-grams hashed into this many columns, counts as 1 + log(count), rows L2-normalised:
 # stateless, so a text's n-gram vector never depends on which other texts were seen.
 NGRAMS = {"analyzer": "word", "ngram_range": (1, 2), "n_features": 2 ** 18, "lowercase": True}
+# Texts whose n-gram rows a backend keeps (NgramRows): a simulation's pool, seen every round, fits;
+# a million-text pool does not, and is hashed chunk by chunk as it is predicted.
+NGRAM_MEMO_TEXTS = 100_000
 
 
 class HeadBackend:
@@ -42,6 +45,7 @@ class HeadBackend:
         self.frozen = FrozenEncoder(model, cache=embedding_cache, progress=progress)
         self.model_name, self.dim, self.cache = self.frozen.model_name, self.frozen.dim, self.frozen.cache
         self.pairs: bool | None = None  # set by prepare() for a whole training set; None: decided per call
+        self.ngrams = NgramRows()
 
     @property
     def encoder(self):
@@ -75,7 +79,7 @@ class HeadBackend:
             dense = self.embeddings(texts)
         if not self.config.head.ngrams:
             return dense
-        return sparse.hstack([sparse.csr_matrix(dense), ngram_features(texts)], format="csr")
+        return sparse.hstack([sparse.csr_matrix(dense), self.ngrams.features(texts)], format="csr")
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm, pooled as ``model.head.pooling`` says;
@@ -161,3 +165,24 @@ def ngram_features(texts: Sequence[str]) -> sparse.csr_matrix:
     counts = HashingVectorizer(**NGRAMS, alternate_sign=False, norm=None).transform(list(texts))
     counts.data = 1.0 + np.log(counts.data)
     return normalize(counts).tocsr()
+
+
+class NgramRows:
+    """:func:`ngram_features`, each text hashed once: the rows of up to ``limit`` texts are kept, so
+    the rounds of a simulation (and the arms sharing a process) do not hash the same pool again
+    every round. A call that would keep more than ``limit`` texts is computed without keeping any."""
+
+    def __init__(self, limit: int = NGRAM_MEMO_TEXTS):
+        self.limit = limit
+        self.index: dict[str, int] = {}  # text -> its row of ``matrix``
+        self.matrix = sparse.csr_matrix((0, NGRAMS["n_features"]))
+
+    def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The rows :func:`ngram_features` gives for ``texts``, shape (N, 2**18)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self.index]
+        if len(self.index) + len(new) > self.limit:
+            return ngram_features(texts)
+        if new:
+            self.index.update(zip(new, range(self.matrix.shape[0], self.matrix.shape[0] + len(new))))
+            self.matrix = sparse.vstack([self.matrix, ngram_features(new)], format="csr")
+        return self.matrix[np.fromiter((self.index[t] for t in texts), dtype=np.int64, count=len(texts))]

@@ -147,6 +147,32 @@ def test_crowdlab_follows_the_good_annotators_and_ranks_the_bad_one_last():
     np.testing.assert_allclose(result.examples["annotator_agreement"], 2 / 3)
 
 
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("label", ["best_quality", "majority_vote"])
+def test_crowdlab_annotator_stats_are_cleanlabs(seed, label):
+    """annotator_stats computes cleanlab's table without its per-annotator group-by: equal to what
+    cleanlab's get_label_quality_multiannotator returns, worst-class ties included (few labels per
+    annotator and few classes make ties common)."""
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    from crowdloop.tasks.consensus.crowdlab import annotator_stats
+
+    rng = np.random.default_rng(seed)
+    n, m, k = rng.integers(15, 60), rng.integers(3, 12), rng.integers(2, 5)
+    truth = rng.integers(0, k, n)
+    values = np.where(rng.random((n, m)) < 0.8, truth[:, None], rng.integers(0, k, (n, m))).astype(float)
+    values[rng.random((n, m)) < rng.uniform(0.3, 0.8)] = np.nan
+    values[np.isnan(values).all(axis=1), 0] = 0.0
+    values = values[:, ~np.isnan(values).all(axis=0)]
+    probs = rng.dirichlet(np.ones(k), n)
+    info = get_label_quality_multiannotator(values, probs, consensus_method=label, verbose=False, return_weights=True)
+    ours = annotator_stats(values, info["label_quality"], info["detailed_label_quality"].to_numpy(dtype=float),
+                           model_weight=info["model_weight"], annotator_weight=info["annotator_weight"])
+    theirs = info["annotator_stats"].sort_index()
+    for column in ["annotator_quality", "agreement_with_consensus", "num_examples_labeled", "worst_class"]:
+        np.testing.assert_array_equal(ours[column], theirs[column].to_numpy(), err_msg=column)
+
+
 def test_crowdlab_handles_single_label_examples_and_one_label_annotators():
     labels, probs, truth = _one_bad_annotator()
     # e9: labeled only by good1; e10: only by "solo", who shares nothing with anyone;

@@ -100,3 +100,23 @@ def test_choose_C_copes_with_rare_classes():
     assert logistic.choose_C(X, y, grid=grid, folds=3, seed=0) >= 10.0
     # no two classes with 2 members: no search possible, the median C
     assert logistic.choose_C(X[[0, 10, 20]], np.array([0, 1, 2]), grid=grid, folds=3, seed=0) == 0.1
+
+
+def test_head_fits_run_on_one_blas_thread_and_give_the_threads_back(monkeypatch):
+    """Fits hold BLAS and OpenMP to one thread (parallel arms and folds are other processes and
+    threads), with the thread pools found once per process; outside a fit the limits are as before."""
+    from threadpoolctl import threadpool_info
+
+    def most_threads() -> int:
+        return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+    seen, real = [], logistic._logistic
+    monkeypatch.setattr(logistic, "_logistic", lambda *a, **k: seen.append(most_threads()) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)), np.arange(60) % 2
+    before = most_threads()
+    head = load().model.head
+    for seed in range(2):
+        logistic.fit_head(X, y, head=head, n_classes=2, seed=seed)
+    assert seen and set(seen) == {1}
+    assert most_threads() == before

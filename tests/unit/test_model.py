@@ -124,6 +124,28 @@ def test_head_features_are_embeddings_beside_hashed_ngrams(cfg):
     assert isinstance(dense.features(texts), np.ndarray) and dense.features(texts).shape == (4, 32)
 
 
+def _same_csr(a, b) -> bool:
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and np.array_equal(a.data, b.data))
+
+
+def test_ngram_rows_kept_from_call_to_call_are_the_rows_hashing_gives():
+    rows = head.NgramRows(limit=len(TEXTS))
+    for texts in (TEXTS[:10], TEXTS[5:20], TEXTS[::-1], [TEXTS[3]] * 3):
+        assert _same_csr(rows.features(texts), head.ngram_features(texts))
+    assert len(rows.index) == 24 and rows.matrix.shape[0] == 24  # each text hashed and kept once
+    assert rows.features([]).shape == (0, head.NGRAMS["n_features"])
+
+
+def test_ngram_rows_beyond_the_limit_are_hashed_and_not_kept():
+    rows = head.NgramRows(limit=5)
+    rows.features(TEXTS[:4])
+    assert _same_csr(rows.features(TEXTS[2:12]), head.ngram_features(TEXTS[2:12]))  # 12 > 5: not kept
+    assert sorted(rows.index) == sorted(TEXTS[:4])
+    assert _same_csr(rows.features(TEXTS[:5]), head.ngram_features(TEXTS[:5]))  # the fifth fits
+    assert len(rows.index) == 5
+
+
 def test_ngrams_let_the_head_learn_what_the_embedding_misses(cfg):
     """The class is one word at the end of a text longer than model.max_length (32 tokens):
     truncated away before the encoder sees it, kept by the n-grams."""
