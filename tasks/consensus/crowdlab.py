@@ -111,8 +111,8 @@ def annotator_stats(values: np.ndarray, per_example: pd.DataFrame, detailed: np.
     ``get_label_quality_multiannotator`` returns with ``return_weights`` (``per_example`` is its
     ``label_quality``, ``detailed`` its ``detailed_label_quality``) and its own quality function.
 
-    cleanlab 2.9.0 finds each annotator's worst class with a pandas group-by per annotator, which took
-    three quarters of a CROWDLAB consensus on 200 annotators; :func:`_worst_class` gives its answer
+    cleanlab 2.9.0 finds each annotator's worst class with a pandas group-by per annotator, three
+    quarters of the time of a CROWDLAB consensus on the politeness replay; :func:`_worst_class` gives its answer
     with numpy and hands the rare three-way tie to cleanlab. tests/unit/test_consensus.py checks
     all four against cleanlab's own ``annotator_stats``.
     """

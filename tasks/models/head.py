@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -170,19 +171,23 @@ def ngram_features(texts: Sequence[str]) -> sparse.csr_matrix:
 class NgramRows:
     """:func:`ngram_features`, each text hashed once: the rows of up to ``limit`` texts are kept, so
     the rounds of a simulation (and the arms sharing a process) do not hash the same pool again
-    every round. A call that would keep more than ``limit`` texts is computed without keeping any."""
+    every round. A call that would keep more than ``limit`` texts is computed without keeping any.
+    Thread-safe: arms on a multi-threaded Dask worker share one backend."""
 
     def __init__(self, limit: int = NGRAM_MEMO_TEXTS):
         self.limit = limit
         self.index: dict[str, int] = {}  # text -> its row of ``matrix``
         self.matrix = sparse.csr_matrix((0, NGRAMS["n_features"]))
+        self.lock = threading.Lock()
 
     def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """The rows :func:`ngram_features` gives for ``texts``, shape (N, 2**18)."""
-        new = [t for t in dict.fromkeys(texts) if t not in self.index]
-        if len(self.index) + len(new) > self.limit:
-            return ngram_features(texts)
-        if new:
-            self.index.update(zip(new, range(self.matrix.shape[0], self.matrix.shape[0] + len(new))))
-            self.matrix = sparse.vstack([self.matrix, ngram_features(new)], format="csr")
-        return self.matrix[np.fromiter((self.index[t] for t in texts), dtype=np.int64, count=len(texts))]
+        with self.lock:
+            new = [t for t in dict.fromkeys(texts) if t not in self.index]
+            if len(self.index) + len(new) > self.limit:
+                return ngram_features(texts)
+            if new:
+                self.matrix = sparse.vstack([self.matrix, ngram_features(new)], format="csr")
+                self.index.update(zip(new, range(len(self.index), len(self.index) + len(new))))
+            rows = np.fromiter((self.index[t] for t in texts), dtype=np.int64, count=len(texts))
+            return self.matrix[rows]
