@@ -187,7 +187,7 @@ def agreement_stats(values: np.ndarray, label: np.ndarray) -> tuple[list, list, 
     the same on examples someone else labeled too (their own rate where they share none), and
     :func:`worst_class`."""
     num = (~np.isnan(values)).sum(axis=1)
-    shared_rate, rate, worst = [], [], []
+    shared_rate, worst = [], []
     for column in values.T:
         mine = ~np.isnan(column)
         agrees = column == label
@@ -195,9 +195,21 @@ def agreement_stats(values: np.ndarray, label: np.ndarray) -> tuple[list, list, 
         # who only labeled single-label examples trivially agrees on those.
         shared = mine & (num >= 2)
         shared_rate.append(agrees[shared].mean() if shared.any() else agrees[mine].mean())
-        rate.append(agrees[mine].mean())
         worst.append(worst_class(column[mine].astype(int), label[mine]))
-    return shared_rate, rate, worst
+    return shared_rate, agreement_rates(values, label), worst
+
+
+def agreement_rates(values: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Per annotator (columns of ``values`` (N, M), each with a label), the share of their labels
+    equal to ``label`` (N,): cleanlab's ``agreement_with_consensus``."""
+    given = ~np.isnan(values)
+    return ((values == label[:, None]) & given).sum(axis=0) / given.sum(axis=0)
+
+
+def only_single_labels(values: np.ndarray) -> bool:
+    """Every row of ``values`` (N, M) holds exactly one label (True for N == 0): cleanlab's
+    multi-annotator functions then neither calibrate nor weigh annotators."""
+    return bool(((~np.isnan(values)).sum(axis=1) == 1).all())
 
 
 def from_posterior(labels: pd.DataFrame, posterior: np.ndarray, annotator_quality: np.ndarray, *,

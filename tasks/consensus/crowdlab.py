@@ -13,9 +13,9 @@ from cleanlab.multiannotator import get_label_quality_multiannotator
 from cleanlab.multiannotator import _get_annotator_quality, _get_single_annotator_worst_class
 
 from crowdloop.tasks.consensus import calibration
-from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, annotators_frame, break_exact_ties,
-                                            check_label_matrix, check_pred_probs, examples_frame,
-                                            given_label_quality)
+from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, agreement_rates, annotators_frame,
+                                            break_exact_ties, check_label_matrix, check_pred_probs, examples_frame,
+                                            given_label_quality, only_single_labels)
 
 
 def crowdlab(
@@ -65,8 +65,7 @@ def crowdlab(
     pred_probs = check_pred_probs(pred_probs, n_rows=n_rows, name="pred_probs")
     labels = check_label_matrix(labels_multiannotator, n_classes=pred_probs.shape[1])
     values = labels.to_numpy()
-    num = (~np.isnan(values)).sum(axis=1)
-    if len(values) == 0 or (num == 1).all():
+    if only_single_labels(values):
         return _single_labels(labels, pred_probs)
 
     probs = break_exact_ties(pred_probs, seed=seed, classes=classes)
@@ -123,9 +122,8 @@ def annotator_stats(values: np.ndarray, per_example: pd.DataFrame, detailed: np.
                                      model_weight, annotator_weight, detailed_label_quality=detailed,
                                      quality_method="crowdlab")
     given = ~np.isnan(values)
-    agreement = np.array([np.mean(column[mine] == label[mine]) for column, mine in zip(values.T, given.T)])
     worst = np.array([_worst_class(column, mine, label, quality_score) for column, mine in zip(values.T, given.T)])
-    return {"annotator_quality": quality, "agreement_with_consensus": agreement,
+    return {"annotator_quality": quality, "agreement_with_consensus": agreement_rates(values, label),
             "num_examples_labeled": given.sum(axis=0), "worst_class": worst.astype(int)}
 
 

@@ -46,7 +46,7 @@ class HeadBackend:
         self.frozen = FrozenEncoder(model, cache=embedding_cache, progress=progress)
         self.model_name, self.dim, self.cache = self.frozen.model_name, self.frozen.dim, self.frozen.cache
         self.pairs: bool | None = None  # set by prepare() for a whole training set; None: decided per call
-        self.ngrams = NgramRows()
+        self.ngram_rows = NgramRows()
 
     @property
     def encoder(self):
@@ -80,7 +80,7 @@ class HeadBackend:
             dense = self.embeddings(texts)
         if not self.config.head.ngrams:
             return dense
-        return sparse.hstack([sparse.csr_matrix(dense), self.ngrams.features(texts)], format="csr")
+        return sparse.hstack([sparse.csr_matrix(dense), self.ngram_rows.features(texts)], format="csr")
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (N, D), float32, unit norm, pooled as ``model.head.pooling`` says;

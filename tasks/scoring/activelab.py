@@ -31,7 +31,7 @@ from cleanlab.multiannotator import (get_label_quality_multiannotator, get_label
 from cleanlab.rank import get_label_quality_scores
 
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, break_exact_ties, check_label_matrix,
-                                            check_pred_probs)
+                                            check_pred_probs, only_single_labels)
 from crowdloop.tasks.consensus.calibration import best_temperature
 
 
@@ -143,7 +143,7 @@ def _fit_labeled(values: np.ndarray, probs: np.ndarray | None, *, models: int = 
         ones = np.ones(models)
         return _Fit(np.zeros(0), ones, ones, np.ones(values.shape[1]), 1.0)
     ones = np.ones(len(probs))
-    if _single_labels(values):
+    if only_single_labels(values):
         mean_probs = probs.mean(axis=0)
         quality = get_label_quality_scores(get_majority_vote_label(values, mean_probs, verbose=False), mean_probs)
         return _Fit(quality, ones, ones, np.ones(values.shape[1]), 1.0)
@@ -165,10 +165,6 @@ def _scores_labeled(values: np.ndarray, fit: _Fit, n_classes: int) -> np.ndarray
         return np.zeros(0)
     weight = _label_weight(values, fit.annotator_weight) + np.sum(fit.model_weight)
     return _with_chance(fit.quality, weight, fit.mean_weight, n_classes)
-
-
-def _single_labels(values: np.ndarray) -> bool:
-    return bool(((~np.isnan(values)).sum(axis=1) == 1).all())
 
 
 def _label_weight(values: np.ndarray, annotator_weight: np.ndarray) -> np.ndarray:
