@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -96,8 +97,11 @@ def label_studio(tmp_path_factory):
     data = tmp_path_factory.mktemp("label-studio")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "DJANGO_DB": "sqlite",
-           "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "",
+    # Our own SECRET_KEY (it signs the tokens): Label Studio 1.23.2 writes a random one to <data>/.env at
+    # start, and one starting with "$" (2 % of them) reads back as a reference to another variable, so the
+    # shell below would sign the tokens with a second key that the running server refuses ("Token is invalid").
+    env = {**os.environ, "SECRET_KEY": secrets.token_hex(32), "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+           "DJANGO_DB": "sqlite", "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "",
            "FRONTEND_SENTRY_DSN": ""}
     log = open(data / "server.log", "w")
     server = subprocess.Popen([str(venv / "bin" / "label-studio"), "start", "--no-browser", "--internal-host",
