@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from _compare import ROOT, SOURCES, dataset_args, simulate
+from crowdloop.cli import exit_frozen
 from crowdloop.tasks import report
 
 METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy")
@@ -99,3 +100,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_frozen(0)  # as the `crowdloop` command exits: without the interpreter's last collections

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from _compare import ROOT, SOURCES, dataset_args, simulate
+from crowdloop.cli import exit_frozen
 from crowdloop.tasks import config, report
 
 CHOICES = {
@@ -92,3 +93,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_frozen(0)  # as the `crowdloop` command exits: without the interpreter's last collections

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from _compare import DATASETS, ROOT, headline, per_round, simulate
+from crowdloop.cli import exit_frozen
 from crowdloop.tasks import report
 
 
@@ -60,3 +61,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_frozen(0)  # as the `crowdloop` command exits: without the interpreter's last collections

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from _compare import ROOT, dataset_args, headline, per_round, simulate
+from crowdloop.cli import exit_frozen
 
 
 def main() -> None:
@@ -38,3 +39,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_frozen(0)  # as the `crowdloop` command exits: without the interpreter's last collections

@@ -32,6 +32,7 @@ from crowdloop.tasks.errors import ConfigError
 
 log = logging.getLogger("crowdloop")
 ADDRESS_ENV = "CROWDLOOP_DASK_ADDRESS"
+WORKER_EXIT = "crowdloop.flows.worker_exit"  # local workers exit without the interpreter's last collections
 
 
 def dask_address(compute: ComputeConfig) -> str | None:
@@ -62,7 +63,8 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
         return None
     # Dask's nanny starts each worker with one BLAS/OpenMP thread, so processes do not fight over cores.
     return _dask(cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True,
-                                 "host": "127.0.0.1", "dashboard_address": None, "env": _worker_env()})
+                                 "host": "127.0.0.1", "dashboard_address": None, "env": _worker_env(),
+                                 "preload": [WORKER_EXIT]})
 
 
 def _worker_env() -> dict[str, str]:

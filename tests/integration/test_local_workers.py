@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_local_workers_report_to_this_flows_prefect_server_and_keep_glibcs_malloc(monkeypatch):
     """The workers compute.process_runner starts here report to the flow's own Prefect API (no
     temporary server of their own) and start without Dask's MALLOC_TRIM_THRESHOLD_ (which turns
-    glibc's sliding mmap threshold off: a page fault storm in every fit)."""
+    glibc's sliding mmap threshold off: a page fault storm in every fit), and preload flows/worker_exit.py."""
     import os
 
     from prefect import flow
@@ -28,11 +28,20 @@ def test_local_workers_report_to_this_flows_prefect_server_and_keep_glibcs_mallo
     names = ["MALLOC_TRIM_THRESHOLD_", "PREFECT_API_URL"]
 
     @flow(name="worker-environment")
-    def environment() -> tuple[list, str]:
+    def environment() -> tuple[list, list, str]:
         runner = compute.process_runner(dataclasses.replace(config.load().compute, workers=2), jobs=2)
         seen = compute.run_all(runner, os.getenv, [{"key": name} for name in names], names=names)
-        return seen, str(FlowRunContext.get().client.api_url)
+        runner = compute.process_runner(dataclasses.replace(config.load().compute, workers=2), jobs=2)
+        preloads = compute.run_all(runner, _preloads, [{}, {}], names=["a", "b"])
+        return seen, preloads, str(FlowRunContext.get().client.api_url)
 
-    (trim, api_url), here = environment()
+    (trim, api_url), preloads, here = environment()
     assert trim is None
     assert api_url == here
+    assert preloads == [[compute.WORKER_EXIT]] * 2  # flows/worker_exit.py: each worker exits frozen
+
+
+def _preloads() -> list[str]:
+    from distributed import get_worker
+
+    return [preload.name for preload in get_worker().preloads]

@@ -146,3 +146,17 @@ def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
     assert code == 2
     assert "--bad-annotator 'w9' holds no answer" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_exits_with_its_code_after_its_atexit_handlers_with_everything_frozen(tmp_path):
+    """exit_frozen (the `crowdloop` command's and the benchmarks' exit): the exit code and atexit
+    handlers (log flushing, Prefect's server stop) are kept; the objects are out of the last collections."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, gc\nfrom crowdloop import cli\n"
+              "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0, flush=True))\n"
+              "cli.exit_frozen(3)\nprint('not reached')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip() == "frozen at exit: True"

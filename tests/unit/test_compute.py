@@ -54,3 +54,19 @@ def test_jobs_run_here_in_order_and_report_each_as_it_finishes():
     results = compute.run_all(None, lambda x, y: x * y, [{"x": 2, "y": 3}, {"x": 4, "y": 5}], names=["a", "b"],
                               on_done=finished.append)
     assert results == [6, 20] and finished == [0, 1]
+
+
+def test_a_closing_local_worker_freezes_what_it_holds():
+    """flows/worker_exit.py, preloaded into the local workers (the integration test checks they have
+    it): as a worker closes, its objects leave the interpreter's last collections."""
+    import gc
+
+    from crowdloop.flows import worker_exit
+
+    assert compute.WORKER_EXIT == worker_exit.__name__
+    gc.unfreeze()
+    try:
+        worker_exit.dask_teardown(None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
