@@ -22,6 +22,7 @@ MLflow, torch) are imported only by the commands that need them, so `status` ans
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from crowdloop import answers_cmd, api, console, signals, simulate_cmd
+from crowdloop.tasks import track_process
 from crowdloop.tasks.errors import CrowdloopError
 
 log = logging.getLogger("crowdloop")
@@ -47,8 +49,12 @@ ENV_DEFAULTS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the command in ``argv``; returns its exit code. ``own_process``: this is the
+    ``crowdloop`` process itself (:func:`entry`), so rounds may log to MLflow from a helper
+    process (:mod:`crowdloop.tasks.track_process`); an in-process caller keeps everything here."""
     args = _parser().parse_args(argv)
+    args.own_process = own_process
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
@@ -67,7 +73,17 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     """The ``crowdloop`` command: :func:`main` as a process of its own, which SIGTERM stops."""
     signals.stop_on_sigterm()
-    exit_frozen(main())
+    without_cleanlab_datalab()
+    exit_frozen(main(own_process=True))
+
+
+def without_cleanlab_datalab() -> None:
+    """Keep cleanlab from importing its Datalab in this process. cleanlab 2.9.0 imports Datalab,
+    and with it Hugging Face ``datasets`` (0.7 s on a slow machine), on any ``import cleanlab``
+    once ``datasets`` is installed; crowdloop never uses Datalab. A module marked missing makes
+    cleanlab put a stub in its place that says Datalab is unavailable. For the command's own
+    process only: the Python API leaves a user's cleanlab whole."""
+    sys.modules.setdefault("cleanlab.datalab.datalab", None)
 
 
 def exit_frozen(code: int) -> NoReturn:
@@ -153,7 +169,7 @@ def cmd_demo(args) -> None:
     log.info("building the demo campaign in %s", args.directory)
     made = api.init_demo(args.directory, seed=args.seed)
     rounds = args.rounds or config_mod.load(made.params_file).simulate.rounds
-    _run_rounds(made.root, rounds, simulate=True, force=False)
+    _run_rounds(made.root, rounds, simulate=True, force=False, helper=args.own_process)
     print()
     print(api.status(made))
     print(f"\nLook around:\n  cd {made.root}\n  crowdloop status"
@@ -162,10 +178,17 @@ def cmd_demo(args) -> None:
 
 
 def cmd_round(args) -> None:
-    _run_rounds(args.campaign, args.rounds, simulate=args.simulate, force=args.force)
+    _run_rounds(args.campaign, args.rounds, simulate=args.simulate, force=args.force, helper=args.own_process)
 
 
-def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
+def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool, helper: bool) -> None:
+    """``helper``: MLflow is imported and called in a second process that starts now, so its
+    imports overlap the round's own (about 3 s of a cached re-run on a slow machine)."""
+    with track_process.running() if helper else contextlib.nullcontext():
+        _print_rounds(root, count, simulate=simulate, force=force)
+
+
+def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
     for result in api.run_rounds(root, count, simulate=simulate, force=force):
         m = result.metrics
         steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crowdloop.tasks import journal, lineage, report, round_data, route, store, track, version
+from crowdloop.tasks import journal, lineage, round_data, route, store, track, track_process, version
 from crowdloop.tasks.config import Config
 
 log = logging.getLogger("crowdloop")
@@ -48,13 +48,12 @@ def log_round(campaign: store.Campaign, number: int, cfg: Config, plan, metrics:
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}  # not stop_reason
     curve = pd.DataFrame([store.read_round_metrics(campaign, n) | {"round": n}
                           for n in store.completed_rounds(campaign) if n <= number])
-    figure = report.plot_campaign(curve, title=f"{campaign.name}: learning curve up to round {number}")
     params = cfg.to_dict() | {"backend_used": plan.predictions.backend, "consensus_method": plan.agreed.method}
     model_dir = plan.predictions.model_dir
-    run_id = track.log_round(campaign, number, params=params, metrics=numbers,
-                             artifacts=store.round_artifacts(campaign, number),
-                             model_dir=Path(model_dir) if model_dir else None, figure=figure, uri=cfg.tracking.uri,
-                             tags=lineage.run_tags(number, flow_run_id=flow_run_id))
+    run_id = track_process.call(track.log_round, campaign, number, params=params, metrics=numbers,
+                                artifacts=store.round_artifacts(campaign, number),
+                                model_dir=Path(model_dir) if model_dir else None, curve=curve, uri=cfg.tracking.uri,
+                                tags=lineage.run_tags(number, flow_run_id=flow_run_id))
     uri = track.tracking_uri(campaign.mlruns, cfg.tracking.uri)
     store.write_lineage(campaign, number, lineage.round_ids(run_id, flow_run_id=flow_run_id, uri=uri))
     return run_id
@@ -78,7 +77,7 @@ def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], r
     if run_id is None:
         return
     try:
-        track.mark_failed(campaign, run_id, uri=uri)
+        track_process.call(track.mark_failed, campaign, run_id, uri=uri)
     except Exception as err:  # the round already failed; this is only bookkeeping
         log.warning("could not mark MLflow run %s as failed: %s", run_id, err)
 
@@ -89,7 +88,7 @@ def publish_round(campaign: store.Campaign, number: int, run_id: str, cfg: Confi
     if cfg.remote.url:  # the push comes next: DVC starts while MLflow works
         version.prewarm_dvc(campaign.root)
     tags = lineage.commit_tags(version.commit_of(campaign, version.round_tag(number)), version.data_md5(campaign))
-    track.set_tags(campaign, run_id, tags, uri=cfg.tracking.uri)
+    track_process.call(track.set_tags, campaign, run_id, tags, uri=cfg.tracking.uri)
     if cfg.tracking.register:
-        return track.register_champion(campaign, run_id, score, uri=cfg.tracking.uri)
+        return track_process.call(track.register_champion, campaign, run_id, score, uri=cfg.tracking.uri)
     return None

@@ -15,6 +15,9 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
+
+from crowdloop.tasks import report
 from crowdloop.tasks.store import Campaign
 
 CAMPAIGN_TAG = "crowdloop.run_kind"
@@ -46,7 +49,7 @@ def log_round(
     metrics: dict[str, float],
     artifacts: list[Path],
     model_dir: Path | None = None,
-    figure=None,
+    curve: pd.DataFrame | None = None,
     tags: dict[str, str] | None = None,
     uri: str | None = None,
 ) -> str:
@@ -54,8 +57,9 @@ def log_round(
 
     ``params`` is the nested params.yaml dict (flattened to ``section.key``); the
     campaign run also receives each metric at ``step=number`` so its charts show
-    the learning curve across rounds. ``figure`` (matplotlib) is stored as
-    learning_curve.png; ``tags`` are added to the run's own.
+    the learning curve across rounds. ``curve`` (one row per round so far, as
+    :func:`crowdloop.tasks.report.plot_campaign` takes it) is drawn as learning_curve.png;
+    ``tags`` are added to the run's own.
     """
     from mlflow.entities import Metric, Param, RunTag
 
@@ -81,8 +85,9 @@ def log_round(
             client.log_artifact(run_id, str(path))
         if model_dir is not None and model_dir.is_dir():
             client.log_artifacts(run_id, str(model_dir), artifact_path="model")
-        if figure is not None:
-            client.log_figure(run_id, figure, "learning_curve.png")
+        if curve is not None:
+            title = f"{campaign.name}: learning curve up to round {number}"
+            client.log_figure(run_id, report.plot_campaign(curve, title=title), "learning_curve.png")
         # The campaign run holds every round's metrics at step=round: the learning curve.
         client.log_batch(parent, metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()])
     except BaseException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -166,3 +167,44 @@ def test_status_shows_rounds_and_what_is_waiting(tiny_campaign, capsys):
     assert "test acc" in out and "waiting:" in out
     metrics = json.loads(camp.metrics_file.read_text())
     assert f"{metrics['test_accuracy']:.3f}" in out
+
+
+def test_the_command_logs_its_rounds_from_the_mlflow_helper_process(tiny_campaign, round_runs):
+    """The `crowdloop` process itself (own_process, as `entry` runs it) leaves MLflow and
+    matplotlib to its helper process: the runs, their learning curve, lineage tags and the
+    champion are as from an in-process round."""
+    from mlflow.tracking import MlflowClient
+
+    camp = tiny_campaign
+    done = _command_process(camp, "round", "--simulate", "--rounds", "2")
+    assert done.stdout.split()[-4:] == ["exit", "0", "False", "False"], done.stderr[-3000:]
+    runs = round_runs(camp)
+    assert [r["round"] for r in runs] == [1, 2]
+    client = MlflowClient(track.tracking_uri(camp.mlruns), registry_uri=track.tracking_uri(camp.mlruns))
+    for run in runs:
+        names = {a.path for a in client.list_artifacts(run["run_id"])}
+        assert {"learning_curve.png", "batch.csv", "model"} <= names
+        assert run["tags"]["crowdloop.git_commit"]  # publish's lineage tags, set from the helper too
+    assert client.get_model_version_by_alias(camp.name, track.CHAMPION).run_id in {r["run_id"] for r in runs}
+
+
+def test_an_error_in_the_mlflow_helper_undoes_the_round(campaign_factory, tmp_path):
+    """The helper's error (here: a tracking store it cannot create) reaches the round, which
+    leaves data/ as it was and commits nothing."""
+    camp = campaign_factory(tmp_path / "camp", tracking={"uri": "sqlite:////proc/no-such/mlflow.db"})
+    before = store.data_hash(camp)
+    done = _command_process(camp, "round", "--simulate")
+    assert "exit 0" not in done.stdout and "/proc/no-such" in done.stderr
+    assert "in the MLflow helper process" in done.stderr  # raised there, re-raised here
+    assert version.round_tags(camp) == ["round-000"]
+    assert store.data_hash(camp) == before
+
+
+def _command_process(camp, *args) -> subprocess.CompletedProcess:
+    """``crowdloop -C camp *args`` as the command's own process runs it (``own_process``), in a
+    fresh interpreter; stdout ends with ``exit CODE`` and whether it imported mlflow and matplotlib."""
+    command = ("import sys\n"
+               "from crowdloop import cli\n"
+               f"code = cli.main(['-C', {str(camp.root)!r}, *{list(args)!r}], own_process=True)\n"
+               "print('exit', code, 'mlflow' in sys.modules, 'matplotlib' in sys.modules)\n")
+    return subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=900)
