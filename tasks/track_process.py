@@ -110,6 +110,6 @@ def _serve(conn) -> None:
             conn.send(reply)
         except OSError:  # the caller is gone
             return
-        except Exception as err:  # an exception or result that does not pickle
+        except Exception as err:  # an exception or result that does not pickle: say so instead
             conn.send((False, RuntimeError(f"{fn.__name__} in the MLflow helper process: {reply[1]!r} "
                                            f"could not be sent back ({err})")))
