@@ -127,7 +127,7 @@ def log_round(loaded: Loaded, plan, metrics: dict, flow_run_id: str | None) -> s
 
 @task(name="version", **WRITES)
 def commit_round(loaded: Loaded, metrics: dict, parts: list[Path]) -> str:
-    return record.commit_round(loaded.campaign, loaded.number, metrics, parts)
+    return record.commit_round(loaded.campaign, loaded.number, metrics, parts, push_next=bool(loaded.cfg.remote.url))
 
 
 @task(name="lineage-and-champion", retries=2, retry_delay_seconds=2, **WRITES)

@@ -59,13 +59,15 @@ def log_round(campaign: store.Campaign, number: int, cfg: Config, plan, metrics:
     return run_id
 
 
-def commit_round(campaign: store.Campaign, number: int, metrics: dict, parts: list[Path]) -> str:
+def commit_round(campaign: store.Campaign, number: int, metrics: dict, parts: list[Path], *,
+                 push_next: bool = False) -> str:
     """The round's DVC + git commit, tagged ``round-NNN``, holding its folder and annotation ``parts``
-    (nothing else); returns the commit id."""
+    (nothing else); returns the commit id. ``push_next``: the round's push follows (it reuses the
+    commit's DVC interpreter)."""
     accuracy = metrics.get("test_accuracy", float("nan"))
     message = f"Round {number}: asked for {metrics['batch_size']} annotations; test accuracy {accuracy:.3f}"
     return version.commit(campaign, message, tag=version.round_tag(number),
-                          holds=[*parts, campaign.round_dir(number)])
+                          holds=[*parts, campaign.round_dir(number)], push_next=push_next)
 
 
 def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], run_id: str | None,
@@ -85,7 +87,7 @@ def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], r
 def publish_round(campaign: store.Campaign, number: int, run_id: str, cfg: Config, score: float) -> int | None:
     """Tag the committed round's run with its git commit and DVC hash; register its model as the
     champion when ``score`` beats the current one. Returns the new model version, or None."""
-    if cfg.remote.url:  # the push comes next: DVC starts while MLflow works
+    if cfg.remote.url:  # the push comes next: the commit's DVC interpreter waits for it, or one starts now
         version.prewarm_dvc(campaign.root)
     tags = lineage.commit_tags(version.commit_of(campaign, version.round_tag(number)), version.data_md5(campaign))
     track_process.call(track.set_tags, campaign, run_id, tags, uri=cfg.tracking.uri)

@@ -68,13 +68,15 @@ def init_repo(campaign: Campaign, *, param_sections: list[str]) -> None:
     (root / "dvc.yaml").write_text(render_dvc_yaml(campaign, param_sections))
 
 
-def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: Sequence[Path] | None = None) -> str:
+def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: Sequence[Path] | None = None,
+           push_next: bool = False) -> str:
     """Record data/ with DVC and everything tracked with git; returns the commit id.
 
     ``holds``: the files and folders under data/ this commit adds (its annotation part
     files, a round's folder). They are named in the message, and any other change of
     data/ since the last commit is refused (VersionError), so a commit never takes in
-    what an interrupted command left behind under its own name.
+    what an interrupted command left behind under its own name. ``push_next``: a push comes
+    next (a round's); the DVC interpreter, already started, waits for it instead of ending.
     """
     root = campaign.root
     if holds is not None:
@@ -88,7 +90,7 @@ def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: S
     steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():
         steps.append(["commit", "-q", "-f", "round"])
-    dvc(*steps, root=root)
+    dvc(*steps, root=root, keep=push_next)
     present = [name for name in TRACKED if (root / name).exists()]
     run(["git", "add", "--", *present], root)
     run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
@@ -177,7 +179,7 @@ def set_remote(campaign: Campaign, url: str) -> None:
         return  # already set; saves a DVC start-up per round
     if "://" not in url:
         Path(url).mkdir(parents=True, exist_ok=True)
-    dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root)
+    dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root, keep=True)
 
 
 def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:

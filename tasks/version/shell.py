@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from crowdloop.tasks.errors import CrowdloopError
 
@@ -15,22 +18,30 @@ class VersionError(CrowdloopError):
     """A git or DVC command failed; the message holds the command and its error."""
 
 
-# A DVC interpreter that runs the commands it reads from stdin (one JSON list of argument lists)
-# in order, stopping at the first that fails. Started ahead (``warm``), it first imports what add,
-# commit and push use: importing DVC is most of a small command's time (2-4 s of a 3-5 s
-# `dvc add` on a small machine).
-DVC_SERVER = """import importlib, json, sys
+# A DVC interpreter that runs the batches of commands it reads from stdin (a JSON list of argument
+# lists a line), each in order and stopping at the first that fails, and answers each batch with
+# its exit code on a line of stdout; DVC's own output goes to stderr. Started ahead (``warm``), it
+# first imports what add, commit and push use: importing DVC is most of a small command's time
+# (2-4 s of a 3-5 s `dvc add` on a small machine). A round's commit and its push share one.
+DVC_SERVER = """import importlib, json, os, sys
+replies = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
 for name in (%r if sys.argv[1:] == ["warm"] else ()):
     try:
         importlib.import_module(name)
     except Exception:
         pass
-commands = json.loads(sys.stdin.readline() or "[]")
 from dvc.cli import main
-for args in commands:
-    code = main(args)
-    if code:
-        sys.exit(code)
+for line in sys.stdin:
+    code = 0
+    for args in json.loads(line):
+        code = main(args)
+        if code:
+            break
+    sys.stdout.flush()
+    sys.stderr.flush()
+    replies.write(f"{code}\\n")
+    replies.flush()
 """ % (["dvc.cli", "dvc.cli.parser", "dvc.repo", "dvc.repo.add", "dvc.repo.commit", "dvc.repo.push",
         "dvc.repo.index", "dvc.repo.worktree", "dvc.repo.graph", "dvc.repo.stage", "dvc.repo.trie",
         "dvc.repo.metrics", "dvc.repo.params", "dvc.repo.artifacts", "dvc.repo.datasets", "dvc.repo.open_repo",
@@ -39,7 +50,53 @@ for args in commands:
         "scmrepo.git", "dvc_data.index", "dvc_data.hashfile.build", "dvc_data.hashfile.transfer",
         "dvc_data.hashfile.checkout", "dvc_data.hashfile.db", "dvc_data.hashfile.status", "dvc_objects.fs.local",
         "dulwich.repo", "dulwich.index", "networkx", "ruamel.yaml", "rich.console", "configobj", "platformdirs"],)
-_warm: dict[str, subprocess.Popen] = {}  # campaign root -> a started DVC_SERVER waiting for its commands
+
+
+class _Interpreter:
+    """A started DVC_SERVER in a campaign root: :meth:`run` sends it a batch of commands and waits
+    for its exit code; what DVC printed goes to an unlinked temporary file this side reads back."""
+
+    def __init__(self, root: Path, *flags: str):
+        with tempfile.NamedTemporaryFile(prefix="crowdloop-dvc-", suffix=".log", delete=False) as handle:
+            path = Path(handle.name)
+        try:
+            with open(path, "ab") as log:  # O_APPEND: the server's writes land at the end whatever we read
+                self._output = open(path, "rb")
+                self._proc = subprocess.Popen([sys.executable, "-c", DVC_SERVER, *flags], cwd=root,
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                              preexec_fn=_die_with_parent)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def run(self, commands: Sequence[Sequence[str]]) -> tuple[int, str]:
+        """Run ``commands`` in order; returns the exit code of the last one run and DVC's output."""
+        try:
+            self._proc.stdin.write(json.dumps([list(c) for c in commands]) + "\n")
+            self._proc.stdin.flush()
+            reply = self._proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            reply = ""
+        if not reply.strip():  # it died (killed from outside, or DVC crashed it)
+            code = self._proc.wait() or 1
+        else:
+            code = int(reply)
+        return code, self._output.read().decode(errors="replace")
+
+    def close(self, *, kill: bool = False) -> None:
+        """End it: at once (``kill``) or once it has read to the end of its input."""
+        if kill and self.alive():
+            self._proc.kill()
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()
+        self._proc.wait()
+        self._proc.stdout.close()
+        self._output.close()
+
+
+_warm: dict[str, _Interpreter] = {}  # campaign root -> a started DVC interpreter waiting for commands
 _tops: set[str] = set()  # roots found to be the top of their own git repository
 
 
@@ -48,36 +105,38 @@ def prewarm_dvc(root: Path) -> None:
     its start-up overlaps whatever comes before that call. It dies with crowdloop; unused, it
     waits (:func:`discard_prewarmed` ends it)."""
     warm = _warm.get(_key(root))
-    if warm is not None and warm.poll() is None:
+    if warm is not None and warm.alive():
         return
-    _warm[_key(root)] = _dvc_server(root, "warm")
+    _warm[_key(root)] = _Interpreter(root, "warm")
 
 
 def discard_prewarmed(root: Path) -> None:
-    """End the DVC interpreter :func:`prewarm_dvc` started for ``root``, if it is still unused."""
+    """End the DVC interpreter waiting in ``root`` (:func:`prewarm_dvc`, or one a ``keep`` call
+    left), if there is one."""
     warm = _warm.pop(_key(root), None)
-    if warm is not None and warm.poll() is None:
-        warm.kill()
-        warm.wait()
+    if warm is not None:
+        warm.close(kill=True)
 
 
-def dvc(*commands: list[str], root: Path) -> str:
+def dvc(*commands: list[str], root: Path, keep: bool = False) -> str:
     """Run DVC commands in order, in one interpreter (DVC's start-up is most of a small
-    command's time; :func:`prewarm_dvc` starts it ahead), stopping at the first that fails."""
+    command's time; :func:`prewarm_dvc` starts it ahead), stopping at the first that fails;
+    returns what DVC printed. ``keep``: when they succeed, the interpreter waits in ``root`` for
+    the next call (a round's push after its commit) instead of ending."""
     # The DVC of this interpreter's environment, whatever is first on PATH.
     shown = " && ".join("dvc " + " ".join(args) for args in commands)
     server = _warm.pop(_key(root), None)
-    if server is not None and server.poll() is not None:  # it died (killed from outside): start one now
+    if server is not None and not server.alive():  # it died (killed from outside): start one now
+        server.close()
         server = None
     _check_top(root)
-    server = server or _dvc_server(root)
-    out, err = server.communicate(json.dumps([list(c) for c in commands]) + "\n")
-    return _checked(server.returncode, out, err, shown=shown, root=root)
-
-
-def _dvc_server(root: Path, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", DVC_SERVER, *flags], cwd=root, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+    server = server or _Interpreter(root)
+    code, output = server.run(commands)
+    if keep and code == 0 and server.alive():
+        _warm[_key(root)] = server
+    else:
+        server.close(kill=code != 0)
+    return _checked(code, "", output, shown=shown, root=root)
 
 
 def run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,), shown: str | None = None) -> str:

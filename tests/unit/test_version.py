@@ -1,6 +1,7 @@
 """git + DVC versioning of a campaign (real git and DVC, in tmp_path)."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,40 @@ def test_params_and_metrics_diff_between_round_tags(repo):
     metrics = subprocess.run([*dvc, "metrics", "diff", "round-001", "round-002"], cwd=repo.root,
                              capture_output=True, text=True, check=True).stdout
     assert "seed" in params and "0.75" in metrics
+
+
+def test_a_commit_followed_by_a_push_runs_both_in_one_dvc_interpreter(repo, tmp_path):
+    from crowdloop.tasks.version import shell
+
+    remote = tmp_path / "remote"
+    _write(repo, "b.txt", "round one\n")
+    version.commit(repo, "r1", tag="round-001", push_next=True)
+    waiting = shell._warm[shell._key(repo.root)]
+    assert waiting.alive()  # the commit's interpreter waits for the push
+
+    version.push(repo, str(remote))
+    assert shell._key(repo.root) not in shell._warm
+    assert not waiting.alive()  # it ran the remote's set-up and the push, then ended
+    status = subprocess.run([str(Path(sys.executable).parent / "dvc"), "status", "-c", "-q"], cwd=repo.root)
+    assert status.returncode == 0  # everything the commit recorded is on the remote
+    assert any(p.is_file() for p in remote.rglob("*"))
+
+
+def test_a_failed_dvc_command_says_why_and_leaves_no_interpreter_waiting(repo):
+    from crowdloop.tasks.version import shell
+
+    with pytest.raises(version.VersionError, match=r"dvc checkout missing\.dvc` failed.*missing\.dvc. does not exist"):
+        version.dvc(["checkout", "missing.dvc"], root=repo.root, keep=True)
+    assert shell._key(repo.root) not in shell._warm
+
+
+def test_a_waiting_dvc_interpreter_killed_from_outside_is_replaced(repo):
+    from crowdloop.tasks.version import shell
+
+    version.prewarm_dvc(repo.root)
+    killed = shell._warm[shell._key(repo.root)]._proc
+    killed.kill()
+    killed.wait()
+    _write(repo, "b.txt", "round one\n")
+    version.commit(repo, "r1", tag="round-001")  # a new interpreter does the add
+    assert not version.changed_data(repo)
