@@ -65,9 +65,13 @@ class _Interpreter:
         try:
             with open(path, "ab") as log:  # O_APPEND: the server's writes land at the end whatever we read
                 self._output = open(path, "rb")
-                self._proc = subprocess.Popen([sys.executable, "-c", DVC_SERVER, *flags], cwd=root,
-                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                                              preexec_fn=_die_with_parent)
+                try:
+                    self._proc = subprocess.Popen([sys.executable, "-c", DVC_SERVER, *flags], cwd=root,
+                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                                  text=True, preexec_fn=_die_with_parent)
+                except BaseException:
+                    self._output.close()
+                    raise
         finally:
             path.unlink(missing_ok=True)
 
@@ -110,6 +114,8 @@ def prewarm_dvc(root: Path) -> None:
     warm = _warm.get(_key(root))
     if warm is not None and warm.alive():
         return
+    if warm is not None:  # it died (killed from outside): reap it, start another
+        warm.close()
     _warm[_key(root)] = _Interpreter(root, "warm")
 
 

@@ -116,3 +116,18 @@ def test_a_waiting_dvc_interpreter_killed_from_outside_is_replaced(repo):
     _write(repo, "b.txt", "round one\n")
     version.commit(repo, "r1", tag="round-001")  # a new interpreter does the add
     assert not version.changed_data(repo)
+
+
+def test_prewarming_over_a_dead_interpreter_starts_a_live_one(repo):
+    from crowdloop.tasks.version import shell
+
+    version.prewarm_dvc(repo.root)
+    dead = shell._warm[shell._key(repo.root)]
+    dead._proc.kill()
+    dead._proc.wait()
+    version.prewarm_dvc(repo.root)
+    fresh = shell._warm[shell._key(repo.root)]
+    assert fresh is not dead and fresh.alive()
+    assert dead._output.closed  # the dead one's handles are released, not leaked
+    version.discard_prewarmed(repo.root)
+    assert not fresh.alive()
