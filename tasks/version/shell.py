@@ -84,7 +84,7 @@ class _Interpreter:
             self._proc.stdin.write(json.dumps([list(c) for c in commands]) + "\n")
             self._proc.stdin.flush()
             reply = self._proc.stdout.readline()
-        except (BrokenPipeError, OSError):
+        except OSError:  # BrokenPipeError: it is gone
             reply = ""
         if not reply.strip():  # it died (killed from outside, or DVC crashed it)
             code = self._proc.wait() or 1
@@ -111,12 +111,17 @@ def prewarm_dvc(root: Path) -> None:
     """Start the DVC interpreter that the next :func:`dvc` call in ``root`` will use, now, so that
     its start-up overlaps whatever comes before that call. It dies with crowdloop; unused, it
     waits (:func:`discard_prewarmed` ends it)."""
-    warm = _warm.get(_key(root))
-    if warm is not None and warm.alive():
-        return
-    if warm is not None:  # it died (killed from outside): reap it, start another
-        warm.close()
-    _warm[_key(root)] = _Interpreter(root, "warm")
+    _warm[_key(root)] = _take_waiting(root) or _Interpreter(root, "warm")
+
+
+def _take_waiting(root: Path) -> _Interpreter | None:
+    """The interpreter waiting in ``root``, out of the registry; None if there is none, or it died
+    (killed from outside: it is reaped, and the caller starts another)."""
+    waiting = _warm.pop(_key(root), None)
+    if waiting is not None and not waiting.alive():
+        waiting.close()
+        return None
+    return waiting
 
 
 def discard_prewarmed(root: Path) -> None:
@@ -132,12 +137,9 @@ def dvc(*commands: list[str], root: Path, keep: bool = False) -> str:
     command's time; :func:`prewarm_dvc` starts it ahead), stopping at the first that fails;
     returns what DVC printed. ``keep``: when they succeed, the interpreter waits in ``root`` for
     the next call (a round's push after its commit) instead of ending."""
-    # The DVC of this interpreter's environment, whatever is first on PATH.
+    # DVC from this interpreter's environment (sys.executable), not whatever `dvc` is first on PATH.
     shown = " && ".join("dvc " + " ".join(args) for args in commands)
-    server = _warm.pop(_key(root), None)
-    if server is not None and not server.alive():  # it died (killed from outside): start one now
-        server.close()
-        server = None
+    server = _take_waiting(root)
     _check_top(root)
     server = server or _Interpreter(root)
     code, output = server.run(commands)
