@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crowdloop import api
+from crowdloop.tasks.schema import EXPORT_FORMATS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("export", help="write a round's batch as Label Studio tasks and labeling config")
-    p.add_argument("--format", choices=list(api.EXPORT_FORMATS), default="label-studio",
+    p.add_argument("--format", choices=list(EXPORT_FORMATS), default="label-studio",
                    help="label-studio: tasks.json to import; -csv: tasks.csv (safe in spreadsheets); "
                         "-jsonl: tasks.jsonl for a cloud storage folder (default: label-studio)")
     p.add_argument("--round", type=int, default=None, help="whose batch (default: the last round's)")
@@ -34,6 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ingest(args) -> None:
+    from crowdloop import api
+
     result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
     print(summary(args.file, result))
     if result.refused_file:
@@ -41,11 +43,15 @@ def cmd_ingest(args) -> None:
 
 
 def cmd_export(args) -> None:
+    from crowdloop import api
+
     done = api.export(args.campaign, format=args.format, round=args.round)
     print(f"round {done.round}'s batch: {done.tasks} tasks in {', '.join(str(f) for f in done.files)}")
 
 
 def cmd_labelstudio_push(args) -> None:
+    from crowdloop import api
+
     done = api.labelstudio_push(args.campaign, round=args.round)
     how = "created" if done.created else ("classes updated" if done.config_updated else "existing")
     print(f"round {done.round}'s batch -> Label Studio project {done.project} '{done.title}' ({how}): "
@@ -53,6 +59,8 @@ def cmd_labelstudio_push(args) -> None:
 
 
 def cmd_labelstudio_pull(args) -> None:
+    from crowdloop import api
+
     result = api.labelstudio_pull(args.campaign)
     print(summary(Path(result.source), result))
 

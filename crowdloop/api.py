@@ -28,13 +28,13 @@ from crowdloop.tasks import config_checks
 from crowdloop.tasks import ingest as ingest_mod
 from crowdloop.tasks import labelstudio_client, labelstudio_format, recovery, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
+from crowdloop.tasks.schema import EXPORT_FORMATS
 from crowdloop.tasks.store import Campaign
 
 __all__ = ["Campaign", "CrowdloopError", "export", "history", "ingest", "init_campaign", "init_demo",
            "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push", "rollback", "run_round",
            "run_rounds", "simulate", "status", "verify"]
 # `crowdloop export --format F`: the task file's form
-EXPORT_FORMATS = {"label-studio": "json", "label-studio-csv": "csv", "label-studio-jsonl": "jsonl"}
 
 
 def open_campaign(root: str | Path | Campaign) -> Campaign:
@@ -75,7 +75,8 @@ def run_round(campaign: str | Path | Campaign, *, simulate: bool = False, force:
     from crowdloop.flows.round import round_flow
 
     steps.hide_user_error_tracebacks()
-    return round_flow(str(open_campaign(campaign).root.resolve()), simulate=simulate, force=force)
+    with steps.without_heartbeats():
+        return round_flow(str(open_campaign(campaign).root.resolve()), simulate=simulate, force=force)
 
 
 def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = False, force: bool = False):

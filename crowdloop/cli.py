@@ -15,8 +15,9 @@
     crowdloop push | pull                  data/ to or from the DVC remote of params.yaml
     crowdloop simulate DATA                replay a labeled dataset: strategies x seeds (crowdloop/simulate_cmd.py)
 
-Each command calls crowdloop's Python API (crowdloop/api.py). Heavy libraries (Prefect,
-MLflow, torch) are imported only by the commands that need them, so `status` answers at once.
+Each command calls crowdloop's Python API (crowdloop/api.py), imported by the command that runs:
+importing this module loads nothing heavy (not even pandas), so `crowdloop round` starts its MLflow
+helper process at once, and heavy libraries (Prefect, MLflow, torch) load only where needed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from crowdloop import answers_cmd, api, console, signals, simulate_cmd
+from crowdloop import answers_cmd, console, signals, simulate_cmd
 from crowdloop.tasks import track_process
 from crowdloop.tasks.errors import CrowdloopError
 
@@ -153,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args) -> None:
+    from crowdloop import api
+
     if args.demo:
         made = api.init_demo(args.directory, seed=args.seed)
     else:
@@ -164,6 +167,7 @@ def cmd_init(args) -> None:
 
 
 def cmd_demo(args) -> None:
+    from crowdloop import api
     from crowdloop.tasks import config as config_mod
 
     log.info("building the demo campaign in %s", args.directory)
@@ -189,6 +193,8 @@ def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool, helper: 
 
 
 def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
+    from crowdloop import api
+
     for result in api.run_rounds(root, count, simulate=simulate, force=force):
         m = result.metrics
         steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
@@ -204,16 +210,21 @@ def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> Non
 
 
 def cmd_verify(args) -> int:
+    from crowdloop import api
+
     verified = api.verify(args.campaign)
     print(verified)
     return 1 if verified.findings else 0
 
 
 def cmd_status(args) -> None:
+    from crowdloop import api
+
     print(api.status(args.campaign))
 
 
 def cmd_rollback(args) -> None:
+    from crowdloop import api
     from crowdloop.tasks import store
 
     done = api.rollback(args.campaign, args.round)
@@ -222,11 +233,14 @@ def cmd_rollback(args) -> None:
 
 
 def cmd_push(args) -> None:
+    from crowdloop import api
+
     url = api.push(args.campaign)
     print(f"every round's data/ is in the DVC remote {url}")
 
 
 def cmd_pull(args) -> None:
+    from crowdloop import api
     from crowdloop.tasks import store
 
     url = api.pull(args.campaign)
@@ -234,7 +248,7 @@ def cmd_pull(args) -> None:
 
 
 def cmd_deploy(args) -> None:
-    from crowdloop import deploy
+    from crowdloop import api, deploy
     from crowdloop.tasks import config as config_mod
 
     campaign = api.open_campaign(args.campaign)

@@ -10,6 +10,7 @@ record or replay what it decided.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from contextlib import contextmanager
@@ -51,7 +52,10 @@ class Plan:
     (schema.BATCH_COLUMNS); ``unroutable`` picks nobody could be asked about;
     ``duplicates`` picks skipped as near-duplicates; ``strategy`` the strategy that
     actually scored (cold start, or what ``auto`` chose); ``signal`` the model's signal
-    metrics (:func:`crowdloop.tasks.signal.model_signal`; {} without a trained model).
+    metrics (:func:`crowdloop.tasks.signal.model_signal`; {} without a trained model);
+    ``notes`` the (level, line) pairs it logged about what it decided (the signal and the
+    ``auto`` rule, flagged annotators, picks nobody could take), which :func:`say_again`
+    repeats for a stored plan read back.
     """
 
     wide: pd.DataFrame
@@ -63,6 +67,7 @@ class Plan:
     duplicates: list = field(default_factory=list)
     strategy: str = ""
     signal: dict = field(default_factory=dict)
+    notes: tuple = ()
 
 
 def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config, *, number: int,
@@ -82,13 +87,15 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
     annotators.csv (None: none), for each annotator's quality change
     (:mod:`crowdloop.tasks.annotator_watch`, which also flags those routing skips).
     """
+    notes: list[tuple[int, str]] = []
+    say = functools.partial(_say, notes, clock.level)
     with clock("consensus"):
         wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
         agreed = consensus.consensus(
-            wide, round_data.previous_probs(trusted_previous(previous, previous_signal, cfg, clock.level), data), method=cfg.consensus.method, classes=data.classes,
-            calibrate_probs=cfg.consensus.calibrate_probs, crowdlab_label=cfg.consensus.crowdlab_label,
-            seed=cfg.seed)
-        agreed = _watched(agreed, data, previous_annotators, cfg, clock.level)
+            wide, round_data.previous_probs(trusted_previous(previous, previous_signal, cfg, say), data),
+            method=cfg.consensus.method, classes=data.classes, calibrate_probs=cfg.consensus.calibrate_probs,
+            crowdlab_label=cfg.consensus.crowdlab_label, seed=cfg.seed)
+        agreed = _watched(agreed, data, previous_annotators, cfg, say)
 
     with clock("train+predict"):
         labels = round_data.consensus_labels(data, agreed)
@@ -107,7 +114,7 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
         strategy = scoring.effective_strategy(cfg.score.strategy, inputs, cold_start=cfg.score.cold_start,
                                               no_signal=cfg.score.no_signal_strategy)
         rule = f"; score.strategy auto -> {strategy}" if cfg.score.strategy == scoring.AUTO else ""
-        log.log(clock.level, "%s%s", signal.describe(measured), rule)
+        say(f"{signal.describe(measured)}{rule}")
         scores = round_data.pool_series(data, *scoring.score(strategy, inputs, seed=cfg.seed + number))
 
     with clock("select"):
@@ -119,32 +126,43 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
                                    excluded=annotator_watch.flagged_ids(agreed.annotators)),
             diversity=_diversity(data, predictions, cfg), money_left=spend.money_left)
     if selection.unroutable:
-        log.warning("%d examples had no eligible annotator left and were skipped: %s",
-                    len(selection.unroutable), ", ".join(selection.unroutable[:10]))
+        _say(notes, logging.WARNING, f"{len(selection.unroutable)} examples had no eligible annotator left and "
+                                     f"were skipped: {', '.join(map(str, selection.unroutable[:10]))}")
     return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
-                list(selection.unroutable), list(selection.duplicates), strategy, measured)
+                list(selection.unroutable), list(selection.duplicates), strategy, measured, tuple(notes))
+
+
+def say_again(plan: Plan) -> None:
+    """Log what ``plan`` logged about its decisions when it was made (a stored plan read back)."""
+    for level, line in plan.notes:
+        log.log(level, "%s", line)
+
+
+def _say(notes: list, level: int, line: str) -> None:
+    log.log(level, "%s", line)
+    notes.append((level, line))
 
 
 def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None, cfg: Config,
-                     level: int = logging.INFO) -> pd.DataFrame | None:
+                     say: Callable[[str], None] = log.info) -> pd.DataFrame | None:
     """The last round's probabilities for CROWDLAB, or None (majority vote) when
-    ``consensus.require_signal`` is on and the model behind them carried no signal."""
+    ``consensus.require_signal`` is on and the model behind them carried no signal (``say`` tells)."""
     if cfg.consensus.require_signal and previous_signal is False and previous is not None:
-        log.log(level, "the last round's model carried no signal: this round's consensus is the majority vote "
-                       "(consensus.require_signal)")
+        say("the last round's model carried no signal: this round's consensus is the majority vote "
+            "(consensus.require_signal)")
         return None
     return previous
 
 
 def _watched(agreed: consensus.Consensus, data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config,
-             level: int) -> consensus.Consensus:
+             say: Callable[[str], None]) -> consensus.Consensus:
     """``agreed`` with each annotator's quality change, recent quality and flag (annotator_watch)."""
     routing = cfg.routing
     annotators = annotator_watch.watch(agreed.annotators, agreed.label_quality, data.annotations, previous,
                                        min_quality=routing.min_quality, window=routing.quality_window,
                                        min_labels=routing.min_labels, lone_labels=agreed.method == "crowdlab")
     for row in annotators[annotators["flagged"]].itertuples():
-        log.log(level, "annotator %s is flagged and gets no requests: %s", row.annotator_id, row.flag_reason)
+        say(f"annotator {row.annotator_id} is flagged and gets no requests: {row.flag_reason}")
     return dataclasses.replace(agreed, annotators=annotators)
 
 

@@ -10,7 +10,9 @@ was, and running it again reuses the cached training step.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,9 @@ import pandas as pd
 from prefect import flow
 
 from crowdloop.flows import compute, steps
-from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import annotators, gate, metrics, record, recovery, round_data, signal, stopping, store
+from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round, say_again
+from crowdloop.tasks import (annotators, gate, metrics, plan_cache, record, recovery, round_data, signal, stopping,
+                             store, train)
 
 log = logging.getLogger("crowdloop")
 
@@ -52,12 +55,8 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         log.info("round %d: %d annotations on %d examples, %d unlabeled, %d gold test", loaded.number,
                  len(loaded.annotations), len(data.labeled_ids), len(data.unlabeled_ids), len(data.test_ids))
         simulator = store.read_simulator_answers(loaded.campaign) if simulate else None
-        plan = plan_round(data, loaded.previous, loaded.cfg, number=loaded.number, clock=clock,
-                          train=steps.CampaignTrainer(loaded.campaign, loaded.cfg, mc_dropout_passes(loaded.cfg),
-                                                      compute.fit_mapper(loaded.cfg.compute)),
-                          holders=None if simulator is None else annotators.holders(simulator, loaded.annotations),
-                          spend=stopping.spend_so_far(loaded.annotations, loaded.cfg.budget),
-                          previous_signal=signal.was_present(loaded.history), previous_annotators=loaded.annotators)
+        plan = _plan(loaded, data, None if simulator is None else annotators.holders(simulator, loaded.annotations),
+                     clock)
         answers = None
         if simulate:
             with clock("simulate"):
@@ -72,6 +71,43 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         with clock("publish"):
             problems = _publish(loaded, run_id, report.get("test_accuracy", float("nan")))
         return RoundResult(loaded.number, report, clock.seconds, plan.strategy, run_id, problems)
+
+
+def _plan(loaded: steps.Loaded, data: round_data.RoundData, holders: dict | None, clock: Stopwatch) -> Plan:
+    """``plan_round`` for this round, or the plan an earlier run made from the same inputs and code
+    (:mod:`crowdloop.tasks.plan_cache`): a re-run of an unchanged round imports neither cleanlab
+    nor scikit-learn."""
+    cfg, cache = loaded.cfg, loaded.campaign.cache
+    options = {"number": loaded.number, "holders": holders,
+               "spend": stopping.spend_so_far(loaded.annotations, cfg.budget),
+               "previous_signal": signal.was_present(loaded.history), "previous_annotators": loaded.annotators}
+    start = time.perf_counter()
+    key = plan_cache.key({"data": data, "previous": loaded.previous, "cfg": cfg, "mc_passes": mc_dropout_passes(cfg),
+                          **options})
+    stored = _stored_plan(cache, key)
+    if stored is not None:
+        clock.seconds["plan"] = time.perf_counter() - start
+        log.info("inputs and code unchanged since this round's plan was made: plan read back (.cache/plans/%s.pkl)",
+                 key[:16])
+        say_again(stored)
+        return stored
+    plan = plan_round(data, loaded.previous, cfg, clock=clock, **options,
+                      train=steps.CampaignTrainer(loaded.campaign, cfg, mc_dropout_passes(cfg),
+                                                  compute.fit_mapper(cfg.compute)))
+    plan_cache.write(cache, key, dataclasses.replace(plan, predictions=None), plan.predictions.key)
+    return plan
+
+
+def _stored_plan(cache: Path, key: str) -> Plan | None:
+    """The plan stored under ``key`` with its predictions read back from the prediction cache; None
+    when there is none, or its predictions are gone (pruned)."""
+    stored = plan_cache.read(cache, key)
+    if stored is None or stored[1] is None:
+        return None
+    try:
+        return dataclasses.replace(stored[0], predictions=train.load_predictions(cache, stored[1]))
+    except FileNotFoundError:
+        return None
 
 
 def _record(loaded: steps.Loaded, data: round_data.RoundData, plan: Plan, report: dict,

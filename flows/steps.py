@@ -9,6 +9,7 @@ same in campaign rounds and simulations.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -48,6 +49,25 @@ class Loaded:
     @property
     def number(self) -> int:
         return (self.progress.round or 0) + 1
+
+
+@contextlib.contextmanager
+def without_heartbeats():
+    """Flow runs started inside send no heartbeats, unless $PREFECT_FLOWS_HEARTBEAT_FREQUENCY asks for them.
+
+    Prefect 3.8.8 sends a flow run's heartbeat every 180 s by default, for an automation that
+    marks runs whose heartbeats stop as crashed; its docs describe them for runs a deployment
+    starts, which keep them here (``crowdloop deploy``). A round run from the command or the
+    Python API is watched by whoever started it, and its heartbeat thread cost the run's end up to
+    a second: the thread sleeps in 1-second steps and the run waits for it to notice the end.
+    """
+    from prefect.settings import temporary_settings
+
+    if os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+        yield
+        return
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
 
 
 def current_flow_run_id() -> str | None:

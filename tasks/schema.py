@@ -26,3 +26,5 @@ SPLITS = ("pool", "test")
 # An example made of several texts (premise and hypothesis, a conversation's turns) joins
 # them with this; the head backend's ``model.head.pairs`` splits a pair back on it.
 TEXT_SEP = " [SEP] "
+# A batch exported for Label Studio (`crowdloop export --format`): each form and its file's extension.
+EXPORT_FORMATS = {"label-studio": "json", "label-studio-csv": "csv", "label-studio-jsonl": "jsonl"}

@@ -18,7 +18,7 @@ A campaign is a directory::
     exports/                     round-NNN/: a batch as Label Studio tasks (`crowdloop export`);
                                  labelstudio/: exports fetched by `crowdloop labelstudio pull`
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
-    .cache/                      embeddings and Prefect results (git-ignored)
+    .cache/                      embeddings, predictions, plans, models, Prefect results (git-ignored)
     .crowdloop/                  the writers' lock and journal (git-ignored)
 
 Every write goes to a temporary file, is flushed to disk and moved into place (tasks/files.py).

@@ -126,6 +126,9 @@ class Predictions:
         The fold whose model predicted each labeled example (``pred_probs``'s row).
     model_dir : str or None
         Where the model fitted on all labeled examples was exported (None: not exported).
+    key : str or None
+        The training key they are stored under in a campaign's cache (:func:`load_predictions`;
+        None: not stored, as in a simulation).
     """
 
     pred_probs: np.ndarray
@@ -142,6 +145,7 @@ class Predictions:
     trained: bool = True
     folds: np.ndarray | None = None
     model_dir: str | None = None
+    key: str | None = None
 
 
 def train_and_predict(
@@ -256,8 +260,8 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
             model_dir = Path(cache_dir) / "models" / key[:16]
             backend.save(fitted, model_dir)
             predictions = dataclasses.replace(predictions, model_dir=str(model_dir))
-        return writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)},
-                             embedding_key=encoder_key)
+        return writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)
+                              if f.name != "key"}, embedding_key=encoder_key)
     except BaseException:
         writer.discard()
         raise
@@ -268,4 +272,4 @@ def load_predictions(cache_dir: Path, key: str) -> Predictions:
     fields = prediction_cache.load(cache_dir, key)
     if fields is None:
         raise FileNotFoundError(f"no stored predictions for training key {key[:16]} in {cache_dir}")
-    return Predictions(**fields)
+    return Predictions(**fields, key=key)

@@ -15,8 +15,6 @@ distribution; CROWDLAB is then called with ``calibrate_probs=False``.
 from __future__ import annotations
 
 import numpy as np
-from cleanlab.internal.multiannotator_utils import _set_fine_search_range, temp_scale_pred_probs
-from cleanlab.internal.numerics import softmax
 
 COARSE_GRID = (0.1, 0.2, 0.5, 0.8, 1, 2, 3, 5, 8)  # cleanlab's find_best_temp_scaler defaults
 FINE_STEPS = 4
@@ -34,6 +32,9 @@ def empirical_distribution(labels: np.ndarray, n_classes: int) -> np.ndarray:
 def best_temperature(labels: np.ndarray, pred_probs: np.ndarray) -> float:
     """The temperature (coarse grid, then a fine search around its best) minimising the mean soft
     cross-entropy between the annotators' vote shares and the scaled ``pred_probs`` (N, K)."""
+    from cleanlab.internal.multiannotator_utils import _set_fine_search_range  # cleanlab imports scikit-learn
+    from cleanlab.internal.numerics import softmax
+
     pred_probs = np.asarray(pred_probs, dtype=float)
     target = empirical_distribution(labels, pred_probs.shape[1])
     log_probs = np.log(pred_probs, where=pred_probs > 0, out=np.full(pred_probs.shape, -np.inf))
@@ -49,4 +50,6 @@ def best_temperature(labels: np.ndarray, pred_probs: np.ndarray) -> float:
 
 def calibrate(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """``pred_probs`` (N, K) temperature-scaled to the annotators' labels (N, M)."""
+    from cleanlab.internal.multiannotator_utils import temp_scale_pred_probs
+
     return temp_scale_pred_probs(np.asarray(pred_probs, dtype=float), best_temperature(labels, pred_probs))

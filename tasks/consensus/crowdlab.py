@@ -7,10 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from cleanlab.multiannotator import get_label_quality_multiannotator
-# cleanlab's own annotator quality and worst-class tie-break (private; cleanlab is pinned, and
-# tests/unit/test_consensus.py compares annotator_stats with its public output)
-from cleanlab.multiannotator import _get_annotator_quality, _get_single_annotator_worst_class
 
 from crowdloop.tasks.consensus import calibration
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, agreement_rates, annotators_frame,
@@ -61,6 +57,8 @@ def crowdlab(
     mean CROWDLAB quality of their own labels. ``label_quality`` is cleanlab's
     ``detailed_label_quality``: each given label's quality under the same posterior.
     """
+    from cleanlab.multiannotator import get_label_quality_multiannotator  # cleanlab imports scikit-learn: 1-2 s
+
     n_rows = len(labels_multiannotator)
     pred_probs = check_pred_probs(pred_probs, n_rows=n_rows, name="pred_probs")
     labels = check_label_matrix(labels_multiannotator, n_classes=pred_probs.shape[1])
@@ -115,6 +113,10 @@ def annotator_stats(values: np.ndarray, per_example: pd.DataFrame, detailed: np.
     with numpy and hands the rare three-way tie to cleanlab. tests/unit/test_consensus.py checks
     all four against cleanlab's own ``annotator_stats``.
     """
+    # cleanlab's own annotator quality (private; cleanlab is pinned, and tests/unit/test_consensus.py
+    # compares annotator_stats with its public output)
+    from cleanlab.multiannotator import _get_annotator_quality
+
     label = per_example["consensus_label"].to_numpy()
     quality_score = per_example["consensus_quality_score"].to_numpy()
     num = per_example["num_annotations"].to_numpy()
@@ -138,6 +140,8 @@ def _worst_class(column: np.ndarray, mine: np.ndarray, label: np.ndarray, qualit
     most = lowest[count[lowest] == count[lowest].max()]
     if len(most) == 1:
         return int(classes[most[0]])
+    from cleanlab.multiannotator import _get_single_annotator_worst_class  # private, as _get_annotator_quality
+
     return int(_get_single_annotator_worst_class(column, label, quality_score))
 
 

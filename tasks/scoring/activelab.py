@@ -25,10 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from cleanlab.internal.multiannotator_utils import temp_scale_pred_probs
-from cleanlab.multiannotator import (get_label_quality_multiannotator, get_label_quality_multiannotator_ensemble,
-                                     get_majority_vote_label)
-from cleanlab.rank import get_label_quality_scores
 
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, break_exact_ties, check_label_matrix,
                                             check_pred_probs, only_single_labels)
@@ -72,6 +68,8 @@ def activelab(
     neither scales nor weighs (majority vote, unit weights). With N == 0 the unlabeled
     pool is scored from the model alone; ``pred_probs`` must then have 0 rows.
     """
+    from cleanlab.internal.multiannotator_utils import temp_scale_pred_probs  # cleanlab imports scikit-learn: 1-2 s
+
     labels, pred_probs, unlabeled = _checked(labels_multiannotator, pred_probs, pred_probs_unlabeled)
     values, n_classes = labels.to_numpy(dtype=float), pred_probs.shape[1]
     with _quiet_cleanlab():
@@ -102,6 +100,10 @@ def activelab_ensemble(labels_multiannotator: pd.DataFrame, fold_pred_probs: np.
         In [0, 1]; lower means another label is more useful. An unlabeled example scores the
         label quality of the models' majority class under their weighted mean with chance.
     """
+    from cleanlab.internal.multiannotator_utils import temp_scale_pred_probs
+    from cleanlab.multiannotator import get_majority_vote_label
+    from cleanlab.rank import get_label_quality_scores
+
     fold_l = np.asarray(fold_pred_probs, dtype=float)
     fold_u = np.asarray(fold_pred_probs_unlabeled, dtype=float)
     if fold_l.ndim != 3 or fold_u.ndim != 3 or len(fold_l) != len(fold_u) or len(fold_l) < 2:
@@ -139,6 +141,11 @@ def _fit_labeled(values: np.ndarray, probs: np.ndarray | None, *, models: int = 
     with each temperature fitted to the votes given. When every example has a single label cleanlab
     neither scales nor weighs (majority vote, unit weights); with no labeled example (``probs`` None)
     there is nothing to fit: unit temperatures and weights for ``models`` models."""
+    from cleanlab.internal.multiannotator_utils import temp_scale_pred_probs
+    from cleanlab.multiannotator import (get_label_quality_multiannotator, get_label_quality_multiannotator_ensemble,
+                                         get_majority_vote_label)
+    from cleanlab.rank import get_label_quality_scores
+
     if probs is None:
         ones = np.ones(models)
         return _Fit(np.zeros(0), ones, ones, np.ones(values.shape[1]), 1.0)

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
+import yaml
 
 from crowdloop import cli
 from crowdloop.tasks import store, track, train, version
@@ -90,6 +92,34 @@ def test_rerun_after_a_crash_reuses_the_trained_step(tiny_campaign, count_traini
     assert calls == []
     assert version.round_tags(camp) == ["round-000", "round-001"]
     assert store.data_hash(camp) != before
+
+
+def test_a_rerun_of_an_unchanged_round_reads_its_plan_back_without_cleanlab(tiny_campaign):
+    """The plan is stored under the round's inputs and code: re-running the round after a rollback
+    reads it back (the same batch, the same signal line) in a process that never imports cleanlab
+    or scikit-learn; with a setting changed, the round plans again."""
+    camp = tiny_campaign
+    planned = _command_process(camp, "round", "--simulate", modules=("sklearn",))
+    assert planned.stdout.split()[-3:] == ["exit", "0", "True"], planned.stderr[-3000:]  # it trained
+    batch = (camp.round_dir(1) / "batch.csv").read_bytes()
+    signal_line = next(line for line in planned.stderr.splitlines() if "out-of-sample balanced accuracy" in line)
+    assert "plan read back" not in planned.stderr
+
+    assert _crowdloop(camp, "rollback", "0") == 0
+    again = _command_process(camp, "round", "--simulate", modules=("cleanlab", "sklearn"))
+    assert again.stdout.split()[-4:] == ["exit", "0", "False", "False"], again.stderr[-3000:]
+    assert "plan read back" in again.stderr
+    assert signal_line.split(maxsplit=1)[1] in again.stderr  # the same line, without its time
+    assert (camp.round_dir(1) / "batch.csv").read_bytes() == batch
+
+    assert _crowdloop(camp, "rollback", "0") == 0
+    params = yaml.safe_load(camp.params_file.read_text())
+    params["select"]["batch_size"] = 5
+    camp.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = _command_process(camp, "round", "--simulate")
+    assert changed.stdout.split()[-4:-2] == ["exit", "0"], changed.stderr[-3000:]
+    assert "plan read back" not in changed.stderr
+    assert len(pd.read_csv(camp.round_dir(1) / "batch.csv")) == 5
 
 
 def test_round_writes_batch_and_ingest_adds_exactly_its_rows(tiny_campaign, tmp_path, capsys):
@@ -200,11 +230,11 @@ def test_an_error_in_the_mlflow_helper_undoes_the_round(campaign_factory, tmp_pa
     assert store.data_hash(camp) == before
 
 
-def _command_process(camp, *args) -> subprocess.CompletedProcess:
+def _command_process(camp, *args, modules=("mlflow", "matplotlib")) -> subprocess.CompletedProcess:
     """``crowdloop -C camp *args`` as the command's own process runs it (``own_process``), in a
-    fresh interpreter; stdout ends with ``exit CODE`` and whether it imported mlflow and matplotlib."""
+    fresh interpreter; stdout ends with ``exit CODE`` and whether it imported each of ``modules``."""
     command = ("import sys\n"
                "from crowdloop import cli\n"
                f"code = cli.main(['-C', {str(camp.root)!r}, *{list(args)!r}], own_process=True)\n"
-               "print('exit', code, 'mlflow' in sys.modules, 'matplotlib' in sys.modules)\n")
+               f"print('exit', code, *(m in sys.modules for m in {modules!r}))\n")
     return subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=900)
