@@ -87,3 +87,17 @@ def test_the_code_version_covers_crowdloops_sources_and_libraries(monkeypatch):
     monkeypatch.setattr(plan_cache, "_version", lambda library: "9.9" if library == "cleanlab" else "1.0")
     assert plan_cache.code_version() != before
     plan_cache.code_version.cache_clear()
+
+
+def test_rounds_run_without_prefect_heartbeats_unless_the_user_asks_for_them(monkeypatch):
+    from prefect.settings import get_current_settings
+
+    from crowdloop.flows import steps
+
+    monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)
+    with steps.without_heartbeats():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's default again
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
+    with steps.without_heartbeats():
+        assert get_current_settings().flows.heartbeat_frequency is not None  # asked for: kept
