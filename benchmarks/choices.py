@@ -1,4 +1,4 @@
-"""Model and consensus settings re-checked on validation splits: each choice against the defaults.
+"""Model, consensus and selection settings re-checked on validation splits: each choice against the defaults.
 
     python benchmarks/choices.py [--seeds 3] [--data politeness,rte,hs_brexit]
                                  [--choices all] [--out benchmarks/out/choices]
@@ -34,6 +34,10 @@ CHOICES = {
     "consensus-quality sample weights": {"model": {"sample_weights": "consensus_quality"}},
     "uncalibrated CROWDLAB": {"consensus": {"calibrate_probs": False}},
     "pair features": {"model": {"head": {"pairs": True}}},
+    "max_length 128": {"model": {"max_length": 128}},
+    "k-center 0.25": {"select": {"kcenter_weight": 0.25}},
+    "k-center 0.5": {"select": {"kcenter_weight": 0.5}},
+    "near-duplicates 0.9": {"select": {"duplicate_threshold": 0.9}},
 }
 ONLY = {"pair features": ("rte",)}  # a choice that changes nothing elsewhere
 METRICS = ("accuracy", "macro_f1", "consensus_accuracy")
