@@ -12,6 +12,9 @@ from crowdloop.tasks import report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
+# One embeddings cache for the scripts that simulate the same texts many times (choices, consensus):
+# each text is embedded once across them (`crowdloop simulate --embedding-cache`).
+SHARED_CACHE = ["--embedding-cache", str(ROOT / "benchmarks" / "out" / ".embeddings")]
 
 # dataset -> (the `crowdloop simulate` arguments for it, the target its summary counts annotations to)
 SOURCES = {

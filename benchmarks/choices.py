@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from _compare import ROOT, SOURCES, dataset_args, simulate
+from _compare import ROOT, SHARED_CACHE, SOURCES, dataset_args, simulate
 from crowdloop.cli import exit_frozen
 from crowdloop.tasks import config, report
 
@@ -79,7 +79,8 @@ def main() -> None:
                 continue
             out = args.out / dataset / name.replace(" ", "_")
             simulate([*flags, "--seeds", str(args.seeds), "--strategies", "auto", "--evaluate", "validation",
-                      "--params", str(params_file(args.out, name, CHOICES[name])), "--out", str(out)])
+                      "--params", str(params_file(args.out, name, CHOICES[name])), "--out", str(out),
+                      *SHARED_CACHE])
             curves = pd.read_csv(out / "curves.csv")
             base = curves if name == "defaults" else base
             row = {"dataset": dataset, "choice": name}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import DATASETS, ROOT, dataset_args, simulate
+from _compare import DATASETS, ROOT, SHARED_CACHE, dataset_args, simulate
 from crowdloop import cli
 from crowdloop.tasks import report
 
@@ -72,7 +72,7 @@ def bake_off(args) -> None:
     folders = args.sims or [args.out / "bake_off"]
     if not args.sims:
         base = [str(DATASETS / "politeness"), "--format", "tutorial", "--preset", "tutorial", "--seeds",
-                str(args.seeds), "--out", str(folders[0])]
+                str(args.seeds), "--out", str(folders[0]), *SHARED_CACHE]
         simulate([*base, "--strategies", "activelab", "--consensus", args.methods])
         simulate([*base, "--strategies", "random"])
     curves = pd.concat([pd.read_csv(Path(f) / "curves.csv") for f in folders], ignore_index=True)
@@ -103,7 +103,7 @@ def goes_bad(args) -> None:
                               + "model:\n  head:\n    C_grid: [1.0]\n")
             simulate([*data, "--preset", "tutorial", "--seeds", str(args.seeds), "--strategies", "activelab",
                       "--answered-by", args.answered_by, "--goes-bad", str(args.goes_bad), *bad,
-                      "--params", str(params), "--out", str(folder)])
+                      "--params", str(params), "--out", str(folder), *SHARED_CACHE])
     parts = []
     for folder, name in zip(folders, ("without routing.min_quality", "with routing.min_quality")):
         parts.append(pd.read_csv(Path(folder) / "curves.csv").assign(strategy=name))

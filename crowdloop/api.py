@@ -225,7 +225,8 @@ def verify(campaign: str | Path | Campaign):
 def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tutorial", seeds: int = 5,
              strategies: Sequence[str] = ("auto", "random"), params: str | Path | None = None,
              target: float = 0.9, metric: str | None = None, out: str | Path = "simulations/latest",
-             protocol: dict | None = None, consensus: Sequence[str] | None = None, **import_options) -> dict:
+             protocol: dict | None = None, consensus: Sequence[str] | None = None,
+             embedding_cache: str | Path | None = None, **import_options) -> dict:
     """Replay a multi-annotator dataset: every strategy × seed picks batches that simulated
     annotators answer from the annotations not yet collected.
 
@@ -237,7 +238,9 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     (``["all"]``: every method), in arms named ``strategy+method``; None: each strategy's own.
     ``params``: a params.yaml for the model settings. ``metric``: what annotations-to-
     ``target`` and ROI read (accuracy | macro_f1 | balanced_accuracy | consensus_accuracy;
-    default macro_f1). Writes curves.csv, learning_curve.png and summary.txt in ``out``
+    default macro_f1). ``embedding_cache``: a folder for the text embeddings that several
+    simulations of the same texts share, each text embedded once (None: ``out``/.cache).
+    Writes curves.csv, learning_curve.png and summary.txt in ``out``
     (a folder resumes what it holds); returns ``{curves, summary, paths, run_id}``.
     """
     from crowdloop.flows import simulate as simulate_flows
@@ -256,9 +259,11 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     unknown = sorted(set(changes) - set(simulate_flows.PROTOCOL_FLAGS))
     if unknown:
         raise ConfigError(f"unknown protocol setting {unknown[0]!r}; use {', '.join(simulate_flows.PROTOCOL_FLAGS)}.")
-    methods = [None] if consensus is None else consensus_methods(consensus)
+    methods = [None] if consensus is None else config_checks.consensus_methods(consensus)
     plan = dataclasses.replace(simulate_flows.PRESETS[preset], **changes,
                                arms=tuple(simulate_flows.arm(s, m) for s in chosen for m in methods))
+    if embedding_cache is not None and Path(embedding_cache).exists() and not Path(embedding_cache).is_dir():
+        raise ConfigError(f"--embedding-cache {embedding_cache} is a file; name a folder (made if missing).")
     base = config_mod.load(params)
     replay = importers.load(format, Path(source), **import_options)
     if plan.bad_annotator is not None and plan.bad_annotator not in set(replay.uncollected["annotator_id"]):
@@ -270,19 +275,9 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     steps.hide_user_error_tracebacks()
     simulation_store.prepare(out, replay, simulate_flows.run_settings(base, plan))
     title = f"{Path(source).name}: {preset} preset" + (" (validation split)" if plan.evaluate == "validation" else "")
+    shared = None if embedding_cache is None else str(Path(embedding_cache).resolve())
     return simulate_flows.simulate_flow(str(out), plan, list(range(seeds)), base, title, target=target,
-                                        metric=metric)
-
-
-def consensus_methods(names: Sequence[str]) -> list[str]:
-    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one)."""
-    if list(names) == ["all"]:
-        return list(config_checks.CONSENSUS_METHODS)
-    for name in names:
-        if name not in config_checks.CONSENSUS_METHODS:
-            raise ConfigError(f"unknown consensus method {name!r}; use one of "
-                              f"{', '.join(config_checks.CONSENSUS_METHODS)} (or all).")
-    return list(names)
+                                        metric=metric, shared_cache=shared)
 
 
 def _versioned(root: str | Path | Campaign) -> tuple[Campaign, config_mod.Config]:

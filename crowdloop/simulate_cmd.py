@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
                    help="what annotations-to-target and ROI read (default: macro_f1)")
     p.add_argument("--target", type=float, default=0.9, help="--metric value the summary counts annotations to")
     p.add_argument("--out", type=Path, default=Path("simulations/latest"))
+    p.add_argument("--embedding-cache", type=Path, default=None,
+                   help="a folder for the text embeddings, shared by simulations of the same texts: each text is "
+                        "embedded once across them (default: OUT/.cache)")
     p.set_defaults(func=run)
     _add_aggregate(sub)
 
@@ -96,7 +99,8 @@ def run(args) -> None:
     consensus = [c.strip() for c in args.consensus.split(",") if c.strip()] if args.consensus else None
     result = api.simulate(args.source, format=args.format, preset=args.preset, seeds=args.seeds,
                           strategies=strategies, params=args.params, target=args.target, metric=args.metric,
-                          out=args.out, protocol=protocol, consensus=consensus, **import_options(args))
+                          out=args.out, protocol=protocol, consensus=consensus,
+                          embedding_cache=args.embedding_cache, **import_options(args))
     print((Path(args.out) / "summary.txt").read_text().rstrip())
     print("\nwrote " + ", ".join(str(p) for p in result["paths"]) +
           f"\nMLflow: mlflow ui --backend-store-uri sqlite:///{args.out}/mlruns/mlflow.db")
@@ -104,10 +108,9 @@ def run(args) -> None:
 
 def run_aggregate(args) -> None:
     """`crowdloop aggregate`: read the dataset, aggregate it with every method, print the table."""
-    from crowdloop import api
-    from crowdloop.tasks import aggregate, importers
+    from crowdloop.tasks import aggregate, config_checks, importers
 
-    methods = list(aggregate.MODEL_FREE) if args.methods == "all" else api.consensus_methods(
+    methods = list(aggregate.MODEL_FREE) if args.methods == "all" else config_checks.consensus_methods(
         [m.strip() for m in args.methods.split(",") if m.strip()])
     counts = [aggregate.ALL if k.strip() == "all" else int(k) for k in args.labels_per_item.split(",") if k.strip()]
     replay = importers.load(args.format, args.source, **import_options(args))

@@ -128,10 +128,12 @@ def run_settings(base: config_mod.Config, preset: Preset) -> dict:
 
 
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
-def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, seed: int) -> pd.DataFrame:
-    """All rounds of one arm × seed; returns its rows of the learning-curve table."""
+def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, seed: int,
+             shared_cache: str | None = None) -> pd.DataFrame:
+    """All rounds of one arm × seed; returns its rows of the learning-curve table. ``shared_cache``:
+    the embeddings cache folder, when not out_dir/.cache."""
     replay = simulation_store.read_replay(Path(out_dir))
-    backend = steps.simulation_backend(base.model, out_dir)
+    backend = steps.simulation_backend(base.model, out_dir, shared_cache)
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
     saved = simulation_store.read_checkpoint(folder)
@@ -183,14 +185,15 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
 
 @flow(name="crowdloop-simulate")
 def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_mod.Config, title: str,
-                  target: float = 0.9, metric: str = report.DEFAULT_METRIC) -> dict:
+                  target: float = 0.9, metric: str = report.DEFAULT_METRIC, shared_cache: str | None = None) -> dict:
     """Every arm × seed of ``preset`` on the replay saved in ``out_dir`` (simulation_store.prepare);
     writes curves.csv, learning_curve.png and summary.txt there and logs them to MLflow.
-    ``metric`` is what the summary's annotations-to-``target`` and ROI read."""
+    ``metric`` is what the summary's annotations-to-``target`` and ROI read. ``shared_cache``: the
+    embeddings cache folder (``--embedding-cache``; None: out_dir/.cache)."""
     out = Path(out_dir)
-    backend_name = steps.embed_texts(out_dir, base)
-    curves = pd.concat(_run_arms(out_dir, base, preset, seeds, one_at_a_time_here=backend_name != "head"),
-                       ignore_index=True)
+    backend_name = steps.embed_texts(out_dir, base, shared_cache)
+    curves = pd.concat(_run_arms(out_dir, base, preset, seeds, one_at_a_time_here=backend_name != "head",
+                                 shared_cache=shared_cache), ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     baseline = next((name for name in (RANDOM.name, f"{RANDOM.name}+{RANDOM.consensus}")
                      if name in set(curves["strategy"])), None)
@@ -211,14 +214,15 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
 
 
 def _run_arms(out_dir: str, base: config_mod.Config, preset: Preset, seeds: list[int], *,
-              one_at_a_time_here: bool) -> list[pd.DataFrame]:
+              one_at_a_time_here: bool, shared_cache: str | None = None) -> list[pd.DataFrame]:
     """Every arm × seed's rows, in arm × seed order, run where ``base.compute`` says (flows/compute.py).
     ``one_at_a_time_here``: the fine-tune backend's arms share this machine's GPU, so they run one after
     another unless a Dask cluster is named."""
     jobs = [(arm, seed) for arm in preset.arms for seed in seeds]
     runner = compute.process_runner(base.compute, jobs=1 if one_at_a_time_here else len(jobs))
     names = [f"{arm.name}-seed{seed}" for arm, seed in jobs]
-    calls = [{"out_dir": out_dir, "base": base, "preset": preset, "arm": arm, "seed": seed} for arm, seed in jobs]
+    calls = [{"out_dir": out_dir, "base": base, "preset": preset, "arm": arm, "seed": seed, "shared_cache": shared_cache}
+             for arm, seed in jobs]
     with progress.bar(len(jobs), "simulation: arms × seeds", unit="run", say=log.info) as bar:
         def done(i: int) -> None:
             bar.note(f"{names[i]} done")

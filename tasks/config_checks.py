@@ -122,6 +122,17 @@ def dask_address_problem(address: str) -> str | None:
     return None
 
 
+def consensus_methods(names) -> list[str]:
+    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one)."""
+    if list(names) == ["all"]:
+        return list(CONSENSUS_METHODS)
+    for name in names:
+        if name not in CONSENSUS_METHODS:
+            raise ConfigError(f"unknown consensus method {name!r}; use one of "
+                              f"{', '.join(CONSENSUS_METHODS)} (or all).")
+    return list(names)
+
+
 def check_strategy(name: str, *, source: str = "params") -> None:
     """Fail unless ``name`` is a built-in strategy or an importable ``module:function``."""
     if name in STRATEGIES:

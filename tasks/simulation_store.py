@@ -4,7 +4,7 @@
     replay/                  examples, initial and uncollected annotations, classes.json
     checkpoints/<arm>-seed<k>/   rows.csv, annotations.parquet, pred_probs.parquet after each round
     curves.csv, learning_curve.png, summary.txt
-    mlruns/, .cache/         MLflow and the embeddings cache
+    mlruns/, .cache/         MLflow and the embeddings cache (elsewhere with --embedding-cache)
 
 Rounds already in ``checkpoints/`` are resumed, so a folder only ever holds one
 setting: :func:`prepare` refuses to mix another into it.
@@ -24,9 +24,10 @@ from crowdloop.tasks.files import replacing, write_parquet_atomic, write_text_at
 SETTINGS_FILE = "settings.json"
 
 
-def cache_dir(out: Path) -> Path:
-    """The simulation's cache folder (embeddings), out/.cache."""
-    return Path(out) / ".cache"
+def cache_dir(out: Path, shared: str | Path | None = None) -> Path:
+    """The simulation's cache folder (embeddings): ``shared`` when given (``--embedding-cache``,
+    a folder several simulations of the same texts read and extend), else out/.cache."""
+    return Path(shared) if shared is not None else Path(out) / ".cache"
 
 
 def prepare(out: Path, replay, settings: dict) -> None:

@@ -9,13 +9,14 @@ import pytest
 
 from crowdloop.flows import simulate
 from crowdloop.tasks import annotators, simulation_store
+from crowdloop.tasks.models.encoder import FrozenEncoder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial"):
+def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial", shared_cache=None):
     preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6, answered_by=answered_by)
-    return simulate.simulate_flow(str(out), preset, list(seeds), base, "tiny")
+    return simulate.simulate_flow(str(out), preset, list(seeds), base, "tiny", shared_cache=shared_cache)
 
 
 def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, base, tmp_path, monkeypatch):
@@ -55,6 +56,30 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
     assert logged["params.consensus.crowdlab_label"] == base.consensus.crowdlab_label
     assert logged["params.model.head.pooling"] == base.model.head.pooling
     assert logged["preset.answered_by"] == "tutorial" and logged["rounds"] == "3"
+
+
+def test_simulations_sharing_an_embedding_cache_embed_each_text_once(replay, base, tmp_path, monkeypatch):
+    shared = tmp_path / "embeddings"
+    first, second, alone = tmp_path / "first", tmp_path / "second", tmp_path / "alone"
+    for out in (first, second, alone):
+        simulation_store.write_replay(out, replay)
+    encoded = []
+    real = FrozenEncoder._encode
+    monkeypatch.setattr(FrozenEncoder, "_encode", lambda self, texts: encoded.append(len(texts)) or real(self, texts))
+
+    _run(first, base, rounds=2, seeds=(0,), shared_cache=str(shared))
+    chunks = sorted(shared.rglob("*.keys.npy"))
+    assert chunks and sum(encoded) == len(replay.examples) and not (first / ".cache").exists()
+
+    encoded.clear()  # a second simulation of the same texts embeds nothing and adds nothing
+    _run(second, base, rounds=2, seeds=(0,), shared_cache=str(shared))
+    assert encoded == [] and sorted(shared.rglob("*.keys.npy")) == chunks
+
+    _run(alone, base, rounds=2, seeds=(0,))  # its own cache: embeds again, decides the same
+    assert sum(encoded) == len(replay.examples) and (alone / ".cache").is_dir()
+    timed = ["seconds"]
+    pd.testing.assert_frame_equal(pd.read_csv(second / "curves.csv").drop(columns=timed),
+                                  pd.read_csv(alone / "curves.csv").drop(columns=timed))
 
 
 @pytest.mark.parametrize("answered_by", ["tutorial", "routed"])

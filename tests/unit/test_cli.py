@@ -148,6 +148,16 @@ def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_simulate_refuses_an_embedding_cache_that_is_a_file(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)[1:]
+    (tmp_path / "cache").write_text("not a folder")
+    code = cli.main(["simulate", *flags, "--embedding-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--embedding-cache" in err and "is a file; name a folder" in err
+    assert not (tmp_path / "out").exists() and (tmp_path / "cache").read_text() == "not a folder"
+
+
 def test_the_command_exits_with_its_code_after_its_atexit_handlers_with_everything_frozen(tmp_path):
     """exit_frozen (the `crowdloop` command's and the benchmarks' exit): the exit code and atexit
     handlers (log flushing, Prefect's server stop) are kept; the objects are out of the last collections."""
