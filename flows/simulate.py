@@ -129,11 +129,11 @@ def run_settings(base: config_mod.Config, preset: Preset) -> dict:
 
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
 def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, seed: int,
-             shared_cache: str | None = None) -> pd.DataFrame:
-    """All rounds of one arm × seed; returns its rows of the learning-curve table. ``shared_cache``:
-    the embeddings cache folder, when not out_dir/.cache."""
+             cache_dir: str) -> pd.DataFrame:
+    """All rounds of one arm × seed, embeddings from ``cache_dir``; returns its rows of the
+    learning-curve table."""
     replay = simulation_store.read_replay(Path(out_dir))
-    backend = steps.simulation_backend(base.model, out_dir, shared_cache)
+    backend = steps.simulation_backend(base.model, cache_dir)
     cfg = arm_config(base, preset, arm, seed=seed, classes=replay.classes)
     folder = Path(out_dir) / "checkpoints" / f"{arm.name}-seed{seed}"
     saved = simulation_store.read_checkpoint(folder)
@@ -191,9 +191,10 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     ``metric`` is what the summary's annotations-to-``target`` and ROI read. ``shared_cache``: the
     embeddings cache folder (``--embedding-cache``; None: out_dir/.cache)."""
     out = Path(out_dir)
-    backend_name = steps.embed_texts(out_dir, base, shared_cache)
+    cache_dir = str(simulation_store.cache_dir(out, shared_cache))
+    backend_name = steps.embed_texts(out_dir, base, cache_dir)
     curves = pd.concat(_run_arms(out_dir, base, preset, seeds, one_at_a_time_here=backend_name != "head",
-                                 shared_cache=shared_cache), ignore_index=True)
+                                 cache_dir=cache_dir), ignore_index=True)
     at = sorted({1, min(5, preset.rounds), min(10, preset.rounds), preset.rounds})
     baseline = next((name for name in (RANDOM.name, f"{RANDOM.name}+{RANDOM.consensus}")
                      if name in set(curves["strategy"])), None)
@@ -214,14 +215,14 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
 
 
 def _run_arms(out_dir: str, base: config_mod.Config, preset: Preset, seeds: list[int], *,
-              one_at_a_time_here: bool, shared_cache: str | None = None) -> list[pd.DataFrame]:
+              one_at_a_time_here: bool, cache_dir: str) -> list[pd.DataFrame]:
     """Every arm × seed's rows, in arm × seed order, run where ``base.compute`` says (flows/compute.py).
     ``one_at_a_time_here``: the fine-tune backend's arms share this machine's GPU, so they run one after
     another unless a Dask cluster is named."""
     jobs = [(arm, seed) for arm in preset.arms for seed in seeds]
     runner = compute.process_runner(base.compute, jobs=1 if one_at_a_time_here else len(jobs))
     names = [f"{arm.name}-seed{seed}" for arm, seed in jobs]
-    calls = [{"out_dir": out_dir, "base": base, "preset": preset, "arm": arm, "seed": seed, "shared_cache": shared_cache}
+    calls = [{"out_dir": out_dir, "base": base, "preset": preset, "arm": arm, "seed": seed, "cache_dir": cache_dir}
              for arm, seed in jobs]
     with progress.bar(len(jobs), "simulation: arms × seeds", unit="run", say=log.info) as bar:
         def done(i: int) -> None:

@@ -210,24 +210,23 @@ def decide(campaign_dir: str, force: bool) -> gate.RoundDecision:
 
 
 @functools.lru_cache(maxsize=2)
-def simulation_backend(model_cfg: config.ModelConfig, out_dir: str, shared_cache: str | None = None):
+def simulation_backend(model_cfg: config.ModelConfig, cache_dir: str):
     """The encoder, loaded once per process and shared by every arm; embeddings from the disk cache
-    (out_dir/.cache, or ``shared_cache``: simulation_store.cache_dir).
+    in ``cache_dir`` (simulation_store.cache_dir).
 
-    Arms receive the output folder, not the data: Prefect stores flow parameters
+    Arms receive folders, not the data: Prefect stores flow parameters
     as JSON, which would copy the whole dataset into its database for every arm.
     """
-    cache = embedding_cache.open_cache(simulation_store.cache_dir(Path(out_dir), shared_cache),
-                                       model_key(resolve_model_name(model_cfg.name)))
+    cache = embedding_cache.open_cache(Path(cache_dir), model_key(resolve_model_name(model_cfg.name)))
     return models.load_backend(model_cfg, embedding_cache=cache, progress=log.info)
 
 
 @task(name="embed-texts", **WRITES)
-def embed_texts(out_dir: str, base: config.Config, shared_cache: str | None = None) -> str:
-    """Embed every text of the replay once (head backend), cached on disk in out_dir/.cache (or
-    ``shared_cache``); texts the cache already holds are not embedded again."""
+def embed_texts(out_dir: str, base: config.Config, cache_dir: str) -> str:
+    """Embed every text of the replay in out_dir once (head backend), cached on disk in ``cache_dir``;
+    texts the cache already holds are not embedded again."""
     replay = simulation_store.read_replay(Path(out_dir))
-    backend = simulation_backend(base.model, out_dir, shared_cache)
+    backend = simulation_backend(base.model, cache_dir)
     if hasattr(backend, "prepare"):
         backend.prepare(replay.examples["text"].tolist())
     return backend.name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Sequence
 
 from crowdloop.tasks.errors import ConfigError
 
@@ -122,7 +123,7 @@ def dask_address_problem(address: str) -> str | None:
     return None
 
 
-def consensus_methods(names) -> list[str]:
+def consensus_methods(names: Sequence[str]) -> list[str]:
     """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one)."""
     if list(names) == ["all"]:
         return list(CONSENSUS_METHODS)
