@@ -16,6 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from crowdloop.tasks.config import HeadConfig
+from crowdloop.tasks.models import lbfgs
 from crowdloop.tasks.models.base import check_class_indices, check_weights, floor_probs
 
 
@@ -92,8 +93,9 @@ def choose_C(X, y: np.ndarray, *, grid: Sequence[float], folds: int, seed: int,
         # The fold's columns are found and cut out once, for every C of the grid.
         X_train, columns = _used_columns(X[train])
         X_held = _restrict(X[held], columns)
+        problem = lbfgs.Problem(X_train, y[train], weights[train])
         for i, C in enumerate(grid):
-            probs = _logistic(C, X_train, y[train], weights[train]).predict_proba(X_held)
+            probs = lbfgs.predict_proba(lbfgs.fit(problem, C), X_held)
             losses[i] += log_loss(y[held], probs, classes=usable, weights=weights[held]) * weights[held].sum()
     return float(grid[int(np.argmin(losses))])
 
@@ -140,7 +142,7 @@ def _thread_pools():
 def _fit(C: float, X, y: np.ndarray, weights: np.ndarray | None):
     """A logistic regression on the columns of X that some row uses (all columns of a dense X)."""
     X, columns = _used_columns(X)
-    return _logistic(C, X, y, weights), columns
+    return lbfgs.fit(lbfgs.Problem(X, y, weights), C), columns
 
 
 def _used_columns(X):
@@ -154,13 +156,6 @@ def _used_columns(X):
 
 def _restrict(X, columns: np.ndarray | None):
     return X if columns is None else X[:, columns]
-
-
-def _logistic(C: float, X, y: np.ndarray, weights: np.ndarray | None):
-    from sklearn.linear_model import LogisticRegression
-
-    # lbfgs fits the multinomial (softmax) model for more than two classes.
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=2000).fit(X, y, sample_weight=weights)
 
 
 def predict_head(fitted: HeadModel, X) -> np.ndarray:

@@ -7,7 +7,7 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
 from crowdloop.tasks.config import load
-from crowdloop.tasks.models import logistic
+from crowdloop.tasks.models import lbfgs, logistic
 from crowdloop.tasks.models.base import floor_probs
 
 
@@ -110,8 +110,8 @@ def test_head_fits_run_on_one_blas_thread_and_give_the_threads_back(monkeypatch)
     def most_threads() -> int:
         return max((pool["num_threads"] for pool in threadpool_info()), default=1)
 
-    seen, real = [], logistic._logistic
-    monkeypatch.setattr(logistic, "_logistic", lambda *a, **k: seen.append(most_threads()) or real(*a, **k))
+    seen, real = [], lbfgs.fit
+    monkeypatch.setattr(lbfgs, "fit", lambda *a, **k: seen.append(most_threads()) or real(*a, **k))
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 5)), np.arange(60) % 2
     before = most_threads()
