@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from crowdloop.tasks.consensus import calibration
+from crowdloop.tasks.consensus import calibration, fast_agreement
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, Consensus, agreement_rates, annotators_frame,
                                             break_exact_ties, check_label_matrix, check_pred_probs, examples_frame,
                                             given_label_quality, only_single_labels)
@@ -69,7 +69,7 @@ def crowdlab(
     probs = break_exact_ties(pred_probs, seed=seed, classes=classes)
     if calibrate_probs:  # ours, not cleanlab's: see calibration.py for why
         probs = break_exact_ties(calibration.calibrate(values, probs), seed=seed, classes=classes)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), fast_agreement.swapped_in():
         warnings.filterwarnings("ignore", message=NO_AGREEMENT_WARNING, category=UserWarning)
         info = get_label_quality_multiannotator(
             labels, probs, consensus_method=label, calibrate_probs=False, verbose=False,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks.consensus import fast_agreement
 from crowdloop.tasks.consensus.base import (NO_AGREEMENT_WARNING, break_exact_ties, check_label_matrix,
                                             check_pred_probs, only_single_labels)
 from crowdloop.tasks.consensus.calibration import best_temperature
@@ -157,8 +158,9 @@ def _fit_labeled(values: np.ndarray, probs: np.ndarray | None, *, models: int = 
     temperatures = np.array([best_temperature(values, model_probs) for model_probs in probs])
     scaled = np.stack([temp_scale_pred_probs(m, t) for m, t in zip(probs, temperatures)])
     options = {"return_annotator_stats": False, "return_detailed_quality": False, "return_weights": True}
-    info = (get_label_quality_multiannotator(values, scaled[0], **options) if len(probs) == 1
-            else get_label_quality_multiannotator_ensemble(values, scaled, **options))
+    with fast_agreement.swapped_in():
+        info = (get_label_quality_multiannotator(values, scaled[0], **options) if len(probs) == 1
+                else get_label_quality_multiannotator_ensemble(values, scaled, **options))
     annotator_weight = np.asarray(info["annotator_weight"], dtype=float)
     return _Fit(info["label_quality"]["consensus_quality_score"].to_numpy(), temperatures,
                 np.atleast_1d(np.asarray(info["model_weight"], dtype=float)), annotator_weight,

@@ -340,3 +340,69 @@ def test_calibration_is_cleanlabs_search_where_cleanlab_counts_right():
     both[:, 3], both[:, 4] = 0, 1  # two more annotators: one always 0, one always 1
     assert calibration.best_temperature(both, probs) == find_best_temp_scaler(both, probs)
     assert calibration.best_temperature(labels, probs) != find_best_temp_scaler(labels, probs)  # the bug
+
+
+def _sparse_votes(rng, n: int, m: int, k: int) -> np.ndarray:
+    """(n, m) labels in 0..k-1, each example labeled by 1-5 of the m annotators, the rest NaN."""
+    values = np.full((n, m), np.nan)
+    for row in values:
+        who = rng.choice(m, size=int(rng.integers(1, min(5, m) + 1)), replace=False)
+        row[who] = rng.integers(0, k, size=len(who))
+    return values
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_annotator_agreement_is_cleanlabs_bit_for_bit(seed):
+    """The vectorised agreement equals cleanlab 2.9.0's loop over annotator pairs exactly, including
+    annotators who share no example with anyone (they get the others' mean) and a matrix where
+    nobody shares anything."""
+    from cleanlab import multiannotator
+
+    from crowdloop.tasks.consensus import fast_agreement
+
+    rng = np.random.default_rng(seed)
+    values = _sparse_votes(rng, int(rng.integers(5, 120)), int(rng.integers(2, 40)), int(rng.integers(2, 5)))
+    loner = np.full((3, 1), np.nan)
+    loner[0, 0] = 1.0  # an annotator alone on an example of their own
+    values = np.vstack([np.hstack([values, np.full((len(values), 1), np.nan)]),
+                        np.hstack([np.full((3, values.shape[1]), np.nan), loner])])
+    values = values[~np.isnan(values).all(axis=1)]
+    num = (~np.isnan(values)).sum(axis=1)
+    original = multiannotator._get_annotator_agreement_with_annotators
+    assert original is not fast_agreement.annotator_agreement
+    np.testing.assert_array_equal(fast_agreement.annotator_agreement(values, num, verbose=False),
+                                  original(values, num, verbose=False))
+    alone = np.diag(np.arange(4.0) % 2)  # nobody shares an example: NaN everywhere, as cleanlab
+    alone[alone == 0] = np.nan
+    alone[0, 0] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_array_equal(fast_agreement.annotator_agreement(alone, np.ones(4, int), verbose=False),
+                                      original(alone, np.ones(4, int), verbose=False))
+
+
+def test_cleanlab_gives_the_same_quality_with_the_fast_agreement_swapped_in():
+    """get_label_quality_multiannotator's whole output is unchanged by the swap; the swap holds
+    only inside the block (nested blocks too) and cleanlab's own function is back after it."""
+    from cleanlab import multiannotator
+
+    from crowdloop.tasks.consensus import fast_agreement
+
+    rng = np.random.default_rng(7)
+    values = _sparse_votes(rng, 80, 12, 3)
+    probs = rng.dirichlet(np.ones(3), size=80)
+    options = {"verbose": False, "return_weights": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = multiannotator.get_label_quality_multiannotator(values, probs, **options)
+        original = multiannotator._get_annotator_agreement_with_annotators
+        with fast_agreement.swapped_in():
+            with fast_agreement.swapped_in():
+                assert multiannotator._get_annotator_agreement_with_annotators is fast_agreement.annotator_agreement
+            assert multiannotator._get_annotator_agreement_with_annotators is fast_agreement.annotator_agreement
+            got = multiannotator.get_label_quality_multiannotator(values, probs, **options)
+    assert multiannotator._get_annotator_agreement_with_annotators is original
+    for key in ("label_quality", "detailed_label_quality", "annotator_stats"):
+        pd.testing.assert_frame_equal(got[key], expected[key], check_exact=True)
+    np.testing.assert_array_equal(got["annotator_weight"], expected["annotator_weight"])
+    assert got["model_weight"] == expected["model_weight"]
