@@ -10,6 +10,7 @@ is ever committed into an enclosing repository (such as crowdloop's source).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -127,12 +128,22 @@ def restore_head(campaign: Campaign) -> bool:
 
 
 def clear_stale_locks(campaign: Campaign) -> None:
-    """Remove the lock files a git command killed mid-way leaves (index.lock, ref locks).
-    Only called with the campaign lock held, when no git process of crowdloop's can be running."""
+    """Remove the lock files a git command killed mid-way leaves (index.lock, ref locks), and DVC's
+    read/write lock file when a DVC command killed while writing it left it unreadable: DVC then
+    refuses every command ("RWLock-file ... JSON structure is corrupted") until it is gone, and
+    remakes it. A readable one stays (DVC itself drops the entries of processes that are gone).
+    Only called with the campaign lock held, when no git or DVC process of crowdloop's can be running."""
     git_dir = campaign.root / ".git"
     for stale in [git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "packed-refs.lock",
                   *(git_dir / "refs").rglob("*.lock")]:
         stale.unlink(missing_ok=True)
+    rwlock = campaign.root / ".dvc" / "tmp" / "rwlock"
+    try:
+        json.loads(rwlock.read_text())
+    except FileNotFoundError:
+        pass
+    except (ValueError, UnicodeDecodeError):
+        rwlock.unlink(missing_ok=True)
 
 
 def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:

@@ -131,3 +131,24 @@ def test_prewarming_over_a_dead_interpreter_starts_a_live_one(repo):
     assert dead._output.closed  # the dead one's handles are released, not leaked
     version.discard_prewarmed(repo.root)
     assert not fresh.alive()
+
+
+@pytest.mark.parametrize("left", ["", '{"read": {}, "wr'])
+def test_a_dvc_lock_file_left_unreadable_by_a_killed_dvc_is_cleared_and_dvc_works_again(repo, left):
+    """A DVC command killed while it rewrites .dvc/tmp/rwlock leaves it empty or cut short, and DVC
+    refuses every later command. Recovery (the campaign lock held, crowdloop's DVC processes dead
+    with their writer) removes it; a readable lock file is left to DVC."""
+    rwlock = repo.root / ".dvc" / "tmp" / "rwlock"
+    rwlock.parent.mkdir(parents=True, exist_ok=True)
+    rwlock.write_text(left)
+    _write(repo, "b.txt", "round one\n")
+    with pytest.raises(version.VersionError, match="dvc add"):
+        version.commit(repo, "r1")
+    version.clear_stale_locks(repo)
+    assert not rwlock.exists()
+    version.commit(repo, "r1", tag="round-001")
+    assert not version.changed_data(repo)
+    readable = '{"read": {}, "write": {}}'
+    rwlock.write_text(readable)
+    version.clear_stale_locks(repo)
+    assert rwlock.read_text() == readable
