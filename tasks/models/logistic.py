@@ -167,7 +167,7 @@ def predict_head(fitted: HeadModel, X) -> np.ndarray:
 
 
 def _proba(classifier, columns: np.ndarray | None, X) -> np.ndarray:
-    return classifier.predict_proba(_restrict(X, columns))
+    return lbfgs.predict_proba(classifier, _restrict(X, columns))
 
 
 def _median(grid: Sequence[float]) -> float:

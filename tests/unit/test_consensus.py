@@ -372,9 +372,8 @@ def test_fast_annotator_agreement_is_cleanlabs_bit_for_bit(seed):
     assert original is not fast_agreement.annotator_agreement
     np.testing.assert_array_equal(fast_agreement.annotator_agreement(values, num, verbose=False),
                                   original(values, num, verbose=False))
-    alone = np.diag(np.arange(4.0) % 2)  # nobody shares an example: NaN everywhere, as cleanlab
-    alone[alone == 0] = np.nan
-    alone[0, 0] = 0.0
+    alone = np.full((4, 4), np.nan)  # nobody shares an example: NaN everywhere, as cleanlab
+    np.fill_diagonal(alone, [0.0, 1.0, 0.0, 1.0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         np.testing.assert_array_equal(fast_agreement.annotator_agreement(alone, np.ones(4, int), verbose=False),
