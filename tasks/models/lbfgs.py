@@ -9,7 +9,8 @@ order: the coefficients are sklearn's bit for bit (tests/unit/test_lbfgs.py hold
 that for binary, multinomial, weighted, sparse and dense problems), and the result is
 a fitted ``LogisticRegression``, saved and read back as one. The pointwise loss is sklearn's
 own (``sklearn._loss``, private: the code its fit runs); a scikit-learn release that changes
-any of this fails that test rather than shifting a fit unnoticed.
+any of this fails that test rather than shifting a fit unnoticed (1.8 differs in the last bits,
+hence pyproject's scikit-learn>=1.9).
 """
 
 from __future__ import annotations
@@ -100,11 +101,13 @@ def fit(problem: Problem, C: float):
     model = LogisticRegression(C=C, solver="lbfgs", max_iter=MAX_ITER)
     model.classes_, model.n_features_in_ = problem.classes, problem.n_features
     model.n_iter_ = np.asarray([min(result.nit, MAX_ITER)], dtype=np.int32)
+    # Laid out in memory as sklearn lays them out (its copy(order="K"), then np.stack): X @ coef_.T
+    # then takes the same path through numpy and BLAS, and predictions agree to the last bit.
+    weights = result.x if problem.binary else np.reshape(result.x, (k, -1), order="F")
+    coef = np.stack([np.asarray(weights.copy(order="K"), dtype=problem.X.dtype)])[0]
     if problem.binary:
-        coef = result.x.astype(problem.X.dtype)
         model.intercept_, model.coef_ = coef[-1:], coef[:-1][None, :]
-    else:  # C-ordered, as sklearn stacks them
-        coef = np.ascontiguousarray(np.reshape(result.x, (k, -1), order="F"), dtype=problem.X.dtype)
+    else:
         model.intercept_, model.coef_ = coef[:, -1], coef[:, :-1]
     return model
 
