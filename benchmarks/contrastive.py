@@ -15,7 +15,6 @@ pools 3:1 (RTE's expert gold; politeness's majority of 5 votes). Prints the tuni
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 
@@ -24,38 +23,42 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from _compare import DATASETS
+from crowdloop.tasks import importers
 from crowdloop.tasks.config import HeadConfig
 from crowdloop.tasks.models.base import resolve_model_name
 from crowdloop.tasks.models.logistic import fit_head, predict_head
-from crowdloop.tasks.schema import TEXT_SEP
 
 HEAD = HeadConfig(C_grid=[0.1, 1.0, 10.0, 100.0], inner_folds=3, ngrams=False, pooling="layers", pairs=False)
 
 
 def load(name: str) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """(training texts, labels, validation texts, labels) of ``name``."""
+    """(training texts, class indices, validation texts, class indices) of ``name``, read as
+    `crowdloop simulate` reads it (tasks/importers.py); the test split is never read."""
+    folder = DATASETS / name
     if name == "hs_brexit":
-        def part(split):
-            items = json.loads((DATASETS / "hs_brexit" / f"HS-Brexit_{split}.json").read_text()).values()
-            return [v["text"] for v in items], np.array([int(v["hard_label"]) for v in items])
-        return (*part("train"), *part("dev"))
-    if name == "rte":
-        table = pd.read_csv(DATASETS / "rte" / "rte1.tsv", sep="\t")
-        texts = (table["text"] + TEXT_SEP + table["hypothesis"]).tolist()
-        labels = (table["value"].astype(str).str.upper() == "TRUE").astype(int).to_numpy()
+        replay = importers.from_lewidi(folder)
+    elif name == "rte":
+        replay = importers.from_long(folder / "rte.standardized.tsv", examples_file=folder / "rte1.tsv",
+                                     example_col="orig_id", annotator_col="!amt_worker_ids", label_col="response",
+                                     gold_col="gold", examples_id_col="id", text_cols=("text", "hypothesis"))
     elif name == "politeness":
-        folder = DATASETS / "politeness"
-        labeled, unlabeled = pd.read_csv(folder / "X_labeled_full.csv"), pd.read_csv(folder / "X_unlabeled.csv")
-        votes = {str(r["id"]): [int(v) for v in r.drop(["id", "text"]).dropna()] for _, r in labeled.iterrows()}
-        for example, answers in json.loads((folder / "extra_annotations.json").read_text()).items():
-            votes.setdefault(str(example), []).extend(int(v) for v in answers.values())
-        pool = pd.concat([labeled[["id", "text"]], unlabeled[["id", "text"]]], ignore_index=True)
-        texts, labels = pool["text"].tolist(), np.array([int(np.mean(votes[str(i)]) > 0.5) for i in pool["id"]])
+        replay = importers.from_tutorial(folder)
     else:
         raise SystemExit(f"unknown dataset {name!r}: hs_brexit, rte or politeness")
-    order = np.random.default_rng(123).permutation(len(texts))
-    cut = len(texts) * 3 // 4
-    return ([texts[i] for i in order[:cut]], labels[order[:cut]], [texts[i] for i in order[cut:]], labels[order[cut:]])
+    pool = replay.examples[replay.examples["split"] == "pool"].reset_index(drop=True)
+    if pool["gold"].isna().any():  # politeness: the majority of each example's 5 annotations
+        answers = pd.concat([replay.initial, replay.uncollected])
+        majority = answers.groupby("example_id")["label"].agg(lambda votes: votes.mode().iloc[0])
+        pool["gold"] = pool["example_id"].map(majority)
+    texts = pool["text"].tolist()
+    labels = pool["gold"].map({c: i for i, c in enumerate(replay.classes)}).to_numpy(dtype=int)
+    if name == "hs_brexit":  # its own validation split: train on _train, score _dev
+        dev = pool["example_id"].str.startswith("dev-").to_numpy()
+        train_at, held_at = np.flatnonzero(~dev), np.flatnonzero(dev)
+    else:
+        order = np.random.default_rng(123).permutation(len(texts))
+        train_at, held_at = order[:len(texts) * 3 // 4], order[len(texts) * 3 // 4:]
+    return ([texts[i] for i in train_at], labels[train_at], [texts[i] for i in held_at], labels[held_at])
 
 
 def embed(model, tokenizer, texts: list[str], *, layers: bool) -> np.ndarray:
@@ -130,12 +133,13 @@ def main() -> None:
         results: dict[str, list] = {"frozen, layer mean": [], "frozen, last layer": [],
                                     "tuned, last layer": [], "tuned, layer mean": []}
         seconds = []
+        held_frozen = {layers: embed(frozen, tokenizer, held_texts, layers=layers) for layers in (True, False)}
         for seed in range(args.seeds):
             pick = np.random.default_rng(seed).choice(len(labels), args.n, replace=False)
             chosen, y = [texts[i] for i in pick], labels[pick]
             for layers, key in ((True, "frozen, layer mean"), (False, "frozen, last layer")):
-                results[key].append(score(embed(frozen, tokenizer, chosen, layers=layers), y,
-                                          embed(frozen, tokenizer, held_texts, layers=layers), held_labels, seed))
+                results[key].append(score(embed(frozen, tokenizer, chosen, layers=layers), y, held_frozen[layers],
+                                          held_labels, seed))
             start = time.perf_counter()
             tuned = tune(name, tokenizer, chosen, y, seed)
             seconds.append(time.perf_counter() - start)
