@@ -233,7 +233,8 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     ``format``: tutorial | long | wide | datasets | lewidi, read with ``import_options``
     (see ``crowdloop.tasks.importers``). ``preset``: the protocol (tutorial | rte);
     ``protocol`` overrides its fields (rounds, batch_size, n_start, labels_per_start,
-    max_annotations_per_example, test_size, answered_by, evaluate, validation_size).
+    max_annotations_per_example, folds, test_size, answered_by, evaluate, validation_size,
+    goes_bad, bad_annotator); a value that cannot run raises ConfigError before anything is written.
     ``consensus``: the consensus bake-off: every strategy runs once with each of these methods
     (``["all"]``: every method), in arms named ``strategy+method``; None: each strategy's own.
     ``params``: a params.yaml for the model settings. ``metric``: what annotations-to-
@@ -262,6 +263,11 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     methods = [None] if consensus is None else config_checks.consensus_methods(consensus)
     plan = dataclasses.replace(simulate_flows.PRESETS[preset], **changes,
                                arms=tuple(simulate_flows.arm(s, m) for s in chosen for m in methods))
+    simulate_flows.check_protocol(plan)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds is {seeds!r}; run at least 1 seed per arm.")
+    if not 0 < target <= 1:
+        raise ConfigError(f"--target is {target!r}; give a {metric} value above 0 and at most 1.")
     if embedding_cache is not None and Path(embedding_cache).exists() and not Path(embedding_cache).is_dir():
         raise ConfigError(f"--embedding-cache {embedding_cache} is a file; name a folder (made if missing).")
     base = config_mod.load(params)

@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--labels-per-start", type=int, help="labels each starting example has")
     p.add_argument("--max-annotations", type=int, dest="max_annotations_per_example",
                    help="most annotations one example may collect")
+    p.add_argument("--folds", type=int, help="k in k-fold out-of-sample prediction (both presets: 3; "
+                                             "params.yaml's predict.folds is not read by a simulation)")
     p.add_argument("--test-size", type=float, help="share of the gold examples held out as the test split "
                                                    "when the data has none (default 0.25)")
     p.add_argument("--evaluate", choices=["test", "validation"], default=None,
@@ -93,8 +95,8 @@ def run(args) -> None:
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     protocol = {name: getattr(args, name) for name in ("rounds", "batch_size", "n_start", "labels_per_start",
-                                                        "max_annotations_per_example", "test_size", "answered_by",
-                                                        "evaluate", "validation_size", "goes_bad",
+                                                        "max_annotations_per_example", "folds", "test_size",
+                                                        "answered_by", "evaluate", "validation_size", "goes_bad",
                                                         "bad_annotator")}
     consensus = [c.strip() for c in args.consensus.split(",") if c.strip()] if args.consensus else None
     result = api.simulate(args.source, format=args.format, preset=args.preset, seeds=args.seeds,
@@ -112,7 +114,7 @@ def run_aggregate(args) -> None:
 
     methods = list(aggregate.MODEL_FREE) if args.methods == "all" else config_checks.consensus_methods(
         [m.strip() for m in args.methods.split(",") if m.strip()])
-    counts = [aggregate.ALL if k.strip() == "all" else int(k) for k in args.labels_per_item.split(",") if k.strip()]
+    counts = aggregate.label_counts(args.labels_per_item)
     replay = importers.load(args.format, args.source, **import_options(args))
     results = aggregate.from_replay(replay, methods=methods, labels_per_item=counts, draws=args.draws, seed=args.seed)
     if args.out:

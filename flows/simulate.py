@@ -24,6 +24,7 @@ from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
 from crowdloop.tasks import (annotator_watch, annotators, metrics, progress, report, round_data, signal,
                              simulation_store, stopping, track)
 from crowdloop.tasks import config as config_mod
+from crowdloop.tasks.errors import ConfigError
 from crowdloop.tasks.train import TrainingSet, train_and_predict
 
 log = logging.getLogger("crowdloop")
@@ -98,8 +99,45 @@ PRESETS = {
                   max_annotations_per_example=5, folds=3, arms=(DEFAULT, RANDOM)),
 }
 # What `crowdloop simulate` flags may change in a preset (the rest stay the named bundle's).
-PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_annotations_per_example",
+PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_annotations_per_example", "folds",
                   "test_size", "answered_by", "evaluate", "validation_size", "goes_bad", "bad_annotator")
+# The least value of each whole-number field, and the flag that sets a field where it is not
+# the field's name with dashes (for error messages).
+_AT_LEAST = {"rounds": 1, "batch_size": 1, "n_start": 0, "labels_per_start": 1, "max_annotations_per_example": 1,
+             "folds": 2}
+_FLAG = {"n_start": "--start-size", "max_annotations_per_example": "--max-annotations"}
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _fraction(value) -> bool:
+    return isinstance(value, (float, np.floating)) and 0 < value < 1
+
+
+def check_protocol(preset: Preset) -> None:
+    """Raise ConfigError, naming the flag, if ``preset`` cannot be run as a simulation."""
+    for field, low in _AT_LEAST.items():
+        value = getattr(preset, field)
+        if not _whole(value) or value < low:
+            flag = _FLAG.get(field, "--" + field.replace("_", "-"))
+            raise ConfigError(f"{flag} is {value!r}; it must be a whole number of at least {low}.")
+    if preset.labels_per_start > preset.max_annotations_per_example:
+        raise ConfigError(f"--labels-per-start {preset.labels_per_start} is more than --max-annotations "
+                          f"{preset.max_annotations_per_example}; lower the one or raise the other.")
+    test_size = preset.test_size  # from Python also a count of examples; the flag takes a fraction
+    if not (test_size is None or _fraction(test_size) or _whole(test_size) and test_size >= 1):
+        raise ConfigError(f"--test-size is {test_size!r}; give a fraction strictly between 0 and 1.")
+    if not _fraction(preset.validation_size):
+        raise ConfigError(f"--validation-size is {preset.validation_size!r}; give a fraction strictly between 0 and 1.")
+    for field, allowed in {"evaluate": ("test", "validation"), "answered_by": ("tutorial", "routed")}.items():
+        if getattr(preset, field) not in allowed:
+            raise ConfigError(f"--{field.replace('_', '-')} is {getattr(preset, field)!r}; use {' or '.join(allowed)}.")
+    if preset.goes_bad is not None and (not _whole(preset.goes_bad) or preset.goes_bad < 1):
+        raise ConfigError(f"--goes-bad is {preset.goes_bad!r}; name a round, 1 or later.")
+    if preset.bad_annotator is not None and preset.goes_bad is None:
+        raise ConfigError("--bad-annotator is given without --goes-bad; say from which round they answer at random.")
 
 
 def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,

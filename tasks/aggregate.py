@@ -24,6 +24,22 @@ TIE = 0.0005  # methods this close to the best mean accuracy share first place
 MODEL_FREE = ("majority", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa", "zero_based_skill")
 
 
+def label_counts(text: str) -> list[int]:
+    """``--labels-per-item``: comma-separated counts and ``all`` -> [k, ..., :data:`ALL`]; ConfigError otherwise."""
+    counts = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            counts.append(ALL)
+        elif part.isdigit() and int(part) >= 1:
+            counts.append(int(part))
+        elif part:
+            raise ConfigError(f"--labels-per-item has {part!r}; give 'all' or whole numbers of at least 1, "
+                              "comma-separated (e.g. all,1,3).")
+    if not counts:
+        raise ConfigError("--labels-per-item is empty; give 'all' or whole numbers of at least 1 (e.g. all,1,3).")
+    return counts
+
+
 def subsample(annotations: pd.DataFrame, k: int, *, seed: int) -> pd.DataFrame:
     """At most ``k`` annotations per example, drawn uniformly without replacement (``k`` = :data:`ALL`: all)."""
     if k == ALL:
@@ -43,13 +59,19 @@ def from_replay(replay, *, methods: Sequence[str], labels_per_item: Sequence[int
     if model_bound:
         raise ConfigError(f"{model_bound[0]} needs a model's probabilities, which a one-shot aggregation has none "
                           f"of; choose among {', '.join(MODEL_FREE)} (simulate --consensus compares it).")
-    if any(k < 0 for k in labels_per_item) or draws < 1:
-        raise ConfigError("labels per item must be 'all' or at least 1, and draws at least 1.")
+    if not labels_per_item or any(k < 0 for k in labels_per_item):
+        raise ConfigError(f"labels per item are {list(labels_per_item)}; give 'all' ({ALL}) or counts of at least 1.")
+    if draws < 1:
+        raise ConfigError(f"--draws is {draws}; draw at least 1 subsample per label count.")
     gold = replay.examples.dropna(subset=["gold"]).set_index("example_id")["gold"].astype(str)
     if gold.empty:
         raise ConfigError("the dataset has no gold labels to score the aggregations against; "
                           "name its gold column (--gold-col or --examples-gold-col).")
     annotations = pd.concat([replay.initial, replay.uncollected], ignore_index=True)
+    if not annotations["example_id"].isin(gold.index).any():
+        raise ConfigError(f"none of the {len(gold)} examples with a gold label has an annotation (a tutorial-format "
+                          "test split has gold labels only), so there is nothing to score; aggregate a dataset "
+                          "whose annotated examples have gold labels.")
     return one_shot(annotations, gold, classes=replay.classes, methods=methods, labels_per_item=labels_per_item,
                     draws=draws, seed=seed)
 

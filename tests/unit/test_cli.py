@@ -57,26 +57,45 @@ def test_simulate_takes_every_builtin_strategy_as_an_arm():
     assert simulate.arm("pkg.rules:mine").name == "pkg.rules.mine"
 
 
-def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_path, monkeypatch, capsys):
-    from crowdloop.tasks import config, demo
+def _demo_simulations(tmp_path, monkeypatch) -> list:
+    """Every `simulate` reads generated demo data and records (out, plan) instead of running."""
+    from crowdloop.tasks import demo
 
     data = demo.make_demo(seed=1, n_pool=130, n_test=20, n_initial=0, n_annotators=5, answers_per_example=3)
     monkeypatch.setattr(importers, "load", lambda *a, **k: importers.Replay(data.examples, data.initial,
                                                                              data.answers, demo.DEMO_CLASSES))
     runs = []
-    def fake_flow(out, *args, **kwargs):
-        runs.append(out)
+    def fake_flow(out, plan, *args, **kwargs):
+        runs.append((out, plan))
         (tmp_path / "out" / "summary.txt").write_text("metric: macro_f1\n")
         return {"summary": pd.DataFrame({"F1@25": [0.9]}), "paths": []}
 
     monkeypatch.setattr(simulate, "simulate_flow", fake_flow)
+    return runs
+
+
+def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_path, monkeypatch, capsys):
+    from crowdloop.tasks import config
+
+    runs = _demo_simulations(tmp_path, monkeypatch)
     out = tmp_path / "out"
     assert cli.main(["simulate", "data", "--out", str(out)]) == 0
     other = tmp_path / "params.yaml"
     other.write_text(config.template_text().replace("max_length: 64", "max_length: 128"))
     assert cli.main(["simulate", "data", "--out", str(out), "--params", str(other)]) == 2
     assert "other settings (params differ)" in capsys.readouterr().err
-    assert runs == [str(out)]  # the second simulation never started
+    assert [run[0] for run in runs] == [str(out)]  # the second simulation never started
+
+
+def test_simulate_folds_flag_sets_the_k_of_every_arms_rounds(tmp_path, monkeypatch):
+    from crowdloop.tasks import config, demo
+
+    runs = _demo_simulations(tmp_path, monkeypatch)
+    assert cli.main(["simulate", "data", "--out", str(tmp_path / "out"), "--folds", "4"]) == 0
+    ((_, plan),) = runs
+    assert plan.folds == 4 and simulate.PRESETS["tutorial"].folds == 3
+    cfg = simulate.arm_config(config.load(), plan, plan.arms[0], seed=0, classes=demo.DEMO_CLASSES)
+    assert cfg.predict.folds == 4
 
 
 def test_a_campaign_whose_labels_params_yaml_no_longer_lists_is_one_line_and_exit_code_2(tmp_path, capsys):
@@ -131,12 +150,52 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
 @pytest.mark.parametrize("flags,words", [
     (["--methods", "crowdlab"], "crowdlab needs a model's probabilities"),
     (["--methods", "glob"], "unknown consensus method 'glob'"),
-    (["--labels-per-item", "-1"], "labels per item must be 'all' or at least 1"),
+    (["--labels-per-item", "-1"], "--labels-per-item has '-1'; give 'all' or whole numbers of at least 1"),
+    (["--labels-per-item", "0"], "--labels-per-item has '0'"),
+    (["--labels-per-item", "all,x"], "--labels-per-item has 'x'"),
+    (["--draws", "0"], "--draws is 0; draw at least 1"),
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     assert cli.main([*_crowd_file(tmp_path), *flags]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
+    path = tmp_path / "answers.csv"
+    pd.DataFrame({"item": ["i1", "i2"], "worker": ["w1", "w1"], "answer": ["yes", "no"]}).to_csv(path, index=False)
+    examples = tmp_path / "examples.csv"
+    pd.DataFrame({"item": ["i1", "i2", "i3"], "text": ["a", "b", "c"], "truth": [None, None, "yes"]}).to_csv(
+        examples, index=False)
+    code = cli.main(["aggregate", str(path), "--format", "long", "--example-col", "item", "--annotator-col", "worker",
+                     "--label-col", "answer", "--examples", str(examples), "--examples-gold-col", "truth"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "none of the 1 examples with a gold label has an annotation" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--rounds", "-1"], "--rounds is -1; it must be a whole number of at least 1"),
+    (["--rounds", "0"], "--rounds is 0"),
+    (["--batch-size", "0"], "--batch-size is 0"),
+    (["--max-annotations", "0"], "--max-annotations is 0"),
+    (["--start-size", "-2"], "--start-size is -2; it must be a whole number of at least 0"),
+    (["--folds", "1"], "--folds is 1; it must be a whole number of at least 2"),
+    (["--labels-per-start", "4", "--max-annotations", "3"], "--labels-per-start 4 is more than --max-annotations 3"),
+    (["--test-size", "2"], "--test-size is 2.0; give a fraction strictly between 0 and 1"),
+    (["--evaluate", "validation", "--validation-size", "1.5"], "--validation-size is 1.5"),
+    (["--goes-bad", "0"], "--goes-bad is 0; name a round, 1 or later"),
+    (["--bad-annotator", "w1"], "--bad-annotator is given without --goes-bad"),
+    (["--seeds", "0"], "--seeds is 0; run at least 1 seed"),
+    (["--target", "5"], "--target is 5.0; give a macro_f1 value above 0 and at most 1"),
+])
+def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path, capsys, flags, words):
+    out = tmp_path / "out"
+    code = cli.main(["simulate", *_crowd_file(tmp_path)[1:], *flags, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert words in err and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
