@@ -34,7 +34,7 @@ from typing import NoReturn
 
 from crowdloop import answers_cmd, console, signals, simulate_cmd
 from crowdloop.tasks import track_process
-from crowdloop.tasks.errors import CrowdloopError
+from crowdloop.tasks.errors import ConfigError, CrowdloopError
 
 log = logging.getLogger("crowdloop")
 
@@ -170,31 +170,35 @@ def cmd_demo(args) -> None:
     from crowdloop import api
     from crowdloop.tasks import config as config_mod
 
+    if args.rounds is not None and args.rounds < 1:  # before the campaign is made, so nothing is left behind
+        raise ConfigError(f"--rounds is {args.rounds}; run at least 1 round.")
     log.info("building the demo campaign in %s", args.directory)
     made = api.init_demo(args.directory, seed=args.seed)
-    rounds = args.rounds or config_mod.load(made.params_file).simulate.rounds
-    _run_rounds(made.root, rounds, simulate=True, force=False, helper=args.own_process)
+    rounds = args.rounds if args.rounds is not None else config_mod.load(made.params_file).simulate.rounds
+    last = _run_rounds(made.root, rounds, simulate=True, force=False, helper=args.own_process)
     print()
     print(api.status(made))
     print(f"\nLook around:\n  cd {made.root}\n  crowdloop status"
           "\n  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   # every round is a run"
-          "\n  git log --oneline --decorate; dvc metrics diff round-001 round-00" + str(rounds))
+          f"\n  git log --oneline --decorate; dvc metrics diff round-001 round-{last:03d}")
 
 
 def cmd_round(args) -> None:
     _run_rounds(args.campaign, args.rounds, simulate=args.simulate, force=args.force, helper=args.own_process)
 
 
-def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool, helper: bool) -> None:
-    """``helper``: MLflow is imported and called in a second process that starts now, so its
-    imports overlap the round's own (about 3 s of a cached re-run on a slow machine)."""
+def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool, helper: bool) -> int | None:
+    """Run and print up to ``count`` rounds; the last one's number. ``helper``: MLflow is imported
+    and called in a second process that starts now, so its imports overlap the round's own (about
+    3 s of a cached re-run on a slow machine)."""
     with track_process.running() if helper else contextlib.nullcontext():
-        _print_rounds(root, count, simulate=simulate, force=force)
+        return _print_rounds(root, count, simulate=simulate, force=force)
 
 
-def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> None:
+def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> int | None:
     from crowdloop import api
 
+    result = None
     for result in api.run_rounds(root, count, simulate=simulate, force=force):
         m = result.metrics
         steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
@@ -207,6 +211,7 @@ def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> Non
                   f"data/rounds/{result.round:03d}/unroutable.csv", flush=True)
         if m.get("stop"):
             print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
+    return None if result is None else result.round
 
 
 def cmd_verify(args) -> int:

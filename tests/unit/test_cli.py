@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -229,3 +231,26 @@ def test_the_command_exits_with_its_code_after_its_atexit_handlers_with_everythi
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     assert done.stdout.strip() == "frozen at exit: True"
+
+
+def test_demo_refuses_a_round_count_below_1_before_making_the_campaign(tmp_path, capsys):
+    for rounds in ("0", "-1"):
+        assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", rounds]) == 2
+        assert f"--rounds is {rounds}; run at least 1 round" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
+    from crowdloop import api
+
+    made = []
+    def init_demo(directory, seed):
+        made.append(directory)
+        return SimpleNamespace(root=Path(directory), params_file=Path(directory) / "params.yaml")
+
+    monkeypatch.setattr(api, "init_demo", init_demo)
+    monkeypatch.setattr(api, "status", lambda campaign: "status")
+    monkeypatch.setattr(cli, "_run_rounds", lambda root, count, **kwargs: count - 2)  # the stopping rule fired
+    assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", "12"]) == 0
+    assert "dvc metrics diff round-001 round-010" in capsys.readouterr().out
+    assert made == [tmp_path / "demo"]
