@@ -35,6 +35,7 @@ def validate(config, source: str) -> None:
     address = config.compute.dask_address
     address_problem = None if address is None else dask_address_problem(address)
     checks = [
+        (config.seed >= 0, "'seed' must be a whole number of at least 0 (every random step derives its seed from it)"),
         (len(config.classes) >= 2, "'classes' needs at least two class names"),
         (len(set(config.classes)) == len(config.classes), "'classes' has a repeated name"),
         (config.consensus.method in CONSENSUS_METHODS,

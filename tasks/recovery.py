@@ -15,7 +15,9 @@ verify``, finds the journal and, holding the lock, :func:`recover`\\ s:
   to the last commit, its MLflow run is marked FAILED); re-running it reuses the
   trained step. A round committed but not yet tagged or published is tagged and
   published (lineage tags, champion, push).
-* **rollback**: it is finished (the user asked for it).
+* **rollback**: it is finished (the user asked for it), unless it failed with an error
+  (the remote unreachable, say) or its round no longer has a tag: then data/ goes back to
+  the last commit, as the user saw it fail, and they may run it again.
 * anything else (push, pull): data/ goes back to the last commit.
 
 Every commit has one journal and says which part files it holds
@@ -58,16 +60,17 @@ def writing(campaign: store.Campaign, command: str, **facts):
             yield
         except Exception:
             try:
-                recover(campaign)
+                recover(campaign, failed=True)
             except Exception as err:  # keep the command's own error; the next command tries again
                 log.warning("could not clean up after the failure (%s); the next command will", err)
             raise
         journal.end(campaign)
 
 
-def recover(campaign: store.Campaign) -> str | None:
+def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     """Finish or undo what an interrupted writer left (the lock must be held); returns what was
-    done, in one line, or None when nothing needed doing."""
+    done, in one line, or None when nothing needed doing. ``failed``: the writer raised (rather
+    than being killed), so what it was asked for is not retried."""
     entry = journal.read(campaign)
     if entry is None:
         return None
@@ -80,6 +83,10 @@ def recover(campaign: store.Campaign) -> str | None:
         done = _finish_ingest(campaign, entry, committed)
     elif command in ("round", "scheduled round") and "round" in entry:
         done = _finish_round(campaign, entry, committed)
+    elif command == "rollback" and not committed and (failed or version.round_tag(entry["target"])
+                                                       not in version.round_tags(campaign)):
+        version.restore_head(campaign)
+        done = f"put data/ back as the last commit has it after a rollback to round {entry['target']} that failed"
     elif command == "rollback":
         if not committed:
             version.rollback(campaign, entry["target"], remote=entry.get("remote"))

@@ -62,7 +62,9 @@ def consensus(
     if method not in CONSENSUS_METHODS:
         known = ", ".join(CONSENSUS_METHODS)
         raise ValueError(f"unknown consensus method {method!r}; choose one of {known}.")
-    if method == "majority" or (method == "crowdlab" and pred_probs is None):
+    # No labeled example yet (a cold start): every method's consensus is the empty one.
+    empty = labels_multiannotator.shape[0] == 0
+    if method == "majority" or (method == "crowdlab" and pred_probs is None) or empty:
         return majority.majority(labels_multiannotator, classes=classes, seed=seed)
     if method in crowdkit.METHODS:
         result = crowdkit.crowdkit_consensus(labels_multiannotator, method=method, classes=classes, seed=seed)

@@ -102,8 +102,6 @@ def check_label_matrix(labels_multiannotator: pd.DataFrame, *, n_classes: int) -
         )
     if n_classes < 2:
         raise ValueError(f"n_classes is {n_classes}; classification needs at least 2 classes.")
-    if labels_multiannotator.shape[0] == 0:
-        raise ValueError("labels_multiannotator has no rows; consensus needs at least one labeled example.")
     labels = labels_multiannotator.astype(float)
     labels = labels.loc[:, labels.notna().any(axis=0)]
     empty = labels.notna().sum(axis=1) == 0

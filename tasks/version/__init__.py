@@ -146,6 +146,13 @@ def clear_stale_locks(campaign: Campaign) -> None:
         rwlock.unlink(missing_ok=True)
 
 
+def check_rollback_target(campaign: Campaign, number: int) -> None:
+    """VersionError unless round ``number`` has a tag to roll back to."""
+    if round_tag(number) not in round_tags(campaign):
+        known = ", ".join(round_tags(campaign)) or "none"
+        raise VersionError(f"{campaign.root}: there is no round {number} to roll back to (tags: {known}).")
+
+
 def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:
     """Restore data/ (and metrics.json, dvc.lock) to tag ``round-NNN`` as a new commit.
 
@@ -155,10 +162,8 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
     """
     root = campaign.root
     _ensure_identity(root)
+    check_rollback_target(campaign, number)
     tag = round_tag(number)
-    if tag not in round_tags(campaign):
-        known = ", ".join(round_tags(campaign)) or "none"
-        raise VersionError(f"{root}: there is no round {number} to roll back to (tags: {known}).")
     restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if exists_at(root, tag, n)]
     run(["git", "checkout", tag, "--", *restore], root)
     fetch = []

@@ -254,3 +254,52 @@ def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
     assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", "12"]) == 0
     assert "dvc metrics diff round-001 round-010" in capsys.readouterr().out
     assert made == [tmp_path / "demo"]
+
+
+def _small_campaign(tmp_path):
+    from crowdloop import campaign
+    from crowdloop.tasks import demo
+
+    data = demo.make_demo(seed=1, n_pool=30, n_test=10, n_initial=10, n_annotators=5, answers_per_example=3)
+    return campaign.init_campaign(tmp_path / "camp", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
+
+
+def test_a_rollback_to_a_round_that_does_not_exist_leaves_nothing_pending(tmp_path, capsys):
+    from crowdloop.tasks import journal
+
+    made = _small_campaign(tmp_path)
+    assert cli.main(["-C", str(made.root), "rollback", "99"]) == 2
+    assert "there is no round 99 to roll back to (tags: round-000)" in capsys.readouterr().err
+    assert journal.read(made) is None
+    assert cli.main(["-C", str(made.root), "status"]) == 0
+    assert "interrupted" not in capsys.readouterr().out
+
+
+def test_a_rollback_that_fails_is_undone_not_retried_by_every_later_command(tmp_path, monkeypatch, capsys):
+    from crowdloop.tasks import journal, version
+
+    made = _small_campaign(tmp_path)
+    before = version.head(made)
+    calls = []
+    def unreachable(campaign, number, *, remote=None):
+        calls.append(number)
+        (campaign.data / "half-written.csv").write_text("x\n")
+        raise version.VersionError("the DVC remote cannot be reached")
+
+    monkeypatch.setattr(version, "rollback", unreachable)
+    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 2
+    assert "the DVC remote cannot be reached" in capsys.readouterr().err
+    assert calls == [0]  # tried once, by the command; not again by its clean-up
+    assert journal.read(made) is None and version.head(made) == before
+    assert not (made.data / "half-written.csv").exists() and not version.changed_data(made)
+    assert cli.main(["-C", str(made.root), "verify"]) == 0
+
+
+def test_a_journaled_rollback_whose_round_is_gone_is_undone(tmp_path):
+    from crowdloop.tasks import journal, recovery, version
+
+    made = _small_campaign(tmp_path)
+    journal.start(made, {"command": "rollback", "pid": 1, "head": version.head(made), "since": "then",
+                         "parts": [], "target": 99, "remote": None})
+    assert "after a rollback to round 99 that failed" in recovery.recover(made)
+    assert journal.read(made) is None

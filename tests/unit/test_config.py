@@ -39,6 +39,7 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("model:\n  head:\n    ngrams: sometimes\n", "'model.head.ngrams' must be bool"),
         ("model:\n  head:\n    pooling: cls\n", "'model.head.pooling' must be one of layers, last"),
         ("score:\n  strategy: magic\n", "unknown 'score.strategy' 'magic'; known: auto, activelab"),
+        ("seed: -1\n", "'seed' must be a whole number of at least 0"),
         ("predict:\n  folds: 1\n", "'predict.folds' must be at least 2"),
         ("predict:\n  chunk_size: 0\n", "'predict.chunk_size' must be at least 1"),
         ("model:\n  finetune:\n    max_grad_norm: 0\n", "'model.finetune.max_grad_norm' must be null or positive"),

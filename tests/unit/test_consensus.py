@@ -120,11 +120,11 @@ def test_majority_rejects_an_unlabeled_row_and_out_of_range_labels():
         majority(_wide({"a": [0, 2]}, ["e1", "e2"]), classes=names(2), seed=0)
 
 
-@pytest.mark.parametrize("method", ["majority", "dawid_skene", "glad"])
-def test_consensus_of_no_examples_says_so(method):
-    with pytest.raises(ValueError, match="labels_multiannotator has no rows"):
-        consensus(_wide({"a": []}, []), None, method=method, classes=names(2), calibrate_probs=False,
-                  crowdlab_label="majority_vote", seed=0)
+@pytest.mark.parametrize("method", ["majority", "crowdlab", "dawid_skene", "glad", "mace", "wawa"])
+def test_consensus_of_no_examples_is_empty_for_every_method(method):
+    agreed = consensus(_wide({}, []), np.zeros((0, 2)), method=method, classes=names(2), calibrate_probs=False,
+                       crowdlab_label="majority_vote", seed=0)
+    assert len(agreed.examples) == 0
 
 
 # ---------------------------------------------------------------- crowdlab
