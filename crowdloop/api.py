@@ -264,11 +264,7 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     methods = [None] if consensus is None else config_checks.consensus_methods(consensus)
     plan = dataclasses.replace(simulate_flows.PRESETS[preset], **changes,
                                arms=tuple(simulate_flows.arm(s, m) for s in chosen for m in methods))
-    simulate_flows.check_protocol(plan)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds is {seeds!r}; run at least 1 seed per arm.")
-    if not 0 < target <= 1:
-        raise ConfigError(f"--target is {target!r}; give a {metric} value above 0 and at most 1.")
+    simulate_flows.check_simulation(plan, seeds=seeds, target=target, metric=metric)
     if embedding_cache is not None and Path(embedding_cache).exists() and not Path(embedding_cache).is_dir():
         raise ConfigError(f"--embedding-cache {embedding_cache} is a file; name a folder (made if missing).")
     base = config_mod.load(params)

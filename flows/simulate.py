@@ -116,8 +116,13 @@ def _fraction(value) -> bool:
     return isinstance(value, (float, np.floating)) and 0 < value < 1
 
 
-def check_protocol(preset: Preset) -> None:
-    """Raise ConfigError, naming the flag, if ``preset`` cannot be run as a simulation."""
+def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) -> None:
+    """Raise ConfigError, naming the flag, if ``preset`` with ``seeds`` seeds cannot be run as a
+    simulation, or ``target`` is no value of ``metric`` (a share, 0 to 1)."""
+    if not _whole(seeds) or seeds < 1:
+        raise ConfigError(f"--seeds is {seeds!r}; run at least 1 seed per arm.")
+    if not 0 < target <= 1:
+        raise ConfigError(f"--target is {target!r}; give a {metric} value above 0 and at most 1.")
     for field, low in _AT_LEAST.items():
         value = getattr(preset, field)
         if not _whole(value) or value < low:
