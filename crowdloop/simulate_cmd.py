@@ -126,9 +126,7 @@ def run_aggregate(args) -> None:
 
 def import_options(args) -> dict:
     """The reader options of ``importers.load`` for ``args.format``, from the flags."""
-    names = None
-    if args.label_names:
-        names = dict(pair.split("=", 1) for pair in args.label_names.split(","))
+    names = label_names(args.label_names) if args.label_names else None
     text_cols = tuple(c.strip() for c in args.text_cols.split(",") if c.strip())
     annotator_cols = tuple(c.strip() for c in args.annotator_cols.split(",")) if args.annotator_cols else None
     if args.format == "tutorial":
@@ -148,3 +146,19 @@ def import_options(args) -> dict:
     return dict(split=args.split, layout=args.layout, text_col=text_cols, id_col=args.example_col,
                 annotator_col=args.annotator_col, label_col=args.label_col, annotator_cols=annotator_cols,
                 gold_col=args.gold_col, label_names=names)
+
+
+def label_names(text: str) -> dict[str, str]:
+    """``--label-names 0=impolite,1=polite`` -> {"0": "impolite", "1": "polite"}; ConfigError if malformed."""
+    from crowdloop.tasks.errors import ConfigError
+
+    names = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        raw, sep, name = (part.strip() for part in pair.partition("="))
+        if not sep or not raw or not name:
+            raise ConfigError(f"--label-names has {pair!r}; write each as raw=name, comma-separated "
+                              "(e.g. 0=impolite,1=polite).")
+        if raw in names:
+            raise ConfigError(f"--label-names maps {raw!r} twice ({names[raw]!r} and {name!r}); map it once.")
+        names[raw] = name
+    return names

@@ -126,7 +126,8 @@ def _draw_start(uncollected: pd.DataFrame, *, n_start: int, labels_per_start: in
     eligible = np.sort(counts.index[counts >= labels_per_start].to_numpy(dtype=str))
     if len(eligible) < n_start:
         raise ImportFormatError(f"only {len(eligible)} pool examples have {labels_per_start} annotations; "
-                                f"cannot start with {n_start}; lower n_start or labels_per_start.")
+                                f"cannot start with {n_start}; lower n_start or labels_per_start "
+                                "(--start-size, --labels-per-start).")
     start = rng.choice(eligible, size=n_start, replace=False)
     candidates = uncollected[uncollected["example_id"].isin(set(start))]
     shuffled = candidates.assign(_key=rng.random(len(candidates))).sort_values(["example_id", "_key"])

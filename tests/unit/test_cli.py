@@ -156,6 +156,9 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--labels-per-item", "0"], "--labels-per-item has '0'"),
     (["--labels-per-item", "all,x"], "--labels-per-item has 'x'"),
     (["--draws", "0"], "--draws is 0; draw at least 1"),
+    (["--label-names", "no"], "--label-names has 'no'; write each as raw=name"),
+    (["--label-names", "=yes,no=no"], "--label-names has '=yes'"),
+    (["--label-names", "no=a,no=b"], "--label-names maps 'no' twice ('a' and 'b')"),
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     assert cli.main([*_crowd_file(tmp_path), *flags]) == 2
