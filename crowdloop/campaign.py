@@ -27,7 +27,8 @@ def render_params(*, classes: Sequence[str], seed: int, overrides: dict | None =
     text = re.sub(r"(?m)^seed: \d+", f"seed: {seed}", text, count=1)
     if not overrides:
         return text
-    merged = typed_yaml.overlay(yaml.safe_load(text), overrides, Path("params"), renamed=config_mod.RENAMED)
+    merged = typed_yaml.overlay(yaml.safe_load(text), overrides, Path("params"), cls=config_mod.Config,
+                                renamed=config_mod.RENAMED)
     return ("# crowdloop parameters (the template's comments say what each key does:\n"
             "# params.yaml in the crowdloop repository)\n" + yaml.safe_dump(merged, sort_keys=False))
 

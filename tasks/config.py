@@ -198,7 +198,7 @@ def load(path: Path | str | None = None) -> Config:
             raise ConfigError(f"{path}: not valid YAML ({err}).") from err
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections.")
-        merged = typed_yaml.overlay(merged, user, path, renamed=RENAMED)
+        merged = typed_yaml.overlay(merged, user, path, cls=Config, renamed=RENAMED)
     return from_dict(merged, source=str(path or "params.yaml template"))
 
 

@@ -14,19 +14,22 @@ from pathlib import Path
 from crowdloop.tasks.errors import ConfigError
 
 
-def overlay(base: dict, user: dict, path: Path, *, renamed: dict[str, str], prefix: str = "") -> dict:
-    """``user``'s keys laid over ``base`` recursively; a key not in ``base`` is an error
-    (one in ``renamed``, {old dotted key: new one}, names its new name)."""
+def overlay(base: dict, user: dict, path: Path, *, cls, renamed: dict[str, str], prefix: str = "") -> dict:
+    """``user``'s keys laid over ``base`` (both the nested dicts of the dataclass ``cls``): a
+    section (a dataclass field) is laid over key by key, any other value, a mapping such as
+    ``{annotator: cost}`` included, replaces the base's. A key that is no field of its section
+    is an error (one in ``renamed``, {old dotted key: new one}, names its new name)."""
+    hints = typing.get_type_hints(cls)
     out = dict(base)
     for key, value in user.items():
         if f"{prefix}{key}" in renamed:
             raise ConfigError(f"{path}: '{prefix}{key}' is now called '{renamed[prefix + key]}'; "
                               "rename it in this file.")
-        if key not in base:
-            known = ", ".join(sorted(base))
+        if key not in hints:
+            known = ", ".join(sorted(hints))
             raise ConfigError(f"{path}: unknown key '{prefix}{key}'; known keys here: {known}.")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            out[key] = overlay(base[key], value, path, renamed=renamed, prefix=f"{prefix}{key}.")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(base.get(key), dict) and isinstance(value, dict):
+            out[key] = overlay(base[key], value, path, cls=hints[key], renamed=renamed, prefix=f"{prefix}{key}.")
         else:
             out[key] = value
     return out

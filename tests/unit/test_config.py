@@ -27,6 +27,16 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
     assert cfg.select.max_annotations_per_example == config.load().select.max_annotations_per_example
 
 
+def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("budget:\n  annotator_costs: {ann: 0.5, expert1: 3}\n"
+                    "labelstudio:\n  annotator_id: table\n  annotators: {7: ann3, bo@example.org: ann4}\n")
+    cfg = config.load(path)
+    assert cfg.budget.annotator_costs == {"ann": 0.5, "expert1": 3.0}
+    assert cfg.labelstudio.annotators == {"7": "ann3", "bo@example.org": "ann4"}
+    assert cfg.budget.cost_per_annotation == config.load().budget.cost_per_annotation
+
+
 @pytest.mark.parametrize(
     "text, fragment",
     [
@@ -40,6 +50,9 @@ def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
         ("model:\n  head:\n    pooling: cls\n", "'model.head.pooling' must be one of layers, last"),
         ("score:\n  strategy: magic\n", "unknown 'score.strategy' 'magic'; known: auto, activelab"),
         ("seed: -1\n", "'seed' must be a whole number of at least 0"),
+        ("budget:\n  anotations: 3\n", "unknown key 'budget.anotations'; known keys here: annotations,"),
+        ("budget:\n  annotator_costs: {ann: -1}\n", "costs per annotation must be >= 0"),
+        ("budget:\n  annotator_costs: {ann: cheap}\n", "'budget.annotator_costs.ann' must be float"),
         ("predict:\n  folds: 1\n", "'predict.folds' must be at least 2"),
         ("predict:\n  chunk_size: 0\n", "'predict.chunk_size' must be at least 1"),
         ("model:\n  finetune:\n    max_grad_norm: 0\n", "'model.finetune.max_grad_norm' must be null or positive"),
