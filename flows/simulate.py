@@ -223,7 +223,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                                           pred_probs=previous)
         log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
                  number, preset.rounds, report["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
-    return pd.DataFrame(rows)
+    # A folder that holds more rounds than asked for (an earlier, longer run): the first ones.
+    return pd.DataFrame([row for row in rows if row["round"] <= preset.rounds])
 
 
 @flow(name="crowdloop-simulate")

@@ -57,6 +57,12 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
     assert logged["params.model.head.pooling"] == base.model.head.pooling
     assert logged["preset.answered_by"] == "tutorial" and logged["rounds"] == "3"
 
+    # fewer rounds than the folder holds: the first ones, from the checkpoints, nothing run again
+    calls.clear()
+    _run(out, base, rounds=1)
+    assert not calls
+    assert sorted(pd.read_csv(out / "curves.csv")["round"].unique()) == [1]
+
 
 def test_simulations_sharing_an_embedding_cache_embed_each_text_once(replay, base, tmp_path, monkeypatch):
     shared = tmp_path / "embeddings"
