@@ -88,7 +88,9 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
         version.restore_head(campaign)
         done = f"put data/ back as the last commit has it after a rollback to round {entry['target']} that failed"
     elif command == "rollback":
-        if not committed:
+        if committed:
+            version.archive_later(campaign, entry["target"])
+        else:
             version.rollback(campaign, entry["target"], remote=entry.get("remote"))
         done = f"finished the interrupted rollback to round {entry['target']}"
     elif not committed and version.restore_head(campaign):

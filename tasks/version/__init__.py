@@ -21,7 +21,7 @@ from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit
                                               head, round_tags, subject)
 from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
 
-__all__ = ["TRACKED", "WRITTEN", "VersionError", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
+__all__ = ["TRACKED", "WRITTEN", "VersionError", "archive_later", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
            "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "prewarm_dvc", "pull", "push", "remote_url",
            "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "subject", "tag"]
 
@@ -171,12 +171,19 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
         set_remote(campaign, remote)
         fetch = [["fetch", "-q", "-r", REMOTE, "data.dvc"]]
     dvc(*fetch, ["checkout", "-q", "--force", "data.dvc"], root=root)
-    for later in round_tags(campaign):
-        if int(later.split("-")[1]) > number:
-            _archive_tag(root, later)
     run(["git", "add", "--", *restore], root)
     run(["git", "commit", "-q", "--allow-empty", "-m", f"Roll data back to {tag}"], root)
+    # After the commit: a rollback that fails before it has changed no tag, and is undone whole.
+    archive_later(campaign, number)
     return head(campaign)
+
+
+def archive_later(campaign: Campaign, number: int) -> None:
+    """Rename the tags of the rounds after ``number`` to ``archived/round-NNN-<commit>`` (again
+    after an interruption: the tags already renamed are skipped)."""
+    for later in round_tags(campaign):
+        if int(later.split("-")[1]) > number:
+            _archive_tag(campaign.root, later)
 
 
 def remote_url(campaign: Campaign, url: str) -> str:

@@ -306,3 +306,22 @@ def test_a_journaled_rollback_whose_round_is_gone_is_undone(tmp_path):
                          "parts": [], "target": 99, "remote": None})
     assert "after a rollback to round 99 that failed" in recovery.recover(made)
     assert journal.read(made) is None
+
+
+def test_a_rollback_whose_commit_fails_leaves_every_round_tag_and_data_as_they_were(tmp_path, monkeypatch, capsys):
+    from crowdloop.tasks import journal, version
+
+    made = _small_campaign(tmp_path)
+    version.tag(made, version.round_tag(1))  # a later round, whose tag a rollback to 0 would archive
+    before, real = version.head(made), version.run
+
+    def run(args, *rest, **kwargs):
+        if args[:2] == ["git", "commit"]:
+            raise version.VersionError("git commit failed: no space left on device")
+        return real(args, *rest, **kwargs)
+
+    monkeypatch.setattr(version, "run", run)
+    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 2
+    assert "no space left on device" in capsys.readouterr().err
+    assert version.round_tags(made) == ["round-000", "round-001"]
+    assert journal.read(made) is None and version.head(made) == before and not version.changed_data(made)
