@@ -51,8 +51,8 @@ def init_campaign(root: str | Path, examples: pd.DataFrame | str | Path, *, clas
     already collected (example_id, annotator_id, label). ``params``: settings laid over the
     template params.yaml, e.g. ``{"select": {"batch_size": 50}}``.
     """
-    if not isinstance(examples, pd.DataFrame):
-        examples = campaign_mod.read_examples_file(Path(examples))
+    examples = (campaign_mod.examples_frame(examples) if isinstance(examples, pd.DataFrame)
+                else campaign_mod.read_examples_file(Path(examples)))
     return campaign_mod.init_campaign(Path(root), examples, classes=classes, seed=seed, initial=initial,
                                       params=params)
 

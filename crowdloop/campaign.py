@@ -12,7 +12,7 @@ import yaml
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import store, typed_yaml, version
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.schema import EXAMPLE_COLUMNS, SPLITS
+from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
 
 # Sections a round reads: what dvc.yaml lists so `dvc params diff` shows them.
 ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select", "budget", "routing",
@@ -53,9 +53,13 @@ def init_campaign(
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise CampaignError(f"{root} exists and is not empty; choose a new directory.")
+    if isinstance(classes, str):  # a str is a Sequence: "spam,ham" would be 8 one-letter classes
+        raise CampaignError(f"classes is the string {classes!r}; pass a list of class names, e.g. ['spam', 'ham'].")
     text = render_params(classes=classes, seed=seed, overrides=params)
     config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
     _check_examples(examples, classes)
+    if initial is not None:
+        _check_initial(initial, examples, classes)
     campaign = store.Campaign(root)
     root.mkdir(parents=True, exist_ok=True)
     store.write_params(campaign, text)
@@ -93,15 +97,41 @@ def read_examples_file(path: Path) -> pd.DataFrame:
         frame = readers[path.suffix](path, dtype=str)
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise CampaignError(f"{path}: cannot read examples ({err}).") from err
+    return examples_frame(frame, source=f"{path}: line 1")
+
+
+def examples_frame(frame: pd.DataFrame, *, source: str = "examples") -> pd.DataFrame:
+    """``frame`` with ``id``/``example_id`` and ``text`` (optional ``split``, ``gold``) as the
+    campaign's examples table (schema.EXAMPLE_COLUMNS: split defaults to pool, gold to none);
+    CampaignError, naming ``source``, if a required column is missing."""
     frame = frame.rename(columns={"id": "example_id"})
     for column in ("example_id", "text"):
         if column not in frame.columns:
-            raise CampaignError(f"{path}: line 1: missing column '{column}' "
-                                      f"(found: {', '.join(map(str, frame.columns))}).")
+            raise CampaignError(f"{source}: missing column '{column}' "
+                                f"(found: {', '.join(map(str, frame.columns))}).")
+    frame = frame.copy()
     frame["example_id"] = frame["example_id"].astype(str).str.strip()
     frame["split"] = frame["split"].fillna("pool") if "split" in frame else "pool"
     frame["gold"] = frame["gold"] if "gold" in frame else None
     return frame.loc[:, list(EXAMPLE_COLUMNS)]
+
+
+def _check_initial(initial: pd.DataFrame, examples: pd.DataFrame, classes: Sequence[str]) -> None:
+    """CampaignError for the first initial answer an ingest would refuse, or a pair answered twice."""
+    from crowdloop.tasks.answer_checks import row_problem
+
+    missing = [c for c in ANSWER_COLUMNS if c not in initial.columns]
+    if missing:
+        raise CampaignError(f"the initial answers lack the column '{missing[0]}'; give {', '.join(ANSWER_COLUMNS)}.")
+    split = dict(zip(examples["example_id"], examples["split"]))
+    values = initial.loc[:, list(ANSWER_COLUMNS)].astype(str).apply(lambda column: column.str.strip())
+    for row, (example, annotator, label) in enumerate(values.itertuples(index=False, name=None), start=1):
+        if problem := row_problem(example, annotator, label, split, list(classes)):
+            raise CampaignError(f"initial answers, row {row}: {problem}.")
+    twice = values.duplicated(["example_id", "annotator_id"])
+    if twice.any():
+        example, annotator = values.loc[twice.idxmax(), ["example_id", "annotator_id"]]
+        raise CampaignError(f"initial answers: '{annotator}' answered example '{example}' more than once; keep one.")
 
 
 def _check_examples(examples: pd.DataFrame, classes: Sequence[str]) -> None:
