@@ -12,7 +12,7 @@ import yaml
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import store, typed_yaml, version
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
+from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
 
 # Sections a round reads: what dvc.yaml lists so `dvc params diff` shows them.
 ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select", "budget", "routing",
@@ -56,10 +56,10 @@ def init_campaign(
     if isinstance(classes, str):  # a str is a Sequence: "spam,ham" would be 8 one-letter classes
         raise CampaignError(f"classes is the string {classes!r}; pass a list of class names, e.g. ['spam', 'ham'].")
     text = render_params(classes=classes, seed=seed, overrides=params)
-    config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
+    config = config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
     _check_examples(examples, classes)
     if initial is not None:
-        _check_initial(initial, examples, classes)
+        initial = _checked_initial(initial, examples, config)
     campaign = store.Campaign(root)
     root.mkdir(parents=True, exist_ok=True)
     store.write_params(campaign, text)
@@ -116,22 +116,18 @@ def examples_frame(frame: pd.DataFrame, *, source: str = "examples") -> pd.DataF
     return frame.loc[:, list(EXAMPLE_COLUMNS)]
 
 
-def _check_initial(initial: pd.DataFrame, examples: pd.DataFrame, classes: Sequence[str]) -> None:
-    """CampaignError for the first initial answer an ingest would refuse, or a pair answered twice."""
-    from crowdloop.tasks.answer_checks import row_problem
+def _checked_initial(initial: pd.DataFrame, examples: pd.DataFrame, config: config_mod.Config) -> pd.DataFrame:
+    """``initial`` (ANSWER_COLUMNS) through the checks of an ingest (row N of the frame is its line N):
+    the answers to store, each once; CampaignError or IngestError for the first that an ingest refuses."""
+    from crowdloop.tasks.ingest import validate_answers
 
     missing = [c for c in ANSWER_COLUMNS if c not in initial.columns]
     if missing:
         raise CampaignError(f"the initial answers lack the column '{missing[0]}'; give {', '.join(ANSWER_COLUMNS)}.")
-    split = dict(zip(examples["example_id"], examples["split"]))
-    values = initial.loc[:, list(ANSWER_COLUMNS)].astype(str).apply(lambda column: column.str.strip())
-    for row, (example, annotator, label) in enumerate(values.itertuples(index=False, name=None), start=1):
-        if problem := row_problem(example, annotator, label, split, list(classes)):
-            raise CampaignError(f"initial answers, row {row}: {problem}.")
-    twice = values.duplicated(["example_id", "annotator_id"])
-    if twice.any():
-        example, annotator = values.loc[twice.idxmax(), ["example_id", "annotator_id"]]
-        raise CampaignError(f"initial answers: '{annotator}' answered example '{example}' more than once; keep one.")
+    rows = initial.loc[:, list(ANSWER_COLUMNS)].assign(line=range(1, len(initial) + 1))
+    return validate_answers(rows, source="initial answers", examples=examples,
+                            stored=pd.DataFrame(columns=list(ANNOTATION_COLUMNS)), classes=config.classes,
+                            on_change=config.ingest.on_change).new
 
 
 def _check_examples(examples: pd.DataFrame, classes: Sequence[str]) -> None:

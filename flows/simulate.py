@@ -21,8 +21,8 @@ from prefect import flow
 
 from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import (annotator_watch, annotators, metrics, progress, report, round_data, signal,
-                             simulation_store, stopping, track)
+from crowdloop.tasks import (annotator_watch, annotators, metrics, progress, replay_split, report, round_data,
+                             signal, simulation_store, stopping, track)
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks.errors import ConfigError
 from crowdloop.tasks.train import TrainingSet, train_and_predict
@@ -136,7 +136,7 @@ def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) 
         raise ConfigError(f"--test-size is {test_size!r}; give a fraction strictly between 0 and 1.")
     if not _fraction(preset.validation_size):
         raise ConfigError(f"--validation-size is {preset.validation_size!r}; give a fraction strictly between 0 and 1.")
-    for field, allowed in {"evaluate": ("test", "validation"), "answered_by": ("tutorial", "routed")}.items():
+    for field, allowed in {"evaluate": replay_split.EVALUATE, "answered_by": ("tutorial", "routed")}.items():
         if getattr(preset, field) not in allowed:
             raise ConfigError(f"--{field.replace('_', '-')} is {getattr(preset, field)!r}; use {' or '.join(allowed)}.")
     if preset.goes_bad is not None and (not _whole(preset.goes_bad) or preset.goes_bad < 1):

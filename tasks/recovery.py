@@ -83,16 +83,8 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
         done = _finish_ingest(campaign, entry, committed)
     elif command in ("round", "scheduled round") and "round" in entry:
         done = _finish_round(campaign, entry, committed)
-    elif command == "rollback" and not committed and (failed or version.round_tag(entry["target"])
-                                                       not in version.round_tags(campaign)):
-        version.restore_head(campaign)
-        done = f"put data/ back as the last commit has it after a rollback to round {entry['target']} that failed"
     elif command == "rollback":
-        if committed:
-            version.archive_later(campaign, entry["target"])
-        else:
-            version.rollback(campaign, entry["target"], remote=entry.get("remote"))
-        done = f"finished the interrupted rollback to round {entry['target']}"
+        done = _finish_rollback(campaign, entry, committed, failed)
     elif not committed and version.restore_head(campaign):
         done = f"put data/ back as the last commit has it after an interrupted `{command}`"
     else:
@@ -101,6 +93,18 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     if done:
         log.warning("%s (pid %s, started %s)", done, entry.get("pid"), entry.get("since"))
     return done
+
+
+def _finish_rollback(campaign: store.Campaign, entry: dict, committed: bool, failed: bool) -> str:
+    target = entry["target"]
+    if committed:  # killed while renaming the later rounds' tags
+        version.archive_later(campaign, target)
+    elif failed or version.round_tag(target) not in version.round_tags(campaign):
+        version.restore_head(campaign)  # the user saw it fail (or it cannot be finished): undone whole
+        return f"put data/ back as the last commit has it after a rollback to round {target} that failed"
+    else:
+        version.rollback(campaign, target, remote=entry.get("remote"))
+    return f"finished the interrupted rollback to round {target}"
 
 
 def _finish_ingest(campaign: store.Campaign, entry: dict, committed: bool) -> str:

@@ -19,7 +19,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from crowdloop.tasks.import_formats import ANSWERS, Replay, check_replay
 from crowdloop.tasks.import_values import ImportFormatError
 
-EVALUATE = ("test", "validation")
+EVALUATE = ("test", "validation")  # what a simulation scores on (flows/simulate.check_simulation)
 
 
 def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_start: int,
@@ -36,13 +36,9 @@ def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_
     examples with at least ``labels_per_start`` annotations are drawn and
     ``labels_per_start`` of each one's annotations move from ``uncollected`` to
     ``initial``. A replay that has both (the tutorial's) comes back unchanged in test
-    mode. Deterministic per seed.
+    mode. Deterministic per seed. The protocol's values are checked by the caller
+    (``flows/simulate.check_simulation``, before the data is read).
     """
-    if n_start < 0 or labels_per_start < 1:
-        raise ImportFormatError(f"n_start must be >= 0 and labels_per_start >= 1 (got {n_start}, "
-                                f"{labels_per_start}).")
-    if evaluate not in EVALUATE:
-        raise ImportFormatError(f"evaluate must be one of {', '.join(EVALUATE)}, not {evaluate!r}.")
     examples, initial, uncollected = (f.reset_index(drop=True)
                                       for f in (replay.examples, replay.initial, replay.uncollected))
     if redraw_start:
@@ -88,8 +84,6 @@ def _hold_out(examples: pd.DataFrame, test_size: float | int | None, seed: int) 
 def _validation(examples: pd.DataFrame, initial: pd.DataFrame, uncollected: pd.DataFrame, size: float,
                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The pool's validation split as the new ``test`` split (the old one dropped)."""
-    if not 0 < size < 1:
-        raise ImportFormatError(f"validation_size must be a fraction between 0 and 1, got {size}.")
     pool = examples[examples["split"] == "pool"]
     reference = _reference_labels(pool, uncollected)
     candidates = reference[~reference.index.isin(initial["example_id"])]

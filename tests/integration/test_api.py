@@ -83,11 +83,11 @@ def test_api_errors_are_crowdloop_errors_with_what_to_do(tmp_path):
 @pytest.mark.parametrize("examples_columns,classes,initial,words", [
     ({"text"}, ["a", "b"], None, "missing column 'example_id'"),
     ({"example_id", "text"}, "ab", None, "classes is the string 'ab'; pass a list of class names"),
-    ({"example_id", "text"}, ["a", "b"], [("zz", "w", "a")], "initial answers, row 1: unknown example id 'zz'"),
+    ({"example_id", "text"}, ["a", "b"], [("zz", "w", "a")], "initial answers:1: unknown example id 'zz'"),
     ({"example_id", "text"}, ["a", "b"], [("e1", "w", "a"), ("e2", "w", "c")],
-     "initial answers, row 2: label 'c' is not a class"),
+     "initial answers:2: label 'c' is not a class"),
     ({"example_id", "text"}, ["a", "b"], [("e1", "w", "a"), ("e1", "w", "b")],
-     "initial answers: 'w' answered example 'e1' more than once"),
+     "initial answers:2: annotator 'w' gave example 'e1' the label 'a' on line 1 but this row says 'b'"),
     ({"example_id", "text", "split"}, ["a", "b"], [("e0", "w", "a")], "belongs to the gold test split"),
 ])
 def test_init_campaign_from_python_refuses_what_ingest_would_and_makes_nothing(tmp_path, examples_columns, classes,
@@ -101,10 +101,12 @@ def test_init_campaign_from_python_refuses_what_ingest_would_and_makes_nothing(t
     assert not (tmp_path / "camp").exists()
 
 
-def test_init_campaign_takes_a_dataframe_of_ids_and_texts_alone(tmp_path):
+def test_init_campaign_takes_a_dataframe_of_ids_and_texts_alone_and_answers_checked_as_ingested(tmp_path):
     examples = pd.DataFrame({"id": ["e1", "e2", "e3"], "text": ["one", "two", "three"]})
-    camp = crowdloop.init_campaign(tmp_path / "camp", examples, classes=["a", "b"],
-                                   initial=pd.DataFrame({"example_id": ["e1"], "annotator_id": ["w"], "label": ["b"]}))
+    answers = pd.DataFrame({"example_id": ["e1", "e1", "e2"], "annotator_id": ["w", "w", "v"],
+                            "label": ["b", "b", "a"]})
+    camp = crowdloop.init_campaign(tmp_path / "camp", examples, classes=["a", "b"], initial=answers)
     stored = store.read_examples(camp)
     assert stored["example_id"].tolist() == ["e1", "e2", "e3"] and (stored["split"] == "pool").all()
-    assert store.read_annotations(camp)[["example_id", "annotator_id", "label"]].values.tolist() == [["e1", "w", "b"]]
+    kept = store.read_annotations(camp)[["example_id", "annotator_id", "label"]].values.tolist()
+    assert kept == [["e1", "w", "b"], ["e2", "v", "a"]]  # the same answer twice is stored once, as by an ingest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,12 +102,16 @@ def test_simulate_folds_flag_sets_the_k_of_every_arms_rounds(tmp_path, monkeypat
     assert cfg.predict.folds == 4
 
 
-def test_a_campaign_whose_labels_params_yaml_no_longer_lists_is_one_line_and_exit_code_2(tmp_path, capsys):
+def _small_campaign(tmp_path):
     from crowdloop import campaign
     from crowdloop.tasks import demo
 
     data = demo.make_demo(seed=1, n_pool=30, n_test=10, n_initial=10, n_annotators=5, answers_per_example=3)
-    made = campaign.init_campaign(tmp_path / "camp", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
+    return campaign.init_campaign(tmp_path / "camp", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
+
+
+def test_a_campaign_whose_labels_params_yaml_no_longer_lists_is_one_line_and_exit_code_2(tmp_path, capsys):
+    made = _small_campaign(tmp_path)
     made.params_file.write_text(made.params_file.read_text().replace(
         "classes: [billing, technical, shipping, account]", "classes: [billing, technical]"))
     assert cli.main(["-C", str(made.root), "round"]) == 2
@@ -203,6 +209,20 @@ def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path
     assert not out.exists()
 
 
+@pytest.mark.parametrize("field,value,words", [
+    ("evaluate", "train", "--evaluate is 'train'; use test or validation"),
+    ("answered_by", "me", "--answered-by is 'me'; use tutorial or routed"),
+    ("test_size", 0, "--test-size is 0; give a fraction"),
+    ("rounds", 2.5, "--rounds is 2.5; it must be a whole number"),
+])
+def test_simulate_from_python_refuses_protocol_values_the_flags_cannot_give(field, value, words):
+    from crowdloop.tasks.errors import ConfigError
+
+    preset = dataclasses.replace(simulate.PRESETS["tutorial"], **{field: value})
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        simulate.check_simulation(preset, seeds=1, target=0.9, metric="macro_f1")
+
+
 def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
     flags = _crowd_file(tmp_path)[1:]
     code = cli.main(["simulate", *flags, "--goes-bad", "3", "--bad-annotator", "w9", "--out", str(tmp_path / "out")])
@@ -257,14 +277,6 @@ def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
     assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", "12"]) == 0
     assert "dvc metrics diff round-001 round-010" in capsys.readouterr().out
     assert made == [tmp_path / "demo"]
-
-
-def _small_campaign(tmp_path):
-    from crowdloop import campaign
-    from crowdloop.tasks import demo
-
-    data = demo.make_demo(seed=1, n_pool=30, n_test=10, n_initial=10, n_annotators=5, answers_per_example=3)
-    return campaign.init_campaign(tmp_path / "camp", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
 
 
 def test_a_rollback_to_a_round_that_does_not_exist_leaves_nothing_pending(tmp_path, capsys):

@@ -399,8 +399,6 @@ def test_a_validation_split_is_carved_from_the_pool_and_the_test_split_left_out(
     assert evaluation.set_index("example_id")["gold"].to_dict() == majority.to_dict()
     again = replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, evaluate="validation")
     assert again.examples.equals(split.examples)
-    with pytest.raises(ImportFormatError, match="evaluate must be one of test, validation"):
-        replay_split.split_for_simulation(replay, seed=0, n_start=10, labels_per_start=1, evaluate="train")
     with_gold = replay_split.split_for_simulation(_unsplit(n=60), seed=0, n_start=10, labels_per_start=1,
                                                   test_size=0.2, evaluate="validation")
     held_out = with_gold.examples[with_gold.examples["split"] == "test"]
