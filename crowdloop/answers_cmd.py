@@ -69,6 +69,9 @@ def summary(path: Path, result) -> str:
     """One line: what an ingested file brought (``result``: an ``Ingested``)."""
     line = (f"{path}: {len(result.new)} new annotations stored for round {result.round}; "
             f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped")
+    if result.repeated:
+        rows = "row repeats" if result.repeated == 1 else "rows repeat"
+        line += f"; {result.repeated} {rows} an answer given earlier in the file (stored once)"
     if result.skipped or result.empty:
         line += f"; {result.skipped} skipped and {result.empty} empty Label Studio annotations not stored"
     return line + "."

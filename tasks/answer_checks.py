@@ -48,6 +48,7 @@ class Ingested:
     new: pd.DataFrame
     already_stored: int   # answered rows identical to stored annotations
     unanswered: int       # rows with an empty label (tasks without annotations)
+    repeated: int = 0     # rows repeating an answer given earlier in the same file (stored once)
     skipped: int = 0
     empty: int = 0
     refused: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REFUSED_COLUMNS)))
@@ -83,6 +84,7 @@ class AnswerCheck:
         self.refused: list[tuple] = []
         self.problems = 0
         self.already = 0
+        self.repeated = 0
         self.counts = {"unanswered": 0, labelstudio_format.SKIPPED: 0, labelstudio_format.EMPTY: 0}
         self.counted: set[tuple[str, str]] = set()  # stored answers met again, counted once each
 
@@ -108,7 +110,7 @@ class AnswerCheck:
             tail = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
             raise IngestError(f"{self.first}{tail}.")
         return Ingested(source=self.source, new=pd.DataFrame(self.new, columns=list(ANSWER_COLUMNS)),
-                        already_stored=self.already, unanswered=self.counts["unanswered"],
+                        already_stored=self.already, unanswered=self.counts["unanswered"], repeated=self.repeated,
                         skipped=self.counts[labelstudio_format.SKIPPED], empty=self.counts[labelstudio_format.EMPTY],
                         refused=pd.DataFrame(self.refused, columns=list(REFUSED_COLUMNS)))
 
@@ -129,7 +131,9 @@ class AnswerCheck:
         same = [where for g, where in given if g == label]
         if same and (given[-1][0] == label or self.on_change != "latest"):
             # the same answer again counts once: as already stored (once per answer) or not at all (in this file)
-            if same[0].startswith("in round") and key not in self.counted:
+            if not same[0].startswith("in round"):
+                self.repeated += 1
+            elif key not in self.counted:
                 self.counted.add(key)
                 self.already += 1
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -11,10 +12,14 @@ import pytest
 from crowdloop.tasks import config as config_mod
 
 
+_PREFECT_HOME = pytest.StashKey[str]()
+
+
 def pytest_configure(config):
     # Before any test module imports Prefect (which reads its settings once):
     # no network, no telemetry, a private Prefect home, quiet Prefect logs.
     home = tempfile.mkdtemp(prefix="crowdloop-prefect-")
+    config.stash[_PREFECT_HOME] = home
     for key, value in {
         "HF_HUB_OFFLINE": "1",
         "DO_NOT_TRACK": "true",
@@ -27,6 +32,11 @@ def pytest_configure(config):
         "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
     }.items():
         os.environ.setdefault(key, value)
+
+
+def pytest_unconfigure(config):
+    # The private Prefect home (its database, some 17 MB) goes with the session.
+    shutil.rmtree(config.stash[_PREFECT_HOME], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,17 @@ def test_rows_already_stored_and_repeats_are_counted_once(tmp_path):
     result = _ingest(path)
     assert result.already_stored == 1
     assert result.new.values.tolist() == [["e2", "a1", "billing"]]
+    assert result.repeated == 1  # e2's second row: said, not silently dropped
+
+
+def test_the_ingest_summary_says_how_many_rows_repeated_an_answer_of_the_file(tmp_path):
+    from crowdloop.answers_cmd import summary
+
+    path = _write(tmp_path, "a.csv", HEADER + "e2,a1,billing\ne2,a1,billing\ne3,a1,billing\n")
+    line = summary(path, _ingest(path))
+    assert "2 new annotations" in line
+    assert "1 row repeats an answer given earlier in the file (stored once)" in line
+    assert "repeat" not in summary(path, _ingest(_write(tmp_path, "b.csv", HEADER + "e2,a1,billing\n")))
 
 
 def test_ingesting_the_same_file_twice_adds_nothing_the_second_time(tmp_path):
