@@ -221,8 +221,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
                      "seconds": time.perf_counter() - start})
         simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
                                           pred_probs=previous)
-        log.info("%s seed %d round %d/%d: %d annotations, test accuracy %.3f (%.1f s)", arm.name, seed,
-                 number, preset.rounds, report["annotations"], rows[-1]["test_accuracy"], rows[-1]["seconds"])
+        log.info("%s seed %d round %d/%d: %d annotations, %s accuracy %.3f (%.1f s)", arm.name, seed, number,
+                 preset.rounds, report["annotations"], preset.evaluate, rows[-1]["test_accuracy"], rows[-1]["seconds"])
     # A folder that holds more rounds than asked for (an earlier, longer run): the first ones.
     return pd.DataFrame([row for row in rows if row["round"] <= preset.rounds])
 

@@ -8,14 +8,15 @@ import pandas as pd
 import pytest
 
 from crowdloop.flows import simulate
-from crowdloop.tasks import annotators, simulation_store
+from crowdloop.tasks import annotators, demo, importers, replay_split, simulation_store
 from crowdloop.tasks.models.encoder import FrozenEncoder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial", shared_cache=None):
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6, answered_by=answered_by)
+def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial", shared_cache=None, evaluate="test"):
+    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6, answered_by=answered_by,
+                                 evaluate=evaluate)
     return simulate.simulate_flow(str(out), preset, list(seeds), base, "tiny", shared_cache=shared_cache)
 
 
@@ -62,6 +63,19 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
     _run(out, base, rounds=1)
     assert not calls
     assert sorted(pd.read_csv(out / "curves.csv")["round"].unique()) == [1]
+
+
+def test_each_round_s_log_line_names_the_split_it_scored(tmp_path, base, caplog):
+    data = demo.make_demo(seed=2, n_pool=60, n_test=20, n_initial=0, n_annotators=6, answers_per_example=4)
+    whole = importers.Replay(data.examples, data.initial, data.answers, demo.DEMO_CLASSES)
+    for evaluate in replay_split.EVALUATE:
+        out = tmp_path / evaluate
+        simulation_store.write_replay(out, replay_split.split_for_simulation(whole, seed=0, n_start=20,
+                                                                             labels_per_start=2, evaluate=evaluate))
+        with caplog.at_level("INFO", logger="crowdloop"):
+            _run(out, base, rounds=1, seeds=(0,), evaluate=evaluate)
+        assert "auto seed 0 round 1/1: 40 annotations, " + evaluate + " accuracy" in caplog.text
+    assert "test accuracy" in caplog.text and "validation accuracy" in caplog.text
 
 
 def test_simulations_sharing_an_embedding_cache_embed_each_text_once(replay, base, tmp_path, monkeypatch):
