@@ -27,6 +27,23 @@ SOURCES = {
 }
 
 
+def demo_args(folder: Path) -> list[str]:
+    """crowdloop's generated support tickets (4 classes, 12 annotators of known accuracy 0.96 to 0.36,
+    5 answers per ticket, 1,600 tickets, no test split), written to ``folder`` at run time: the
+    simulate arguments that read them. A noisy crowd, where the model has signal."""
+    from crowdloop.tasks import demo
+
+    generated = demo.make_demo(seed=0, n_pool=1600, n_test=40, n_initial=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = generated.examples[generated.examples["split"] == "pool"]
+    pool.loc[:, ["example_id", "text", "gold"]].to_csv(folder / "examples.csv", index=False)
+    generated.answers.to_csv(folder / "answers.csv", index=False)
+    accuracy = ", ".join(f"{a} {q:.2f}" for a, q in sorted(generated.annotator_accuracy.items()))
+    print(f"demo annotators' accuracy: {accuracy}")
+    return [str(folder / "answers.csv"), "--format", "long", "--examples", str(folder / "examples.csv"),
+            "--examples-gold-col", "gold"]
+
+
 def simulate(args: list[str]) -> float:
     """Run `crowdloop simulate ARGS`; returns wall seconds."""
     start = time.perf_counter()

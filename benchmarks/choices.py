@@ -1,12 +1,13 @@
 """Model, consensus and selection settings re-checked on validation splits: each choice against the defaults.
 
-    python benchmarks/choices.py [--seeds 3] [--data politeness,rte,hs_brexit]
+    python benchmarks/choices.py [--seeds 3] [--data politeness,rte,hs_brexit,demo]
                                  [--choices all] [--out benchmarks/out/choices]
 
 Runs the default strategy's arm (``auto``) of `crowdloop simulate --evaluate validation`
-once with params.yaml as it is and once per choice (one setting changed), on every
-dataset, and prints per dataset and choice the mean over rounds of validation accuracy,
-macro-F1 and consensus accuracy (± the standard error over seeds) and the difference to
+once with params.yaml as it is and once per choice (one setting changed, or another
+strategy's arm in place of ``auto``), on every dataset (``demo``: crowdloop's generated
+tickets, a noisy crowd, only when named), and prints per dataset and choice the mean over
+rounds of validation accuracy, macro-F1 and consensus accuracy (± the standard error over seeds) and the difference to
 the defaults, seeds paired. Validation splits are carved from the pool (the test split
 is never read): this is how crowdloop's defaults are chosen.
 """
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from _compare import ROOT, SHARED_CACHE, SOURCES, dataset_args, simulate
+from _compare import ROOT, SHARED_CACHE, SOURCES, dataset_args, demo_args, simulate
 from crowdloop.cli import exit_frozen
 from crowdloop.tasks import config, report
 
@@ -38,8 +39,13 @@ CHOICES = {
     "k-center 0.25": {"select": {"kcenter_weight": 0.25}},
     "k-center 0.5": {"select": {"kcenter_weight": 0.5}},
     "near-duplicates 0.9": {"select": {"duplicate_threshold": 0.9}},
+    "margin strategy": {},
 }
-ONLY = {"pair features": ("rte",)}  # a choice that changes nothing elsewhere
+# A choice that is another strategy's arm, run in place of auto with the defaults.
+ARMS = {"margin strategy": "margin"}
+# A choice that changes nothing elsewhere; margin in place of auto only where the model has signal
+# (elsewhere auto runs score.no_signal_strategy, and margin would be measured against that).
+ONLY = {"pair features": ("rte",), "margin strategy": ("politeness", "demo")}
 METRICS = ("accuracy", "macro_f1", "consensus_accuracy")
 
 
@@ -65,20 +71,22 @@ def per_seed(curves: pd.DataFrame, metric: str) -> pd.Series:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data", default=",".join(SOURCES))
+    parser.add_argument("--data", default=",".join(SOURCES), help="comma-separated, of "
+                        f"{', '.join(SOURCES)}, demo")
     parser.add_argument("--choices", default="all", help=f"comma-separated, of {', '.join(CHOICES)}")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "choices")
     args = parser.parse_args()
     chosen = list(CHOICES) if args.choices == "all" else ["defaults", *args.choices.split(",")]
     rows = []
     for dataset in args.data.split(","):
-        flags, target = dataset_args(dataset)
+        flags = demo_args(args.out / "demo_data") if dataset == "demo" else dataset_args(dataset)[0]
         base = None
         for name in dict.fromkeys(chosen):
             if dataset not in ONLY.get(name, (dataset,)):
                 continue
             out = args.out / dataset / name.replace(" ", "_")
-            simulate([*flags, "--seeds", str(args.seeds), "--strategies", "auto", "--evaluate", "validation",
+            simulate([*flags, "--seeds", str(args.seeds), "--strategies", ARMS.get(name, "auto"),
+                      "--evaluate", "validation",
                       "--params", str(params_file(args.out, name, CHOICES[name])), "--out", str(out),
                       *SHARED_CACHE])
             curves = pd.read_csv(out / "curves.csv")

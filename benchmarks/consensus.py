@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import DATASETS, ROOT, SHARED_CACHE, dataset_args, simulate
+from _compare import DATASETS, ROOT, SHARED_CACHE, dataset_args, demo_args, simulate
 from crowdloop import cli
 from crowdloop.tasks import report
 
@@ -137,19 +137,9 @@ def _goes_bad_data(args) -> tuple[list[str], list[str]]:
     if args.data == "politeness":
         return [str(DATASETS / "politeness"), "--format", "tutorial"], (
             ["--bad-annotator", args.bad_annotator] if args.bad_annotator else [])
-    from crowdloop.tasks import demo
-
-    generated = demo.make_demo(seed=0, n_pool=1600, n_test=40, n_initial=0)
-    folder = args.out / "demo_data"
-    folder.mkdir(parents=True, exist_ok=True)
-    pool = generated.examples[generated.examples["split"] == "pool"]
-    pool.loc[:, ["example_id", "text", "gold"]].to_csv(folder / "examples.csv", index=False)
-    generated.answers.to_csv(folder / "answers.csv", index=False)
     bad = args.bad_annotator or DEMO_BAD
-    accuracy = ", ".join(f"{a} {q:.2f}" for a, q in sorted(generated.annotator_accuracy.items()))
-    print(f"demo annotators' accuracy: {accuracy}; {bad} goes bad")
-    return [str(folder / "answers.csv"), "--format", "long", "--examples", str(folder / "examples.csv"),
-            "--examples-gold-col", "gold"], ["--bad-annotator", bad]
+    print(f"{bad} goes bad")
+    return demo_args(args.out / "demo_data"), ["--bad-annotator", bad]
 
 
 def _rounds_to_stop(curves: pd.DataFrame, turn: int) -> dict:

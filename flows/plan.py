@@ -112,6 +112,7 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
         inputs = scoring.score_inputs(wide, predictions, n_classes=len(data.classes), batch_size=batch_size,
                                       model_signal=bool(measured.get("signal")) if measured else None)
         strategy = scoring.effective_strategy(cfg.score.strategy, inputs, cold_start=cfg.score.cold_start,
+                                              signal=cfg.score.signal_strategy,
                                               no_signal=cfg.score.no_signal_strategy)
         rule = f"; score.strategy auto -> {strategy}" if cfg.score.strategy == scoring.AUTO else ""
         say(f"{signal.describe(measured)}{rule}")

@@ -71,6 +71,7 @@ class PredictConfig:
 @dataclass(frozen=True)
 class ScoreConfig:
     strategy: str
+    signal_strategy: str
     no_signal_strategy: str
     cold_start: bool
     mc_dropout_passes: int

@@ -28,6 +28,8 @@ STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # what tasks/s
 ON_CHANGE = ("reject", "keep_both", "latest")  # ingest.on_change: an annotator changing an answer
 DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")  # compute.dask_address: dask.distributed's protocols
 NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
+# What `auto` uses with signal: the strategies that read the model (cold_start reads only embeddings).
+SIGNAL_STRATEGIES = tuple(s for s in STRATEGIES if s not in ("auto", "cold_start", *NO_SIGNAL_STRATEGIES))
 
 
 def validate(config, source: str) -> None:
@@ -48,6 +50,8 @@ def validate(config, source: str) -> None:
         (config.model.class_weight in CLASS_WEIGHTS,
          f"'model.class_weight' must be one of {', '.join(CLASS_WEIGHTS)}"),
         (config.score.mc_dropout_passes >= 2, "'score.mc_dropout_passes' must be at least 2"),
+        (config.score.signal_strategy in SIGNAL_STRATEGIES,
+         f"'score.signal_strategy' must be one of {', '.join(SIGNAL_STRATEGIES)}"),
         (config.score.no_signal_strategy in NO_SIGNAL_STRATEGIES,
          f"'score.no_signal_strategy' must be one of {', '.join(NO_SIGNAL_STRATEGIES)}"),
         (config.predict.folds >= 2, "'predict.folds' must be at least 2"),

@@ -53,19 +53,19 @@ def score_inputs(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size:
 
 
 def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool,
-                       no_signal: str = "agreement") -> str:
+                       signal: str = "margin", no_signal: str = "agreement") -> str:
     """The strategy that scores this round.
 
     ``cold_start`` instead of a model-based ``strategy`` (``auto`` included) when nothing
     is labeled, ``cold_start`` is on and embeddings of the unlabeled examples exist.
-    ``auto``: ``activelab`` when the model carries signal (``inputs.model_signal``), else
-    ``no_signal`` (a model-free strategy).
+    ``auto``: ``signal`` (``score.signal_strategy``) when the model carries signal
+    (``inputs.model_signal``), else ``no_signal`` (a model-free strategy).
     """
     if (cold_start and inputs.n_labeled == 0 and strategy not in MODEL_FREE
             and inputs.embeddings_unlabeled is not None):
         return "cold_start"
     if strategy == AUTO:
-        return "activelab" if inputs.model_signal else no_signal
+        return signal if inputs.model_signal else no_signal
     return strategy
 
 

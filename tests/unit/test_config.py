@@ -49,6 +49,8 @@ def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
         ("model:\n  head:\n    ngrams: sometimes\n", "'model.head.ngrams' must be bool"),
         ("model:\n  head:\n    pooling: cls\n", "'model.head.pooling' must be one of layers, last"),
         ("score:\n  strategy: magic\n", "unknown 'score.strategy' 'magic'; known: auto, activelab"),
+        ("score:\n  signal_strategy: random\n", "'score.signal_strategy' must be one of activelab, activelab_ensemble, "
+         "least_confidence, margin, entropy, coreset, badge, qbc, bald"),
         ("seed: -1\n", "'seed' must be a whole number of at least 0"),
         ("budget:\n  anotations: 3\n", "unknown key 'budget.anotations'; known keys here: annotations,"),
         ("budget:\n  annotator_costs: {ann: -1}\n", "costs per annotation must be >= 0"),

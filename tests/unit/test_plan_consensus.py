@@ -87,3 +87,14 @@ def test_an_annotator_below_min_quality_is_flagged_and_asked_nothing(method):
     assert flagged.to_dict() == {"bad": True, "g1": False, "g2": False, "g3": False}
     assert "bad" not in set(guarded.batch["suggested_annotator"])
     assert len(guarded.batch) == 8
+
+
+@pytest.mark.parametrize("signal_strategy", ["activelab", "margin"])
+def test_auto_scores_with_score_signal_strategy_while_the_model_has_signal(signal_strategy):
+    data, _ = _data()
+    cfg = _cfg("majority")
+    cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, strategy="auto",
+                                                             signal_strategy=signal_strategy))
+    plan = plan_round(data, None, cfg, number=2, train=Trainer(), clock=Stopwatch())
+    assert plan.signal["signal"]  # the stand-in model predicts the consensus it was trained on
+    assert plan.strategy == signal_strategy

@@ -166,11 +166,14 @@ def test_one_coin_accuracy_recovers_the_annotators_accuracy():
     assert uncertainty.one_coin_accuracy(np.array([[1, 0, 0]])) == pytest.approx(0.8)  # no pairs: the prior
 
 
-def test_auto_is_activelab_with_signal_and_the_model_free_strategy_without():
+def test_auto_is_the_signal_strategy_with_signal_and_the_model_free_strategy_without():
     from crowdloop.tasks.scoring import effective_strategy
 
     with_signal, without = _pool(model_signal=True), _pool(model_signal=False)
-    assert effective_strategy("auto", with_signal, cold_start=True, no_signal="agreement") == "activelab"
+    assert effective_strategy("auto", with_signal, cold_start=True, no_signal="agreement") == "margin"
+    assert effective_strategy("auto", with_signal, cold_start=True, signal="activelab") == "activelab"
+    assert effective_strategy("auto", with_signal, cold_start=True, signal="margin") == "margin"
+    assert effective_strategy("auto", without, cold_start=True, signal="margin") == "agreement"
     assert effective_strategy("auto", without, cold_start=True, no_signal="agreement") == "agreement"
     assert effective_strategy("auto", without, cold_start=True, no_signal="good_random") == "good_random"
     nothing = _pool(labels_multiannotator=LABELS.iloc[:0], pred_probs=None, pred_probs_unlabeled=None,
