@@ -53,7 +53,7 @@ def score_inputs(wide: pd.DataFrame, predictions, *, n_classes: int, batch_size:
 
 
 def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool,
-                       signal: str = "margin", no_signal: str = "agreement") -> str:
+                       signal: str = "activelab", no_signal: str = "agreement") -> str:
     """The strategy that scores this round.
 
     ``cold_start`` instead of a model-based ``strategy`` (``auto`` included) when nothing

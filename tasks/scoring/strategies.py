@@ -14,7 +14,7 @@ one list. Scores must be finite; their range is the strategy's own.
 * ``agreement`` (model-free): uniform draws in [0, 1) like ``random``, the labeled
   examples' draws sorted so that those whose votes agree least come first.
 * ``auto`` (the default) is not a scorer: :func:`crowdloop.tasks.scoring.effective_strategy`
-  resolves it each round to ``score.signal_strategy`` (``margin``) when the model
+  resolves it each round to ``score.signal_strategy`` (``activelab``) when the model
   carries signal, else to ``score.no_signal_strategy`` (:mod:`crowdloop.tasks.signal`).
 * Batch strategies (``coreset``, ``badge``, ``cold_start``) order the unlabeled
   examples as a set: score ``rank / U`` in [0, 1). Labeled examples come after all

@@ -170,8 +170,8 @@ def test_auto_is_the_signal_strategy_with_signal_and_the_model_free_strategy_wit
     from crowdloop.tasks.scoring import effective_strategy
 
     with_signal, without = _pool(model_signal=True), _pool(model_signal=False)
-    assert effective_strategy("auto", with_signal, cold_start=True, no_signal="agreement") == "margin"
-    assert effective_strategy("auto", with_signal, cold_start=True, signal="activelab") == "activelab"
+    assert effective_strategy("auto", with_signal, cold_start=True, no_signal="agreement") == "activelab"
+    assert effective_strategy("auto", with_signal, cold_start=True, signal="margin") == "margin"
     assert effective_strategy("auto", with_signal, cold_start=True, signal="margin") == "margin"
     assert effective_strategy("auto", without, cold_start=True, signal="margin") == "agreement"
     assert effective_strategy("auto", without, cold_start=True, no_signal="agreement") == "agreement"
