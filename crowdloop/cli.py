@@ -178,9 +178,10 @@ def cmd_demo(args) -> None:
     last = _run_rounds(made.root, rounds, simulate=True, force=False, helper=args.own_process)
     print()
     print(api.status(made))
+    compare = f"; dvc metrics diff round-001 round-{last:03d}" if last else ""  # none: no round ran
     print(f"\nLook around:\n  cd {made.root}\n  crowdloop status"
           "\n  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   # every round is a run"
-          f"\n  git log --oneline --decorate; dvc metrics diff round-001 round-{last:03d}")
+          f"\n  git log --oneline --decorate{compare}")
 
 
 def cmd_round(args) -> None:

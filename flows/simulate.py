@@ -106,6 +106,7 @@ PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_an
 _AT_LEAST = {"rounds": 1, "batch_size": 1, "n_start": 0, "labels_per_start": 1, "max_annotations_per_example": 1,
              "folds": 2}
 _FLAG = {"n_start": "--start-size", "max_annotations_per_example": "--max-annotations"}
+ANSWERED_BY = ("tutorial", "routed")  # Preset.answered_by: who answers a pick (see Preset)
 
 
 def _whole(value) -> bool:
@@ -136,7 +137,7 @@ def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) 
         raise ConfigError(f"--test-size is {test_size!r}; give a fraction strictly between 0 and 1.")
     if not _fraction(preset.validation_size):
         raise ConfigError(f"--validation-size is {preset.validation_size!r}; give a fraction strictly between 0 and 1.")
-    for field, allowed in {"evaluate": replay_split.EVALUATE, "answered_by": ("tutorial", "routed")}.items():
+    for field, allowed in {"evaluate": replay_split.EVALUATE, "answered_by": ANSWERED_BY}.items():
         if getattr(preset, field) not in allowed:
             raise ConfigError(f"--{field.replace('_', '-')} is {getattr(preset, field)!r}; use {' or '.join(allowed)}.")
     if preset.goes_bad is not None and (not _whole(preset.goes_bad) or preset.goes_bad < 1):

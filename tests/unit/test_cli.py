@@ -16,8 +16,28 @@ from crowdloop.flows import simulate
 from crowdloop.tasks import importers
 
 
+def _refused(capsys, args: list[str], *words: str) -> str:
+    """Run ``crowdloop ARGS``: it exits 2 with an error naming every one of ``words``, no traceback."""
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert all(word in err for word in words), err
+    assert "Traceback" not in err and "Encountered exception" not in err, err
+    return err
+
+
 def test_preset_names_match_the_flow_presets():
     assert set(simulate_cmd.PRESET_NAMES) == set(simulate.PRESETS)
+
+
+def test_the_simulate_flags_offer_the_values_the_flow_accepts():
+    from crowdloop.tasks import replay_split
+
+    parser = cli._parser()
+    sub = next(a for a in parser._actions if a.choices and "simulate" in a.choices).choices["simulate"]
+    choices = {a.dest: tuple(a.choices) for a in sub._actions if a.choices}
+    assert set(choices["answered_by"]) == set(simulate.ANSWERED_BY)
+    assert set(choices["evaluate"]) == set(replay_split.EVALUATE)
 
 
 @pytest.mark.parametrize("fmt,reader", [
@@ -36,18 +56,13 @@ def test_import_flags_are_options_the_reader_takes(fmt, reader):
 def test_a_bad_import_file_is_one_line_and_exit_code_2(tmp_path, capsys):
     bad = tmp_path / "answers.csv"
     bad.write_text("who,what\n1,2\n")
-    code = cli.main(["simulate", str(bad), "--format", "long", "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "answers.csv" in err and "Traceback" not in err
+    _refused(capsys, ["simulate", str(bad), "--format", "long", "--out", str(tmp_path / "out")], "answers.csv")
     assert not (tmp_path / "out").exists()
 
 
 def test_simulate_refuses_an_unknown_strategy_listing_the_known_ones(tmp_path, capsys):
-    code = cli.main(["simulate", str(tmp_path), "--strategies", "activelab,bayes", "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "unknown 'score.strategy' 'bayes'; known: auto, activelab, activelab_ensemble" in err
+    _refused(capsys, ["simulate", str(tmp_path), "--strategies", "activelab,bayes", "--out", str(tmp_path / "out")],
+             "unknown 'score.strategy' 'bayes'; known: auto, activelab, activelab_ensemble")
     assert not (tmp_path / "out").exists()
 
 
@@ -86,8 +101,7 @@ def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_
     assert cli.main(["simulate", "data", "--out", str(out)]) == 0
     other = tmp_path / "params.yaml"
     other.write_text(config.template_text().replace("max_length: 64", "max_length: 128"))
-    assert cli.main(["simulate", "data", "--out", str(out), "--params", str(other)]) == 2
-    assert "other settings (params differ)" in capsys.readouterr().err
+    _refused(capsys, ["simulate", "data", "--out", str(out), "--params", str(other)], "other settings (params differ)")
     assert [run[0] for run in runs] == [str(out)]  # the second simulation never started
 
 
@@ -114,19 +128,15 @@ def test_a_campaign_whose_labels_params_yaml_no_longer_lists_is_one_line_and_exi
     made = _small_campaign(tmp_path)
     made.params_file.write_text(made.params_file.read_text().replace(
         "classes: [billing, technical, shipping, account]", "classes: [billing, technical]"))
-    assert cli.main(["-C", str(made.root), "round"]) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "Encountered exception" not in err
+    err = _refused(capsys, ["-C", str(made.root), "round"])
     (line,) = [line for line in err.splitlines() if "error" in line.lower()]
     assert line.startswith("crowdloop: error: ") and "that params.yaml 'classes' does not list" in line
 
 
 def test_simulate_refuses_an_unknown_consensus_method_listing_the_known_ones(tmp_path, capsys):
-    code = cli.main(["simulate", str(tmp_path), "--strategies", "activelab", "--consensus", "majority,dawid_skeen",
-                     "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "unknown consensus method 'dawid_skeen'; use one of crowdlab, majority, dawid_skene" in err
+    _refused(capsys, ["simulate", str(tmp_path), "--strategies", "activelab", "--consensus", "majority,dawid_skeen",
+                      "--out", str(tmp_path / "out")],
+             "unknown consensus method 'dawid_skeen'; use one of crowdlab, majority, dawid_skene")
     assert not (tmp_path / "out").exists()
 
 
@@ -167,9 +177,7 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--label-names", "no=a,no=b"], "--label-names maps 'no' twice ('a' and 'b')"),
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
-    assert cli.main([*_crowd_file(tmp_path), *flags]) == 2
-    err = capsys.readouterr().err
-    assert words in err and "Traceback" not in err
+    _refused(capsys, [*_crowd_file(tmp_path), *flags], words)
 
 
 def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
@@ -178,11 +186,9 @@ def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
     examples = tmp_path / "examples.csv"
     pd.DataFrame({"item": ["i1", "i2", "i3"], "text": ["a", "b", "c"], "truth": [None, None, "yes"]}).to_csv(
         examples, index=False)
-    code = cli.main(["aggregate", str(path), "--format", "long", "--example-col", "item", "--annotator-col", "worker",
-                     "--label-col", "answer", "--examples", str(examples), "--examples-gold-col", "truth"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "none of the 1 examples with a gold label has an annotation" in err and "Traceback" not in err
+    _refused(capsys, ["aggregate", str(path), "--format", "long", "--example-col", "item", "--annotator-col", "worker",
+                      "--label-col", "answer", "--examples", str(examples), "--examples-gold-col", "truth"],
+             "none of the 1 examples with a gold label has an annotation")
 
 
 @pytest.mark.parametrize("flags,words", [
@@ -202,10 +208,7 @@ def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
 ])
 def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path, capsys, flags, words):
     out = tmp_path / "out"
-    code = cli.main(["simulate", *_crowd_file(tmp_path)[1:], *flags, "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert words in err and "Traceback" not in err
+    _refused(capsys, ["simulate", *_crowd_file(tmp_path)[1:], *flags, "--out", str(out)], words)
     assert not out.exists()
 
 
@@ -225,20 +228,16 @@ def test_simulate_from_python_refuses_protocol_values_the_flags_cannot_give(fiel
 
 def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
     flags = _crowd_file(tmp_path)[1:]
-    code = cli.main(["simulate", *flags, "--goes-bad", "3", "--bad-annotator", "w9", "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "--bad-annotator 'w9' holds no answer" in err
+    _refused(capsys, ["simulate", *flags, "--goes-bad", "3", "--bad-annotator", "w9", "--out", str(tmp_path / "out")],
+             "--bad-annotator 'w9' holds no answer")
     assert not (tmp_path / "out").exists()
 
 
 def test_simulate_refuses_an_embedding_cache_that_is_a_file(tmp_path, capsys):
     flags = _crowd_file(tmp_path)[1:]
     (tmp_path / "cache").write_text("not a folder")
-    code = cli.main(["simulate", *flags, "--embedding-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "--embedding-cache" in err and "is a file; name a folder" in err
+    _refused(capsys, ["simulate", *flags, "--embedding-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")],
+             "--embedding-cache", "is a file; name a folder")
     assert not (tmp_path / "out").exists() and (tmp_path / "cache").read_text() == "not a folder"
 
 
@@ -258,8 +257,7 @@ def test_the_command_exits_with_its_code_after_its_atexit_handlers_with_everythi
 
 def test_demo_refuses_a_round_count_below_1_before_making_the_campaign(tmp_path, capsys):
     for rounds in ("0", "-1"):
-        assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", rounds]) == 2
-        assert f"--rounds is {rounds}; run at least 1 round" in capsys.readouterr().err
+        _refused(capsys, ["demo", str(tmp_path / "demo"), "--rounds", rounds], f"--rounds is {rounds}; run at least 1 round")
     assert not (tmp_path / "demo").exists()
 
 
@@ -277,14 +275,17 @@ def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
     assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", "12"]) == 0
     assert "dvc metrics diff round-001 round-010" in capsys.readouterr().out
     assert made == [tmp_path / "demo"]
+    monkeypatch.setattr(cli, "_run_rounds", lambda root, count, **kwargs: None)  # no round ran
+    assert cli.main(["demo", str(tmp_path / "again"), "--rounds", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "git log --oneline --decorate" in printed and "dvc metrics diff" not in printed
 
 
 def test_a_rollback_to_a_round_that_does_not_exist_leaves_nothing_pending(tmp_path, capsys):
     from crowdloop.tasks import journal
 
     made = _small_campaign(tmp_path)
-    assert cli.main(["-C", str(made.root), "rollback", "99"]) == 2
-    assert "there is no round 99 to roll back to (tags: round-000)" in capsys.readouterr().err
+    _refused(capsys, ["-C", str(made.root), "rollback", "99"], "there is no round 99 to roll back to (tags: round-000)")
     assert journal.read(made) is None
     assert cli.main(["-C", str(made.root), "status"]) == 0
     assert "interrupted" not in capsys.readouterr().out
@@ -302,8 +303,7 @@ def test_a_rollback_that_fails_is_undone_not_retried_by_every_later_command(tmp_
         raise version.VersionError("the DVC remote cannot be reached")
 
     monkeypatch.setattr(version, "rollback", unreachable)
-    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 2
-    assert "the DVC remote cannot be reached" in capsys.readouterr().err
+    _refused(capsys, ["-C", str(made.root), "rollback", "0"], "the DVC remote cannot be reached")
     assert calls == [0]  # tried once, by the command; not again by its clean-up
     assert journal.read(made) is None and version.head(made) == before
     assert not (made.data / "half-written.csv").exists() and not version.changed_data(made)
@@ -333,7 +333,6 @@ def test_a_rollback_whose_commit_fails_leaves_every_round_tag_and_data_as_they_w
         return real(args, *rest, **kwargs)
 
     monkeypatch.setattr(version, "run", run)
-    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 2
-    assert "no space left on device" in capsys.readouterr().err
+    _refused(capsys, ["-C", str(made.root), "rollback", "0"], "no space left on device")
     assert version.round_tags(made) == ["round-000", "round-001"]
     assert journal.read(made) is None and version.head(made) == before and not version.changed_data(made)
