@@ -26,20 +26,21 @@ from crowdloop import history_table, status_table
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import config_checks
 from crowdloop.tasks import ingest as ingest_mod
-from crowdloop.tasks import labelstudio_client, labelstudio_format, recovery, store, version
+from crowdloop import labelstudio_api
+from crowdloop.labelstudio_api import Exported, export, labelstudio_push
+from crowdloop.tasks import labelstudio_client, recovery, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
-from crowdloop.tasks.schema import EXPORT_FORMATS
 from crowdloop.tasks.store import Campaign
 
-__all__ = ["Campaign", "CrowdloopError", "export", "history", "ingest", "init_campaign", "init_demo",
+__all__ = ["Campaign", "CrowdloopError", "Exported", "export", "history", "ingest", "init_campaign", "init_demo",
            "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push", "rollback", "run_round",
            "run_rounds", "simulate", "status", "verify"]
 # `crowdloop export --format F`: the task file's form
 
 
 def open_campaign(root: str | Path | Campaign) -> Campaign:
-    """The campaign at ``root`` (a directory made by :func:`init_campaign` or ``crowdloop init``)."""
-    return root if isinstance(root, Campaign) else store.open_campaign(root)
+    """The campaign at ``root``: a directory made by :func:`init_campaign` or `crowdloop init`, or a Campaign."""
+    return store.open_campaign(root)
 
 
 def init_campaign(root: str | Path, examples: pd.DataFrame | str | Path, *, classes: Sequence[str], seed: int = 0,
@@ -101,43 +102,14 @@ def ingest(campaign: str | Path | Campaign, path: str | Path, *, skip_invalid: b
     """
     camp = open_campaign(campaign)
     cfg = config_mod.load(camp.params_file)
-    with recovery.writing(camp, "ingest"):
-        result = ingest_mod.ingest_file(camp, Path(path), classes=cfg.classes, on_change=cfg.ingest.on_change,
+    with recovery.writing(camp, "ingest") as edited:
+        # A batch filled in where it lies in data/ has just been kept aside: its answers are in the kept file.
+        path = version.kept_version(camp, Path(path), edited)
+        result = ingest_mod.ingest_file(camp, path, classes=cfg.classes, on_change=cfg.ingest.on_change,
                                         labelstudio=cfg.labelstudio, skip_invalid=skip_invalid)
         if len(result.new):
             version.commit(camp, ingest_mod.commit_message([result]), holds=[result.part])
     return result
-
-
-@dataclasses.dataclass(frozen=True)
-class Exported:
-    """An export: the round whose batch it holds, how many tasks, and the files written."""
-
-    round: int
-    tasks: int
-    files: list[Path]
-
-
-def export(campaign: str | Path | Campaign, *, format: str = "label-studio", round: int | None = None) -> Exported:
-    """Round ``round``'s batch (default: the last round's) as Label Studio tasks plus its labeling
-    config, in exports/round-NNN/: ``format`` label-studio (tasks.json), label-studio-csv
-    (tasks.csv, safe to open in a spreadsheet) or label-studio-jsonl (tasks.jsonl, for cloud storage)."""
-    if format not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.")
-    camp, cfg, number, tasks = _batch_tasks(campaign, round)
-    files = labelstudio_format.task_files(tasks, cfg.classes, form=EXPORT_FORMATS[format])
-    folder = camp.exports_dir / f"round-{number:03d}"
-    return Exported(number, len(tasks), [store.write_file(folder / name, text) for name, text in files.items()])
-
-
-def labelstudio_push(campaign: str | Path | Campaign, *, round: int | None = None):
-    """Send round ``round``'s batch (default: the last round's) to the Label Studio project of
-    params.yaml (``labelstudio.project``; created when no project has that title). Tasks the
-    project already has are not sent again. Returns a ``Pushed`` (round, project, imported, already)."""
-    _, cfg, number, tasks = _batch_tasks(campaign, round)
-    project = _project(cfg)
-    pushed = labelstudio_client.Server().push(project, tasks, classes=cfg.classes)
-    return dataclasses.replace(pushed, round=number)
 
 
 def labelstudio_pull(campaign: str | Path | Campaign) -> ingest_mod.Ingested:
@@ -145,29 +117,9 @@ def labelstudio_pull(campaign: str | Path | Campaign) -> ingest_mod.Ingested:
     in exports/labelstudio/) and ingest it like any answer file (:func:`ingest`)."""
     camp = open_campaign(campaign)
     cfg = config_mod.load(camp.params_file)
-    project = _project(cfg)
+    project = labelstudio_api.project(cfg)
     path = labelstudio_client.Server().pull(project, camp.exports_dir / "labelstudio")
     return ingest(camp, path)
-
-
-def _batch_tasks(campaign, number: int | None):
-    """The campaign, its config, the round (the last if None) and its batch as Label Studio tasks."""
-    camp = open_campaign(campaign)
-    cfg = config_mod.load(camp.params_file)
-    rounds = store.completed_rounds(camp)
-    if not rounds:
-        raise CampaignError(f"{camp.root}: no round has run yet, so there is no batch; run `crowdloop round` first.")
-    number = rounds[-1] if number is None else number
-    if number not in rounds:
-        raise CampaignError(f"{camp.root}: there is no round {number}; rounds so far: {rounds[0]} to {rounds[-1]}.")
-    return camp, cfg, number, labelstudio_client.round_tasks(camp, number)
-
-
-def _project(cfg: config_mod.Config) -> str | int:
-    if cfg.labelstudio.project is None:
-        raise ConfigError("params.yaml: 'labelstudio.project' is null; name the Label Studio project (a title, "
-                          "which push creates, or its number).")
-    return cfg.labelstudio.project
 
 
 def status(campaign: str | Path | Campaign) -> status_table.Status:
@@ -182,11 +134,14 @@ def history(campaign: str | Path | Campaign) -> list[dict]:
 
 @dataclasses.dataclass(frozen=True)
 class RolledBack:
-    """A rollback: the commit before it and the new commit that restores round ``round``'s data/."""
+    """A rollback: the commit before it and the new commit that restores round ``round``'s data/, and the
+    annotations data/ held before and holds now (those ingested after the round are no longer in it)."""
 
     round: int
     before: str
     after: str
+    annotations_before: int
+    annotations_after: int
 
 
 def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
@@ -195,8 +150,9 @@ def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
     camp, cfg = _versioned(campaign)
     version.check_rollback_target(camp, number)  # before the journal: a typo must not leave a rollback to finish
     with recovery.writing(camp, "rollback", target=number, remote=cfg.remote.url):
-        before = version.head(camp)
-        return RolledBack(number, before, version.rollback(camp, number, remote=cfg.remote.url))
+        before, annotations = version.head(camp), len(store.read_annotations(camp))
+        after = version.rollback(camp, number, remote=cfg.remote.url)
+    return RolledBack(number, before, after, annotations, len(store.read_annotations(camp)))
 
 
 def push(campaign: str | Path | Campaign) -> str:

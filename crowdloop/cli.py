@@ -23,7 +23,6 @@ helper process at once, and heavy libraries (Prefect, MLflow, torch) load only w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import logging
 import os
@@ -32,8 +31,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from crowdloop import answers_cmd, console, signals, simulate_cmd
-from crowdloop.tasks import track_process
+from crowdloop import answers_cmd, console, rounds_cmd, signals, simulate_cmd
 from crowdloop.tasks.errors import ConfigError, CrowdloopError
 
 log = logging.getLogger("crowdloop")
@@ -58,7 +56,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     args.own_process = own_process
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
+    for library in ("PREFECT", "MLFLOW"):  # their INFO lines (MLflow making its tables...) only with --verbose
+        os.environ.setdefault(f"{library}_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
     console.log_to_stderr(logging.INFO)
     try:
         return args.func(args) or 0
@@ -72,10 +71,18 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
 
 
 def entry() -> None:
-    """The ``crowdloop`` command: :func:`main` as a process of its own, which SIGTERM stops."""
+    """The ``crowdloop`` command: :func:`main` as a process of its own, which SIGTERM stops. Output
+    piped into a reader that stops early (``crowdloop status | head -1``) ends it quietly, with the
+    status of a process that SIGPIPE ended (141), as for any other command in a pipeline."""
     signals.stop_on_sigterm()
     without_cleanlab_datalab()
-    exit_frozen(main(own_process=True))
+    try:
+        code = main(own_process=True)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush would fail again
+        code = 128 + signal.SIGPIPE
+    exit_frozen(code)
 
 
 def without_cleanlab_datalab() -> None:
@@ -101,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crowdloop", description=__doc__.split("\n\n")[0])
     parser.add_argument("-C", "--campaign", type=Path, default=Path("."),
                         help="campaign directory (default: the current directory)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's and MLflow's own logs")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="make a new campaign directory")
@@ -175,7 +182,7 @@ def cmd_demo(args) -> None:
     log.info("building the demo campaign in %s", args.directory)
     made = api.init_demo(args.directory, seed=args.seed)
     rounds = args.rounds if args.rounds is not None else config_mod.load(made.params_file).simulate.rounds
-    last = _run_rounds(made.root, rounds, simulate=True, force=False, helper=args.own_process)
+    last = rounds_cmd.run(made.root, rounds, simulate=True, force=False, helper=args.own_process)
     print()
     print(api.status(made))
     compare = f"; dvc metrics diff round-001 round-{last:03d}" if last else ""  # none: no round ran
@@ -185,34 +192,7 @@ def cmd_demo(args) -> None:
 
 
 def cmd_round(args) -> None:
-    _run_rounds(args.campaign, args.rounds, simulate=args.simulate, force=args.force, helper=args.own_process)
-
-
-def _run_rounds(root: Path, count: int, *, simulate: bool, force: bool, helper: bool) -> int | None:
-    """Run and print up to ``count`` rounds; the last one's number. ``helper``: MLflow is imported
-    and called in a second process that starts now, so its imports overlap the round's own (about
-    3 s of a cached re-run on a slow machine)."""
-    with track_process.running() if helper else contextlib.nullcontext():
-        return _print_rounds(root, count, simulate=simulate, force=force)
-
-
-def _print_rounds(root: Path, count: int, *, simulate: bool, force: bool) -> int | None:
-    from crowdloop import api
-
-    result = None
-    for result in api.run_rounds(root, count, simulate=simulate, force=force):
-        m = result.metrics
-        steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-        print(f"round {result.round}: test accuracy {m.get('test_accuracy', float('nan')):.3f}, "
-              f"macro-F1 {m.get('test_macro_f1', float('nan')):.3f}, {m['annotations']} annotations, "
-              f"batch of {m['batch_size']} -> data/rounds/{result.round:03d}/batch.csv  [{steps}]",
-              flush=True)
-        if m.get("unroutable"):
-            print(f"  {m['unroutable']} picks had no eligible annotator: "
-                  f"data/rounds/{result.round:03d}/unroutable.csv", flush=True)
-        if m.get("stop"):
-            print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
-    return None if result is None else result.round
+    rounds_cmd.run(args.campaign, args.rounds, simulate=args.simulate, force=args.force, helper=args.own_process)
 
 
 def cmd_verify(args) -> int:
@@ -236,6 +216,11 @@ def cmd_rollback(args) -> None:
     done = api.rollback(args.campaign, args.round)
     print(f"data/ restored to round {args.round} (data hash {store.data_hash(store.Campaign(args.campaign))[:12]}); "
           f"the state before is commit {done.before[:12]}, later round tags are kept as archived/round-*.")
+    dropped = done.annotations_before - done.annotations_after
+    if dropped:
+        print(f"no longer in data/: {dropped} {'annotation' if dropped == 1 else 'annotations'} stored after round "
+              f"{args.round} ({done.annotations_after} remain); ingest their answer files again to keep them "
+              "(an answer already stored is not stored twice).")
 
 
 def cmd_push(args) -> None:
@@ -266,10 +251,10 @@ def cmd_deploy(args) -> None:
     if args.work_pool:
         deployment_id = deploy.register(campaign, schedule, args.work_pool)
         print(f"scheduled rounds of {campaign.name} registered on work pool {args.work_pool} at {url} "
-              f"(deployment {deployment_id}, {schedule}); answer files go in {inbox}/. Start a worker: "
+              f"(deployment {deployment_id}, {deploy.describe(schedule)}); answer files go in {inbox}/. Start a worker: "
               f"prefect worker start --pool {args.work_pool}")
         return
-    print(f"serving scheduled rounds of {campaign.name} on {url} ({schedule}); answer files go in "
+    print(f"serving scheduled rounds of {campaign.name} on {url} ({deploy.describe(schedule)}); answer files go in "
           f"{inbox}/. Stop with Ctrl-C.", flush=True)
     deploy.serve(campaign, schedule)
 

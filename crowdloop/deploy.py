@@ -32,6 +32,14 @@ def schedule_options(schedule: ScheduleConfig, source: str) -> dict:
     raise ConfigError(f"{source}: set 'schedule.interval_minutes' or 'schedule.cron' to deploy.")
 
 
+def describe(schedule: dict) -> str:
+    """:func:`schedule_options`'s result in words: ``cron '0 9 * * 1-5'``, ``every 60 minutes``, ``every 6 s``."""
+    if "cron" in schedule:
+        return f"cron {schedule['cron']!r}"
+    seconds = schedule["interval"].total_seconds()
+    return f"every {seconds / 60:g} minutes" if seconds >= 60 else f"every {seconds:g} s"
+
+
 def api_url() -> str:
     """The Prefect server to deploy on; a clear error when none is set or it does not answer."""
     import httpx
@@ -50,10 +58,42 @@ def api_url() -> str:
 
 
 def serve(campaign: Campaign, schedule: dict) -> None:
-    """Register the deployment and run its scheduled flow runs until interrupted."""
-    from prefect import serve as prefect_serve
+    """Register the deployment and run its scheduled flow runs, one at a time, until Ctrl-C (returns) or
+    SIGTERM (raises signals.Terminated, so the command exits with 143); either way the schedule is paused.
 
-    prefect_serve(_deployment(campaign, schedule), limit=1, pause_on_shutdown=True)
+    Prefect's ``serve`` answers SIGTERM with its runner's handler, which exits with status 0 from the
+    middle of the event loop (asyncio tracebacks, a coroutine never awaited). Here SIGTERM cancels the
+    serving as Ctrl-C does (asyncio's own way): the runner unwinds, pausing the schedule, and then the
+    command ends as every crowdloop command ends on SIGTERM."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    from crowdloop import signals
+
+    runner = Runner(pause_on_shutdown=True, limit=1)
+    runner.add_deployment(_deployment(campaign, schedule))
+    terminated = []
+
+    async def run() -> None:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def on_sigterm(*_) -> None:
+            terminated.append(True)
+            loop.call_soon_threadsafe(task.cancel)
+
+        runner.handle_sigterm = on_sigterm  # Runner.start installs it as the SIGTERM handler
+        await runner.start()
+
+    try:
+        asyncio.run(run())
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+    except KeyboardInterrupt:
+        return  # Ctrl-C: the runner paused the schedule on its way out
+    if terminated:
+        raise signals.Terminated()
 
 
 def register(campaign: Campaign, schedule: dict, work_pool: str) -> str:

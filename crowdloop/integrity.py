@@ -78,7 +78,8 @@ def _check(campaign: store.Campaign, recovered: str | None) -> Verified:
             findings.append(f"{campaign.round_dir(number)}: unreadable round files ({err}).")
     findings += [f"{path}: a half-written file (an interrupted write); remove it." for path in
                  files.leftovers(campaign.data)]
-    findings += [f"data/{name}: differs from what the last commit recorded." for name in version.changed_data(campaign)]
+    findings += [f"data/{name}: differs from what the last commit recorded (the next command keeps it under "
+                 f"{version.EDITED}/ and puts the recorded version back)." for name in version.changed_data(campaign)]
     findings += [f"{name}: changed since the last commit; crowdloop commits it with data/." for name in
                  version.dirty(campaign) if name in version.WRITTEN]
     findings += _tag_findings(campaign, rounds)

@@ -151,6 +151,6 @@ def _header(fmt: str, title: str) -> str:
 
 
 def _cell(fmt: str, value) -> str:
-    if value is None:
+    if value is None or value != value:  # None or NaN (a round whose consensus had no labeled example)
         return _header(fmt, "-")
     return fmt.format(value)

@@ -196,11 +196,20 @@ def load(path: Path | str | None = None) -> Config:
         try:
             user = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err}).") from err
+            raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(err)}).") from err
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections.")
         merged = typed_yaml.overlay(merged, user, path, cls=Config, renamed=RENAMED)
     return from_dict(merged, source=str(path or "params.yaml template"))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (``line 2, column 1: found character '\\t' ...``)."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(err).split())
+    context = getattr(err, "context", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f", {context}" if context else "")
 
 
 def from_dict(raw: dict, *, source: str = "params") -> Config:

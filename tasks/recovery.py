@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 
 from crowdloop.tasks import config, ingest, journal, lock, store, version
 from crowdloop.tasks.files import leftovers
+from crowdloop.tasks.version import edits
 
 log = logging.getLogger("crowdloop")
 
@@ -44,20 +45,24 @@ def writing(campaign: store.Campaign, command: str, **facts):
     params.yaml), recover what an earlier writer left unfinished, journal this command (with
     ``facts``), and remove the journal once the block ends.
 
-    Nested inside another ``writing`` of the same thread (the scheduled round's round), it
-    only adds ``facts`` to the outer journal. When the block raises, what it left is
-    recovered at once (after a signal or Ctrl-C: by the next command)."""
+    Files of data/ changed by hand are then kept aside and put back as the last commit has
+    them (:mod:`crowdloop.tasks.version.edits`); the block receives ``{path under data/: where
+    the hand-made version now is}``. Nested inside another ``writing`` of the same thread (the
+    scheduled round's round), it only adds ``facts`` to the outer journal and receives ``{}``.
+    When the block raises, what it left is recovered at once (after a signal or Ctrl-C: by
+    the next command)."""
     timeout = config.load(campaign.params_file).lock.timeout_seconds
     with lock.hold(campaign, command, timeout=timeout):
         if lock.depth(campaign) > 1:
             journal.note(campaign, **facts)
-            yield
+            yield {}
             return
         recover(campaign)
+        edited = _put_back_edits(campaign)
         journal.start(campaign, {"command": command, "pid": os.getpid(), "head": version.head(campaign),
                           "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parts": []} | facts)
         try:
-            yield
+            yield edited
         except Exception:
             try:
                 recover(campaign, failed=True)
@@ -80,6 +85,8 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     committed = version.head(campaign) != entry["head"]
     command = entry["command"]
     if command == "ingest" or (command == "scheduled round" and not committed and entry["parts"]):
+        if not committed:  # its part files are what it stored; anything else changed in data/ is a hand's
+            _put_back_edits(campaign, keep={_under_data(campaign, p["path"]) for p in entry["parts"]})
         done = _finish_ingest(campaign, entry, committed)
     elif command in ("round", "scheduled round") and "round" in entry:
         done = _finish_round(campaign, entry, committed)
@@ -93,6 +100,18 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     if done:
         log.warning("%s (pid %s, started %s)", done, entry.get("pid"), entry.get("since"))
     return done
+
+
+def _put_back_edits(campaign: store.Campaign, keep: set[str] = frozenset()) -> dict:
+    moved = edits.put_back(campaign, keep=keep)
+    for line in edits.describe(campaign, moved):
+        log.warning("%s", line)
+    return moved
+
+
+def _under_data(campaign: store.Campaign, path: str) -> str:
+    """A journaled path (relative to the campaign root) as a path under data/."""
+    return (campaign.root / path).resolve().relative_to(campaign.data.resolve()).as_posix()
 
 
 def _finish_rollback(campaign: store.Campaign, entry: dict, committed: bool, failed: bool) -> str:

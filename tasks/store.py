@@ -20,6 +20,7 @@ A campaign is a directory::
     mlruns/                      MLflow: mlflow.db and artifacts/ (git-ignored)
     .cache/                      embeddings, predictions, plans, models, Prefect results (git-ignored)
     .crowdloop/                  the writers' lock and journal (git-ignored)
+    edited/<time>/               files of data/ changed by hand, kept aside (tasks/version/edits.py)
 
 Every write goes to a temporary file, is flushed to disk and moved into place (tasks/files.py).
 """
@@ -104,9 +105,9 @@ class Campaign:
         return self.rounds_dir / f"{number:03d}"
 
 
-def open_campaign(root: Path | str) -> Campaign:
-    """The campaign at ``root``; fails if it has no data yet."""
-    campaign = Campaign(Path(root))
+def open_campaign(root: Path | str | Campaign) -> Campaign:
+    """The campaign at ``root`` (a Campaign's root may be a string); fails if it has no data yet."""
+    campaign = Campaign(Path(root.root if isinstance(root, Campaign) else root))
     if not campaign.examples_file.is_file() or not campaign.params_file.is_file():
         raise CampaignError(f"{campaign.root.resolve()} is not a crowdloop campaign (no params.yaml or "
                             "data/examples.parquet); run `crowdloop init` first or cd into a campaign.")

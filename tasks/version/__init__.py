@@ -17,19 +17,20 @@ from typing import Sequence
 import yaml
 
 from crowdloop.tasks.store import Campaign
+from crowdloop.tasks.version.edits import EDITED, kept_version
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
                                               head, round_tags, subject)
 from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
 
-__all__ = ["TRACKED", "WRITTEN", "VersionError", "archive_later", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
-           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "prewarm_dvc", "pull", "push", "remote_url",
+__all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
+           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "remote_url",
            "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "subject", "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
 WRITTEN = ("data.dvc", "dvc.lock", "metrics.json")  # tracked files only crowdloop writes (never params.yaml)
-GITIGNORE = "/mlruns/\n/.cache/\n/inbox/\n/exports/\n"
+GITIGNORE = f"/mlruns/\n/.cache/\n/inbox/\n/exports/\n/{EDITED}/\n"
 REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
@@ -150,7 +151,7 @@ def check_rollback_target(campaign: Campaign, number: int) -> None:
     """VersionError unless round ``number`` has a tag to roll back to."""
     if round_tag(number) not in round_tags(campaign):
         known = ", ".join(round_tags(campaign)) or "none"
-        raise VersionError(f"{campaign.root}: there is no round {number} to roll back to (tags: {known}).")
+        raise VersionError(f"{campaign.root.resolve()}: there is no round {number} to roll back to (tags: {known}).")
 
 
 def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:

@@ -39,7 +39,8 @@ def test_the_python_api_alone_gives_the_same_campaign_as_the_cli(tmp_path, tiny_
     settings = _settings(tiny_model_dir)
 
     camp = crowdloop.init_demo(tmp_path / "api" / "demo", seed=1, params=settings)
-    results = list(crowdloop.run_rounds(camp, 2, simulate=True))
+    # a Campaign made by hand, its root a string, as `crowdloop.Campaign("campaigns/demo")` makes it
+    results = list(crowdloop.run_rounds(crowdloop.Campaign(str(camp.root)), 2, simulate=True))
     ingested = crowdloop.ingest(camp, _answers(camp, tmp_path / "api-answers.csv"))
     status = crowdloop.status(camp)
 

@@ -59,9 +59,15 @@ def test_three_simulated_rounds_then_rollback_and_cached_rerun(tiny_campaign, co
     batch_2 = (camp.round_dir(2) / "batch.csv").read_bytes()
     assert store.data_hash(camp) != hash_1
 
-    # after rounds 1-3, rollback 1 restores data/ hash-identical to round 1
+    # after rounds 1-3, rollback 1 restores data/ hash-identical to round 1, and says what it dropped
+    stored = len(store.read_annotations(camp))
+    capsys.readouterr()
     assert _crowdloop(camp, "rollback", "1") == 0
     assert store.data_hash(camp) == hash_1
+    kept = len(store.read_annotations(camp))
+    assert 0 < kept < stored
+    assert (f"no longer in data/: {stored - kept} annotations stored after round 1 ({kept} remain); ingest their "
+            "answer files again") in capsys.readouterr().out
     assert store.completed_rounds(camp) == [1]
 
     # re-running round 2 on unchanged inputs trains nothing and gives the same batch

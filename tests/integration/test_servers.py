@@ -148,8 +148,16 @@ def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_pat
         _wait_for(lambda: states().count("Completed") >= 2, timeout=240,
                   what="a scheduled run to ingest the answers and make round 2", processes=started)
     finally:
-        deploy.stop(first=signal.SIGINT)  # lets `serve` pause the schedule
+        deploy.stop(first=signal.SIGTERM)  # as a service manager stops it
 
+    # SIGTERM ends `deploy` as it ends every crowdloop command: status 143, one line, the schedule paused
+    output = deploy.log.read_text()
+    assert deploy.proc.returncode == 143, deploy.tail()
+    assert "(every 6 s)" in output and "stopped by SIGTERM" in output
+    assert "Traceback" not in output and "never awaited" not in output
+    found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [camp.name]}}},
+                       timeout=10).json()
+    assert [d["paused"] for d in found] == [True]
     assert store.completed_rounds(camp) == [1, 2]
     assert [p.name.endswith("-answers.csv") for p in (camp.root / "inbox" / "processed").iterdir()] == [True]
     ingested = store.read_annotations(camp).query("source == 'ingest:answers.csv'")

@@ -91,3 +91,13 @@ def test_sigterm_stops_a_round_and_a_simulation_promptly_and_takes_their_process
 
     assert api.verify(camp).findings == []
     assert version.round_tags(camp) == ["round-000"] and store.completed_rounds(camp) == []
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tiny_campaign):
+    """`crowdloop status | head -1`: the reader closes the pipe before the command writes to it."""
+    proc = subprocess.Popen([CROWDLOOP, "-C", str(tiny_campaign.root), "status"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

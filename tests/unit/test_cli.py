@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -262,7 +263,7 @@ def test_demo_refuses_a_round_count_below_1_before_making_the_campaign(tmp_path,
 
 
 def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
-    from crowdloop import api
+    from crowdloop import api, rounds_cmd
 
     made = []
     def init_demo(directory, seed):
@@ -271,11 +272,11 @@ def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(api, "init_demo", init_demo)
     monkeypatch.setattr(api, "status", lambda campaign: "status")
-    monkeypatch.setattr(cli, "_run_rounds", lambda root, count, **kwargs: count - 2)  # the stopping rule fired
+    monkeypatch.setattr(rounds_cmd, "run", lambda root, count, **kwargs: count - 2)  # the stopping rule fired
     assert cli.main(["demo", str(tmp_path / "demo"), "--rounds", "12"]) == 0
     assert "dvc metrics diff round-001 round-010" in capsys.readouterr().out
     assert made == [tmp_path / "demo"]
-    monkeypatch.setattr(cli, "_run_rounds", lambda root, count, **kwargs: None)  # no round ran
+    monkeypatch.setattr(rounds_cmd, "run", lambda root, count, **kwargs: None)  # no round ran
     assert cli.main(["demo", str(tmp_path / "again"), "--rounds", "1"]) == 0
     printed = capsys.readouterr().out
     assert "git log --oneline --decorate" in printed and "dvc metrics diff" not in printed
@@ -336,3 +337,26 @@ def test_a_rollback_whose_commit_fails_leaves_every_round_tag_and_data_as_they_w
     _refused(capsys, ["-C", str(made.root), "rollback", "0"], "no space left on device")
     assert version.round_tags(made) == ["round-000", "round-001"]
     assert journal.read(made) is None and version.head(made) == before and not version.changed_data(made)
+
+
+def test_a_round_s_line_names_no_test_score_when_the_campaign_has_no_test_split():
+    from crowdloop import rounds_cmd
+
+    metrics = {"annotations": 40, "batch_size": 8}
+    seconds = {"plan": 1.25, "record": 0.5}
+    scored = rounds_cmd.round_line(3, {**metrics, "test_accuracy": 0.8125, "test_macro_f1": 0.75}, seconds)
+    assert scored == ("round 3: test accuracy 0.812, macro-F1 0.750, 40 annotations, batch of 8 -> "
+                      "data/rounds/003/batch.csv  [plan 1.2s, record 0.5s]")
+    for unscored in ({**metrics}, {**metrics, "test_accuracy": float("nan"), "test_macro_f1": float("nan")}):
+        assert rounds_cmd.round_line(3, unscored, seconds).startswith("round 3: no test split to score, 40 annotations")
+
+
+def test_prefect_and_mlflow_log_warnings_only_unless_verbose_or_set_by_the_user(monkeypatch, capsys):
+    for name in ("PREFECT_LOGGING_LEVEL", "MLFLOW_LOGGING_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    cli.main(["-C", "/nonexistent", "status"])
+    assert os.environ["PREFECT_LOGGING_LEVEL"] == os.environ["MLFLOW_LOGGING_LEVEL"] == "WARNING"
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL")
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "ERROR")  # the user's own choice stays
+    cli.main(["-v", "-C", "/nonexistent", "status"])
+    assert (os.environ["PREFECT_LOGGING_LEVEL"], os.environ["MLFLOW_LOGGING_LEVEL"]) == ("ERROR", "INFO")

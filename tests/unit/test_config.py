@@ -63,6 +63,10 @@ def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
         ("model:\n  finetune:\n    warmup_ratio: 1.5\n", "'model.finetune.warmup_ratio' must be in [0, 1]"),
         ("classes: [a, a]\n", "repeated"),
         ("seed: [1\n", "not valid YAML"),
+        ("seed: 0\nmodel:\n\tbackend: head\n", "not valid YAML (line 3, column 1: found character '\\t' that "
+         "cannot start any token, while scanning for the next token)"),
+        ("classes: [a, b\nseed: 1\n", "not valid YAML (line 2, column 5: expected ',' or ']', but got ':', "
+         "while parsing a flow sequence)"),
         ("schedule:\n  min_answered: 1.5\n", "'schedule.min_answered' must be between 0 and 1"),
         ("schedule:\n  interval_minutes: 0\n", "'schedule.interval_minutes' must be positive"),
         ("schedule:\n  inbox: data/inbox\n", "outside data/"),
@@ -88,6 +92,7 @@ def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):
         config.load(path)
     assert fragment in str(err.value)
     assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)  # one line
 
 
 def test_missing_file_says_how_to_make_one(tmp_path):

@@ -111,6 +111,9 @@ def test_schedule_options_cron_wins_and_bad_cron_is_a_clear_error():
         deploy.schedule_options(type(base)(None, "every morning", 0.8, "inbox"), "p")
     with pytest.raises(config.ConfigError, match="set 'schedule.interval_minutes' or 'schedule.cron'"):
         deploy.schedule_options(type(base)(None, None, 0.8, "inbox"), "p")
+    assert deploy.describe({"interval": timedelta(minutes=60)}) == "every 60 minutes"
+    assert deploy.describe({"interval": timedelta(minutes=0.1)}) == "every 6 s"
+    assert deploy.describe({"cron": "0 9 * * 1-5"}) == "cron '0 9 * * 1-5'"
 
 
 def test_tracking_uri_params_then_environment_then_local_store(tmp_path, monkeypatch):
