@@ -261,6 +261,35 @@ def test_demo_refuses_a_round_count_below_1_before_making_the_campaign(tmp_path,
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize("rows,words", [
+    ('e1,one\ne2,""\ne3,three\n', ["examples.csv:3:", "example 'e2' has an empty text"]),
+    ("e1,one\ne2,   \ne3,three\n", ["examples.csv:3:", "example 'e2' has an empty text"]),
+    ("e1,one\n,two\ne3,three\n", ["examples.csv:3:", "empty id"]),
+    ("e1,one\ne2,two\ne1,three\n", ["examples.csv:4:", "example id 'e1' appears more than once", "line 2"]),
+])
+def test_init_refuses_a_bad_examples_row_at_its_line_and_makes_nothing(tmp_path, capsys, rows, words):
+    examples = tmp_path / "examples.csv"
+    examples.write_text("id,text\n" + rows)
+    err = _refused(capsys, ["init", str(tmp_path / "camp"), "--examples", str(examples), "--classes", "spam,ham"],
+                   *words)
+    assert err.count("\n") == 1
+    assert not (tmp_path / "camp").exists()
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--classes", "spam"], ["--classes needs at least two class names"]),
+    (["--classes", "spam, ham,spam"], ["--classes names the class 'spam' twice"]),
+    ([], ["init needs --classes a,b,c"]),
+    (["--demo", "--classes", "spam,ham"], ["init --demo makes its own examples and classes"]),
+])
+def test_init_names_the_flag_the_user_gave_in_the_usual_one_line_error(tmp_path, capsys, flags, words):
+    examples = tmp_path / "examples.csv"
+    examples.write_text("id,text\ne1,one\ne2,two\n")
+    err = _refused(capsys, ["init", str(tmp_path / "camp"), "--examples", str(examples), *flags], *words)
+    assert err.startswith("crowdloop: error: ") and err.count("\n") == 1 and "params.yaml" not in err
+    assert not (tmp_path / "camp").exists()
+
+
 def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
     from crowdloop import api
 
@@ -336,3 +365,12 @@ def test_a_rollback_whose_commit_fails_leaves_every_round_tag_and_data_as_they_w
     _refused(capsys, ["-C", str(made.root), "rollback", "0"], "no space left on device")
     assert version.round_tags(made) == ["round-000", "round-001"]
     assert journal.read(made) is None and version.head(made) == before and not version.changed_data(made)
+
+
+@pytest.mark.parametrize("classes", [["1", "2"], ["0", "1", "2"], ["yes", "no"], ["a: b", "[c]"]])
+def test_init_writes_the_class_names_it_is_given_even_those_yaml_would_read_as_numbers(classes):
+    import yaml
+
+    from crowdloop import campaign
+
+    assert yaml.safe_load(campaign.render_params(classes=classes, seed=0))["classes"] == classes
