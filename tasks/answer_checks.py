@@ -75,11 +75,12 @@ class AnswerCheck:
         self.source, self.on_change, self.skip_invalid = source, on_change, skip_invalid
         self.split = dict(zip(_text(examples["example_id"]), examples["split"]))
         self.classes = [str(c) for c in classes]
-        # (example, annotator) -> [(label, where)], oldest first; "where" names the round or line
+        # (example, annotator) -> [(label, where)], oldest first; "where" names the round and file, or the line
         self.answers: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        for e, a, label, r in zip(_text(stored["example_id"]), _text(stored["annotator_id"]),
-                                  _text(stored["label"]), stored["round"]):
-            self.answers.setdefault((e, a), []).append((label, f"in round {r}"))
+        sources = _text(stored["source"]) if "source" in stored else [""] * len(stored)
+        for e, a, label, r, came in zip(_text(stored["example_id"]), _text(stored["annotator_id"]),
+                                        _text(stored["label"]), stored["round"], sources):
+            self.answers.setdefault((e, a), []).append((label, stored_at(r, came)))
         self.new: list[tuple[str, str, str]] = []
         self.refused: list[tuple] = []
         self.problems = 0
@@ -145,6 +146,17 @@ class AnswerCheck:
         self.answers.setdefault(key, []).append((label, where))
         self.new.append((example, annotator, label))
         return None
+
+
+def stored_at(round: int, source: str) -> str:
+    """Where a stored answer came from, for messages: ``in round 3 (ingested from answers.csv)``;
+    ``source`` is the annotations' ``source`` (store.append_annotations)."""
+    kind, _, name = source.partition(":")
+    if kind == "ingest" and name:
+        came = f"ingested from {name}"
+    else:
+        came = {"initial": "the campaign's initial answers", "simulated": "simulated"}.get(source, source)
+    return f"in round {round}" + (f" ({came})" if came else "")
 
 
 def row_problem(example: str, annotator: str, label: str, split: dict, classes: list[str]) -> str | None:

@@ -79,7 +79,7 @@ def test_skip_invalid_stores_the_valid_rows_and_writes_the_refused_ones_with_rea
 ])
 def test_a_changed_answer_follows_ingest_on_change(tmp_path, camp, policy, counted):
     path = _file(tmp_path, "a.csv", HEADER + "e1,a1,technical\n")
-    msg = _refused(camp, path, line=2, word="'billing' in round 0 but this row says 'technical'")
+    msg = _refused(camp, path, line=2, word="'billing' in round 0 (the campaign's initial answers) but this row says 'technical'")
     assert "ingest.on_change" in msg  # reject, the default: refused with the way out
     result = _ingest(camp, path, on_change=policy)
     assert result.new.values.tolist() == [["e1", "a1", "technical"]]
@@ -170,3 +170,12 @@ def test_columns_that_look_meant_for_none_are_ignored(tmp_path, camp):
     # with annotator_id there, another name for who answered is an extra column too
     path = _file(tmp_path, "more.csv", "example_id,annotator_id,label,user\ne3,a8,technical,someone\n")
     assert _ingest(camp, path).new.values.tolist() == [["e3", "a8", "technical"]]
+
+
+def test_a_refused_change_names_the_round_and_the_file_the_earlier_answer_was_ingested_from(tmp_path, camp):
+    _ingest(camp, _file(tmp_path, "monday.csv", HEADER + "e2,a2,billing\n"))
+    msg = _refused(camp, _file(tmp_path, "tuesday.csv", HEADER + "e2,a2,technical\n"), line=2,
+                   word="the label 'billing' in round 0 (ingested from monday.csv) but this row says 'technical'")
+    assert "tuesday.csv:2:" in msg
+    _refused(camp, _file(tmp_path, "again.csv", HEADER + "e1,a1,technical\n"), line=2,
+             word="'billing' in round 0 (the campaign's initial answers) but")
