@@ -23,6 +23,7 @@ import pandas as pd
 from crowdloop.tasks import labelstudio_format
 from crowdloop.tasks.errors import IngestError
 from crowdloop.tasks.schema import ANSWER_COLUMNS
+from crowdloop.tasks.wording import count, word
 
 # Control characters break CSV rows and terminals; annotator ids are data, so none gets in.
 # (An id that a spreadsheet would run as a formula is stored as it is: every CSV written for
@@ -108,7 +109,7 @@ class AnswerCheck:
         """What to store; raises IngestError (the first problem, the others counted) unless ``skip_invalid``."""
         if self.problems and not self.skip_invalid:
             more = self.problems - 1
-            tail = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
+            tail = f" ({count(more, 'more row')} below also {word(more, 'fails', 'fail')})" if more else ""
             raise IngestError(f"{self.first}{tail}.")
         return Ingested(source=self.source, new=pd.DataFrame(self.new, columns=list(ANSWER_COLUMNS)),
                         already_stored=self.already, unanswered=self.counts["unanswered"], repeated=self.repeated,

@@ -32,6 +32,7 @@ from crowdloop.tasks.answer_checks import AnswerCheck, Ingested
 from crowdloop.tasks.errors import IngestError
 from crowdloop.tasks.files import unescape_formula, write_text_atomic
 from crowdloop.tasks.schema import ANSWER_COLUMNS
+from crowdloop.tasks.wording import count, word
 
 __all__ = ["IngestError", "Ingested", "commit_message", "ingest_file", "read_answer_chunks", "read_answer_file"]
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # None: one JSON object per line
@@ -88,8 +89,9 @@ def commit_message(results: Sequence[Ingested]) -> str:
 def parts_message(parts: Sequence[dict]) -> str:
     """The commit message for annotation parts (``source`` file name, ``rows``, ``round`` each)."""
     names = ", ".join(p["source"] for p in parts)
-    rounds = ", ".join(str(n) for n in sorted({p["round"] for p in parts}))
-    return f"Ingest {sum(p['rows'] for p in parts)} annotations from {names} (round {rounds})"
+    rounds = sorted({p["round"] for p in parts})
+    return (f"Ingest {count(sum(p['rows'] for p in parts), 'annotation')} from {names} "
+            f"({word(len(rounds), 'round')} {', '.join(map(str, rounds))})")
 
 
 def read_answer_file(path: Path, *, labelstudio: config.LabelStudioConfig | None = None) -> pd.DataFrame:
@@ -217,7 +219,7 @@ def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
         cells = {name: unescape_formula(row[i].strip()) for name, i in position.items() if i < len(row)}
         problem = ""
         if len(row) != len(header):  # a lost or an extra delimiter shifts every later cell
-            problem = (f"{len(row)} field{'s' if len(row) != 1 else ''} where the header has {len(header)}; "
+            problem = (f"{count(len(row), 'field')} where the header has {len(header)}; "
                        f"check the {kind} delimiters and quotes on this line")
         yield _record(cells, line, problem)
 
