@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from crowdloop.tasks.schema import EXPORT_FORMATS
+from crowdloop.tasks.wording import count, word
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -39,14 +40,14 @@ def cmd_ingest(args) -> None:
     result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
     print(summary(args.file, result))
     if result.refused_file:
-        print(f"  {len(result.refused)} rows refused, each with its reason, in {result.refused_file}")
+        print(f"  {count(len(result.refused), 'row')} refused, each with its reason, in {result.refused_file}")
 
 
 def cmd_export(args) -> None:
     from crowdloop import api
 
     done = api.export(args.campaign, format=args.format, round=args.round)
-    print(f"round {done.round}'s batch: {done.tasks} tasks in {', '.join(str(f) for f in done.files)}")
+    print(f"round {done.round}'s batch: {count(done.tasks, 'task')} in {', '.join(str(f) for f in done.files)}")
 
 
 def cmd_labelstudio_push(args) -> None:
@@ -55,7 +56,7 @@ def cmd_labelstudio_push(args) -> None:
     done = api.labelstudio_push(args.campaign, round=args.round)
     how = "created" if done.created else ("classes updated" if done.config_updated else "existing")
     print(f"round {done.round}'s batch -> Label Studio project {done.project} '{done.title}' ({how}): "
-          f"{done.imported} tasks imported, {done.already} already there.")
+          f"{count(done.imported, 'task')} imported, {done.already} already there.")
 
 
 def cmd_labelstudio_pull(args) -> None:
@@ -67,11 +68,12 @@ def cmd_labelstudio_pull(args) -> None:
 
 def summary(path: Path, result) -> str:
     """One line: what an ingested file brought (``result``: an ``Ingested``)."""
-    line = (f"{path}: {len(result.new)} new annotations stored for round {result.round}; "
-            f"{result.already_stored} already stored, {result.unanswered} rows without a label skipped")
+    line = (f"{path}: {count(len(result.new), 'new annotation')} stored for round {result.round}; "
+            f"{result.already_stored} already stored, {count(result.unanswered, 'row')} without a label skipped")
     if result.repeated:
-        rows = "row repeats" if result.repeated == 1 else "rows repeat"
-        line += f"; {result.repeated} {rows} an answer given earlier in the file (stored once)"
+        line += (f"; {count(result.repeated, 'row repeats', 'rows repeat')} an answer given earlier in the file "
+                 "(stored once)")
     if result.skipped or result.empty:
-        line += f"; {result.skipped} skipped and {result.empty} empty Label Studio annotations not stored"
+        line += (f"; {result.skipped} skipped and {result.empty} empty Label Studio "
+                 f"{word(result.skipped + result.empty, 'annotation')} not stored")
     return line + "."

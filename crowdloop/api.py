@@ -22,7 +22,7 @@ from typing import Sequence
 import pandas as pd
 
 from crowdloop import campaign as campaign_mod
-from crowdloop import history_table, status_table
+from crowdloop import examples_file, history_table, status_table
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import config_checks
 from crowdloop.tasks import ingest as ingest_mod
@@ -52,8 +52,9 @@ def init_campaign(root: str | Path, examples: pd.DataFrame | str | Path, *, clas
     already collected (example_id, annotator_id, label). ``params``: settings laid over the
     template params.yaml, e.g. ``{"select": {"batch_size": 50}}``.
     """
-    examples = (campaign_mod.examples_frame(examples) if isinstance(examples, pd.DataFrame)
-                else campaign_mod.read_examples_file(Path(examples)))
+    campaign_mod.check_classes(classes)  # first: a gold label is checked against the classes
+    examples = (examples_file.examples_frame(examples, classes=classes) if isinstance(examples, pd.DataFrame)
+                else examples_file.read_examples_file(Path(examples), classes=classes))
     return campaign_mod.init_campaign(Path(root), examples, classes=classes, seed=seed, initial=initial,
                                       params=params)
 

@@ -9,10 +9,12 @@ from typing import Sequence
 import pandas as pd
 import yaml
 
+from crowdloop.examples_file import check_examples
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import store, typed_yaml, version
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
+from crowdloop.tasks.import_values import Origin
+from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS
 
 # Sections a round reads: what dvc.yaml lists so `dvc params diff` shows them.
 ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "select", "budget", "routing",
@@ -23,7 +25,9 @@ def render_params(*, classes: Sequence[str], seed: int, overrides: dict | None =
     """The template params.yaml with this campaign's classes and seed, comments kept; with
     ``overrides`` (a nested dict of params.yaml keys) laid over it, as plain YAML."""
     text = config_mod.template_text()
-    text = re.sub(r"(?m)^classes: \[.*\]$", "classes: [" + ", ".join(classes) + "]", text, count=1)
+    # quoted where YAML needs it: classes 1,2 or yes,no stay the strings "1" and "yes", "a: b" stays one name
+    listed = yaml.safe_dump([str(c) for c in classes], default_flow_style=True, allow_unicode=True, width=1 << 20)
+    text = re.sub(r"(?m)^classes: \[.*\]$", lambda _: "classes: " + listed.strip(), text, count=1)
     text = re.sub(r"(?m)^seed: \d+", f"seed: {seed}", text, count=1)
     if not overrides:
         return text
@@ -53,8 +57,7 @@ def init_campaign(
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise CampaignError(f"{root} exists and is not empty; choose a new directory.")
-    if isinstance(classes, str):  # a str is a Sequence: "spam,ham" would be 8 one-letter classes
-        raise CampaignError(f"classes is the string {classes!r}; pass a list of class names, e.g. ['spam', 'ham'].")
+    check_classes(classes)
     text = render_params(classes=classes, seed=seed, overrides=params)
     config = config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
     _check_examples(examples, classes)
@@ -84,38 +87,6 @@ def init_demo(root: Path, *, seed: int = 0, params: dict | None = None) -> store
                          simulator=data.answers, params=params)
 
 
-def read_examples_file(path: Path) -> pd.DataFrame:
-    """Examples from a CSV/TSV/JSONL/parquet file with ``id``/``example_id`` and ``text``
-    (optional ``split``: pool|test, ``gold``: class name)."""
-    path = Path(path)
-    readers = {".csv": pd.read_csv, ".tsv": lambda p, **k: pd.read_csv(p, sep="\t", **k),
-               ".jsonl": lambda p, **k: pd.read_json(p, lines=True, dtype=k.get("dtype")),
-               ".parquet": lambda p, **k: pd.read_parquet(p)}
-    if path.suffix not in readers:
-        raise CampaignError(f"{path}: unsupported extension; use one of {', '.join(readers)}.")
-    try:
-        frame = readers[path.suffix](path, dtype=str)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise CampaignError(f"{path}: cannot read examples ({err}).") from err
-    return examples_frame(frame, source=f"{path}: line 1")
-
-
-def examples_frame(frame: pd.DataFrame, *, source: str = "examples") -> pd.DataFrame:
-    """``frame`` with ``id``/``example_id`` and ``text`` (optional ``split``, ``gold``) as the
-    campaign's examples table (schema.EXAMPLE_COLUMNS: split defaults to pool, gold to none);
-    CampaignError, naming ``source``, if a required column is missing."""
-    frame = frame.rename(columns={"id": "example_id"})
-    for column in ("example_id", "text"):
-        if column not in frame.columns:
-            raise CampaignError(f"{source}: missing column '{column}' "
-                                f"(found: {', '.join(map(str, frame.columns))}).")
-    frame = frame.copy()
-    frame["example_id"] = frame["example_id"].astype(str).str.strip()
-    frame["split"] = frame["split"].fillna("pool") if "split" in frame else "pool"
-    frame["gold"] = frame["gold"] if "gold" in frame else None
-    return frame.loc[:, list(EXAMPLE_COLUMNS)]
-
-
 def _checked_initial(initial: pd.DataFrame, examples: pd.DataFrame, config: config_mod.Config) -> pd.DataFrame:
     """``initial`` (ANSWER_COLUMNS) through the checks of an ingest (row N of the frame is its line N):
     the answers to store, each once; CampaignError or IngestError for the first that an ingest refuses."""
@@ -130,17 +101,20 @@ def _checked_initial(initial: pd.DataFrame, examples: pd.DataFrame, config: conf
                             on_change=config.ingest.on_change).new
 
 
+def check_classes(classes: Sequence[str], *, given_as: str = "classes") -> None:
+    """Fail with CampaignError, naming the argument as ``given_as`` (``--classes`` on the command
+    line), unless ``classes`` is a list of at least two distinct class names."""
+    if isinstance(classes, str):  # a str is a Sequence: "spam,ham" would be 8 one-letter classes
+        raise CampaignError(f"{given_as} is the string {classes!r}; pass a list of class names, e.g. ['spam', 'ham'].")
+    if len(classes) < 2:
+        raise CampaignError(f"{given_as} needs at least two class names (got {', '.join(classes) or 'none'}).")
+    repeated = [c for i, c in enumerate(classes) if c in classes[:i]]
+    if repeated:
+        raise CampaignError(f"{given_as} names the class '{repeated[0]}' twice; give each class once.")
+
+
 def _check_examples(examples: pd.DataFrame, classes: Sequence[str]) -> None:
-    duplicated = examples["example_id"][examples["example_id"].duplicated()]
-    if len(duplicated):
-        raise CampaignError(f"example id '{duplicated.iloc[0]}' appears more than once.")
-    bad_split = set(examples["split"]) - set(SPLITS)
-    if bad_split:
-        raise CampaignError(f"unknown split {sorted(bad_split)}; use 'pool' or 'test'.")
-    gold = examples["gold"].dropna()
-    bad_gold = set(gold) - set(classes)
-    if bad_gold:
-        raise CampaignError(f"gold labels {sorted(bad_gold)} are not among the classes {list(classes)}.")
+    check_examples(examples, origin=Origin("examples"), classes=classes)
     if (examples["split"] == "pool").sum() < 2:
         raise CampaignError("a campaign needs at least two pool examples.")
 

@@ -161,14 +161,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args) -> None:
-    from crowdloop import api
+    from crowdloop import api, campaign
 
+    if args.demo and (args.examples or args.classes):
+        raise ConfigError("init --demo makes its own examples and classes; give --demo alone, or --examples "
+                          "FILE and --classes a,b,c.")
     if args.demo:
         made = api.init_demo(args.directory, seed=args.seed)
     else:
-        if not args.examples or not args.classes:
-            raise SystemExit("crowdloop init: give --demo, or --examples FILE and --classes a,b,c")
+        missing = [flag for flag, given in (("--examples FILE", args.examples), ("--classes a,b,c", args.classes))
+                   if not given]
+        if missing:
+            raise ConfigError(f"init needs {' and '.join(missing)} (or --demo for the demo campaign).")
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        campaign.check_classes(classes, given_as="--classes")
         made = api.init_campaign(args.directory, args.examples, classes=classes, seed=args.seed)
     print(f"campaign ready: {made.root}  (next: cd {made.root} && crowdloop round)")
 

@@ -23,6 +23,7 @@ import pandas as pd
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import files, lock, recovery, store, version
 from crowdloop.tasks.errors import CrowdloopError
+from crowdloop.tasks.wording import count, word
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class Verified:
     def __str__(self) -> str:
         lines = [f"verify: {self.recovered}"] if self.recovered else []
         if not self.findings:
-            lines.append(f"{self.campaign.root.resolve()}: sound ({self.annotations} annotations, "
-                         f"{self.rounds} rounds; store, git, DVC and MLflow agree)")
+            lines.append(f"{self.campaign.root.resolve()}: sound ({count(self.annotations, 'annotation')}, "
+                         f"{count(self.rounds, 'round')}; store, git, DVC and MLflow agree)")
         return "\n".join(lines + self.findings)
 
 
@@ -101,7 +102,7 @@ def _annotation_findings(annotations: pd.DataFrame, examples: pd.DataFrame, clas
     for bad, what, column in checks:
         if bad.any():
             first = annotations[bad].iloc[0]
-            findings.append(f"data/annotations: {int(bad.sum())} annotation(s) {what}, e.g. {column} "
+            findings.append(f"data/annotations: {count(int(bad.sum()), 'annotation')} {what}, e.g. {column} "
                             f"'{first[column]}' of annotator '{first['annotator_id']}' in {first['part']}.")
     return findings
 
@@ -119,7 +120,8 @@ def _tag_findings(campaign: store.Campaign, rounds: list[int]) -> list[str]:
         missing = [name for name, md5 in listing.items() if md5 not in checked and not version.cache_object(campaign, md5).is_file()]
         checked |= set(listing.values())
         if missing:
-            findings.append(f"{tag}: {len(missing)} file(s) of its data are not in the DVC cache, e.g. {missing[0]}.")
+            findings.append(f"{tag}: {count(len(missing), 'file')} of its data {word(len(missing), 'is', 'are')} "
+                            f"not in the DVC cache, e.g. {missing[0]}.")
         prefix = f"rounds/{tag.split('-')[1]}/"
         if int(tag.split("-")[1]) in rounds:
             differ = [n for n in {**listing, **current} if n.startswith(prefix) and listing.get(n) != current.get(n)]

@@ -9,6 +9,7 @@ import pandas as pd
 
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import agreement, annotator_watch, gate, journal, lock, signal, store
+from crowdloop.tasks.wording import count
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
            ("labeled_examples", "labeled", "{:>7}"), ("test_accuracy", "test acc", "{:>8.3f}"),
@@ -97,7 +98,7 @@ def render(status: Status) -> str:
     lines.extend(_flagged_lines(status.annotator_table, cfg, progress.round))
     if "stop" in last:
         verdict = "STOP" if last["stop"] else "continue"
-        lines.append(f"  stopping rule ({cfg.stopping.metric}, {cfg.stopping.rounds} rounds within "
+        lines.append(f"  stopping rule ({cfg.stopping.metric}, {count(cfg.stopping.rounds, 'round')} within "
                      f"{cfg.stopping.epsilon:g}): "
                      f"{verdict}: {last.get('stop_reason', '')}")
     if last.get("unroutable"):

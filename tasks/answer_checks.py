@@ -23,6 +23,7 @@ import pandas as pd
 from crowdloop.tasks import labelstudio_format
 from crowdloop.tasks.errors import IngestError
 from crowdloop.tasks.schema import ANSWER_COLUMNS
+from crowdloop.tasks.wording import count, word
 
 # Control characters break CSV rows and terminals; annotator ids are data, so none gets in.
 # (An id that a spreadsheet would run as a formula is stored as it is: every CSV written for
@@ -75,11 +76,12 @@ class AnswerCheck:
         self.source, self.on_change, self.skip_invalid = source, on_change, skip_invalid
         self.split = dict(zip(_text(examples["example_id"]), examples["split"]))
         self.classes = [str(c) for c in classes]
-        # (example, annotator) -> [(label, where)], oldest first; "where" names the round or line
+        # (example, annotator) -> [(label, where)], oldest first; "where" names the round and file, or the line
         self.answers: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        for e, a, label, r in zip(_text(stored["example_id"]), _text(stored["annotator_id"]),
-                                  _text(stored["label"]), stored["round"]):
-            self.answers.setdefault((e, a), []).append((label, f"in round {r}"))
+        sources = _text(stored["source"]) if "source" in stored else [""] * len(stored)
+        for e, a, label, r, came in zip(_text(stored["example_id"]), _text(stored["annotator_id"]),
+                                        _text(stored["label"]), stored["round"], sources):
+            self.answers.setdefault((e, a), []).append((label, stored_at(r, came)))
         self.new: list[tuple[str, str, str]] = []
         self.refused: list[tuple] = []
         self.problems = 0
@@ -107,7 +109,7 @@ class AnswerCheck:
         """What to store; raises IngestError (the first problem, the others counted) unless ``skip_invalid``."""
         if self.problems and not self.skip_invalid:
             more = self.problems - 1
-            tail = f" ({more} more row{'s' if more > 1 else ''} below also fail{'' if more > 1 else 's'})" if more else ""
+            tail = f" ({count(more, 'more row')} below also {word(more, 'fails', 'fail')})" if more else ""
             raise IngestError(f"{self.first}{tail}.")
         return Ingested(source=self.source, new=pd.DataFrame(self.new, columns=list(ANSWER_COLUMNS)),
                         already_stored=self.already, unanswered=self.counts["unanswered"], repeated=self.repeated,
@@ -145,6 +147,17 @@ class AnswerCheck:
         self.answers.setdefault(key, []).append((label, where))
         self.new.append((example, annotator, label))
         return None
+
+
+def stored_at(round: int, source: str) -> str:
+    """Where a stored answer came from, for messages: ``in round 3 (ingested from answers.csv)``;
+    ``source`` is the annotations' ``source`` (store.append_annotations)."""
+    kind, _, name = source.partition(":")
+    if kind == "ingest" and name:
+        came = f"ingested from {name}"
+    else:
+        came = {"initial": "the campaign's initial answers", "simulated": "simulated"}.get(source, source)
+    return f"in round {round}" + (f" ({came})" if came else "")
 
 
 def row_problem(example: str, annotator: str, label: str, split: dict, classes: list[str]) -> str | None:

@@ -5,7 +5,9 @@ One path for every answer file, whether named on the command line, dropped in th
 or pulled from Label Studio: :func:`ingest_file` = :func:`read_answer_chunks` -> ``answer_checks.AnswerCheck``
 -> ``store.append_annotations``. A round's ``batch.csv`` (schema.BATCH_COLUMNS) is the
 template: people fill in ``label``, and add an ``annotator_id`` column where someone
-other than the suggested annotator answered. Other columns are ignored. A ``.json`` file
+other than the suggested annotator answered. Other columns are ignored, except one that
+looks meant for a column read here (``Annotator_ID``, ``worker``, ``Label``: see
+:data:`ALIASES`), which refuses the file instead of being read without it. A ``.json`` file
 is a Label Studio export (:mod:`crowdloop.tasks.labelstudio_format`): one row per annotation.
 
 CSV, TSV and JSONL files are read as a stream, :data:`CHUNK_ROWS` rows at a time, so an answer file
@@ -25,11 +27,12 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from crowdloop.tasks import config, journal, labelstudio_format, store
+from crowdloop.tasks import columns, config, journal, labelstudio_format, store
 from crowdloop.tasks.answer_checks import AnswerCheck, Ingested
 from crowdloop.tasks.errors import IngestError
 from crowdloop.tasks.files import unescape_formula, write_text_atomic
 from crowdloop.tasks.schema import ANSWER_COLUMNS
+from crowdloop.tasks.wording import count, word
 
 __all__ = ["IngestError", "Ingested", "commit_message", "ingest_file", "read_answer_chunks", "read_answer_file"]
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # None: one JSON object per line
@@ -38,7 +41,14 @@ LABEL_STUDIO = ".json"  # a Label Studio JSON export
 # status: skipped | empty for a Label Studio annotation that gives no class, else '';
 # problem: why the row cannot be read (a short row, a line that is not JSON), else ''
 READ_COLUMNS = (*ANSWER_COLUMNS, "line", "task", "status", "problem")
-USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored
+USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored, unless they look meant for these:
+# other names people give these columns, refused while the column itself is absent (for annotator_id: the
+# answers would be filed under the suggested annotator instead)
+ALIASES = {"annotator_id": ("annotator", "annotator_name", "worker", "worker_id", "user", "user_id", "username",
+                            "rater", "rater_id", "labeler", "labeler_id", "labeller", "coder", "answered_by",
+                            "annotated_by"),
+           "label": ("answer", "labels", "class", "category", "annotation", "response"),
+           "example_id": ("id", "example", "item", "item_id")}
 CHUNK_ROWS = 50_000  # rows checked at a time: memory stays flat however long the file is
 
 
@@ -79,8 +89,9 @@ def commit_message(results: Sequence[Ingested]) -> str:
 def parts_message(parts: Sequence[dict]) -> str:
     """The commit message for annotation parts (``source`` file name, ``rows``, ``round`` each)."""
     names = ", ".join(p["source"] for p in parts)
-    rounds = ", ".join(str(n) for n in sorted({p["round"] for p in parts}))
-    return f"Ingest {sum(p['rows'] for p in parts)} annotations from {names} (round {rounds})"
+    rounds = sorted({p["round"] for p in parts})
+    return (f"Ingest {count(sum(p['rows'] for p in parts), 'annotation')} from {names} "
+            f"({word(len(rounds), 'round')} {', '.join(map(str, rounds))})")
 
 
 def read_answer_file(path: Path, *, labelstudio: config.LabelStudioConfig | None = None) -> pd.DataFrame:
@@ -208,7 +219,7 @@ def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
         cells = {name: unescape_formula(row[i].strip()) for name, i in position.items() if i < len(row)}
         problem = ""
         if len(row) != len(header):  # a lost or an extra delimiter shifts every later cell
-            problem = (f"{len(row)} field{'s' if len(row) != 1 else ''} where the header has {len(header)}; "
+            problem = (f"{count(len(row), 'field')} where the header has {len(header)}; "
                        f"check the {kind} delimiters and quotes on this line")
         yield _record(cells, line, problem)
 
@@ -241,6 +252,10 @@ def _jsonl(path: Path) -> Iterator[tuple]:
 
 
 def _require_columns(path: Path, found: Sequence[str], *, line: int) -> None:
+    near = columns.misnamed(found, USED, aliases=ALIASES)
+    if near:
+        raise IngestError(f"{path}:{line}: column '{near[0]}' is not one crowdloop reads; did you mean {near[1]}? "
+                          f"Rename it (or remove it if it means something else); found: {', '.join(found)}.")
     missing = [c for c in ("example_id", "label") if c not in found]
     if "annotator_id" not in found and "suggested_annotator" not in found:
         missing.append("annotator_id")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from crowdloop.tasks import journal, lineage, round_data, route, store, track, track_process, version
 from crowdloop.tasks.config import Config
+from crowdloop.tasks.wording import count
 
 log = logging.getLogger("crowdloop")
 
@@ -65,7 +66,7 @@ def commit_round(campaign: store.Campaign, number: int, metrics: dict, parts: li
     (nothing else); returns the commit id. ``push_next``: the round's push follows (it reuses the
     commit's DVC interpreter)."""
     accuracy = metrics.get("test_accuracy", float("nan"))
-    message = f"Round {number}: asked for {metrics['batch_size']} annotations; test accuracy {accuracy:.3f}"
+    message = f"Round {number}: asked for {count(metrics['batch_size'], 'annotation')}; test accuracy {accuracy:.3f}"
     return version.commit(campaign, message, tag=version.round_tag(number),
                           holds=[*parts, campaign.round_dir(number)], push_next=push_next)
 

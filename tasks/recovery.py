@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from crowdloop.tasks import config, ingest, journal, lock, store, version
 from crowdloop.tasks.files import leftovers
 from crowdloop.tasks.version import edits
+from crowdloop.tasks.wording import count
 
 log = logging.getLogger("crowdloop")
 
@@ -133,7 +134,7 @@ def _finish_ingest(campaign: store.Campaign, entry: dict, committed: bool) -> st
     if not parts:
         return "put data/ back after an ingest that stored nothing" if version.restore_head(campaign) else None
     version.commit(campaign, ingest.parts_message(parts), holds=[campaign.root / p["path"] for p in parts])
-    return f"committed the {sum(p['rows'] for p in parts)} annotations an interrupted ingest had stored"
+    return f"committed the {count(sum(p['rows'] for p in parts), 'annotation')} an interrupted ingest had stored"
 
 
 def _finish_round(campaign: store.Campaign, entry: dict, committed: bool) -> str:

@@ -47,7 +47,7 @@ def prepare(out: Path, replay, settings: dict) -> None:
         differ = sorted(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
         if differ:
             raise CampaignError(
-                f"{out} holds a simulation run with other settings ({', '.join(differ)} differ), and its "
+                f"{out} holds a simulation run with other settings (different {', '.join(differ)}), and its "
                 f"finished rounds would be resumed as if run with these; give another --out, or delete {out} "
                 "to start over.")
     elif (out / "checkpoints").is_dir():

@@ -15,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from crowdloop.tasks.wording import count
+
 QUALITY_KEY = "mean_consensus_quality"
 
 
@@ -114,7 +116,7 @@ def decide(history: Sequence[dict], spend: Spend, *, epsilon: float, rounds: int
         return StopDecision(True, f"the {what} budget is spent", stable)
     if stable >= rounds:
         return StopDecision(True, f"{metric.replace('_', '-')} and consensus quality changed by less than "
-                              f"{epsilon:g} for {stable} rounds", stable)
+                              f"{epsilon:g} for {count(stable, 'round')}", stable)
     return StopDecision(False, f"{stable} of {rounds} stable rounds", stable)
 
 

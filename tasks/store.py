@@ -42,8 +42,8 @@ from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, repla
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
 LINEAGE_FILE = "lineage.json"
-# Metric keys renamed since a round was written: metrics.json files keep their old names.
-RENAMED_METRICS = {"labelled_examples": "labeled_examples"}
+IDS = ("example_id", "suggested_annotator")  # a batch's id columns: a str converter (not dtype) keeps NA as text
+RENAMED_METRICS = {"labelled_examples": "labeled_examples"}  # metrics.json files keep the names they were written with
 
 
 @dataclass(frozen=True)
@@ -241,8 +241,8 @@ def round_artifacts(campaign: Campaign, number: int) -> list[Path]:
 
 
 def read_batch(campaign: Campaign, number: int) -> pd.DataFrame:
-    """Round ``number``'s batch (schema.BATCH_COLUMNS), its cells as the round chose them."""
-    return read_people_csv(campaign.round_dir(number) / "batch.csv", dtype={"example_id": str})
+    """Round ``number``'s batch (schema.BATCH_COLUMNS) as the round wrote it: an id NA or nan stays text."""
+    return read_people_csv(campaign.round_dir(number) / "batch.csv", converters=dict.fromkeys(IDS, str))
 
 
 def read_round_metrics(campaign: Campaign, number: int) -> dict:
@@ -260,7 +260,7 @@ def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
 def read_annotators(campaign: Campaign, number: int) -> pd.DataFrame | None:
     """Round ``number``'s annotators.csv (annotator quality, flags), or None when there is none."""
     path = campaign.round_dir(number) / "annotators.csv"
-    return read_people_csv(path, dtype={"annotator_id": str}) if path.is_file() else None
+    return read_people_csv(path, converters={"annotator_id": str}) if path.is_file() else None
 
 
 def write_lineage(campaign: Campaign, number: int, ids: dict) -> None:

@@ -21,6 +21,7 @@ from crowdloop.tasks.version.edits import EDITED, kept_version
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
                                               head, round_tags, subject)
 from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
+from crowdloop.tasks.wording import count
 
 __all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
            "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "remote_url",
@@ -87,7 +88,7 @@ def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: S
                  if not any(name == n or name.startswith(n.rstrip("/") + "/") for n in names)]
         if stray:
             raise VersionError(f"{campaign.data}: {stray[0]} changed since the last commit but is not part of "
-                               f"this one ({len(stray)} such file(s)); run `crowdloop verify` to see what happened.")
+                               f"this one ({count(len(stray), 'such file')}); run `crowdloop verify` to see what happened.")
         message += "\n\nHolds: " + ", ".join(f"data/{n}" for n in names)
     steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():

@@ -82,7 +82,7 @@ def test_api_errors_are_crowdloop_errors_with_what_to_do(tmp_path):
 
 
 @pytest.mark.parametrize("examples_columns,classes,initial,words", [
-    ({"text"}, ["a", "b"], None, "missing column 'example_id'"),
+    ({"text"}, ["a", "b"], None, "missing column 'id'"),
     ({"example_id", "text"}, "ab", None, "classes is the string 'ab'; pass a list of class names"),
     ({"example_id", "text"}, ["a", "b"], [("zz", "w", "a")], "initial answers:1: unknown example id 'zz'"),
     ({"example_id", "text"}, ["a", "b"], [("e1", "w", "a"), ("e2", "w", "c")],

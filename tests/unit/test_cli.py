@@ -102,7 +102,7 @@ def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_
     assert cli.main(["simulate", "data", "--out", str(out)]) == 0
     other = tmp_path / "params.yaml"
     other.write_text(config.template_text().replace("max_length: 64", "max_length: 128"))
-    _refused(capsys, ["simulate", "data", "--out", str(out), "--params", str(other)], "other settings (params differ)")
+    _refused(capsys, ["simulate", "data", "--out", str(out), "--params", str(other)], "other settings (different params)")
     assert [run[0] for run in runs] == [str(out)]  # the second simulation never started
 
 
@@ -262,6 +262,35 @@ def test_demo_refuses_a_round_count_below_1_before_making_the_campaign(tmp_path,
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize("rows,words", [
+    ('e1,one\ne2,""\ne3,three\n', ["examples.csv:3:", "example 'e2' has an empty text"]),
+    ("e1,one\ne2,   \ne3,three\n", ["examples.csv:3:", "example 'e2' has an empty text"]),
+    ("e1,one\n,two\ne3,three\n", ["examples.csv:3:", "empty id"]),
+    ("e1,one\ne2,two\ne1,three\n", ["examples.csv:4:", "example id 'e1' appears more than once", "line 2"]),
+])
+def test_init_refuses_a_bad_examples_row_at_its_line_and_makes_nothing(tmp_path, capsys, rows, words):
+    examples = tmp_path / "examples.csv"
+    examples.write_text("id,text\n" + rows)
+    err = _refused(capsys, ["init", str(tmp_path / "camp"), "--examples", str(examples), "--classes", "spam,ham"],
+                   *words)
+    assert err.count("\n") == 1
+    assert not (tmp_path / "camp").exists()
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--classes", "spam"], ["--classes needs at least two class names"]),
+    (["--classes", "spam, ham,spam"], ["--classes names the class 'spam' twice"]),
+    ([], ["init needs --classes a,b,c"]),
+    (["--demo", "--classes", "spam,ham"], ["init --demo makes its own examples and classes"]),
+])
+def test_init_names_the_flag_the_user_gave_in_the_usual_one_line_error(tmp_path, capsys, flags, words):
+    examples = tmp_path / "examples.csv"
+    examples.write_text("id,text\ne1,one\ne2,two\n")
+    err = _refused(capsys, ["init", str(tmp_path / "camp"), "--examples", str(examples), *flags], *words)
+    assert err.startswith("crowdloop: error: ") and err.count("\n") == 1 and "params.yaml" not in err
+    assert not (tmp_path / "camp").exists()
+
+
 def test_demo_points_at_the_last_round_it_ran(tmp_path, monkeypatch, capsys):
     from crowdloop import api, rounds_cmd
 
@@ -360,3 +389,12 @@ def test_prefect_and_mlflow_log_warnings_only_unless_verbose_or_set_by_the_user(
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "ERROR")  # the user's own choice stays
     cli.main(["-v", "-C", "/nonexistent", "status"])
     assert (os.environ["PREFECT_LOGGING_LEVEL"], os.environ["MLFLOW_LOGGING_LEVEL"]) == ("ERROR", "INFO")
+
+
+@pytest.mark.parametrize("classes", [["1", "2"], ["0", "1", "2"], ["yes", "no"], ["a: b", "[c]"]])
+def test_init_writes_the_class_names_it_is_given_even_those_yaml_would_read_as_numbers(classes):
+    import yaml
+
+    from crowdloop import campaign
+
+    assert yaml.safe_load(campaign.render_params(classes=classes, seed=0))["classes"] == classes

@@ -79,7 +79,7 @@ def test_skip_invalid_stores_the_valid_rows_and_writes_the_refused_ones_with_rea
 ])
 def test_a_changed_answer_follows_ingest_on_change(tmp_path, camp, policy, counted):
     path = _file(tmp_path, "a.csv", HEADER + "e1,a1,technical\n")
-    msg = _refused(camp, path, line=2, word="'billing' in round 0 but this row says 'technical'")
+    msg = _refused(camp, path, line=2, word="'billing' in round 0 (the campaign's initial answers) but this row says 'technical'")
     assert "ingest.on_change" in msg  # reject, the default: refused with the way out
     result = _ingest(camp, path, on_change=policy)
     assert result.new.values.tolist() == [["e1", "a1", "technical"]]
@@ -136,3 +136,46 @@ def test_errors_name_file_and_line_in_every_format(tmp_path, camp):
     for name, text in bad.items():
         msg = _refused(camp, _file(tmp_path, name, text), line=3 if name != "a.jsonl" else 2, word="'e9'")
         assert re.match(rf"^{re.escape(str(tmp_path / name))}:\d+: unknown example id 'e9'", msg)
+
+
+@pytest.mark.parametrize("header,column,meant", [
+    ("example_id,suggested_annotator,label,annotator", "annotator", "annotator_id"),
+    ("example_id,suggested_annotator,label,Annotator_ID", "Annotator_ID", "annotator_id"),
+    ("example_id,suggested_annotator,label,annotator id", "annotator id", "annotator_id"),
+    ("example_id,suggested_annotator,label,worker_id", "worker_id", "annotator_id"),
+    ("example_id,suggested_annotator,label,WorkerId", "WorkerId", "annotator_id"),
+    ("example_id,suggested_annotator,label,User", "User", "annotator_id"),
+    ("example_id,Suggested Annotator,label,x", "Suggested Annotator", "suggested_annotator"),
+    ("example_id,annotator_id,Label,x", "Label", "label"),
+    ("example_id,annotator_id,label,Label", "Label", "label"),  # read before: every row unanswered
+    ("example_id,annotator_id,answer,x", "answer", "label"),
+    ("Example ID,annotator_id,label,x", "Example ID", "example_id"),
+])
+def test_a_column_that_looks_meant_for_one_ingest_reads_refuses_the_file(tmp_path, camp, header, column, meant):
+    path = _file(tmp_path, "answers.csv", f"{header}\ne2,a2,billing,a7\n")
+    msg = _refused(camp, path, line=1, word=f"column '{column}' is not one crowdloop reads; did you mean {meant}?")
+    assert f"found: {header.replace(',', ', ')}" in msg
+
+
+def test_a_misnamed_annotator_key_in_jsonl_refuses_the_file(tmp_path, camp):
+    path = _file(tmp_path, "answers.jsonl", '{"example_id": "e2", "suggested_annotator": "a2", "label": "billing", '
+                                            '"Annotator_ID": "a7"}\n')
+    _refused(camp, path, line=1, word="column 'Annotator_ID' is not one crowdloop reads; did you mean annotator_id?")
+
+
+def test_columns_that_look_meant_for_none_are_ignored(tmp_path, camp):
+    path = _file(tmp_path, "batch.csv", "example_id,text,suggested_annotator,score,cost,label,annotator_id,notes,"
+                                        "comment\ne2,b,a2,0.5,1,billing,a7,asked twice,\n")
+    assert _ingest(camp, path).new.values.tolist() == [["e2", "a7", "billing"]]
+    # with annotator_id there, another name for who answered is an extra column too
+    path = _file(tmp_path, "more.csv", "example_id,annotator_id,label,user\ne3,a8,technical,someone\n")
+    assert _ingest(camp, path).new.values.tolist() == [["e3", "a8", "technical"]]
+
+
+def test_a_refused_change_names_the_round_and_the_file_the_earlier_answer_was_ingested_from(tmp_path, camp):
+    _ingest(camp, _file(tmp_path, "monday.csv", HEADER + "e2,a2,billing\n"))
+    msg = _refused(camp, _file(tmp_path, "tuesday.csv", HEADER + "e2,a2,technical\n"), line=2,
+                   word="the label 'billing' in round 0 (ingested from monday.csv) but this row says 'technical'")
+    assert "tuesday.csv:2:" in msg
+    _refused(camp, _file(tmp_path, "again.csv", HEADER + "e1,a1,technical\n"), line=2,
+             word="'billing' in round 0 (the campaign's initial answers) but")

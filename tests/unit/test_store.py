@@ -63,3 +63,20 @@ def test_round_is_complete_only_once_its_metrics_exist(tmp_path):
 def test_open_campaign_explains_what_to_do(tmp_path):
     with pytest.raises(CampaignError, match="crowdloop init"):
         store.open_campaign(tmp_path)
+
+
+def test_a_batch_and_its_annotators_read_back_ids_exactly_as_written(tmp_path):
+    campaign = store.Campaign(tmp_path / "camp")
+    ids = ["NA", "007", "1.0", "null", "nan"]
+    folder = campaign.round_dir(1)
+    folder.mkdir(parents=True)
+    (folder / "batch.csv").write_text(store.people_csv(pd.DataFrame({
+        "example_id": ids, "text": "t", "suggested_annotator": ["None", "a1", "NaN", "a2", "a3"], "score": 0.5,
+        "cost": 1.0, "label": None})))
+    (folder / "annotators.csv").write_text(store.people_csv(pd.DataFrame({"annotator_id": ["NA", "007"],
+                                                                          "quality": [0.5, 0.9]})))
+    batch = store.read_batch(campaign, 1)
+    assert batch["example_id"].tolist() == ids
+    assert batch["suggested_annotator"].tolist() == ["None", "a1", "NaN", "a2", "a3"]
+    assert batch["label"].isna().all()  # an unanswered cell is still missing, not ''
+    assert store.read_annotators(campaign, 1)["annotator_id"].tolist() == ["NA", "007"]
