@@ -11,6 +11,7 @@ import yaml
 
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import store, typed_yaml, version
+from crowdloop.tasks.config_checks import name_problem
 from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS
 
@@ -19,10 +20,13 @@ ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "se
                 "stopping", "ingest"]  # ingest.on_change decides which stored answers a round counts
 
 
-def render_params(*, classes: Sequence[str], seed: int, overrides: dict | None = None) -> str:
-    """The template params.yaml with this campaign's classes and seed, comments kept; with
+def render_params(*, classes: Sequence[str], seed: int, name: str | None = None, overrides: dict | None = None) -> str:
+    """The template params.yaml with this campaign's name, classes and seed, comments kept; with
     ``overrides`` (a nested dict of params.yaml keys) laid over it, as plain YAML."""
     text = config_mod.template_text()
+    if name is not None:  # quoted where YAML needs it (a name such as 2024 or yes)
+        text = re.sub(r"(?m)^name: null", lambda _: yaml.safe_dump({"name": name}, width=1 << 20).strip(), text,
+                      count=1)
     text = re.sub(r"(?m)^classes: \[.*\]$", "classes: [" + ", ".join(classes) + "]", text, count=1)
     text = re.sub(r"(?m)^seed: \d+", f"seed: {seed}", text, count=1)
     if not overrides:
@@ -55,7 +59,11 @@ def init_campaign(
         raise CampaignError(f"{root} exists and is not empty; choose a new directory.")
     if isinstance(classes, str):  # a str is a Sequence: "spam,ham" would be 8 one-letter classes
         raise CampaignError(f"classes is the string {classes!r}; pass a list of class names, e.g. ['spam', 'ham'].")
-    text = render_params(classes=classes, seed=seed, overrides=params)
+    name = root.resolve().name  # the campaign keeps it through a clone or a move (params.yaml `name`)
+    if name_problem(name) is not None and "name" not in (params or {}):
+        raise CampaignError(f"{root}: the directory's name becomes the campaign's name (its MLflow experiment and "
+                            f"registered model), and {name_problem(name)}; choose another directory.")
+    text = render_params(classes=classes, seed=seed, name=name, overrides=params)
     config = config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
     _check_examples(examples, classes)
     if initial is not None:
