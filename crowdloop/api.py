@@ -149,7 +149,8 @@ def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
     """data/ back to exactly what it was at round ``number`` (fetched from the DVC remote if this
     clone lacks it), as a new commit; later round tags are kept as ``archived/round-*``."""
     camp, cfg = _versioned(campaign)
-    version.check_rollback_target(camp, number)  # before the journal: a typo must not leave a rollback to finish
+    # before the journal: a typo, or a remote without the round's data, must not leave a rollback to finish
+    version.check_rollback_target(camp, number, remote=cfg.remote.url)
     with recovery.writing(camp, "rollback", target=number, remote=cfg.remote.url):
         before, annotations = version.head(camp), len(store.read_annotations(camp))
         after = version.rollback(camp, number, remote=cfg.remote.url)

@@ -12,6 +12,7 @@ import yaml
 from crowdloop.examples_file import check_examples
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import store, typed_yaml, version
+from crowdloop.tasks.config_checks import name_problem
 from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.import_values import Origin
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS
@@ -21,10 +22,13 @@ ROUND_PARAMS = ["seed", "classes", "consensus", "model", "predict", "score", "se
                 "stopping", "ingest"]  # ingest.on_change decides which stored answers a round counts
 
 
-def render_params(*, classes: Sequence[str], seed: int, overrides: dict | None = None) -> str:
-    """The template params.yaml with this campaign's classes and seed, comments kept; with
+def render_params(*, classes: Sequence[str], seed: int, name: str | None = None, overrides: dict | None = None) -> str:
+    """The template params.yaml with this campaign's name, classes and seed, comments kept; with
     ``overrides`` (a nested dict of params.yaml keys) laid over it, as plain YAML."""
     text = config_mod.template_text()
+    if name is not None:  # quoted where YAML needs it (a name such as 2024 or yes)
+        text = re.sub(r"(?m)^name: null", lambda _: yaml.safe_dump({"name": name}, width=1 << 20).strip(), text,
+                      count=1)
     # quoted where YAML needs it: classes 1,2 or yes,no stay the strings "1" and "yes", "a: b" stays one name
     listed = yaml.safe_dump([str(c) for c in classes], default_flow_style=True, allow_unicode=True, width=1 << 20)
     text = re.sub(r"(?m)^classes: \[.*\]$", lambda _: "classes: " + listed.strip(), text, count=1)
@@ -58,7 +62,11 @@ def init_campaign(
     if root.exists() and any(root.iterdir()):
         raise CampaignError(f"{root} exists and is not empty; choose a new directory.")
     check_classes(classes)
-    text = render_params(classes=classes, seed=seed, overrides=params)
+    name = root.resolve().name  # the campaign keeps it through a clone or a move (params.yaml `name`)
+    if name_problem(name) is not None and "name" not in (params or {}):
+        raise CampaignError(f"{root}: the directory's name becomes the campaign's name (its MLflow experiment and "
+                            f"registered model), and {name_problem(name)}; choose another directory.")
+    text = render_params(classes=classes, seed=seed, name=name, overrides=params)
     config = config_mod.from_dict(yaml.safe_load(text), source=str(root / "params.yaml"))
     _check_examples(examples, classes)
     if initial is not None:

@@ -33,6 +33,7 @@ from typing import NoReturn
 
 from crowdloop import answers_cmd, console, rounds_cmd, signals, simulate_cmd
 from crowdloop.tasks.errors import ConfigError, CrowdloopError
+from crowdloop.tasks.wording import count
 
 log = logging.getLogger("crowdloop")
 
@@ -224,7 +225,7 @@ def cmd_rollback(args) -> None:
           f"the state before is commit {done.before[:12]}, later round tags are kept as archived/round-*.")
     dropped = done.annotations_before - done.annotations_after
     if dropped:
-        print(f"no longer in data/: {dropped} {'annotation' if dropped == 1 else 'annotations'} stored after round "
+        print(f"no longer in data/: {count(dropped, 'annotation')} stored after round "
               f"{args.round} ({done.annotations_after} remain); ingest their answer files again to keep them "
               "(an answer already stored is not stored twice).")
 
@@ -247,22 +248,24 @@ def cmd_pull(args) -> None:
 def cmd_deploy(args) -> None:
     from crowdloop import api, deploy
     from crowdloop.tasks import config as config_mod
+    from crowdloop.tasks import lineage
 
     campaign = api.open_campaign(args.campaign)
     cfg = config_mod.load(campaign.params_file)
+    name = lineage.campaign_name(campaign, cfg.name)
     schedule = deploy.schedule_options(cfg.schedule, str(campaign.params_file))
     url = deploy.api_url()
     inbox = (campaign.root / cfg.schedule.inbox).resolve()
     inbox.mkdir(parents=True, exist_ok=True)
     if args.work_pool:
-        deployment_id = deploy.register(campaign, schedule, args.work_pool)
-        print(f"scheduled rounds of {campaign.name} registered on work pool {args.work_pool} at {url} "
+        deployment_id = deploy.register(campaign, name, schedule, args.work_pool)
+        print(f"scheduled rounds of {name} registered on work pool {args.work_pool} at {url} "
               f"(deployment {deployment_id}, {deploy.describe(schedule)}); answer files go in {inbox}/. Start a worker: "
               f"prefect worker start --pool {args.work_pool}")
         return
-    print(f"serving scheduled rounds of {campaign.name} on {url} ({deploy.describe(schedule)}); answer files go in "
+    print(f"serving scheduled rounds of {name} on {url} ({deploy.describe(schedule)}); answer files go in "
           f"{inbox}/. Stop with Ctrl-C.", flush=True)
-    deploy.serve(campaign, schedule)
+    deploy.serve(campaign, name, schedule)
 
 
 def cmd_history(args) -> None:

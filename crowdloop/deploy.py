@@ -1,6 +1,6 @@
 """`crowdloop deploy`: the scheduled round as a Prefect deployment, and the process that runs it.
 
-The deployment (named after the campaign) is registered on the Prefect server that
+The deployment (named after the campaign: params.yaml ``name``, else its directory) is registered on the Prefect server that
 ``PREFECT_API_URL`` names, with the schedule of ``params.yaml`` (``schedule.cron``
 or ``schedule.interval_minutes``); this process then polls the server and runs
 each scheduled flow run (one at a time) until it is stopped, when the schedule is
@@ -57,7 +57,7 @@ def api_url() -> str:
     return url
 
 
-def serve(campaign: Campaign, schedule: dict) -> None:
+def serve(campaign: Campaign, name: str, schedule: dict) -> None:
     """Register the deployment and run its scheduled flow runs, one at a time, until Ctrl-C (returns) or
     SIGTERM (raises signals.Terminated, so the command exits with 143); either way the schedule is paused.
 
@@ -72,7 +72,7 @@ def serve(campaign: Campaign, schedule: dict) -> None:
     from crowdloop import signals
 
     runner = Runner(pause_on_shutdown=True, limit=1)
-    runner.add_deployment(_deployment(campaign, schedule))
+    runner.add_deployment(_deployment(campaign, name, schedule))
     terminated = []
 
     async def run() -> None:
@@ -96,7 +96,7 @@ def serve(campaign: Campaign, schedule: dict) -> None:
         raise signals.Terminated()
 
 
-def register(campaign: Campaign, schedule: dict, work_pool: str) -> str:
+def register(campaign: Campaign, name: str, schedule: dict, work_pool: str) -> str:
     """Register the deployment on the Prefect work pool ``work_pool``, whose workers (``prefect worker
     start --pool ...``, crowdloop installed, the campaign at the same path) run its rounds; returns its id."""
     from prefect.client.orchestration import get_client
@@ -108,16 +108,16 @@ def register(campaign: Campaign, schedule: dict, work_pool: str) -> str:
     except ObjectNotFound:
         raise CampaignError(f"the Prefect server has no work pool {work_pool!r}; create it with `prefect "
                             f"work-pool create {work_pool} --type process`.") from None
-    return str(_deployment(campaign, schedule, work_pool_name=work_pool).apply())
+    return str(_deployment(campaign, name, schedule, work_pool_name=work_pool).apply())
 
 
-def _deployment(campaign: Campaign, schedule: dict, **options):
+def _deployment(campaign: Campaign, name: str, schedule: dict, **options):
     from prefect.deployments.runner import EntrypointType
 
     from crowdloop.flows.scheduled import scheduled_round
 
     return scheduled_round.to_deployment(
-        name=campaign.name,
+        name=name,
         parameters={"campaign_dir": str(campaign.root.resolve())},
         description=f"Scheduled rounds of the crowdloop campaign at {campaign.root.resolve()}",
         tags=["crowdloop"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crowdloop.tasks import store, version
+from crowdloop.tasks import config, lineage, store, version
 
 COLUMNS = [("round", "{:>5}"), ("tag", "{:<9}"), ("git_commit", "{:<12}"), ("dvc_md5", "{:<12}"),
            ("mlflow_run_id", "{:<32}"), ("prefect_flow_run_id", "{:<36}"), ("annotations", "{:>11}"),
@@ -40,7 +40,8 @@ def render(root: Path) -> str:
     campaign = store.open_campaign(root)
     table = rows(campaign)
     if not table:
-        return f"campaign {campaign.name}: no round has run yet"
+        name = lineage.campaign_name(campaign, config.load(campaign.params_file).name)
+        return f"campaign {name}: no round has run yet"
     widths = [len(fmt.format(*([0.0] if "f}" in fmt else [""]))) for _, fmt in COLUMNS]
     lines = [" ".join(name.ljust(w) if "<" in fmt else name.rjust(w)
                       for (name, fmt), w in zip(COLUMNS, widths))]

@@ -10,8 +10,13 @@ every writer does, :mod:`crowdloop.tasks.recovery`), then checks:
 * data/ is exactly what the last commit recorded, with no half-written file in it;
 * git holds no change to the files crowdloop writes (data.dvc, dvc.lock, metrics.json);
 * every round is tagged, and every round tag's data.dvc, listing and files are in the DVC
-  cache, its round folder byte-identical to what is in data/;
-* every round's MLflow run (lineage.json) is in the tracking store and FINISHED.
+  cache or on the DVC remote (a clone holds only what it pulled: earlier rounds' data is on the
+  remote, which is looked into when it is a local folder, and said to be so otherwise), its
+  round folder byte-identical to what is in data/;
+* every round's MLflow run (lineage.json) is in the tracking store, FINISHED, and in the
+  campaign's experiment (params.yaml ``name``, else the directory's name).
+
+``notes`` say what was checked another way or not at all, and is no problem.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import files, lock, recovery, store, version
+from crowdloop.tasks import files, lineage, lock, recovery, store, version
 from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.wording import count, word
 
@@ -29,16 +34,18 @@ from crowdloop.tasks.wording import count, word
 @dataclass(frozen=True)
 class Verified:
     """``findings``: one line per problem ([] when the campaign is sound); ``recovered``: what an
-    interrupted command had left and was finished or undone first (None: nothing)."""
+    interrupted command had left and was finished or undone first (None: nothing); ``notes``:
+    what is no problem but was checked another way or not at all (a clone's earlier rounds)."""
 
     campaign: store.Campaign
     findings: list[str] = field(default_factory=list)
     recovered: str | None = None
     annotations: int = 0
     rounds: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"verify: {self.recovered}"] if self.recovered else []
+        lines = [f"verify: {line}" for line in [self.recovered, *self.notes] if line]
         if not self.findings:
             lines.append(f"{self.campaign.root.resolve()}: sound ({count(self.annotations, 'annotation')}, "
                          f"{count(self.rounds, 'round')}; store, git, DVC and MLflow agree)")
@@ -83,9 +90,10 @@ def _check(campaign: store.Campaign, recovered: str | None) -> Verified:
                  f"{version.EDITED}/ and puts the recorded version back)." for name in version.changed_data(campaign)]
     findings += [f"{name}: changed since the last commit; crowdloop commits it with data/." for name in
                  version.dirty(campaign) if name in version.WRITTEN]
-    findings += _tag_findings(campaign, rounds)
-    findings += _mlflow_findings(campaign, rounds, cfg.tracking.uri)
-    return Verified(campaign, findings, recovered, len(annotations), len(rounds))
+    tag_findings, notes = _tag_findings(campaign, rounds, cfg.remote.url)
+    findings += tag_findings
+    findings += _mlflow_findings(campaign, rounds, lineage.campaign_name(campaign, cfg.name), cfg.tracking.uri)
+    return Verified(campaign, findings, recovered, len(annotations), len(rounds), notes)
 
 
 def _annotation_findings(annotations: pd.DataFrame, examples: pd.DataFrame, classes) -> list[str]:
@@ -107,41 +115,75 @@ def _annotation_findings(annotations: pd.DataFrame, examples: pd.DataFrame, clas
     return findings
 
 
-def _tag_findings(campaign: store.Campaign, rounds: list[int]) -> list[str]:
+def _tag_findings(campaign: store.Campaign, rounds: list[int], remote: str | None) -> tuple[list[str], list[str]]:
+    """Findings about the round tags, and notes: the tags whose data is on the remote only (a clone's)."""
     findings, tags, checked = [], version.round_tags(campaign), set()
     findings += [f"round {n}: no git tag {version.round_tag(n)}; the round was never committed." for n in rounds
                  if version.round_tag(n) not in tags]
-    current = store.data_md5s(campaign)
+    folder = version.remote_folder(campaign, remote)  # None: no remote, or one reached by a URL (not looked into)
+    nowhere = (f"neither in the DVC cache nor on the DVC remote {folder}" if folder else
+               "not in the DVC cache, and params.yaml names no DVC remote (remote.url)")
+    current, on_remote, unchecked = store.data_md5s(campaign), [], []
     for tag in tags:
-        listing = version.data_listing(campaign, tag)
-        if listing is None:
-            findings.append(f"{tag}: its data.dvc or its listing is not in the DVC cache; `crowdloop pull` it.")
+        md5 = version.data_md5(campaign, tag)
+        here = version.read_listing(campaign, md5) if md5 else None
+        listing = here if here is not None or not (md5 and folder) else version.read_listing(campaign, md5, folder)
+        if listing is None and md5 and remote and not folder:
+            unchecked.append(tag)
             continue
-        missing = [name for name, md5 in listing.items() if md5 not in checked and not version.cache_object(campaign, md5).is_file()]
+        if listing is None:
+            findings.append(f"{tag}: its data is {nowhere}, so a rollback to it would fail; point remote.url "
+                            "at the folder the campaign pushes to, or `crowdloop push` from a copy that has it.")
+            continue
+        not_here = [name for name, file_md5 in listing.items() if file_md5 not in checked
+                    and version.stored_object(campaign, file_md5) is None]
+        missing = [name for name in not_here if version.stored_object(campaign, listing[name], folder) is None]
         checked |= set(listing.values())
-        if missing:
-            findings.append(f"{tag}: {count(len(missing), 'file')} of its data {word(len(missing), 'is', 'are')} "
-                            f"not in the DVC cache, e.g. {missing[0]}.")
+        if missing and (folder or not remote):
+            findings.append(f"{tag}: {count(len(missing), 'file')} of its data {word(len(missing), 'is', 'are')} {nowhere}, "
+                            f"e.g. {missing[0]}.")
+        elif here is None or not_here:
+            (unchecked if missing else on_remote).append(tag)
         prefix = f"rounds/{tag.split('-')[1]}/"
         if int(tag.split("-")[1]) in rounds:
             differ = [n for n in {**listing, **current} if n.startswith(prefix) and listing.get(n) != current.get(n)]
             if differ:
                 findings.append(f"{tag}: data/{sorted(differ)[0]} is not what the tag recorded.")
-    return findings
+    notes = [f"{_listed(on_remote)}: data on the DVC remote {folder} (checked there), not in this copy's DVC cache; "
+             "`crowdloop rollback N` fetches round N's."] if on_remote else []
+    notes += [f"{_listed(unchecked)}: data not in this copy's DVC cache, and the DVC remote {remote} is not looked "
+              f"into from here; `dvc fetch -r {version.REMOTE} --all-tags` fetches every round's for verify to check."
+              ] if unchecked else []
+    return findings, notes
 
 
-def _mlflow_findings(campaign: store.Campaign, rounds: list[int], uri: str | None) -> list[str]:
+def _listed(tags: list[str]) -> str:
+    return ", ".join(tags) if len(tags) <= 3 else f"{tags[0]} to {tags[-1]} ({len(tags)} round tags)"
+
+
+def _mlflow_findings(campaign: store.Campaign, rounds: list[int], name: str, uri: str | None) -> list[str]:
+    """Each round's run looked up by the id its lineage.json holds, wherever it is; one finding for
+    runs in another experiment than the campaign's ``name`` (new rounds would not join them)."""
     from crowdloop.tasks import track
 
     ids = {n: store.read_lineage(campaign, n).get("mlflow_run_id") for n in rounds}
     try:
-        runs = track.round_runs(campaign, uri=uri) if rounds else {}
+        runs = track.find_runs(campaign, [i for i in ids.values() if i], name=name, uri=uri) if rounds else {}
     except Exception as err:  # a tracking server that does not answer
         return [f"MLflow ({track.tracking_uri(campaign.mlruns, uri)}): cannot read the round runs ({err})."]
-    findings = []
+    findings, elsewhere = [], {}
     for number, run_id in ids.items():
+        status, experiment = runs.get(run_id, ("missing", name))
         if not run_id:
             findings.append(f"round {number}: no MLflow run in {campaign.round_dir(number)}/lineage.json.")
-        elif runs.get(run_id) != "FINISHED":
-            findings.append(f"round {number}: MLflow run {run_id} is {runs.get(run_id, 'missing')}, not FINISHED.")
+        elif status != "FINISHED":
+            findings.append(f"round {number}: MLflow run {run_id} is {status}, not FINISHED.")
+        if run_id and experiment != name:
+            elsewhere.setdefault(experiment, []).append(number)
+    for experiment, numbers in elsewhere.items():
+        which = f"round {numbers[0]}: its MLflow run is" if len(numbers) == 1 else \
+            f"rounds {', '.join(map(str, numbers))}: their MLflow runs are"
+        findings.append(f"{which} in the experiment "
+                        f"{experiment!r}, not in {name!r} (the campaign's name: params.yaml 'name', else the "
+                        f"directory's), where new rounds would go; set `name: {experiment}` in params.yaml.")
     return findings

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import agreement, annotator_watch, gate, journal, lock, signal, store
+from crowdloop.tasks import agreement, annotator_watch, gate, journal, lineage, lock, signal, store
 from crowdloop.tasks.wording import count
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
@@ -68,7 +68,7 @@ def collect(root: Path | store.Campaign) -> Status:
 def render(status: Status) -> str:
     campaign, cfg = status.campaign, status.cfg
     lines = [
-        f"campaign {campaign.name} ({campaign.root.resolve()})",
+        f"campaign {lineage.campaign_name(campaign, cfg.name)} ({campaign.root.resolve()})",
         f"  {len(cfg.classes)} classes: {', '.join(cfg.classes)}; strategy {cfg.score.strategy}; "
         f"backend {cfg.model.backend}",
         f"  {status.annotations} annotations by {status.annotators} annotators on "

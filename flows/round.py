@@ -21,8 +21,8 @@ from prefect import flow
 
 from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round, say_again
-from crowdloop.tasks import (annotators, gate, metrics, plan_cache, record, recovery, round_data, signal, stopping,
-                             store, train)
+from crowdloop.tasks import (annotators, gate, lineage, metrics, plan_cache, record, recovery, round_data, signal,
+                             stopping, store, train)
 
 log = logging.getLogger("crowdloop")
 
@@ -137,8 +137,8 @@ def _publish(loaded: steps.Loaded, run_id: str, score: float) -> list[str]:
     try:
         registered = steps.publish_round(loaded, run_id, score)
         if registered is not None:
-            log.info("round %d's model is the new champion: %s version %d", loaded.number, loaded.campaign.name,
-                     registered)
+            log.info("round %d's model is the new champion: %s version %d", loaded.number,
+                     lineage.campaign_name(loaded.campaign, loaded.cfg.name), registered)
     except Exception as err:
         problems.append(f"MLflow lineage tags or champion not recorded ({err})")
     if loaded.cfg.remote.url:

@@ -159,8 +159,9 @@ def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
     )
 
 
-# Config sections that cannot change what a simulated round decides (compute: where it runs).
-UNUSED_SECTIONS = ("compute", "simulate", "schedule", "tracking", "remote")
+# Config keys that cannot change what a simulated round decides (compute: where it runs; name: a
+# campaign's MLflow experiment): settings.json leaves them out, so adding one keeps a run resumable.
+UNUSED_SECTIONS = ("name", "compute", "simulate", "schedule", "tracking", "remote")
 
 
 def run_settings(base: config_mod.Config, preset: Preset) -> dict:

@@ -157,6 +157,7 @@ class LabelStudioConfig:
 
 @dataclass(frozen=True)
 class Config:
+    name: str | None  # the campaign's MLflow experiment and registered model; None: its directory's name
     seed: int
     classes: tuple[str, ...]
     consensus: ConsensusConfig

@@ -30,13 +30,18 @@ DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")  # compute.dask_address: dask.
 NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
 # What `auto` uses with signal: the strategies that read the model (cold_start reads only embeddings).
 SIGNAL_STRATEGIES = tuple(s for s in STRATEGIES if s not in ("auto", "cold_start", *NO_SIGNAL_STRATEGIES))
+# 'name' is an MLflow experiment and registered model and a Prefect deployment: what none of them takes.
+NAME_BANNED = "/:%&<>"
+NAME_MAX = 500  # MLflow's longest experiment name
 
 
 def validate(config, source: str) -> None:
     """Fail with ConfigError (file and key) on the first value of ``config`` (a config.Config) that breaks a rule."""
     address = config.compute.dask_address
     address_problem = None if address is None else dask_address_problem(address)
+    name_trouble = None if config.name is None else name_problem(config.name)
     checks = [
+        (name_trouble is None, f"'name' {name_trouble}"),
         (config.seed >= 0, "'seed' must be a whole number of at least 0 (every random step derives its seed from it)"),
         (len(config.classes) >= 2, "'classes' needs at least two class names"),
         (len(set(config.classes)) == len(config.classes), "'classes' has a repeated name"),
@@ -115,6 +120,16 @@ def validate(config, source: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: {message}.")
     check_strategy(config.score.strategy, source=source)
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a campaign's name (params.yaml ``name``), as the end of a sentence; None: nothing."""
+    if not name.strip() or name != name.strip():
+        return f"{name!r} must be a non-empty name without spaces at either end (or null: the directory's name)"
+    if len(name) > NAME_MAX or name.startswith("..") or any(c in name for c in NAME_BANNED):
+        return (f"{name!r} must be at most {NAME_MAX} characters, not start with '..' and hold none of "
+                f"{' '.join(NAME_BANNED)} (MLflow and Prefect refuse them)")
+    return None
 
 
 def dask_address_problem(address: str) -> str | None:

@@ -51,8 +51,8 @@ def log_round(campaign: store.Campaign, number: int, cfg: Config, plan, metrics:
                           for n in store.completed_rounds(campaign) if n <= number])
     params = cfg.to_dict() | {"backend_used": plan.predictions.backend, "consensus_method": plan.agreed.method}
     model_dir = plan.predictions.model_dir
-    run_id = track_process.call(track.log_round, campaign, number, params=params, metrics=numbers,
-                                artifacts=store.round_artifacts(campaign, number),
+    run_id = track_process.call(track.log_round, campaign, number, name=lineage.campaign_name(campaign, cfg.name),
+                                params=params, metrics=numbers, artifacts=store.round_artifacts(campaign, number),
                                 model_dir=Path(model_dir) if model_dir else None, curve=curve, uri=cfg.tracking.uri,
                                 tags=lineage.run_tags(number, flow_run_id=flow_run_id))
     uri = track.tracking_uri(campaign.mlruns, cfg.tracking.uri)
@@ -93,5 +93,6 @@ def publish_round(campaign: store.Campaign, number: int, run_id: str, cfg: Confi
     tags = lineage.commit_tags(version.commit_of(campaign, version.round_tag(number)), version.data_md5(campaign))
     track_process.call(track.set_tags, campaign, run_id, tags, uri=cfg.tracking.uri)
     if cfg.tracking.register:
-        return track_process.call(track.register_champion, campaign, run_id, score, uri=cfg.tracking.uri)
+        return track_process.call(track.register_champion, campaign, run_id, score,
+                                  name=lineage.campaign_name(campaign, cfg.name), uri=cfg.tracking.uri)
     return None

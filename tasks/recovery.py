@@ -32,7 +32,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from crowdloop.tasks import config, ingest, journal, lock, store, version
+from crowdloop.tasks import config, ingest, journal, lineage, lock, store, version
 from crowdloop.tasks.files import leftovers
 from crowdloop.tasks.version import edits
 from crowdloop.tasks.wording import count
@@ -156,7 +156,7 @@ def _finish_round(campaign: store.Campaign, entry: dict, committed: bool) -> str
         return f"finished publishing round {number}, which was committed before an interruption"
     version.restore_head(campaign)
     try:
-        track.fail_unfinished(campaign, number, uri=cfg.tracking.uri)
+        track.fail_unfinished(campaign, number, name=lineage.campaign_name(campaign, cfg.name), uri=cfg.tracking.uri)
     except Exception as err:  # bookkeeping only: the data is already back
         log.warning("could not mark round %d's MLflow run as failed: %s", number, err)
     return f"removed round {number}, interrupted before its commit (run it again: training is cached)"

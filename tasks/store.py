@@ -53,10 +53,6 @@ class Campaign:
     root: Path
 
     @property
-    def name(self) -> str:
-        return self.root.resolve().name
-
-    @property
     def params_file(self) -> Path:
         return self.root / "params.yaml"
 
@@ -108,6 +104,10 @@ class Campaign:
 def open_campaign(root: Path | str | Campaign) -> Campaign:
     """The campaign at ``root`` (a Campaign's root may be a string); fails if it has no data yet."""
     campaign = Campaign(Path(root.root if isinstance(root, Campaign) else root))
+    cloned = campaign.params_file.is_file() and (campaign.root / "data.dvc").is_file()  # git's files, not DVC's
+    if cloned and not campaign.examples_file.is_file():
+        raise CampaignError(f"{campaign.root.resolve()}: data/ is not here (no data/examples.parquet), as in a fresh "
+                            "clone; run `crowdloop pull` to fetch it from the DVC remote (remote.url).")
     if not campaign.examples_file.is_file() or not campaign.params_file.is_file():
         raise CampaignError(f"{campaign.root.resolve()} is not a crowdloop campaign (no params.yaml or "
                             "data/examples.parquet); run `crowdloop init` first or cd into a campaign.")

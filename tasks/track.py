@@ -1,12 +1,13 @@
 """The only module that talks to MLflow.
 
-One MLflow experiment per campaign (named after its directory) holds one parent
-run for the campaign and, nested under it, one run per round. The tracking store
+One MLflow experiment per campaign, named after it
+(:func:`crowdloop.tasks.lineage.campaign_name`), holds one parent run for the
+campaign and, nested under it, one run per round. The tracking store
 is ``tracking.uri`` of params.yaml, else ``MLFLOW_TRACKING_URI``, else
 ``sqlite:///<campaign>/mlruns/mlflow.db``; with a sqlite store the artifacts lie
 beside the database (``artifacts/``), with a tracking server where it keeps them.
 The best round's model so far is registered under the campaign's name, alias
-``champion``.
+``champion``. Every function that finds the campaign's runs by its name takes it as ``name``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def log_round(
     campaign: Campaign,
     number: int,
     *,
+    name: str,
     params: dict,
     metrics: dict[str, float],
     artifacts: list[Path],
@@ -64,8 +66,8 @@ def log_round(
     from mlflow.entities import Metric, Param, RunTag
 
     client = _client(campaign.mlruns, uri)
-    experiment_id = _experiment(client, campaign.name)
-    parent = _campaign_run(client, experiment_id, campaign)
+    experiment_id = _experiment(client, name)
+    parent = _campaign_run(client, experiment_id, name)
     run = client.create_run(
         experiment_id,
         run_name=f"round-{number:03d}",
@@ -79,14 +81,14 @@ def log_round(
             run_id,
             metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()],
             params=[Param(k, str(v)[:6000]) for k, v in _flatten(params).items()],
-            tags=[RunTag("crowdloop.campaign", campaign.name)],
+            tags=[RunTag("crowdloop.campaign", name)],
         )
         for path in artifacts:
             client.log_artifact(run_id, str(path))
         if model_dir is not None and model_dir.is_dir():
             client.log_artifacts(run_id, str(model_dir), artifact_path="model")
         if curve is not None:
-            title = f"{campaign.name}: learning curve up to round {number}"
+            title = f"{name}: learning curve up to round {number}"
             client.log_figure(run_id, report.plot_campaign(curve, title=title), "learning_curve.png")
         # The campaign run holds every round's metrics at step=round: the learning curve.
         client.log_batch(parent, metrics=[Metric(k, float(v), now, number) for k, v in metrics.items()])
@@ -141,10 +143,10 @@ def mark_failed(campaign: Campaign, run_id: str, *, uri: str | None = None) -> N
     _client(campaign.mlruns, uri).set_terminated(run_id, status="FAILED")
 
 
-def fail_unfinished(campaign: Campaign, number: int, *, uri: str | None = None) -> list[str]:
+def fail_unfinished(campaign: Campaign, number: int, *, name: str, uri: str | None = None) -> list[str]:
     """Mark round ``number``'s runs that never finished (their process died) FAILED; returns their ids."""
     client = _client(campaign.mlruns, uri)
-    experiment = client.get_experiment_by_name(campaign.name)
+    experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return []
     runs = client.search_runs([experiment.experiment_id], filter_string=(
@@ -154,18 +156,37 @@ def fail_unfinished(campaign: Campaign, number: int, *, uri: str | None = None) 
     return [run.info.run_id for run in runs]
 
 
-def round_runs(campaign: Campaign, *, uri: str | None = None) -> dict[str, str]:
-    """``{run id: status}`` of the campaign's round runs in its tracking store."""
+def find_runs(campaign: Campaign, run_ids: list[str], *, name: str, uri: str | None = None) -> dict[str, tuple[str, str]]:
+    """``{run id: (status, experiment name)}`` of the runs ``run_ids`` (the rounds' lineage.json) that
+    the tracking store holds: in the campaign's experiment ``name`` (one search), else by id in any
+    other (a campaign cloned into, or moved to, a directory of another name before params.yaml
+    held its ``name``). A run the store does not hold is left out."""
+    from mlflow.exceptions import MlflowException
+
     client = _client(campaign.mlruns, uri)
-    experiment = client.get_experiment_by_name(campaign.name)
-    if experiment is None:
-        return {}
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.{CAMPAIGN_TAG} = 'round'",
-                              max_results=50_000)
-    return {run.info.run_id: run.info.status for run in runs}
+    experiment = client.get_experiment_by_name(name)
+    found = {} if experiment is None else {
+        run.info.run_id: (run.info.status, name) for run in
+        client.search_runs([experiment.experiment_id], filter_string=f"tags.{CAMPAIGN_TAG} = 'round'",
+                           max_results=50_000)}
+    experiments = {}
+    for run_id in dict.fromkeys(run_ids):
+        if run_id in found:
+            continue
+        try:
+            info = client.get_run(run_id).info
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            continue
+        if info.experiment_id not in experiments:
+            experiments[info.experiment_id] = client.get_experiment(info.experiment_id).name
+        found[run_id] = (info.status, experiments[info.experiment_id])
+    return found
 
 
-def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str | None = None) -> int | None:
+def register_champion(campaign: Campaign, run_id: str, score: float, *, name: str,
+                      uri: str | None = None) -> int | None:
     """Register the run's model as the next version of the campaign's model and point the
     alias ``champion`` at it when ``score`` beats the champion's (or there is none yet).
 
@@ -176,7 +197,6 @@ def register_champion(campaign: Campaign, run_id: str, score: float, *, uri: str
     if score != score:  # NaN: no gold test split, nothing to rank models by
         return None
     client = _client(campaign.mlruns, uri)
-    name = campaign.name
     try:
         best = client.get_model_version_by_alias(name, CHAMPION)
         if float(best.tags.get(SCORE, "nan")) >= score:
@@ -200,12 +220,12 @@ def _experiment(client, name: str) -> str:
     return client.create_experiment(name, artifact_location=artifacts)
 
 
-def _campaign_run(client, experiment_id: str, campaign: Campaign) -> str:
+def _campaign_run(client, experiment_id: str, name: str) -> str:
     found = client.search_runs([experiment_id], filter_string=f"tags.{CAMPAIGN_TAG} = 'campaign'",
                                max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=campaign.name, tags={CAMPAIGN_TAG: "campaign"})
+    run = client.create_run(experiment_id, run_name=name, tags={CAMPAIGN_TAG: "campaign"})
     return run.info.run_id
 
 

@@ -19,20 +19,22 @@ import yaml
 from crowdloop.tasks.store import Campaign
 from crowdloop.tasks.version.edits import EDITED, kept_version
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
-                                              head, round_tags, subject)
+                                              head, read_listing, round_tags, stored_object, subject)
+from crowdloop.tasks.version.remote import (REMOTE, check_holds, lacking, pull, push, remote_folder, remote_url,
+                                            set_remote)
 from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
 from crowdloop.tasks.wording import count
 
 __all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
-           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "remote_url",
-           "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "subject", "tag"]
+           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "read_listing",
+           "remote_folder", "remote_url", "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "stored_object", "subject",
+           "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
 TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
 WRITTEN = ("data.dvc", "dvc.lock", "metrics.json")  # tracked files only crowdloop writes (never params.yaml)
 GITIGNORE = f"/mlruns/\n/.cache/\n/inbox/\n/exports/\n/{EDITED}/\n"
-REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 # Git identity used only when the machine has none configured (CI, fresh containers).
 FALLBACK_IDENTITY = {"user.name": "crowdloop", "user.email": "crowdloop@localhost"}
 
@@ -148,11 +150,17 @@ def clear_stale_locks(campaign: Campaign) -> None:
         rwlock.unlink(missing_ok=True)
 
 
-def check_rollback_target(campaign: Campaign, number: int) -> None:
-    """VersionError unless round ``number`` has a tag to roll back to."""
+def check_rollback_target(campaign: Campaign, number: int, *, remote: str | None = None) -> None:
+    """VersionError unless round ``number`` has a tag to roll back to, whose data is in the DVC cache
+    or on the ``remote`` (as far as :func:`check_holds` can tell)."""
     if round_tag(number) not in round_tags(campaign):
         known = ", ".join(round_tags(campaign)) or "none"
         raise VersionError(f"{campaign.root.resolve()}: there is no round {number} to roll back to (tags: {known}).")
+    if not remote and lacking(campaign, round_tag(number)):
+        raise VersionError(f"{campaign.root.resolve()}: round {number}'s data is not in this copy's DVC cache, and params.yaml "
+                           "names no DVC remote (remote.url) to fetch it from; set remote.url first.")
+    if remote:
+        check_holds(campaign, remote, round_tag(number))
 
 
 def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:
@@ -164,13 +172,14 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
     """
     root = campaign.root
     _ensure_identity(root)
-    check_rollback_target(campaign, number)
+    check_rollback_target(campaign, number, remote=remote)
     tag = round_tag(number)
     restore = [n for n in ("data.dvc", "dvc.lock", "metrics.json") if exists_at(root, tag, n)]
     run(["git", "checkout", tag, "--", *restore], root)
     fetch = []
     if remote:
         set_remote(campaign, remote)
+    if remote and lacking(campaign, None):  # a clone: that round's data is on the remote only
         fetch = [["fetch", "-q", "-r", REMOTE, "data.dvc"]]
     dvc(*fetch, ["checkout", "-q", "--force", "data.dvc"], root=root)
     run(["git", "add", "--", *restore], root)
@@ -186,37 +195,6 @@ def archive_later(campaign: Campaign, number: int) -> None:
     for later in round_tags(campaign):
         if int(later.split("-")[1]) > number:
             _archive_tag(campaign.root, later)
-
-
-def remote_url(campaign: Campaign, url: str) -> str:
-    """``url`` as DVC takes it: a local folder relative to the campaign becomes absolute."""
-    if "://" in url:
-        return url
-    return str((campaign.root / Path(url).expanduser()).resolve())
-
-
-def set_remote(campaign: Campaign, url: str) -> None:
-    """Point the campaign's default DVC remote at ``url`` (in .dvc/config.local, which git
-    does not track: params.yaml stays the one place the remote is named)."""
-    url = remote_url(campaign, url)
-    local = campaign.root / ".dvc" / "config.local"
-    if local.is_file() and f"url = {url}\n" in local.read_text():
-        return  # already set; saves a DVC start-up per round
-    if "://" not in url:
-        Path(url).mkdir(parents=True, exist_ok=True)
-    dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root, keep=True)
-
-
-def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
-    """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``)."""
-    set_remote(campaign, url)
-    dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
-
-
-def pull(campaign: Campaign, url: str) -> None:
-    """Fetch what the checked-out data.dvc names from the remote and check it out into data/."""
-    set_remote(campaign, url)
-    dvc(["pull", "-q", "--force", "-r", REMOTE], root=campaign.root)
 
 
 def _ensure_identity(root: Path) -> None:

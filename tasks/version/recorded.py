@@ -22,14 +22,22 @@ def subject(campaign: Campaign, rev: str = "HEAD") -> str:
     return run(["git", "log", "-1", "--format=%s", rev], campaign.root).strip()
 
 
-def data_listing(campaign: Campaign, rev: str | None = "HEAD") -> dict[str, str] | None:
+def data_listing(campaign: Campaign, rev: str | None = "HEAD", *, remote: Path | None = None) -> dict[str, str] | None:
     """``{path under data/: md5}`` that data.dvc records at ``rev`` (None: the working tree's
-    data.dvc), read from the DVC cache; None when the cache lacks it (a fresh clone)."""
+    data.dvc), read from the DVC cache, else from ``remote`` (a remote that is a local folder);
+    None when neither holds it (a fresh clone's cache lacks earlier rounds' listings)."""
     md5 = data_md5(campaign, rev)
-    if not md5:
+    return read_listing(campaign, md5, remote) if md5 else None
+
+
+def read_listing(campaign: Campaign, md5: str, remote: Path | None = None) -> dict[str, str] | None:
+    """``{path under data/: md5}`` of the directory object ``md5`` (a ``.dir`` listing), from the DVC
+    cache, else from ``remote`` (a remote that is a local folder); None when neither holds it."""
+    kept = stored_object(campaign, md5, remote)
+    if kept is None:
         return None
     try:
-        return {entry["relpath"]: entry["md5"] for entry in json.loads(cache_object(campaign, md5).read_text())}
+        return {entry["relpath"]: entry["md5"] for entry in json.loads(kept.read_text())}
     except (OSError, ValueError):
         return None
 
@@ -37,6 +45,13 @@ def data_listing(campaign: Campaign, rev: str | None = "HEAD") -> dict[str, str]
 def cache_object(campaign: Campaign, md5: str) -> Path:
     """Where the DVC cache keeps the object ``md5`` (a file's bytes, or a ``.dir`` listing)."""
     return campaign.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def stored_object(campaign: Campaign, md5: str, remote: Path | None = None) -> Path | None:
+    """Where the object ``md5`` is: the DVC cache, else ``remote`` (a remote that is a local folder,
+    laid out as the cache is); None when neither holds it."""
+    remote_copy = remote / "files" / "md5" / md5[:2] / md5[2:] if remote is not None else None
+    return next((p for p in (cache_object(campaign, md5), remote_copy) if p is not None and p.is_file()), None)
 
 
 def changed_data(campaign: Campaign) -> list[str]:

@@ -74,10 +74,10 @@ def _round_runs(campaign, *, uri: str | None = None) -> list[dict]:
     """The campaign's finished round runs in MLflow: ``{round, run_id, metrics, tags}``, by round."""
     from mlflow.tracking import MlflowClient
 
-    from crowdloop.tasks import track
+    from crowdloop.tasks import config, lineage, track
 
     client = MlflowClient(track.tracking_uri(campaign.mlruns, uri))
-    experiment = client.get_experiment_by_name(campaign.name)
+    experiment = client.get_experiment_by_name(lineage.campaign_name(campaign, config.load(campaign.params_file).name))
     if experiment is None:
         return []
     runs = client.search_runs([experiment.experiment_id],

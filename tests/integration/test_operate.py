@@ -133,7 +133,7 @@ def test_champion_is_the_best_round_and_runs_hold_their_artifacts(operated):
 
     camp, runs, facts = operated
     client = MlflowClient(track.tracking_uri(camp.mlruns), registry_uri=track.tracking_uri(camp.mlruns))
-    champion = client.get_model_version_by_alias(camp.name, track.CHAMPION)
+    champion = client.get_model_version_by_alias("camp", track.CHAMPION)
     accuracies = {r["mlflow_run_id"]: r["test_accuracy"] for r in history_table.rows(camp)}
     assert accuracies[champion.run_id] == max(accuracies.values())
     for run_id in accuracies:

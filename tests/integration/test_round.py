@@ -221,7 +221,7 @@ def test_the_command_logs_its_rounds_from_the_mlflow_helper_process(tiny_campaig
         names = {a.path for a in client.list_artifacts(run["run_id"])}
         assert {"learning_curve.png", "batch.csv", "model"} <= names
         assert run["tags"]["crowdloop.git_commit"]  # publish's lineage tags, set from the helper too
-    assert client.get_model_version_by_alias(camp.name, track.CHAMPION).run_id in {r["run_id"] for r in runs}
+    assert client.get_model_version_by_alias("camp", track.CHAMPION).run_id in {r["run_id"] for r in runs}
 
 
 def test_an_error_in_the_mlflow_helper_undoes_the_round(campaign_factory, tmp_path):

@@ -18,6 +18,13 @@ def test_template_loads_into_typed_frozen_config():
         cfg.seed = 3
 
 
+def test_the_campaign_s_name_is_a_typed_key_null_in_the_template(tmp_path):
+    assert config.load().name is None  # the directory's name, for campaigns made before the key
+    path = tmp_path / "params.yaml"
+    path.write_text("name: demo6\n")
+    assert config.load(path).name == "demo6"
+
+
 def test_campaign_file_overrides_only_the_keys_it_names(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("seed: 7\nselect:\n  batch_size: 10\n")
@@ -83,6 +90,9 @@ def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
         ("routing:\n  min_quality: 1.5\n", "'routing.min_quality' must be null or a probability in [0, 1]"),
         ("routing:\n  quality_window: 0\n", "'routing.quality_window' must be at least 1"),
         ("routing:\n  min_labels: 0\n", "'routing.min_labels' must be at least 1"),
+        ("name: ''\n", "'name' '' must be a non-empty name"),
+        ("name: 'demo/6'\n", "(MLflow and Prefect refuse them)"),
+        ("name: 2024\n", "'name' must be str, got 2024"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):

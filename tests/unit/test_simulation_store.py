@@ -50,6 +50,14 @@ def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(
     assert _files(tmp_path) == before  # nothing was changed by the refusals
 
 
+def test_the_campaign_s_name_is_no_setting_of_a_simulation(replay, tmp_path):
+    base, preset = config_mod.load(), simulate.PRESETS["tutorial"]
+    simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, preset))
+    named = dataclasses.replace(base, name="support")
+    assert "name" not in simulate.run_settings(named, preset)["params"]  # settings.json written before the key match
+    simulation_store.prepare(tmp_path, replay, simulate.run_settings(named, preset))  # resumes
+
+
 def test_checkpoints_without_settings_are_not_resumed_blindly(replay, tmp_path):
     (tmp_path / "checkpoints" / "random-seed0").mkdir(parents=True)
     with pytest.raises(CampaignError, match="no settings.json"):

@@ -1,0 +1,124 @@
+"""A campaign copied elsewhere (`git clone`, another directory name or depth): its name, pull, verify, rollback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from crowdloop import api, cli
+from crowdloop import campaign as campaign_mod
+from crowdloop.tasks import config, demo, lineage, store, track, version
+
+
+def _refused(capsys, args: list[str], *words: str) -> str:
+    """Run ``crowdloop ARGS``: it exits 2 with one error line naming every one of ``words``."""
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and all(word in err for word in words) and "Traceback" not in err, err
+    return err
+
+
+def _init(root, **params):
+    data = demo.make_demo(seed=1, n_pool=20, n_test=6, n_initial=6, n_annotators=4, answers_per_example=2)
+    return campaign_mod.init_campaign(root, data.examples, classes=demo.DEMO_CLASSES, initial=data.initial,
+                                      params=params or None)
+
+
+def _clone(campaign, target):
+    subprocess.run(["git", "clone", "-q", str(campaign.root), str(target)], check=True)
+    return store.Campaign(target)
+
+
+@pytest.fixture
+def pushed(tmp_path):
+    """Campaign ``demo6`` (remote ../crowdloop-remote, a shared sqlite tracking store) with a round 1
+    whose MLflow run is logged and whose data is pushed, as a round leaves them."""
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    camp = _init(tmp_path / "demo6", tracking={"uri": uri})
+    run_id = track.log_round(camp, 1, name="demo6", params={}, metrics={"test_accuracy": 0.5}, artifacts=[], uri=uri)
+    folder = camp.round_dir(1)
+    folder.mkdir(parents=True)
+    (folder / "batch.csv").write_text("example_id,suggested_annotator\n")
+    (folder / "metrics.json").write_text(json.dumps({"batch_size": 0}))
+    store.write_lineage(camp, 1, lineage.round_ids(run_id, flow_run_id=None, uri=uri))
+    version.commit(camp, "Round 1: test", tag=version.round_tag(1))
+    version.push(camp, "../crowdloop-remote", all_tags=True)
+    return camp, run_id, uri
+
+
+def test_init_records_the_directory_s_name_which_a_clone_keeps(tmp_path):
+    camp = _init(tmp_path / "2024")
+    assert yaml.safe_load(camp.params_file.read_text())["name"] == "2024"  # quoted: a name, not a number
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    assert lineage.campaign_name(clone, config.load(clone.params_file).name) == "2024"
+    assert lineage.campaign_name(clone, None) == "demo-copy2"  # a campaign made before `name`
+    assert _init(tmp_path / "named", name="support").params_file.read_text().count("name: support") == 1
+
+
+def test_a_directory_name_mlflow_refuses_is_refused_at_init(tmp_path):
+    with pytest.raises(api.CrowdloopError, match="choose another directory"):
+        _init(tmp_path / "a:b")
+    assert not (tmp_path / "a:b").exists()
+
+
+def test_a_clone_with_another_directory_name_verifies_sound_after_pull(pushed, tmp_path, capsys):
+    camp, run_id, uri = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    assert cli.main(["-C", str(clone.root), "pull"]) == 0
+    assert cli.main(["-C", str(clone.root), "verify"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    # round 0's data is on the remote only: said as what it is, with the command that fetches it
+    assert f"verify: round-000: data on the DVC remote {tmp_path / 'crowdloop-remote'} (checked there)" in out
+    assert "`crowdloop rollback N` fetches" in out and "sound" in out
+
+
+def test_a_campaign_made_before_name_finds_its_runs_by_id_and_says_which_name_to_set(pushed, tmp_path):
+    camp, run_id, uri = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)
+    clone.params_file.write_text(clone.params_file.read_text().replace("name: demo6", "name: null"))
+    (finding,) = api.verify(clone).findings
+    assert finding.startswith("round 1: its MLflow run is in the experiment 'demo6', not in 'demo-copy2'")
+    assert "set `name: demo6` in params.yaml" in finding
+
+
+def test_verify_in_a_clone_whose_remote_it_cannot_look_into_says_so_and_how_to_fetch(pushed, tmp_path):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)
+    clone.params_file.write_text(clone.params_file.read_text().replace("url: ../crowdloop-remote",
+                                                                       "url: s3://bucket/demo6"))
+    verified = api.verify(clone)
+    assert verified.findings == []
+    assert verified.notes == ["round-000: data not in this copy's DVC cache, and the DVC remote s3://bucket/demo6 is "
+                              "not looked into from here; `dvc fetch -r crowdloop --all-tags` fetches every round's "
+                              "for verify to check."]
+    clone.params_file.write_text(clone.params_file.read_text().replace("url: s3://bucket/demo6", "url: null"))
+    (finding,) = api.verify(clone).findings
+    assert finding.startswith("round-000: its data is not in the DVC cache, and params.yaml names no DVC remote")
+
+
+def test_pull_from_a_relative_remote_that_is_not_there_names_the_folder_and_what_to_do(pushed, tmp_path, capsys):
+    camp, _, _ = pushed
+    deeper = _clone(camp, tmp_path / "elsewhere" / "demo6")  # ../crowdloop-remote is elsewhere/crowdloop-remote
+    missing = tmp_path / "elsewhere" / "crowdloop-remote"
+    _refused(capsys, ["-C", str(deeper.root), "pull"], f"the DVC remote {missing} does not exist",
+             "'../crowdloop-remote'", "point remote.url at it")
+    assert not missing.exists()  # a pull makes no empty remote
+    missing.mkdir()
+    _refused(capsys, ["-C", str(deeper.root), "pull"], f"the DVC remote {missing} (remote.url '../crowdloop-remote') "
+             "holds none of data/ at the checked-out commit")
+    _refused(capsys, ["-C", str(deeper.root), "rollback", "0"], f"the DVC remote {missing}", "holds none of data/")
+    deeper.params_file.write_text(deeper.params_file.read_text().replace("../crowdloop-remote",
+                                                                         "../../crowdloop-remote"))
+    assert cli.main(["-C", str(deeper.root), "pull"]) == 0
+    assert store.data_hash(deeper) == store.data_hash(camp)
+
+
+@pytest.mark.parametrize("command", [["status"], ["verify"], ["history"], ["round"], ["export"]])
+def test_every_command_in_a_clone_before_pull_says_to_pull(tmp_path, capsys, command):
+    clone = _clone(_init(tmp_path / "demo6"), tmp_path / "demo-copy2")
+    _refused(capsys, ["-C", str(clone.root), *command], "data/ is not here", "run `crowdloop pull`")
