@@ -40,12 +40,12 @@ def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(
     simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, longer))
 
     other_model = dataclasses.replace(base, model=dataclasses.replace(base.model, max_length=128))
-    with pytest.raises(CampaignError, match=r"other settings \(params differ\).*another --out"):
+    with pytest.raises(CampaignError, match=r"other settings \(different params\).*another --out"):
         simulation_store.prepare(tmp_path, replay, simulate.run_settings(other_model, preset))
-    with pytest.raises(CampaignError, match=r"\(preset differ\)"):
+    with pytest.raises(CampaignError, match=r"\(different preset\)"):
         simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, simulate.PRESETS["rte"]))
     fewer = dataclasses.replace(replay, uncollected=replay.uncollected.iloc[1:])
-    with pytest.raises(CampaignError, match=r"\(data differ\)"):
+    with pytest.raises(CampaignError, match=r"\(different data\)"):
         simulation_store.prepare(tmp_path, fewer, simulate.run_settings(base, preset))
     assert _files(tmp_path) == before  # nothing was changed by the refusals
 
