@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from crowdloop.tasks.schema import EXPORT_FORMATS
-from crowdloop.tasks.wording import count, word
+from crowdloop.tasks.wording import count
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -74,6 +74,6 @@ def summary(path: Path, result) -> str:
         line += (f"; {count(result.repeated, 'row repeats', 'rows repeat')} an answer given earlier in the file "
                  "(stored once)")
     if result.skipped or result.empty:
-        line += (f"; {result.skipped} skipped and {result.empty} empty Label Studio "
-                 f"{word(result.skipped + result.empty, 'annotation')} not stored")
+        line += (f"; Label Studio annotations not stored: {result.skipped} skipped (cancelled), "
+                 f"{result.empty} empty")
     return line + "."

@@ -82,14 +82,14 @@ def run_round(campaign: str | Path | Campaign, *, simulate: bool = False, force:
 
 
 def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = False, force: bool = False):
-    """Up to ``count`` rounds in a row, stopping early once the stopping rule fires; yields each
-    ``RoundResult`` as it finishes."""
+    """Up to ``count`` rounds in a row, stopping early once the stopping rule fires (with ``force``,
+    all ``count`` of them); yields each ``RoundResult`` as it finishes."""
     if count < 1:
         raise ConfigError(f"the number of rounds must be at least 1, got {count}.")
     for _ in range(count):
         result = run_round(campaign, simulate=simulate, force=force)
         yield result
-        if result.metrics.get("stop"):
+        if result.metrics.get("stop") and not force:
             return
 
 

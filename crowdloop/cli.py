@@ -128,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("round", help="run the next round and write its batch")
     p.add_argument("--simulate", action="store_true", help="simulated annotators answer the batch")
-    p.add_argument("--force", action="store_true", help="run even if the last batch has no answers")
+    p.add_argument("--force", action="store_true", help="run even if the last batch has no answers or the stopping rule fired "
+                        "(with --rounds N: all N rounds)")
     p.add_argument("--rounds", type=int, default=1, help="how many rounds in a row (default 1)")
     p.set_defaults(func=cmd_round)
 

@@ -50,10 +50,12 @@ def batch_tasks(campaign, number: int | None):
     cfg = config_mod.load(camp.params_file)
     rounds = store.completed_rounds(camp)
     if not rounds:
-        raise CampaignError(f"{camp.root}: no round has run yet, so there is no batch; run `crowdloop round` first.")
+        raise CampaignError(f"{camp.root.resolve()}: no round has run yet, so there is no batch; "
+                            "run `crowdloop round` first.")
     number = rounds[-1] if number is None else number
     if number not in rounds:
-        raise CampaignError(f"{camp.root}: there is no round {number}; rounds so far: {rounds[0]} to {rounds[-1]}.")
+        raise CampaignError(f"{camp.root.resolve()}: there is no round {number}; rounds so far: {rounds[0]} to "
+                            f"{rounds[-1]}.")
     return camp, cfg, number, labelstudio_client.round_tasks(camp, number)
 
 

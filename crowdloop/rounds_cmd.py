@@ -27,7 +27,8 @@ def _print(root: Path, count: int, *, simulate: bool, force: bool) -> int | None
             print(f"  {m['unroutable']} picks had no eligible annotator: "
                   f"data/rounds/{result.round:03d}/unroutable.csv", flush=True)
         if m.get("stop"):
-            print(f"  stopping rule: {m['stop_reason']}; no further rounds (--force runs one anyway)", flush=True)
+            then = "--force: the rounds asked for run on" if force else "no further rounds (--force runs them anyway)"
+            print(f"  stopping rule: {m['stop_reason']}; {then}", flush=True)
     return None if result is None else result.round
 
 

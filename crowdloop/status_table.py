@@ -108,6 +108,9 @@ def render(status: Status) -> str:
         lines.append(f"\n  waiting: {progress.waiting} of {progress.asked} annotations asked in round "
                      f"{progress.round} ({folder / 'batch.csv'}); `crowdloop ingest FILE` when they come back "
                      f"(or drop the file into {cfg.schedule.inbox}/ for the next scheduled round)")
+    elif last.get("stop"):
+        lines.append(f"\n  round {progress.round}'s batch is answered and the stopping rule fired: `crowdloop round "
+                     "--force` runs another round anyway")
     else:
         lines.append(f"\n  round {progress.round}'s batch is answered: `crowdloop round` runs the next one")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from crowdloop.flows import steps
 from crowdloop.tasks.config import ComputeConfig
 from crowdloop.tasks.config_checks import dask_address_problem
-from crowdloop.tasks.errors import ConfigError
+from crowdloop.tasks.errors import CampaignError, ConfigError
 
 log = logging.getLogger("crowdloop")
 ADDRESS_ENV = "CROWDLOOP_DASK_ADDRESS"
@@ -85,6 +85,8 @@ def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list]
     count = workers(compute)
     if not address and count <= 1:
         return None
+    if address:
+        check_reachable(address)  # now, before the round's work, not when its first fit is due
 
     def map_fits(fit: Callable, jobs: list[dict]) -> list:
         runner = _dask(address=address) if address else ThreadPoolTaskRunner(max_workers=min(count, len(jobs)))
@@ -122,9 +124,27 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
 
 
 def _dask(**kwargs) -> TaskRunner:
+    """A Dask task runner: on the scheduler at ``address`` (checked to answer first), or on a LocalCluster."""
     from prefect_dask import DaskTaskRunner
 
+    if kwargs.get("address"):
+        check_reachable(kwargs["address"])
     return DaskTaskRunner(**kwargs)
+
+
+def check_reachable(address: str, *, timeout: float = 10.0) -> None:
+    """CampaignError, in one line, unless something accepts a connection at the scheduler ``address``
+    (tcp://host:port) within ``timeout`` seconds: otherwise Dask would try for 30 s per attempt and
+    end in a traceback."""
+    import socket
+
+    host, _, port = address.strip().rpartition("://")[2].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise CampaignError(f"no Dask scheduler answers at {address} ({err.strerror or err}); start one "
+                            f"(`dask scheduler --host ...`, README \"On a Dask cluster\") or correct "
+                            f"${ADDRESS_ENV} / compute.dask_address.") from None
 
 
 @contextmanager

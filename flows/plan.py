@@ -22,6 +22,7 @@ import pandas as pd
 from crowdloop.tasks import annotator_watch, consensus, round_data, scoring, select, signal, stopping
 from crowdloop.tasks.config import Config
 from crowdloop.tasks.train import Predictions, TrainingSet, sample_weights
+from crowdloop.tasks.wording import count, word
 
 log = logging.getLogger("crowdloop")
 
@@ -127,8 +128,12 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
                                    excluded=annotator_watch.flagged_ids(agreed.annotators)),
             diversity=_diversity(data, predictions, cfg), money_left=spend.money_left)
     if selection.unroutable:
-        _say(notes, logging.WARNING, f"{len(selection.unroutable)} examples had no eligible annotator left and "
-                                     f"were skipped: {', '.join(map(str, selection.unroutable[:10]))}")
+        _say(notes, logging.WARNING, f"{count(len(selection.unroutable), 'example')} had no eligible annotator left "
+                                     f"and {word(len(selection.unroutable), 'was', 'were')} skipped: "
+                                     f"{', '.join(map(str, selection.unroutable[:10]))}")
+    if selection.exhausted:
+        _say(notes, logging.WARNING, f"the batch has {len(selection.picks)} of {batch_size} picks: every annotator is "
+                                     "at routing.capacity_per_annotator or costs more than the money left")
     return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
                 list(selection.unroutable), list(selection.duplicates), strategy, measured, tuple(notes))
 

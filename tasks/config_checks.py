@@ -140,6 +140,8 @@ def dask_address_problem(address: str) -> str | None:
         return f"{address!r} names the protocol {scheme!r}; use one of {', '.join(DASK_SCHEMES)}"
     if not host or not port.isdigit():
         return f"{address!r} is not a scheduler address such as tcp://10.0.0.5:8786"
+    if not 0 < int(port) < 65536:
+        return f"{address!r} names the port {port}; a port is 1 to 65535"
     return None
 
 

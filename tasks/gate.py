@@ -100,5 +100,6 @@ def scheduled_decision(state: Progress, *, min_answered: float, force: bool) -> 
 
 
 def _stopped(state: Progress) -> str:
+    change = "budget" if "budget" in (state.stop_reason or "") else "stopping"
     return (f"the stopping rule fired in round {state.round} ({state.stop_reason}); "
-            "raise the budget or stopping.rounds in params.yaml")
+            f"change the {change} section of params.yaml")

@@ -11,6 +11,7 @@ What the server sends is read by :mod:`crowdloop.tasks.labelstudio_format`, neve
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,7 +84,10 @@ class Server:
             if err.status_code == 401:
                 raise LabelStudioError(f"Label Studio at {self.url} refused the token in {KEY_ENV} ({_detail(err)}); "
                                        "create a personal access token (Account & Settings) and export it.") from None
-            raise LabelStudioError(f"Label Studio at {self.url} answered {err.status_code} ({_detail(err)}).") from None
+            hint = (f"; {URL_ENV} is the server's address, without /api: {self.url.removesuffix('/api')}"
+                    if self.url.endswith("/api") else "")
+            raise LabelStudioError(f"Label Studio at {self.url} answered {err.status_code} ({_detail(err)}){hint}.") \
+                from None
 
     def project(self, ref: str | int, *, create_with: str | None = None) -> tuple[object, bool]:
         """The project titled (or numbered) ``ref`` and whether it was created now: a title that
@@ -98,8 +102,12 @@ class Server:
                                        "labelstudio.project in params.yaml to the number of the one to use.")
             if found:
                 return self.client.projects.get(found[0].id), False
-            if isinstance(ref, int) or create_with is None:
-                raise LabelStudioError(f"Label Studio at {self.url} has no project {ref!r}; run `crowdloop "
+            if isinstance(ref, int):
+                raise LabelStudioError(f"Label Studio at {self.url} has no project number {ref}; set "
+                                       "labelstudio.project in params.yaml to an existing project's number, or to "
+                                       "a title (`crowdloop labelstudio push` creates a project with that title).")
+            if create_with is None:
+                raise LabelStudioError(f"Label Studio at {self.url} has no project titled {ref!r}; run `crowdloop "
                                        "labelstudio push` first, or fix labelstudio.project in params.yaml.")
             made = self.client.projects.create(title=ref, label_config=create_with,
                                                description="Batches chosen by crowdloop (active learning).")
@@ -146,6 +154,11 @@ class Server:
 
 
 def _detail(err) -> str:
+    """What the server said, in one line: a JSON ``detail``, else the body's text (an HTML page: its
+    title), shortened."""
     body = err.body
-    detail = body.get("detail") if isinstance(body, dict) else body
-    return str(detail or "no detail")[:300]
+    detail = str((body.get("detail") if isinstance(body, dict) else body) or "")
+    if "<html" in detail.lower():
+        title = re.search(r"<title>(.*?)</title>", detail, re.I | re.S)
+        detail = f"an HTML page{': ' + title.group(1).strip() if title else ''}"
+    return " ".join(detail.split())[:300] or "no detail"

@@ -94,6 +94,15 @@ class Router:
             return min(eligible, key=lambda a: (self.load[a], -self.quality[a], a))
         return min(eligible, key=lambda a: (-self.quality[a], self.load[a], a))
 
+    def spent(self, money_left: float | None = None) -> bool:
+        """Whether nobody can take another pick this round, whatever the example: every annotator not
+        excluded is at ``capacity`` or costs more than ``money_left``."""
+        if not self.quality and self.routing.holders is None:
+            return money_left is not None and self.cost(ANYONE) > money_left
+        capacity = self.routing.capacity
+        return not any(a not in self.routing.excluded and (capacity is None or self.load[a] < capacity)
+                       and (money_left is None or self.cost(a) <= money_left) for a in self.quality)
+
     def take(self, example_id: str, annotator: str) -> None:
         """Count ``annotator``'s pick of ``example_id`` this round."""
         if annotator != ANYONE:

@@ -44,12 +44,15 @@ class Selection:
     rows. ``unroutable``: example ids that ranked high enough to be picked but had
     no eligible annotator (all labeled it, full, too expensive, or in simulation
     none holds an answer); left out of ``picks`` so the batch still fills up.
-    ``duplicates``: ids skipped as near-duplicates of a pick.
+    ``duplicates``: ids skipped as near-duplicates of a pick. ``exhausted``: picking stopped because
+    every annotator was at capacity or cost more than the money left; the candidates after that
+    point are not ``unroutable``.
     """
 
     picks: pd.DataFrame
     unroutable: list[str]
     duplicates: list[str] = field(default_factory=list)
+    exhausted: bool = False  # the batch is short because nobody could take another pick (capacity, money)
 
 
 def select_batch(
@@ -129,6 +132,8 @@ def _choose(ranked: pd.DataFrame, annotations: pd.DataFrame, annotator_quality: 
         example_id = ids[index]
         left = None if money_left is None else money_left - spent
         annotator = router.route(example_id, money_left=left)
+        if annotator is None and router.spent(left):
+            break  # nobody can take another pick: the rest of the pool is not "unroutable"
         if annotator is None:
             unroutable.append(example_id)
             continue
@@ -140,8 +145,10 @@ def _choose(ranked: pd.DataFrame, annotations: pd.DataFrame, annotator_quality: 
     picks = pd.DataFrame(rows, columns=list(PICK_COLUMNS)).astype(
         {"example_id": object, "suggested_annotator": object, "score": float, "cost": float}
     )
-    selection = Selection(picks=picks, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates])
-    return selection, len(rows) < batch_size and not queue.remaining
+    exhausted = len(rows) < batch_size and router.spent(None if money_left is None else money_left - spent)
+    selection = Selection(picks=picks, unroutable=unroutable, duplicates=[ids[i] for i in queue.duplicates],
+                          exhausted=exhausted)
+    return selection, len(rows) < batch_size and not queue.remaining and not exhausted
 
 
 def _queue(ids: list, diversity: Diversity | None, batch_size: int) -> CandidateQueue:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crowdloop.tasks.config_checks import load_user_strategy
+from crowdloop.tasks.errors import ConfigError
 from crowdloop.tasks.scoring.strategies import BUILTIN, MODEL_FREE, ScoreInputs, Strategy
 
 __all__ = ["AUTO", "ScoreInputs", "effective_strategy", "resolve", "score", "score_inputs"]
@@ -78,8 +79,9 @@ def score(strategy: str, inputs: ScoreInputs, *, seed: int) -> tuple[np.ndarray,
     scores_labeled = np.asarray(scores_labeled, dtype=float)
     scores_unlabeled = np.asarray(scores_unlabeled, dtype=float)
     if scores_labeled.shape != (inputs.n_labeled,) or scores_unlabeled.shape != (inputs.n_unlabeled,):
-        raise ValueError(f"strategy {strategy!r} returned scores of shapes {scores_labeled.shape} and "
-                         f"{scores_unlabeled.shape}; expected ({inputs.n_labeled},) and ({inputs.n_unlabeled},).")
+        raise ConfigError(f"'score.strategy' {strategy!r} returned scores of shapes {scores_labeled.shape} and "
+                          f"{scores_unlabeled.shape}; expected ({inputs.n_labeled},) and ({inputs.n_unlabeled},): "
+                          "one score per labeled example, one per unlabeled example.")
     if not (np.isfinite(scores_labeled).all() and np.isfinite(scores_unlabeled).all()):
-        raise ValueError(f"strategy {strategy!r} returned a NaN or infinite score; every score must be finite.")
+        raise ConfigError(f"'score.strategy' {strategy!r} returned a NaN or infinite score; every score must be finite.")
     return scores_labeled, scores_unlabeled

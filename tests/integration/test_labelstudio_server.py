@@ -172,7 +172,7 @@ def test_push_label_as_two_users_pull_and_the_next_round_runs_on_the_answers(lab
 
     assert main(["-C", root, "labelstudio", "pull"]) == 0
     out = capsys.readouterr().out
-    assert f"{len(given)} new annotations stored for round 1" in out and "1 skipped and 0 empty" in out
+    assert f"{len(given)} new annotations stored for round 1" in out and "Label Studio annotations not stored: 1 skipped (cancelled), 0 empty" in out
     stored = store.read_annotations(camp)
     pulled = stored.iloc[before:]
     assert len(stored) == before + len(given)

@@ -59,9 +59,15 @@ def test_a_round_routes_within_capacity_writes_assignments_and_stops_on_budget(t
     assert "stopping rule: the annotation budget is spent" in capsys.readouterr().out
 
     assert cli.main(["-C", str(camp.root), "status"]) == 0
-    assert "STOP: the annotation budget is spent" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "STOP: the annotation budget is spent" in shown
+    assert "the stopping rule fired: `crowdloop round --force` runs another round anyway" in shown
     assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 2
     assert "the stopping rule fired in round 1" in capsys.readouterr().err
+    # --force with --rounds N runs all N, the stopping rule notwithstanding
+    assert cli.main(["-C", str(camp.root), "round", "--simulate", "--force", "--rounds", "2"]) == 0
+    assert store.completed_rounds(camp) == [1, 2, 3]
+    assert "--force: the rounds asked for run on" in capsys.readouterr().out
 
 
 def test_a_fresh_campaign_with_no_labels_starts_cold(tmp_path, tiny_model_dir):

@@ -26,6 +26,25 @@ def test_the_variable_names_the_cluster_over_params_yaml(monkeypatch):
         compute.dask_address(_compute())
 
 
+def test_a_scheduler_that_does_not_answer_is_one_line_before_any_work(monkeypatch):
+    import socket
+
+    from crowdloop.tasks.errors import CampaignError
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        compute.check_reachable(f"tcp://127.0.0.1:{listening.getsockname()[1]}")  # answers: no error
+        closed = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+    monkeypatch.setenv(compute.ADDRESS_ENV, closed)
+    with pytest.raises(CampaignError, match=rf"no Dask scheduler answers at {closed} .*start one") as err:
+        compute.fit_mapper(_compute())  # a round asks for its fit mapper before it trains
+    assert "\n" not in str(err.value)
+    monkeypatch.setenv(compute.ADDRESS_ENV, "tcp://127.0.0.1:99999")
+    with pytest.raises(ConfigError, match="names the port 99999; a port is 1 to 65535"):
+        compute.dask_address(_compute())
+
+
 def test_auto_is_a_worker_per_core_and_one_job_or_one_worker_runs_here(monkeypatch):
     monkeypatch.delenv(compute.ADDRESS_ENV, raising=False)
     monkeypatch.setattr(compute.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
@@ -38,6 +57,7 @@ def test_auto_is_a_worker_per_core_and_one_job_or_one_worker_runs_here(monkeypat
     assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["host"] == "127.0.0.1"
     assert compute.process_runner(_compute(workers=8), jobs=3).cluster_kwargs["n_workers"] == 3
     monkeypatch.setenv(compute.ADDRESS_ENV, "tcp://127.0.0.1:8786")
+    monkeypatch.setattr(compute, "check_reachable", lambda address: None)  # as if a scheduler answered there
     assert compute.process_runner(_compute(workers=1), jobs=1).address == "tcp://127.0.0.1:8786"
 
 

@@ -194,6 +194,22 @@ def test_crowdloop_export_writes_the_last_batch_in_each_form(tmp_path, capsys):
     assert "there is no round 7" in capsys.readouterr().err
 
 
+def test_an_html_error_page_is_one_line_and_an_api_suffix_is_named():
+    from label_studio_sdk.core.api_error import ApiError
+
+    from crowdloop.tasks import labelstudio_client as client
+
+    server = client.Server({client.URL_ENV: "http://127.0.0.1:9/api", client.KEY_ENV: "token-0123456789"})
+    page = "<!doctype html>\n<html lang='en'>\n<head><title>Not Found</title></head>\n<body><h1>404</h1></body></html>"
+    with pytest.raises(client.LabelStudioError) as err:
+        with server.talking():
+            raise ApiError(status_code=404, body=page)
+    message = str(err.value)
+    assert "\n" not in message and "<html" not in message
+    assert "answered 404 (an HTML page: Not Found); LABEL_STUDIO_URL is the server's address, without /api: " \
+           "http://127.0.0.1:9." in message
+
+
 def test_talking_to_label_studio_fails_with_what_to_do(tmp_path, monkeypatch):
     from crowdloop.tasks import labelstudio_client as client
 

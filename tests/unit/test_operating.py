@@ -40,7 +40,10 @@ def test_a_scheduled_round_runs_only_when_enough_of_the_batch_is_back(kwargs, ru
     (gate.Progress(2, 8, 1), False, False, None),
     (gate.Progress(2, 8, 0), True, False, None),  # simulated annotators answer it
     (gate.Progress(2, 8, 0), False, True, None),
-    (gate.Progress(2, 8, 8, "the money budget is spent"), False, False, "stopping rule fired in round 2"),
+    (gate.Progress(2, 8, 8, "the money budget is spent"), False, False,
+     "stopping rule fired in round 2 (the money budget is spent); change the budget section of params.yaml"),
+    (gate.Progress(2, 8, 8, "macro_f1 and consensus quality changed by less than 0.005 for 3 rounds"), False, False,
+     "for 3 rounds); change the stopping section of params.yaml, or pass --force"),
     (gate.Progress(2, 8, 8, "the money budget is spent"), False, True, None),
     (gate.Progress(None, 0, 0), False, False, None),
 ])

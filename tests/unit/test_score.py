@@ -52,8 +52,8 @@ def test_unknown_strategy_lists_the_known_ones():
 def test_a_user_strategy_named_module_function_is_used(user_module):
     s_l, s_u = score(f"{user_module}:longest_text_first", INPUTS, seed=0)
     assert list(s_u) == [2.0, 1.0, 0.0]
-    with pytest.raises(ValueError, match="returned scores of shapes"):
-        score(f"{user_module}:wrong_shape", INPUTS, seed=0)
+    with pytest.raises(config.ConfigError, match="'score.strategy' '.*:wrong_shape' returned scores of shapes"):
+        score(f"{user_module}:wrong_shape", INPUTS, seed=0)  # a user's mistake: one line, no traceback
 
 
 def test_config_load_rejects_unknown_strategies_with_the_known_list(user_module):

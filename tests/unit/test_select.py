@@ -138,6 +138,7 @@ def test_the_batch_stops_when_the_money_is_spent_and_costs_are_per_annotator():
     assert selection.picks["cost"].sum() <= 5.0
     assert selection.picks["cost"].tolist() == [3.0, 1.0, 1.0]  # ann, bob, bob: ann no longer fits
     assert selection.picks["suggested_annotator"].tolist() == ["ann", "bob", "bob"]
+    assert selection.exhausted and selection.unroutable == []  # the money ran out: no pick was "unroutable"
 
 
 def test_routing_never_asks_someone_who_labeled_it_and_respects_capacity():
@@ -155,6 +156,19 @@ def test_routing_never_asks_someone_who_labeled_it_and_respects_capacity():
     assert batch["suggested_annotator"].value_counts().max() <= 3
     assert len(batch) == 12  # 4 annotators x capacity 3
     assert not batch["example_id"].duplicated().any()
+    assert selection.exhausted  # everyone is full: picking stopped there
+
+
+def test_only_the_picks_nobody_could_take_are_unroutable_when_capacity_runs_out():
+    """12 annotators x capacity 2 for a batch of 25 (the demo with routing.capacity_per_annotator: 2)."""
+    annotators = [f"a{i:02d}" for i in range(12)]
+    scores = _scores({f"e{i:04d}": i / 1500 for i in range(1500)})
+    selection = select_batch(scores, NONE, pd.Series(dict.fromkeys(annotators, 0.8)), batch_size=25,
+                             max_annotations_per_example=5, routing=Routing(capacity=2))
+    assert len(selection.picks) == 24 and selection.exhausted
+    assert selection.unroutable == []  # was the other 1,476 examples of the pool
+    ordinary = _select(_scores({"e1": 0.1, "e2": 0.2}), _annotations([("e1", "ann", 0), ("e1", "bob", 0)]))
+    assert ordinary.unroutable == ["e1"] and not ordinary.exhausted
 
 
 def test_with_a_capacity_the_best_annotator_fills_up_first():

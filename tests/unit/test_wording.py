@@ -31,7 +31,7 @@ def _ingested(new: int, unanswered: int, repeated: int = 0, skipped: int = 0) ->
 def test_the_ingest_summary_and_commit_message_say_1_annotation_and_2_annotations():
     one = summary(Path("a.csv"), _ingested(1, 1, repeated=1, skipped=1))
     assert one.startswith("a.csv: 1 new annotation stored for round 0; 1 already stored, 1 row without a label")
-    assert "1 row repeats" in one and "1 skipped and 0 empty Label Studio annotation not stored" in one
+    assert "1 row repeats" in one and "Label Studio annotations not stored: 1 skipped (cancelled), 0 empty" in one
     two = summary(Path("a.csv"), _ingested(2, 2))
     assert "2 new annotations stored" in two and "2 rows without a label" in two
     assert commit_message([_ingested(1, 0)]) == "Ingest 1 annotation from a.csv (round 0)"
