@@ -57,7 +57,9 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
     """The runner for ``jobs`` simulation arms × seeds; None: one after another in this process."""
     address = dask_address(compute)
     if address:
-        return _dask(address=address)
+        runner = _dask(address=address)
+        log.info("the %d runs go to the Dask cluster at %s; their round lines are in its workers' logs", jobs, address)
+        return runner
     count = min(workers(compute), jobs)
     if count <= 1:
         return None
@@ -87,6 +89,7 @@ def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list]
         return None
     if address:
         check_reachable(address)  # now, before the round's work, not when its first fit is due
+        log.info("fold models are fitted on the Dask cluster at %s", address)
 
     def map_fits(fit: Callable, jobs: list[dict]) -> list:
         runner = _dask(address=address) if address else ThreadPoolTaskRunner(max_workers=min(count, len(jobs)))
