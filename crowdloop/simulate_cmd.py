@@ -92,7 +92,11 @@ def _add_aggregate(sub) -> None:
 def run(args) -> None:
     """`crowdloop simulate`: import, split, run every arm x seed, print the summary."""
     from crowdloop import api
+    from crowdloop.tasks.errors import ConfigError
 
+    if args.params is not None and not args.params.is_file():  # config.load's message is about campaigns
+        raise ConfigError(f"--params {args.params}: no such params file; name an existing params.yaml, or leave "
+                          "--params out for the template's settings.")
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     protocol = {name: getattr(args, name) for name in ("rounds", "batch_size", "n_start", "labels_per_start",
                                                         "max_annotations_per_example", "folds", "test_size",
@@ -126,7 +130,7 @@ def run_aggregate(args) -> None:
 
 def import_options(args) -> dict:
     """The reader options of ``importers.load`` for ``args.format``, from the flags."""
-    names = label_names(args.label_names) if args.label_names else None
+    names = label_names(args.label_names) if args.label_names is not None else None
     text_cols = tuple(c.strip() for c in args.text_cols.split(",") if c.strip())
     annotator_cols = tuple(c.strip() for c in args.annotator_cols.split(",")) if args.annotator_cols else None
     if args.format == "tutorial":
@@ -161,4 +165,7 @@ def label_names(text: str) -> dict[str, str]:
         if raw in names:
             raise ConfigError(f"--label-names maps {raw!r} twice ({names[raw]!r} and {name!r}); map it once.")
         names[raw] = name
+    if not names:
+        raise ConfigError("--label-names is empty; write each class as raw=name, comma-separated "
+                          "(e.g. 0=impolite,1=polite), or leave the flag out.")
     return names

@@ -15,12 +15,15 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from crowdloop.tasks.import_values import ImportFormatError, Origin, ids, labels, need_columns
 from crowdloop.tasks.schema import ANSWER_COLUMNS, EXAMPLE_COLUMNS, SPLITS, TEXT_SEP
 
 ANSWERS = list(ANSWER_COLUMNS)
+# column names that hold gold labels far more often than one annotator's (wide layout)
+GOLD_NAMES = ("label", "gold")
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,18 @@ def example_table(frame: pd.DataFrame, origin: Origin, *, id_col: str, text_cols
 
 def melt_annotators(frame: pd.DataFrame, origin: Origin, *, id_col: str, annotator_cols: Sequence[str],
                     label_names: dict | None) -> pd.DataFrame:
-    """Wide annotator columns as ANSWERS rows; empty cells are skipped."""
+    """Wide annotator columns as ANSWERS rows in file order, indexed by the row of ``frame``; empty cells
+    are skipped."""
     need_columns(frame, [id_col, *annotator_cols], origin)
-    wide = pd.DataFrame({c: labels(frame[c], label_names, origin, c) for c in annotator_cols}, index=frame.index)
-    wide.insert(0, "example_id", ids(frame[id_col], origin, id_col, unique=False))
-    long = wide.melt(id_vars="example_id", var_name="annotator_id", value_name="label", ignore_index=False)
-    long = long.dropna(subset=["label"]).sort_index(kind="stable")  # file order: row by row
-    return long.assign(annotator_id=long["annotator_id"].astype(str)).loc[:, ANSWERS].reset_index(drop=True)
+    example_ids = ids(frame[id_col], origin, id_col, unique=False).to_numpy(dtype=object)
+    cells = np.column_stack([labels(frame[c], label_names, origin, c).to_numpy(dtype=object)
+                             for c in annotator_cols])  # (N, M)
+    # built by position rather than DataFrame.melt, which fails on an annotator column named
+    # like one of its outputs ('label', 'example_id'); ravel reads row by row: file order
+    long = pd.DataFrame({"example_id": np.repeat(example_ids, len(annotator_cols)),
+                         "annotator_id": np.tile(np.array([str(c) for c in annotator_cols], dtype=object), len(frame)),
+                         "label": cells.ravel()}, index=np.repeat(frame.index.to_numpy(), len(annotator_cols)))
+    return long.dropna(subset=["label"])
 
 
 def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFrame | None = None,
@@ -112,7 +120,7 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
         gold = _gold_per_example(rows, example_ids, gold_col, origin, label_names)
         table["gold"] = table["example_id"].map(gold)
     return assemble(table, pd.DataFrame(columns=ANSWERS), answers, origin=origin, label_names=label_names,
-                    gold_origin=examples_origin if examples_gold_col else origin)
+                    gold_origin=examples_origin if examples_gold_col else origin, answers_at=origin)
 
 
 def _gold_per_example(rows: pd.DataFrame, example_ids: pd.Series, gold_col: str, origin: Origin,
@@ -143,29 +151,42 @@ def wide_frame(frame: pd.DataFrame, origin: Origin, *, id_col: str = "id", text_
         [c for c in rows.columns if c not in (id_col, text_col, gold_col)]
     if not cols:
         raise ImportFormatError(f"{origin.name}: no annotator columns besides '{id_col}' and '{text_col}'.")
+    goldish = [c for c in cols if annotator_cols is None and str(c).strip().lower() in GOLD_NAMES]
+    if goldish:  # an annotator named 'label' is unlikely; a gold column read as one skews every result
+        raise ImportFormatError(
+            f"{origin.name}: column '{goldish[0]}' would be read as an annotator's labels (every column besides "
+            f"'{id_col}' and '{text_col}' is one); if it holds gold labels pass --gold-col {goldish[0]} "
+            "(gold_col), else list the annotator columns with --annotator-cols (annotator_cols).")
     gold = labels(rows[gold_col], label_names, origin, gold_col) if gold_col else None
     table = example_table(rows, origin, id_col=id_col, text_cols=(text_col,), gold=gold)
     answers = melt_annotators(rows, origin, id_col=id_col, annotator_cols=cols, label_names=label_names)
-    return assemble(table, pd.DataFrame(columns=ANSWERS), answers, origin=origin, label_names=label_names)
+    return assemble(table, pd.DataFrame(columns=ANSWERS), answers, origin=origin, label_names=label_names,
+                    answers_at=origin)
 
 
 def assemble(examples: pd.DataFrame, initial: pd.DataFrame, uncollected: pd.DataFrame, *, origin: Origin,
-             label_names: dict | None, gold_origin: Origin | None = None) -> Replay:
+             label_names: dict | None, gold_origin: Origin | None = None, answers_at: Origin | None = None) -> Replay:
     """The checked Replay.
 
     Classes are sorted numerically when they are all whole numbers, else follow the
-    order of ``label_names`` values, else sort as text.
+    order of ``label_names`` values, else sort as text. ``answers_at``: the file whose
+    rows the annotations' index counts, so that an error can name the line.
     """
+    answers = pd.concat([f.loc[:, ANSWERS] for f in (initial, uncollected) if len(f)] or [uncollected.loc[:, ANSWERS]]
+                        ).astype(str)  # the index still counts rows of answers_at
     initial, uncollected = (f.loc[:, ANSWERS].astype(str).reset_index(drop=True) for f in (initial, uncollected))
     examples = examples.loc[:, list(EXAMPLE_COLUMNS)].reset_index(drop=True)
     examples["gold"] = examples["gold"].astype(object).where(examples["gold"].notna(), None)
-    given = set(initial["label"]) | set(uncollected["label"])
+    given = set(answers["label"])
     gold = set(examples["gold"].dropna())
+    gold_name = (gold_origin or origin).name
     if label_names is None and given and not gold <= given:
         raise ImportFormatError(
-            f"{origin.name}: the gold labels {sorted(gold)} (in {(gold_origin or origin).name}) and the "
-            f"annotators' labels {sorted(given)} use "
-            "different values; pass label_names mapping both onto the same classes (e.g. {'TRUE': '1'}).")
+            f"{origin.name}: the gold labels {sorted(gold)} (in {gold_name}) and the annotators' labels "
+            f"{sorted(given)} use different values; pass --label-names (label_names) mapping both onto the same "
+            "classes (e.g. --label-names TRUE=1,FALSE=0).")
+    if label_names is None and gold:
+        _refuse_labels_outside_gold(answers, gold, origin=origin, gold_name=gold_name, answers_at=answers_at)
     present = given | gold
     if all(re.fullmatch(r"[+-]?\d+", c) for c in present):
         classes = sorted(present, key=int)
@@ -173,9 +194,31 @@ def assemble(examples: pd.DataFrame, initial: pd.DataFrame, uncollected: pd.Data
         classes = [c for c in dict.fromkeys(map(str, label_names.values())) if c in present]
     else:
         classes = sorted(present)
+    merged = [str(k) for k, v in (label_names or {}).items() if str(v) in classes]
+    if len(classes) == 1 and len(merged) > 1:
+        raise ImportFormatError(f"{origin.name}: found the classes {classes}; a classifier needs two, and "
+                                f"--label-names (label_names) maps {', '.join(map(repr, merged))} all onto "
+                                f"'{classes[0]}': give each class its own name.")
     replay = Replay(examples, initial, uncollected, tuple(classes))
     check_replay(replay, source=origin.name)
     return replay
+
+
+def _refuse_labels_outside_gold(answers: pd.DataFrame, gold: set, *, origin: Origin, gold_name: str,
+                                answers_at: Origin | None) -> None:
+    """Fail on the first annotation whose label no gold label has: a stray value ('maybe', a typo) would
+    otherwise become a class. A real class the gold set happens to miss is kept by naming it in label_names."""
+    stray = answers[~answers["label"].isin(gold)]
+    if stray.empty:
+        return
+    row, (example, annotator, label) = stray.index[0], stray.iloc[0][ANSWERS]
+    where = answers_at.at(row) if answers_at is not None else origin.name
+    classes = sorted(gold | {label})
+    example_flag = ",".join(f"{c}={c}" for c in classes) if len(classes) <= 8 else "raw=name,..."
+    raise ImportFormatError(
+        f"{where}: annotator '{annotator}' gives example '{example}' the label '{label}', which is not among the "
+        f"classes of the gold labels {sorted(gold)} (in {gold_name}); fix the label, or if '{label}' is a real "
+        f"class list every class with --label-names (label_names), e.g. --label-names {example_flag}.")
 
 
 def check_replay(replay: Replay, *, source: str = "replay") -> None:

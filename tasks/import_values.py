@@ -18,6 +18,9 @@ import pandas as pd
 from crowdloop.tasks.errors import CrowdloopError
 
 
+SHOWN = 8  # column names an error lists before "and N more"
+
+
 class ImportFormatError(CrowdloopError, ValueError):
     """A dataset that cannot be imported; the message names the file, line and column."""
 
@@ -76,9 +79,13 @@ def need_columns(frame: pd.DataFrame, columns: Sequence[str | None], origin: Ori
     """Fail if a named column (None entries are skipped) is not in ``frame``."""
     for column in columns:
         if column is not None and column not in frame.columns:
-            found = ", ".join(map(str, frame.columns))
-            raise ImportFormatError(f"{origin.name}: missing column '{column}' (found: {found}); "
-                                    "name the right column in the import options.")
+            names = [str(c) for c in frame.columns]
+            found = ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+            # pandas reads Le-Wi-Di's {item_id: {"text", "annotators", ...}} with the items as columns
+            lewidi = origin.kind == "json" and {"text", "annotators", "annotations"} <= set(map(str, frame.index))
+            hint = ("it looks like Le-Wi-Di JSON: read it with --format lewidi" if lewidi else
+                    "name the right column in the import options")
+            raise ImportFormatError(f"{origin.name}: missing column '{column}' (found: {found}); {hint}.")
 
 
 def labels(series: pd.Series, names: dict | None, origin: Origin, column: str) -> pd.Series:

@@ -176,6 +176,8 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--label-names", "no"], "--label-names has 'no'; write each as raw=name"),
     (["--label-names", "=yes,no=no"], "--label-names has '=yes'"),
     (["--label-names", "no=a,no=b"], "--label-names maps 'no' twice ('a' and 'b')"),
+    (["--label-names", ""], "--label-names is empty; write each class as raw=name"),
+    (["--label-names", " , "], "--label-names is empty"),
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     _refused(capsys, [*_crowd_file(tmp_path), *flags], words)
@@ -185,11 +187,38 @@ def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
     path = tmp_path / "answers.csv"
     pd.DataFrame({"item": ["i1", "i2"], "worker": ["w1", "w1"], "answer": ["yes", "no"]}).to_csv(path, index=False)
     examples = tmp_path / "examples.csv"
-    pd.DataFrame({"item": ["i1", "i2", "i3"], "text": ["a", "b", "c"], "truth": [None, None, "yes"]}).to_csv(
-        examples, index=False)
+    pd.DataFrame({"item": ["i1", "i2", "i3", "i4"], "text": ["a", "b", "c", "d"],
+                  "truth": [None, None, "yes", "no"]}).to_csv(examples, index=False)
     _refused(capsys, ["aggregate", str(path), "--format", "long", "--example-col", "item", "--annotator-col", "worker",
                       "--label-col", "answer", "--examples", str(examples), "--examples-gold-col", "truth"],
-             "none of the 1 examples with a gold label has an annotation")
+             "none of the 2 examples with a gold label has an annotation")
+
+
+def test_aggregate_refuses_an_answer_no_gold_label_has_naming_the_line(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)
+    path = Path(flags[1])
+    lines = path.read_text().splitlines()
+    assert lines[5] == "i1,text 1,w1,yes,yes"  # the 5th answer, on line 6
+    lines[5] = "i1,text 1,w1,maybe,yes"
+    path.write_text("\n".join(lines) + "\n")
+    _refused(capsys, flags, "answers.csv:6: annotator 'w1' gives example 'i1' the label 'maybe'", "['no', 'yes']",
+             "--label-names")
+
+
+@pytest.mark.parametrize("command", ["aggregate", "simulate"])
+def test_a_wide_file_with_a_label_column_is_refused_in_one_line(tmp_path, capsys, command):
+    path = tmp_path / "wide.csv"
+    path.write_text("text,a1,a2,label,id\n" + "".join(f"t{i},{i % 2},{i % 2},{i % 2},x{i}\n" for i in range(8)))
+    out = ["--out", str(tmp_path / "out")] if command == "simulate" else []
+    _refused(capsys, [command, str(path), "--format", "wide", *out], "wide.csv: column 'label' would be read as an "
+             "annotator's labels", "--gold-col label")
+
+
+def test_simulate_says_a_missing_params_file_is_missing(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)[1:]
+    err = _refused(capsys, ["simulate", *flags, "--params", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")],
+                   "--params", "nope.yaml: no such params file")
+    assert "crowdloop init" not in err and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("flags,words", [

@@ -127,7 +127,7 @@ def test_long_format_gold_from_the_examples_file_needs_a_mapping_when_vocabulari
                    examples_id_col="id", text_cols=("premise",), examples_gold_col="value")
     with pytest.raises(ImportFormatError, match=r"\['FALSE', 'TRUE'\].*\['0', '1'\].*label_names") as err:
         importers.from_long(ann, **options)
-    assert "items.csv" in str(err.value)
+    assert "items.csv" in str(err.value) and "--label-names" in str(err.value)
     replay = importers.from_long(ann, label_names={"TRUE": "1", "FALSE": "0"}, **options)
     assert replay.examples["gold"].tolist() == ["1", "1", "0"] and replay.classes == ("0", "1")
 
@@ -151,13 +151,59 @@ def test_conflicting_gold_names_the_line(tmp_path):
 
 def test_wide_format_skips_empty_cells_and_reads_gold(tmp_path):
     path = tmp_path / "wide.csv"
-    path.write_text("id,text,ann_x,ann_y,truth\n1,a,cat,dog,dog\n2.0,b,,dog,dog\n")
+    path.write_text("id,text,ann_x,ann_y,truth\n1,a,cat,dog,cat\n2.0,b,,dog,dog\n")
     replay = importers.from_wide(path, gold_col="truth")
     assert replay.classes == ("cat", "dog")
     assert replay.uncollected.values.tolist() == [["1", "ann_x", "cat"], ["1", "ann_y", "dog"], ["2", "ann_y", "dog"]]
-    assert replay.examples["gold"].tolist() == ["dog", "dog"]
+    assert replay.examples["gold"].tolist() == ["cat", "dog"]
     only_y = importers.from_wide(path, annotator_cols=["ann_y", "ann_x"], gold_col="truth")
     assert len(only_y.uncollected) == 3
+
+
+def test_wide_format_refuses_a_label_column_taken_for_an_annotator_and_melts_one_named_label(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("id,text,a1,a2,label\n1,a,0,1,1\n2,b,0,,0\n")
+    with pytest.raises(ImportFormatError, match=r"wide\.csv: column 'label' would be read as an annotator's "
+                                                r"labels.*--gold-col label.*--annotator-cols"):
+        importers.from_wide(path)
+    assert importers.from_wide(path, gold_col="label").examples["gold"].tolist() == ["1", "0"]
+    listed = importers.from_wide(path, annotator_cols=["a1", "label"])  # named on purpose: an annotator
+    assert listed.uncollected.values.tolist() == [["1", "a1", "0"], ["1", "label", "1"], ["2", "a1", "0"],
+                                                  ["2", "label", "0"]]
+
+
+@pytest.mark.parametrize("name, body, read, where", [
+    ("long.csv", "example_id,annotator_id,label,text,gold\n1,a,0,t,0\n2,a,1,u,1\n2,b,maybe,u,1\n",
+     lambda path, **o: importers.from_long(path, gold_col="gold", **o), r"long\.csv:4: annotator 'b'"),
+    ("wide.csv", "id,text,a,b,truth\n1,t,0,0,0\n2,u,1,maybe,1\n",
+     lambda path, **o: importers.from_wide(path, gold_col="truth", **o), r"wide\.csv:3: annotator 'b'"),
+])
+def test_an_annotation_label_no_gold_label_has_is_refused_unless_label_names_lists_it(tmp_path, name, body, read,
+                                                                                     where):
+    path = tmp_path / name
+    path.write_text(body)
+    with pytest.raises(ImportFormatError, match=where + r" gives example '2' the label 'maybe', which is not among "
+                                                        r"the classes of the gold labels \['0', '1'\].*--label-names "
+                                                        r"0=0,1=1,maybe=maybe"):
+        read(path)
+    kept = read(path, label_names={"0": "0", "1": "1", "maybe": "maybe"})  # a rare class the gold set misses
+    assert kept.classes == ("0", "1", "maybe")
+
+
+def test_label_names_merging_every_class_into_one_says_so(tmp_path):
+    with pytest.raises(ImportFormatError, match=r"a classifier needs two, and --label-names \(label_names\) maps "
+                                                r"'0', '1' all onto 'yes'"):
+        importers.from_long(_long_file(tmp_path, "1,a,0,t\n2,a,1,t\n"), label_names={"0": "yes", "1": "yes"})
+
+
+def test_a_lewidi_file_read_as_a_table_lists_a_few_columns_and_names_the_format(tmp_path):
+    path = tmp_path / "HS-Brexit_dev.json"
+    path.write_text(json.dumps({str(i): {"text": "t", "annotators": "a,b", "annotations": "0,1", "hard_label": "0"}
+                                for i in range(1, 31)}))
+    with pytest.raises(ImportFormatError, match=r"missing column 'example_id' \(found: 1, 2, 3, 4, 5, 6, 7, 8 and "
+                                                r"22 more\); it looks like Le-Wi-Di JSON: read it with --format "
+                                                r"lewidi\.$"):
+        importers.from_long(path)
 
 
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
