@@ -1,10 +1,11 @@
 """`crowdloop deploy`: the scheduled round as a Prefect deployment, and the process that runs it.
 
-The deployment (named after the campaign: params.yaml ``name``, else its directory) is registered on the Prefect server that
-``PREFECT_API_URL`` names, with the schedule of ``params.yaml`` (``schedule.cron``
-or ``schedule.interval_minutes``); this process then polls the server and runs
-each scheduled flow run (one at a time) until it is stopped, when the schedule is
-paused so runs do not pile up while nothing can execute them. With a work pool the
+The deployment (named after the campaign: params.yaml ``name``, else its directory) is
+registered on the Prefect server that ``PREFECT_API_URL`` names, with the schedule of
+``params.yaml`` (``schedule.cron`` or ``schedule.interval_minutes``); this process then
+polls the server and runs each scheduled flow run (one at a time) until it is stopped
+(Ctrl-C, or SIGTERM: exit status 143), when the schedule is paused so runs do not pile up
+while nothing can execute them. With a work pool the
 deployment is registered there instead, and the pool's workers run the rounds.
 """
 
