@@ -128,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("round", help="run the next round and write its batch")
     p.add_argument("--simulate", action="store_true", help="simulated annotators answer the batch")
-    p.add_argument("--force", action="store_true", help="run even if the last batch has no answers or the stopping rule fired "
-                        "(with --rounds N: all N rounds)")
+    p.add_argument("--force", action="store_true",
+                   help="run even if the last batch has no answers or the stopping rule fired (with --rounds N: all N)")
     p.add_argument("--rounds", type=int, default=1, help="how many rounds in a row (default 1)")
     p.set_defaults(func=cmd_round)
 
@@ -261,8 +261,8 @@ def cmd_deploy(args) -> None:
     if args.work_pool:
         deployment_id = deploy.register(campaign, name, schedule, args.work_pool)
         print(f"scheduled rounds of {name} registered on work pool {args.work_pool} at {url} "
-              f"(deployment {deployment_id}, {deploy.describe(schedule)}); answer files go in {inbox}/. Start a worker: "
-              f"prefect worker start --pool {args.work_pool}")
+              f"(deployment {deployment_id}, {deploy.describe(schedule)}); answer files go in {inbox}/. "
+              f"Start a worker: prefect worker start --pool {args.work_pool}")
         return
     print(f"serving scheduled rounds of {name} on {url} ({deploy.describe(schedule)}); answer files go in "
           f"{inbox}/. Stop with Ctrl-C.", flush=True)

@@ -140,8 +140,8 @@ def _tag_findings(campaign: store.Campaign, rounds: list[int], remote: str | Non
         missing = [name for name in not_here if version.stored_object(campaign, listing[name], folder) is None]
         checked |= set(listing.values())
         if missing and (folder or not remote):
-            findings.append(f"{tag}: {count(len(missing), 'file')} of its data {word(len(missing), 'is', 'are')} {nowhere}, "
-                            f"e.g. {missing[0]}.")
+            findings.append(f"{tag}: {count(len(missing), 'file')} of its data {word(len(missing), 'is', 'are')} "
+                            f"{nowhere}, e.g. {missing[0]}.")
         elif here is None or not_here:
             (unchecked if missing else on_remote).append(tag)
         prefix = f"rounds/{tag.split('-')[1]}/"

@@ -57,8 +57,10 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
     """The runner for ``jobs`` simulation arms × seeds; None: one after another in this process."""
     address = dask_address(compute)
     if address:
+        check_reachable(address)
         runner = _dask(address=address)
-        log.info("the %d runs go to the Dask cluster at %s; their round lines are in its workers' logs", jobs, address)
+        log.info("the %d runs go to the Dask cluster at %s; their round lines are in its workers' logs", jobs,
+                 address)
         return runner
     count = min(workers(compute), jobs)
     if count <= 1:
@@ -127,11 +129,8 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
 
 
 def _dask(**kwargs) -> TaskRunner:
-    """A Dask task runner: on the scheduler at ``address`` (checked to answer first), or on a LocalCluster."""
     from prefect_dask import DaskTaskRunner
 
-    if kwargs.get("address"):
-        check_reachable(kwargs["address"])
     return DaskTaskRunner(**kwargs)
 
 

@@ -87,7 +87,8 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     command = entry["command"]
     if command == "ingest" or (command == "scheduled round" and not committed and entry["parts"]):
         if not committed:  # its part files are what it stored; anything else changed in data/ is a hand's
-            _put_back_edits(campaign, keep={_under_data(campaign, p["path"]) for p in entry["parts"]})
+            written = {edits.under_data(campaign, campaign.root / p["path"]) for p in entry["parts"]}
+            _put_back_edits(campaign, keep=written)
         done = _finish_ingest(campaign, entry, committed)
     elif command in ("round", "scheduled round") and "round" in entry:
         done = _finish_round(campaign, entry, committed)
@@ -108,11 +109,6 @@ def _put_back_edits(campaign: store.Campaign, keep: set[str] = frozenset()) -> d
     for line in edits.describe(campaign, moved):
         log.warning("%s", line)
     return moved
-
-
-def _under_data(campaign: store.Campaign, path: str) -> str:
-    """A journaled path (relative to the campaign root) as a path under data/."""
-    return (campaign.root / path).resolve().relative_to(campaign.data.resolve()).as_posix()
 
 
 def _finish_rollback(campaign: store.Campaign, entry: dict, committed: bool, failed: bool) -> str:

@@ -83,5 +83,6 @@ def score(strategy: str, inputs: ScoreInputs, *, seed: int) -> tuple[np.ndarray,
                           f"{scores_unlabeled.shape}; expected ({inputs.n_labeled},) and ({inputs.n_unlabeled},): "
                           "one score per labeled example, one per unlabeled example.")
     if not (np.isfinite(scores_labeled).all() and np.isfinite(scores_unlabeled).all()):
-        raise ConfigError(f"'score.strategy' {strategy!r} returned a NaN or infinite score; every score must be finite.")
+        raise ConfigError(f"'score.strategy' {strategy!r} returned a NaN or infinite score; every score must be "
+                          "finite.")
     return scores_labeled, scores_unlabeled

@@ -17,7 +17,7 @@ from typing import Sequence
 import yaml
 
 from crowdloop.tasks.store import Campaign
-from crowdloop.tasks.version.edits import EDITED, kept_version
+from crowdloop.tasks.version.edits import EDITED, kept_version, under_data
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
                                               head, read_listing, round_tags, stored_object, subject)
 from crowdloop.tasks.version.remote import (REMOTE, check_holds, lacking, pull, push, remote_folder, remote_url,
@@ -85,12 +85,13 @@ def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: S
     """
     root = campaign.root
     if holds is not None:
-        names = [Path(p).resolve().relative_to(campaign.data.resolve()).as_posix() for p in holds]
+        names = [under_data(campaign, p) for p in holds]
         stray = [name for name in changed_data(campaign)
                  if not any(name == n or name.startswith(n.rstrip("/") + "/") for n in names)]
         if stray:
             raise VersionError(f"{campaign.data}: {stray[0]} changed since the last commit but is not part of "
-                               f"this one ({count(len(stray), 'such file')}); run `crowdloop verify` to see what happened.")
+                               f"this one ({count(len(stray), 'such file')}); run `crowdloop verify` to see what "
+                               "happened.")
         message += "\n\nHolds: " + ", ".join(f"data/{n}" for n in names)
     steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():
@@ -157,8 +158,8 @@ def check_rollback_target(campaign: Campaign, number: int, *, remote: str | None
         known = ", ".join(round_tags(campaign)) or "none"
         raise VersionError(f"{campaign.root.resolve()}: there is no round {number} to roll back to (tags: {known}).")
     if not remote and lacking(campaign, round_tag(number)):
-        raise VersionError(f"{campaign.root.resolve()}: round {number}'s data is not in this copy's DVC cache, and params.yaml "
-                           "names no DVC remote (remote.url) to fetch it from; set remote.url first.")
+        raise VersionError(f"{campaign.root.resolve()}: round {number}'s data is not in this copy's DVC cache, and "
+                           "params.yaml names no DVC remote (remote.url) to fetch it from; set remote.url first.")
     if remote:
         check_holds(campaign, remote, round_tag(number))
 

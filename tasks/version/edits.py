@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Collection
 
-from crowdloop.tasks import store
 from crowdloop.tasks.store import Campaign
-from crowdloop.tasks.version.recorded import cache_object, data_listing
+from crowdloop.tasks.version.recorded import changed_data, data_listing, stored_object
 from crowdloop.tasks.version.shell import VersionError
 
 EDITED = "edited"  # under the campaign root; git-ignored in new campaigns
@@ -34,16 +33,17 @@ def put_back(campaign: Campaign, *, keep: Collection[str] = ()) -> dict[str, Pat
     (None for a file that had been removed). Nothing to do (or no record of the last commit
     in the cache, as in a fresh clone before ``crowdloop pull``): ``{}``.
     """
-    recorded = data_listing(campaign)
-    if recorded is None:
+    names = [n for n in changed_data(campaign) if n not in keep]
+    if not names:
         return {}
-    now = store.data_md5s(campaign)
-    names = sorted(n for n in recorded.keys() | now.keys() if recorded.get(n) != now.get(n) and n not in keep)
-    missing = [n for n in names if n in recorded and not cache_object(campaign, recorded[n]).is_file()]
+    recorded = data_listing(campaign)  # not None: changed_data found differences against it
+    copies = {n: stored_object(campaign, recorded[n]) for n in names if n in recorded}  # what to put back
+    missing = [n for n, copy in copies.items() if copy is None]
     if missing:
         raise VersionError(f"data/{missing[0]} was changed by hand and the DVC cache lacks the copy the last commit "
                            "recorded; run `crowdloop pull`, then the command again.")
-    folder = _new_folder(campaign.root / EDITED) if any(n in now for n in names) else None
+    now = {n for n in names if (campaign.data / n).is_file()}
+    folder = _new_folder(campaign.root / EDITED) if now else None
     moved: dict[str, Path | None] = {}
     for name in names:
         path = campaign.data / name
@@ -52,9 +52,9 @@ def put_back(campaign: Campaign, *, keep: Collection[str] = ()) -> dict[str, Pat
             moved[name] = folder / name
             moved[name].parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, moved[name])
-        if name in recorded:
+        if name in copies:
             path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cache_object(campaign, recorded[name]), path)
+            shutil.copyfile(copies[name], path)
     return moved
 
 
@@ -73,10 +73,15 @@ def kept_version(campaign: Campaign, path: Path, moved: dict[str, Path | None]) 
     """Where :func:`put_back` kept the hand-made version of ``path`` if ``path`` is a file of data/
     it handled (``moved``, what it returned); else ``path``."""
     try:
-        name = Path(path).resolve().relative_to(campaign.data.resolve()).as_posix()
-    except ValueError:
+        return moved.get(under_data(campaign, path)) or Path(path)
+    except ValueError:  # not under data/
         return Path(path)
-    return moved.get(name) or Path(path)
+
+
+def under_data(campaign: Campaign, path: Path | str) -> str:
+    """``path`` (absolute, or relative to the working directory) as a path under data/
+    (``annotations/x.parquet``); ValueError when it is not under data/."""
+    return Path(path).resolve().relative_to(campaign.data.resolve()).as_posix()
 
 
 def _new_folder(parent: Path) -> Path:

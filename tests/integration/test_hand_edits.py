@@ -70,13 +70,16 @@ def test_a_file_saved_over_or_removed_by_hand_is_put_back_before_a_round(tiny_ca
     assignment = sorted((camp.round_dir(1) / "assignments").glob("*.csv"))[0]
     recorded = assignment.read_bytes()
     assignment.write_text("saved over by a spreadsheet\n")
-    (camp.round_dir(1) / "unroutable.csv").unlink(missing_ok=True)
+    removed = camp.round_dir(1) / "annotators.csv"
+    removed_bytes = removed.read_bytes()
+    removed.unlink()
     (camp.data / "notes.txt").write_text("mine\n")
 
     assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 0
     err = capsys.readouterr().err
-    assert err.count("was changed by hand") >= 2
-    assert assignment.read_bytes() == recorded
+    assert err.count("was changed by hand") == 3
+    assert "data/rounds/001/annotators.csv was changed by hand" in err and "it had been removed" in err
+    assert assignment.read_bytes() == recorded and removed.read_bytes() == removed_bytes
     kept = {p.name: p.read_text() for p in (camp.root / version.EDITED).rglob("*") if p.is_file()}
     assert kept[assignment.name] == "saved over by a spreadsheet\n" and kept["notes.txt"] == "mine\n"
     assert not (camp.data / "notes.txt").exists()
