@@ -225,6 +225,9 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     simulate_flows.check_simulation(plan, seeds=seeds, target=target, metric=metric)
     if embedding_cache is not None and Path(embedding_cache).exists() and not Path(embedding_cache).is_dir():
         raise ConfigError(f"--embedding-cache {embedding_cache} is a file; name a folder (made if missing).")
+    if params is not None and not Path(params).is_file():  # config.load's message is about campaigns
+        raise ConfigError(f"--params {params}: no such params file; name an existing params.yaml, or leave "
+                          "--params out for the template's settings.")
     base = config_mod.load(params)
     replay = importers.load(format, Path(source), **import_options)
     if plan.bad_annotator is not None and plan.bad_annotator not in set(replay.uncollected["annotator_id"]):

@@ -92,11 +92,7 @@ def _add_aggregate(sub) -> None:
 def run(args) -> None:
     """`crowdloop simulate`: import, split, run every arm x seed, print the summary."""
     from crowdloop import api
-    from crowdloop.tasks.errors import ConfigError
 
-    if args.params is not None and not args.params.is_file():  # config.load's message is about campaigns
-        raise ConfigError(f"--params {args.params}: no such params file; name an existing params.yaml, or leave "
-                          "--params out for the template's settings.")
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     protocol = {name: getattr(args, name) for name in ("rounds", "batch_size", "n_start", "labels_per_start",
                                                         "max_annotations_per_example", "folds", "test_size",

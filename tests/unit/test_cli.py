@@ -427,3 +427,13 @@ def test_init_writes_the_class_names_it_is_given_even_those_yaml_would_read_as_n
     from crowdloop import campaign
 
     assert yaml.safe_load(campaign.render_params(classes=classes, seed=0))["classes"] == classes
+
+
+def test_simulate_from_python_says_a_missing_params_file_is_missing(tmp_path):
+    import crowdloop
+
+    source = _crowd_file(tmp_path)[1]
+    with pytest.raises(crowdloop.CrowdloopError, match="nope.yaml: no such params file") as err:
+        crowdloop.simulate(source, format="long", params=tmp_path / "nope.yaml", out=tmp_path / "o",
+                           example_col="item", annotator_col="worker", label_col="answer", gold_col="truth")
+    assert "crowdloop init" not in str(err.value) and not (tmp_path / "o").exists()
