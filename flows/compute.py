@@ -32,6 +32,7 @@ from crowdloop.tasks.errors import CampaignError, ConfigError
 
 log = logging.getLogger("crowdloop")
 ADDRESS_ENV = "CROWDLOOP_DASK_ADDRESS"
+LOOPBACK_ANY_PORT = "127.0.0.1:0"  # where a local cluster's scheduler serves HTTP
 WORKER_EXIT = "crowdloop.flows.worker_exit"  # local workers exit without the interpreter's last collections
 
 
@@ -66,8 +67,10 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
     if count <= 1:
         return None
     # Dask's nanny starts each worker with one BLAS/OpenMP thread, so processes do not fight over cores.
+    # The scheduler always serves HTTP (its health routes); on a free loopback port, not 8787, which
+    # another cluster may hold (Dask would warn in four lines and take another port anyway).
     return _dask(cluster_kwargs={"n_workers": count, "threads_per_worker": 1, "processes": True,
-                                 "host": "127.0.0.1", "dashboard_address": None, "env": _worker_env(),
+                                 "host": "127.0.0.1", "dashboard_address": LOOPBACK_ANY_PORT, "env": _worker_env(),
                                  "preload": [WORKER_EXIT]})
 
 

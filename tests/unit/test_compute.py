@@ -90,3 +90,24 @@ def test_a_closing_local_worker_freezes_what_it_holds():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_local_cluster_serves_http_on_a_free_loopback_port_not_8787(recwarn):
+    """Another cluster holding Dask's default port 8787 gives no warning, and nothing listens beyond 127.0.0.1."""
+    import socket
+
+    from distributed import LocalCluster
+
+    kwargs = compute.process_runner(_compute(workers=2), jobs=2).cluster_kwargs
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8787))
+        except OSError:
+            pass  # held already: the case this test is about
+        taken.listen()
+        with LocalCluster(n_workers=0, host=kwargs["host"], dashboard_address=kwargs["dashboard_address"],
+                          processes=True) as cluster:
+            link = cluster.dashboard_link
+    assert link.startswith("http://127.0.0.1:") and ":8787/" not in link
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
