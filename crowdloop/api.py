@@ -207,7 +207,8 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     from crowdloop.flows import steps
     from crowdloop.tasks import importers, replay_split, report, simulation_store
 
-    chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
+    # each once: a strategy named twice would run twice into one checkpoint folder and double its rows
+    chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
     for name in chosen:
         config_checks.check_strategy(name, source="strategies")
     if preset not in simulate_flows.PRESETS:
@@ -232,9 +233,12 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     replay = importers.load(format, Path(source), **import_options)
     if plan.bad_annotator is not None and plan.bad_annotator not in set(replay.uncollected["annotator_id"]):
         raise ConfigError(f"--bad-annotator {plan.bad_annotator!r} holds no answer in {source}; name one who does.")
+    # data that comes with its start (the tutorial's X_labeled_full.csv) keeps it unless the start is asked for
+    redraw = bool({"n_start", "labels_per_start"} & set(changes))
     replay = replay_split.split_for_simulation(replay, seed=0, n_start=plan.n_start,
                                                labels_per_start=plan.labels_per_start, test_size=plan.test_size,
-                                               evaluate=plan.evaluate, validation_size=plan.validation_size)
+                                               evaluate=plan.evaluate, validation_size=plan.validation_size,
+                                               redraw_start=redraw)
     out = Path(out)
     steps.hide_user_error_tracebacks()
     simulation_store.prepare(out, replay, simulate_flows.run_settings(base, plan))

@@ -122,6 +122,13 @@ def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) 
     simulation, or ``target`` is no value of ``metric`` (a share, 0 to 1)."""
     if not _whole(seeds) or seeds < 1:
         raise ConfigError(f"--seeds is {seeds!r}; run at least 1 seed per arm.")
+    if not preset.arms:
+        raise ConfigError("--strategies names no strategy; give one or more, comma-separated (e.g. auto,random), "
+                          "or all.")
+    names = [a.name for a in preset.arms]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"the arm {twice!r} is named twice; name each strategy and consensus method once.")
     if not 0 < target <= 1:
         raise ConfigError(f"--target is {target!r}; give a {metric} value above 0 and at most 1.")
     for field, low in _AT_LEAST.items():

@@ -37,7 +37,7 @@ def label_counts(text: str) -> list[int]:
                               "comma-separated (e.g. all,1,3).")
     if not counts:
         raise ConfigError("--labels-per-item is empty; give 'all' or whole numbers of at least 1 (e.g. all,1,3).")
-    return counts
+    return list(dict.fromkeys(counts))  # a count named twice would be drawn, and averaged, twice
 
 
 def subsample(annotations: pd.DataFrame, k: int, *, seed: int) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std accuracy (over draws) of every method at every label count: a method x count table
     of strings, and the best method per count in the last row with its lead over the runner-up (or
-    ``tie:`` and every method within 0.0005 of the best)."""
+    ``tie:`` and every method within 0.0005 of the best; the method alone when it is the only one)."""
     stats = results.groupby(["labels_per_item", "method"], sort=False)["accuracy"].agg(["mean", "std"])
     cells = stats.apply(lambda r: f"{r['mean']:.3f}" + ("" if r["std"] != r["std"] else f" ± {r['std']:.3f}"),
                         axis=1)
@@ -129,8 +129,9 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
         tied = ranked.index[ranked >= ranked.iloc[0] - TIE]
         if len(tied) > 1:
             best[k] = "tie: " + ", ".join(tied)
+        elif len(ranked) == 1:  # one method: no runner-up to lead
+            best[k] = ranked.index[0]
         else:
-            lead = ranked.iloc[0] - ranked.iloc[1] if len(ranked) > 1 else float("nan")
-            best[k] = f"{ranked.index[0]} (+{lead:.3f})"
+            best[k] = f"{ranked.index[0]} (+{ranked.iloc[0] - ranked.iloc[1]:.3f})"
     table.loc["best (lead)"] = pd.Series(best)
     return table

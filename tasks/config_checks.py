@@ -146,14 +146,17 @@ def dask_address_problem(address: str) -> str | None:
 
 
 def consensus_methods(names: Sequence[str]) -> list[str]:
-    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one)."""
+    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one), each once."""
     if list(names) == ["all"]:
         return list(CONSENSUS_METHODS)
+    if not names:
+        raise ConfigError(f"no consensus method given; name one or more of {', '.join(CONSENSUS_METHODS)} "
+                          "(comma-separated), or all.")
     for name in names:
         if name not in CONSENSUS_METHODS:
             raise ConfigError(f"unknown consensus method {name!r}; use one of "
                               f"{', '.join(CONSENSUS_METHODS)} (or all).")
-    return list(names)
+    return list(dict.fromkeys(names))  # a method named twice would be run, and counted, twice
 
 
 def check_strategy(name: str, *, source: str = "params") -> None:

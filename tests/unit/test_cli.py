@@ -15,6 +15,7 @@ import pytest
 from crowdloop import cli, simulate_cmd
 from crowdloop.flows import simulate
 from crowdloop.tasks import importers
+from crowdloop.tasks.errors import ConfigError
 
 
 def _refused(capsys, args: list[str], *words: str) -> str:
@@ -178,9 +179,44 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--label-names", "no=a,no=b"], "--label-names maps 'no' twice ('a' and 'b')"),
     (["--label-names", ""], "--label-names is empty; write each class as raw=name"),
     (["--label-names", " , "], "--label-names is empty"),
+    (["--methods", ""], "no consensus method given"),
+    (["--methods", " , "], "no consensus method given"),
+    (["--format", "wide", "--text-cols", "text,item"], "--text-cols names 2 columns (text,item); the wide format"),
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     _refused(capsys, [*_crowd_file(tmp_path), *flags], words)
+
+
+def test_aggregate_runs_a_method_or_count_named_twice_once_and_names_a_lone_best_without_a_lead(tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "draws.csv"  # folders made: the draws are not lost after the work
+    code = cli.main([*_crowd_file(tmp_path), "--methods", "majority,majority", "--labels-per-item", "all,all,1,1",
+                     "--draws", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    draws = pd.read_csv(out)
+    assert len(draws) == 2 and draws["labels_per_item"].tolist() == ["all", "1"]  # was 8 rows, each twice over
+    assert "(mean ± std over 1 draw below all labels" in printed
+    assert "± 0.000" not in printed  # one draw per count: no spread to show (a repeat made one of 0)
+    assert "best (lead)" in printed and "nan" not in printed  # one method: no runner-up, no (+nan)
+
+
+def test_aggregate_refuses_an_out_that_is_a_folder_before_the_work(tmp_path, capsys):
+    _refused(capsys, [*_crowd_file(tmp_path), "--out", str(tmp_path)], "--out", "is a folder; name the CSV file")
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_a_file_with_only_its_header_is_refused_in_one_line(tmp_path, capsys, layout):
+    path = tmp_path / "answers.csv"
+    path.write_text("item,text,worker,answer,truth\n" if layout == "long" else "id,text,w1,w2\n")
+    flags = ["--example-col", "item", "--annotator-col", "worker", "--label-col", "answer", "--gold-col", "truth"]
+    _refused(capsys, ["aggregate", str(path), "--format", layout, *(flags if layout == "long" else [])],
+             "answers.csv: no rows below the header")
+
+
+def test_the_tutorial_format_given_a_file_says_to_name_the_format(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)
+    _refused(capsys, ["aggregate", flags[1]], "answers.csv is a file; the tutorial format (the default --format) "
+             "reads a folder", "--format long")
 
 
 def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
@@ -235,6 +271,8 @@ def test_simulate_says_a_missing_params_file_is_missing(tmp_path, capsys):
     (["--bad-annotator", "w1"], "--bad-annotator is given without --goes-bad"),
     (["--seeds", "0"], "--seeds is 0; run at least 1 seed"),
     (["--target", "5"], "--target is 5.0; give a macro_f1 value above 0 and at most 1"),
+    (["--strategies", ""], "--strategies names no strategy"),
+    (["--strategies", " , "], "--strategies names no strategy"),
 ])
 def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path, capsys, flags, words):
     out = tmp_path / "out"
@@ -249,11 +287,29 @@ def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path
     ("rounds", 2.5, "--rounds is 2.5; it must be a whole number"),
 ])
 def test_simulate_from_python_refuses_protocol_values_the_flags_cannot_give(field, value, words):
-    from crowdloop.tasks.errors import ConfigError
-
     preset = dataclasses.replace(simulate.PRESETS["tutorial"], **{field: value})
     with pytest.raises(ConfigError, match=re.escape(words)):
         simulate.check_simulation(preset, seeds=1, target=0.9, metric="macro_f1")
+
+
+def test_simulate_runs_a_strategy_or_method_named_twice_once(tmp_path, capsys, monkeypatch):
+    """Named twice, an arm ran twice into one checkpoint folder and curves.csv held each of its rounds twice."""
+    ran = {}
+
+    def flow(out, plan, *args, **kwargs):  # the arms it was given, instead of running them
+        ran["arms"] = plan.arms
+        Path(out, "summary.txt").write_text("")
+        return {"paths": []}
+
+    monkeypatch.setattr(simulate, "simulate_flow", flow)
+    code = cli.main(["simulate", *_crowd_file(tmp_path)[1:], "--strategies", "random,random,auto", "--consensus",
+                     "majority,glad,majority", "--start-size", "4", "--labels-per-start", "1",
+                     "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert [a.name for a in ran["arms"]] == ["random+majority", "random+glad", "auto+majority", "auto+glad"]
+    twice = dataclasses.replace(simulate.PRESETS["tutorial"], arms=(simulate.RANDOM, simulate.RANDOM))
+    with pytest.raises(ConfigError, match="the arm 'random' is named twice"):
+        simulate.check_simulation(twice, seeds=1, target=0.9, metric="macro_f1")
 
 
 def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
