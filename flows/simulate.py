@@ -218,7 +218,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         flagged = annotator_watch.flagged_ids(plan.agreed.annotators)
         answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number,
                                               excluded=flagged)
-        if bad is not None and number >= preset.goes_bad:
+        turned = bad is not None and number >= preset.goes_bad  # bad_answers counts only the random ones
+        if turned:
             answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
         previous_annotators = plan.agreed.annotators
@@ -226,7 +227,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         rows.append({"strategy": arm.name, "seed": seed, "round": number,
                      **{k: report.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
-                     "bad_answers": int((answers["annotator_id"] == bad).sum()), "flagged": " ".join(sorted(flagged)),
+                     "bad_answers": int((answers["annotator_id"] == bad).sum()) if turned else 0,
+                     "flagged": " ".join(sorted(flagged)),
                      "seconds": time.perf_counter() - start})
         simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
                                           pred_probs=previous)

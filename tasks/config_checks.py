@@ -95,6 +95,10 @@ def validate(config, source: str) -> None:
          "'routing.min_quality' must be null or a probability in [0, 1]"),
         (config.routing.quality_window >= 1, "'routing.quality_window' must be at least 1"),
         (config.routing.min_labels >= 1, "'routing.min_labels' must be at least 1"),
+        # the recent quality is a mean over at most quality_window labels: above it, nobody is ever flagged
+        (config.routing.min_labels <= config.routing.quality_window,
+         f"'routing.min_labels' ({config.routing.min_labels}) must be at most 'routing.quality_window' "
+         f"({config.routing.quality_window}), the most labels an annotator is judged on, or nobody is ever flagged"),
         (config.stopping.metric in STOPPING_METRICS,
          f"'stopping.metric' must be one of {', '.join(STOPPING_METRICS)}"),
         (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),

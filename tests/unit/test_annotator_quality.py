@@ -155,7 +155,8 @@ def test_status_lists_the_flagged_annotators_and_the_agreement(tmp_path):
     status = status_table.Status(store.Campaign(tmp_path), cfg, 10, 2, 5, 9, 3, [metrics],
                                  gate.Progress(round=3, asked=5, answered=5), annotator_table=table)
     text = str(status)
-    assert "flagged annotators (no requests from round 4 on" in text
+    # round 3 flagged them and routed its own batch without them (plan_round): not "from round 4 on"
+    assert "flagged annotators (round 3's batch asks them nothing; annotators.csv of round 3)" in text
     assert "a7: recent label quality 0.41 over their last 20 labels is below routing.min_quality 0.6 " \
            "(annotator quality 0.550, -0.120 since the round before)" in text
     assert "b2" not in text.split("flagged annotators")[1]
