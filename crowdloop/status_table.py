@@ -102,7 +102,7 @@ def render(status: Status) -> str:
                      f"{cfg.stopping.epsilon:g}): "
                      f"{verdict}: {last.get('stop_reason', '')}")
     if last.get("unroutable"):
-        lines.append(f"  round {progress.round}: {last['unroutable']} picks had no eligible annotator "
+        lines.append(f"  round {progress.round}: {count(last['unroutable'], 'pick')} had no eligible annotator "
                      f"({folder}/unroutable.csv)")
     if progress.waiting > 0:
         lines.append(f"\n  waiting: {progress.waiting} of {progress.asked} annotations asked in round "

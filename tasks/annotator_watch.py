@@ -61,10 +61,20 @@ def watch(annotators: pd.DataFrame, label_quality: pd.DataFrame | None, annotati
         (out["recent_labels"] >= min_labels) & (out["recent_quality"] < min_quality)).to_numpy()
     out["flagged"] = flagged
     out["flag_reason"] = [
-        f"recent label quality {q:.2f} over their last {n} labels is below routing.min_quality {min_quality:g}"
-        if f else "" for f, q, n in zip(flagged, out["recent_quality"], out["recent_labels"])]
+        f"recent label quality {_below(q, min_quality)} over their last {n} labels is below routing.min_quality "
+        f"{min_quality:g}" if f else "" for f, q, n in zip(flagged, out["recent_quality"], out["recent_labels"])]
     out["consensus_method"] = method
     return out
+
+
+def _below(quality: float, limit: float) -> str:
+    """``quality`` to 2 decimals, or as many more as it takes to read as below ``limit`` (0.449 under
+    0.45 is "0.449", not "0.45 is below 0.45")."""
+    for digits in range(2, 7):
+        text = f"{quality:.{digits}f}"
+        if float(text) < limit:
+            return text
+    return repr(float(quality))
 
 
 def _same_method(previous: pd.DataFrame | None, method: str | None) -> bool:
