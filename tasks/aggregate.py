@@ -80,6 +80,10 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
              labels_per_item: Sequence[int], draws: int, seed: int) -> pd.DataFrame:
     """Accuracy of every method against ``gold`` at every label count.
 
+    Every annotation is aggregated (an annotator's labels on examples without gold still tell the
+    methods how good they are: the crowdsourcing field's "gold questions" setting); the examples
+    with gold are scored.
+
     Parameters
     ----------
     annotations : DataFrame with columns example_id, annotator_id, label (class name)
@@ -92,25 +96,25 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
     Returns
     -------
     DataFrame with one row per method x label count x draw: ``method``, ``labels_per_item``
-    (``all`` or the count), ``draw``, ``accuracy``, ``examples``, ``annotations``,
+    (``all`` or the count), ``draw``, ``accuracy``, ``examples`` (scored), ``annotations`` (aggregated),
     ``krippendorff_alpha`` (of the subsample).
     """
     index = {name: i for i, name in enumerate(classes)}
-    scored = annotations[annotations["example_id"].isin(gold.index)]
     rows = []
     for k in labels_per_item:
         for draw in range(1 if k == ALL else draws):
-            sample = subsample(scored, k, seed=seed + 1000 * k + draw)
+            sample = subsample(annotations, k, seed=seed + 1000 * k + draw)
             wide = to_wide(sample.assign(label=sample["label"].map(index)),
                            example_ids=pd.unique(sample["example_id"]))
-            truth = gold.reindex(wide.index).map(index).to_numpy()
+            scored = wide.index.isin(gold.index)
+            truth = gold.reindex(wide.index[scored]).map(index).to_numpy()
             alpha = agreement.krippendorff_alpha(wide.to_numpy(), len(classes))
             for method in methods:
                 agreed = consensus(wide, None, method=method, classes=classes, calibrate_probs=False,
                                    crowdlab_label="majority_vote", seed=seed + draw)
-                accuracy = float((agreed.examples["consensus_label"].to_numpy() == truth).mean())
+                accuracy = float((agreed.examples["consensus_label"].to_numpy()[scored] == truth).mean())
                 rows.append({"method": method, "labels_per_item": "all" if k == ALL else k, "draw": draw,
-                             "accuracy": accuracy, "examples": len(wide), "annotations": len(sample),
+                             "accuracy": accuracy, "examples": int(scored.sum()), "annotations": len(sample),
                              "krippendorff_alpha": alpha})
     return pd.DataFrame(rows)
 

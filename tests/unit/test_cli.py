@@ -200,6 +200,23 @@ def test_aggregate_runs_a_method_or_count_named_twice_once_and_names_a_lone_best
     assert "best (lead)" in printed and "nan" not in printed  # one method: no runner-up, no (+nan)
 
 
+def test_aggregate_fits_on_the_annotations_of_examples_without_gold_too():
+    """Gold on a few examples ("gold questions"): the rest still tell the methods who is reliable. Only the
+    gold examples' annotations were aggregated, so a and b, who split every gold example, could not be told apart."""
+    from crowdloop.tasks import aggregate
+
+    truth = {f"n{i}": "yes" if i % 2 else "no" for i in range(8)}
+    wrong = {"yes": "no", "no": "yes"}
+    rows = [(e, a, t if a != "b" else wrong[t]) for e, t in truth.items() for a in ("a", "b", "c")]
+    gold = pd.Series({f"g{i}": "yes" if i % 2 else "no" for i in range(4)})
+    rows += [(e, a, t if a == "a" else wrong[t]) for e, t in gold.items() for a in ("a", "b")]
+    annotations = pd.DataFrame(rows, columns=["example_id", "annotator_id", "label"])
+    result = aggregate.one_shot(annotations, gold, classes=["no", "yes"], methods=["wawa", "dawid_skene"],
+                                labels_per_item=[aggregate.ALL], draws=1, seed=0).set_index("method")
+    assert result.loc["wawa", "accuracy"] == 1.0 and result.loc["dawid_skene", "accuracy"] == 1.0  # was 0.5
+    assert (result["examples"] == 4).all() and (result["annotations"] == len(annotations)).all()
+
+
 def test_aggregate_refuses_an_out_that_is_a_folder_before_the_work(tmp_path, capsys):
     _refused(capsys, [*_crowd_file(tmp_path), "--out", str(tmp_path)], "--out", "is a folder; name the CSV file")
 
