@@ -21,6 +21,7 @@ from crowdloop.tasks.errors import ConfigError
 
 ALL = 0  # labels_per_item value meaning "every label"
 TIE = 0.0005  # methods this close to the best mean accuracy share first place
+MAX_SEED = 2**31 - 1  # the draws add to the seed; MACE's random_state must stay below 2**32
 MODEL_FREE = ("majority", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa", "zero_based_skill")
 
 
@@ -63,6 +64,8 @@ def from_replay(replay, *, methods: Sequence[str], labels_per_item: Sequence[int
         raise ConfigError(f"labels per item are {list(labels_per_item)}; give 'all' ({ALL}) or counts of at least 1.")
     if draws < 1:
         raise ConfigError(f"--draws is {draws}; draw at least 1 subsample per label count.")
+    if not 0 <= seed <= MAX_SEED:  # NumPy takes no negative seed, crowd-kit's MACE none from 2**32 on
+        raise ConfigError(f"--seed is {seed}; give a whole number from 0 to {MAX_SEED}.")
     gold = replay.examples.dropna(subset=["gold"]).set_index("example_id")["gold"].astype(str)
     if gold.empty:
         raise ConfigError("the dataset has no gold labels to score the aggregations against; "

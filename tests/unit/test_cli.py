@@ -179,6 +179,8 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--label-names", "no=a,no=b"], "--label-names maps 'no' twice ('a' and 'b')"),
     (["--label-names", ""], "--label-names is empty; write each class as raw=name"),
     (["--label-names", " , "], "--label-names is empty"),
+    (["--seed", "-1"], "--seed is -1; give a whole number from 0 to 2147483647"),  # was a NumPy traceback
+    (["--seed", str(2**32)], f"--seed is {2**32}; give a whole number from 0"),
     (["--methods", ""], "no consensus method given"),
     (["--methods", " , "], "no consensus method given"),
     (["--format", "wide", "--text-cols", "text,item"], "--text-cols names 2 columns (text,item); the wide format"),
