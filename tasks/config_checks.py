@@ -156,6 +156,9 @@ def consensus_methods(names: Sequence[str]) -> list[str]:
     if not names:
         raise ConfigError(f"no consensus method given; name one or more of {', '.join(CONSENSUS_METHODS)} "
                           "(comma-separated), or all.")
+    if "all" in names:
+        raise ConfigError(f"'all' stands for every consensus method, so it stands alone; give all, or names "
+                          f"from {', '.join(CONSENSUS_METHODS)} without it.")
     for name in names:
         if name not in CONSENSUS_METHODS:
             raise ConfigError(f"unknown consensus method {name!r}; use one of "

@@ -182,6 +182,8 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--seed", "-1"], "--seed is -1; give a whole number from 0 to 2147483647"),  # was a NumPy traceback
     (["--seed", str(2**32)], f"--seed is {2**32}; give a whole number from 0"),
     (["--methods", ""], "no consensus method given"),
+    (["--methods", "all,majority"], "'all' stands for every consensus method, so it stands alone"),  # was "unknown
+    # consensus method 'all'; use one of ... (or all)"
     (["--methods", " , "], "no consensus method given"),
     (["--format", "wide", "--text-cols", "text,item"], "--text-cols names 2 columns (text,item); the wide format"),
 ])
