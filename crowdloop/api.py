@@ -209,6 +209,9 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
 
     # each once: a strategy named twice would run twice into one checkpoint folder and double its rows
     chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
+    if "all" in chosen:
+        raise ConfigError("--strategies all stands for every strategy, so it stands alone; give all, or names "
+                          "without it.")
     for name in chosen:
         config_checks.check_strategy(name, source="strategies")
     if preset not in simulate_flows.PRESETS:

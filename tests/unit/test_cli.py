@@ -294,6 +294,7 @@ def test_simulate_says_a_missing_params_file_is_missing(tmp_path, capsys):
     (["--target", "5"], "--target is 5.0; give a macro_f1 value above 0 and at most 1"),
     (["--strategies", ""], "--strategies names no strategy"),
     (["--strategies", " , "], "--strategies names no strategy"),
+    (["--strategies", "all,random"], "--strategies all stands for every strategy, so it stands alone"),
 ])
 def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path, capsys, flags, words):
     out = tmp_path / "out"
