@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
                         "default strategy, against random)")
     p.add_argument("--consensus", help="consensus bake-off: comma-separated consensus methods (or 'all'); every "
                                        "strategy runs with each, in arms named strategy+method")
-    p.add_argument("--params", type=Path, help="params.yaml for the model settings (default: the template)")
+    p.add_argument("--params", type=Path, help="params.yaml for the model, routing and budget settings (default: the template); "
+                                               "each arm sets its own score.strategy and consensus.method")
     p.add_argument("--metric", default=None,
                    choices=["accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy"],
                    help="what annotations-to-target and ROI read (default: macro_f1)")

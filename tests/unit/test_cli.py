@@ -334,6 +334,29 @@ def test_simulate_runs_a_strategy_or_method_named_twice_once(tmp_path, capsys, m
         simulate.check_simulation(twice, seeds=1, target=0.9, metric="macro_f1")
 
 
+def test_simulate_says_when_params_set_a_consensus_method_its_arms_override(tmp_path, monkeypatch, caplog):
+    """consensus.method: glad in --params ran CROWDLAB arms without a word."""
+    from crowdloop import api
+
+    monkeypatch.setattr(simulate, "simulate_flow", lambda *args, **kwargs: {"paths": []})
+    params = tmp_path / "params.yaml"
+    params.write_text("consensus:\n  method: glad\nrouting:\n  min_quality: 0.5\n")
+    options = dict(format="long", example_col="item", annotator_col="worker", label_col="answer", gold_col="truth")
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        api.simulate(_crowd_file(tmp_path)[1], seeds=1, strategies=["auto"], params=params, out=tmp_path / "out",
+                     protocol={"n_start": 4, "labels_per_start": 1}, **options)
+    said = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+    assert said == [f"{params} sets consensus.method: glad, which a simulation does not read: each arm takes its "
+                    "strategy from --strategies and its consensus method from --consensus (without it: crowdlab, "
+                    "and majority for random)"]
+    caplog.clear()
+    params.write_text("routing:\n  min_quality: 0.5\n")  # what a simulation reads: nothing to say
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        api.simulate(_crowd_file(tmp_path)[1], seeds=1, strategies=["auto"], params=params, out=tmp_path / "out2",
+                     protocol={"n_start": 4, "labels_per_start": 1}, **options)
+    assert not [r for r in caplog.records if "does not read" in r.getMessage()]
+
+
 def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):
     flags = _crowd_file(tmp_path)[1:]
     _refused(capsys, ["simulate", *flags, "--goes-bad", "3", "--bad-annotator", "w9", "--out", str(tmp_path / "out")],
