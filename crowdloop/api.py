@@ -16,6 +16,7 @@ Heavy libraries (Prefect, MLflow, torch) are imported only by the functions that
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +32,8 @@ from crowdloop.labelstudio_api import Exported, export, labelstudio_push
 from crowdloop.tasks import labelstudio_client, recovery, store, version
 from crowdloop.tasks.errors import CampaignError, ConfigError, CrowdloopError
 from crowdloop.tasks.store import Campaign
+
+log = logging.getLogger("crowdloop")
 
 __all__ = ["Campaign", "CrowdloopError", "Exported", "export", "history", "ingest", "init_campaign", "init_demo",
            "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push", "rollback", "run_round",
@@ -207,7 +210,11 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     from crowdloop.flows import steps
     from crowdloop.tasks import importers, replay_split, report, simulation_store
 
-    chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(strategies)
+    # each once: a strategy named twice would run twice into one checkpoint folder and double its rows
+    chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
+    if "all" in chosen:
+        raise ConfigError("--strategies all stands for every strategy, so it stands alone; give all, or names "
+                          "without it.")
     for name in chosen:
         config_checks.check_strategy(name, source="strategies")
     if preset not in simulate_flows.PRESETS:
@@ -229,12 +236,16 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
         raise ConfigError(f"--params {params}: no such params file; name an existing params.yaml, or leave "
                           "--params out for the template's settings.")
     base = config_mod.load(params)
+    _say_what_arms_override(base, params)
     replay = importers.load(format, Path(source), **import_options)
     if plan.bad_annotator is not None and plan.bad_annotator not in set(replay.uncollected["annotator_id"]):
         raise ConfigError(f"--bad-annotator {plan.bad_annotator!r} holds no answer in {source}; name one who does.")
+    # data that comes with its start (the tutorial's X_labeled_full.csv) keeps it unless the start is asked for
+    redraw = bool({"n_start", "labels_per_start"} & set(changes))
     replay = replay_split.split_for_simulation(replay, seed=0, n_start=plan.n_start,
                                                labels_per_start=plan.labels_per_start, test_size=plan.test_size,
-                                               evaluate=plan.evaluate, validation_size=plan.validation_size)
+                                               evaluate=plan.evaluate, validation_size=plan.validation_size,
+                                               redraw_start=redraw)
     out = Path(out)
     steps.hide_user_error_tracebacks()
     simulation_store.prepare(out, replay, simulate_flows.run_settings(base, plan))
@@ -242,6 +253,18 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     shared = None if embedding_cache is None else str(Path(embedding_cache).resolve())
     return simulate_flows.simulate_flow(str(out), plan, list(range(seeds)), base, title, target=target,
                                         metric=metric, shared_cache=shared)
+
+
+def _say_what_arms_override(base: config_mod.Config, params: str | Path | None) -> None:
+    """Warn when ``params`` sets a key each arm sets for itself, which the simulation therefore never reads."""
+    template = config_mod.load()
+    unread = [f"{key}: {mine}" for key, mine, default in (
+        ("consensus.method", base.consensus.method, template.consensus.method),
+        ("score.strategy", base.score.strategy, template.score.strategy)) if mine != default]
+    if unread:
+        log.warning("%s sets %s, which a simulation does not read: each arm takes its strategy from --strategies "
+                    "and its consensus method from --consensus (without it: crowdlab, and majority for random)",
+                    params, " and ".join(unread))
 
 
 def _versioned(root: str | Path | Campaign) -> tuple[Campaign, config_mod.Config]:

@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 from crowdloop.tasks import track_process
+from crowdloop.tasks import wording
 
 
 def run(root: Path, count: int, *, simulate: bool, force: bool, helper: bool) -> int | None:
@@ -24,7 +25,7 @@ def _print(root: Path, count: int, *, simulate: bool, force: bool) -> int | None
         m = result.metrics
         print(round_line(result.round, m, result.seconds), flush=True)
         if m.get("unroutable"):
-            print(f"  {m['unroutable']} picks had no eligible annotator: "
+            print(f"  {wording.count(m['unroutable'], 'pick')} had no eligible annotator: "
                   f"data/rounds/{result.round:03d}/unroutable.csv", flush=True)
         if m.get("stop"):
             then = "--force: the rounds asked for run on" if force else "no further rounds (--force runs them anyway)"

@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
                         "default strategy, against random)")
     p.add_argument("--consensus", help="consensus bake-off: comma-separated consensus methods (or 'all'); every "
                                        "strategy runs with each, in arms named strategy+method")
-    p.add_argument("--params", type=Path, help="params.yaml for the model settings (default: the template)")
+    p.add_argument("--params", type=Path, help="params.yaml for the model, routing and budget settings (default: the template); "
+                                               "each arm sets its own score.strategy and consensus.method")
     p.add_argument("--metric", default=None,
                    choices=["accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy"],
                    help="what annotations-to-target and ROI read (default: macro_f1)")
@@ -111,16 +112,21 @@ def run(args) -> None:
 def run_aggregate(args) -> None:
     """`crowdloop aggregate`: read the dataset, aggregate it with every method, print the table."""
     from crowdloop.tasks import aggregate, config_checks, importers
+    from crowdloop.tasks.errors import ConfigError
+    from crowdloop.tasks.wording import count
 
     methods = list(aggregate.MODEL_FREE) if args.methods == "all" else config_checks.consensus_methods(
         [m.strip() for m in args.methods.split(",") if m.strip()])
     counts = aggregate.label_counts(args.labels_per_item)
+    if args.out is not None and args.out.is_dir():  # checked before the work, not after it
+        raise ConfigError(f"--out {args.out} is a folder; name the CSV file to write (e.g. {args.out / 'draws.csv'}).")
     replay = importers.load(args.format, args.source, **import_options(args))
     results = aggregate.from_replay(replay, methods=methods, labels_per_item=counts, draws=args.draws, seed=args.seed)
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.out, index=False)
     print(f"accuracy against the gold of {results['examples'].max()} examples "
-          f"(mean ± std over {args.draws} draws below all labels; best: its lead over the runner-up)")
+          f"(mean ± std over {count(args.draws, 'draw')} below all labels; best: its lead over the runner-up)")
     print(aggregate.summary(results).to_string())
 
 
@@ -140,7 +146,10 @@ def import_options(args) -> dict:
         return {"label_names": names}
     if args.format == "wide":
         if len(text_cols) != 1:
-            raise SystemExit("crowdloop simulate: the wide format takes one --text-cols column")
+            from crowdloop.tasks.errors import ConfigError
+
+            raise ConfigError(f"--text-cols names {len(text_cols)} columns ({args.text_cols}); the wide format "
+                              "takes one text column.")
         return dict(id_col=args.example_col or "id", text_col=text_cols[0], annotator_cols=annotator_cols,
                     gold_col=args.gold_col, label_names=names)
     return dict(split=args.split, layout=args.layout, text_col=text_cols, id_col=args.example_col,

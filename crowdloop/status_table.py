@@ -102,7 +102,7 @@ def render(status: Status) -> str:
                      f"{cfg.stopping.epsilon:g}): "
                      f"{verdict}: {last.get('stop_reason', '')}")
     if last.get("unroutable"):
-        lines.append(f"  round {progress.round}: {last['unroutable']} picks had no eligible annotator "
+        lines.append(f"  round {progress.round}: {count(last['unroutable'], 'pick')} had no eligible annotator "
                      f"({folder}/unroutable.csv)")
     if progress.waiting > 0:
         lines.append(f"\n  waiting: {progress.waiting} of {progress.asked} annotations asked in round "
@@ -134,7 +134,8 @@ def _flagged_lines(annotators: pd.DataFrame | None, cfg: config_mod.Config, numb
     if not flagged:
         rule = "off" if cfg.routing.min_quality is None else f"{cfg.routing.min_quality:g}"
         return [f"  flagged annotators: none (routing.min_quality: {rule})"]
-    lines = [f"  flagged annotators (no requests from round {number + 1} on; annotators.csv of round {number}):"]
+    # the round that flags someone routes its own batch without them; the next round works the flags out again
+    lines = [f"  flagged annotators (round {number}'s batch asks them nothing; annotators.csv of round {number}):"]
     for row in annotators[annotators["annotator_id"].astype(str).isin(flagged)].itertuples():
         change = "" if row.quality_change != row.quality_change else f", {row.quality_change:+.3f} since the round before"
         lines.append(f"    {row.annotator_id}: {row.flag_reason} (annotator quality {row.annotator_quality:.3f}{change})")

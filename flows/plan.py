@@ -132,10 +132,23 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
                                      f"and {word(len(selection.unroutable), 'was', 'were')} skipped: "
                                      f"{', '.join(map(str, selection.unroutable[:10]))}")
     if selection.exhausted:
-        _say(notes, logging.WARNING, f"the batch has {len(selection.picks)} of {batch_size} picks: every annotator is "
-                                     "at routing.capacity_per_annotator or costs more than the money left")
+        _say(notes, logging.WARNING, f"the batch has {len(selection.picks)} of {batch_size} picks: every annotator "
+                                     f"{_why_nobody(cfg, agreed, spend.money_left)}")
     return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
                 list(selection.unroutable), list(selection.duplicates), strategy, measured, tuple(notes))
+
+
+def _why_nobody(cfg: Config, agreed: consensus.Consensus, money_left: float | None) -> str:
+    """What can keep every annotator from another pick (route.Router.spent), the rules in force only."""
+    reasons = [f"is flagged (below routing.min_quality {cfg.routing.min_quality:g})"
+               ] if annotator_watch.flagged_ids(agreed.annotators) else []
+    if cfg.routing.capacity_per_annotator is not None:
+        reasons.append("is at routing.capacity_per_annotator")
+    if money_left is not None:
+        reasons.append("costs more than the money left")
+    if len(reasons) < 2:
+        return reasons[0] if reasons else "can take no more picks"
+    return f"{', '.join(reasons[:-1])} or {reasons[-1]}"
 
 
 def say_again(plan: Plan) -> None:
@@ -166,7 +179,8 @@ def _watched(agreed: consensus.Consensus, data: round_data.RoundData, previous: 
     routing = cfg.routing
     annotators = annotator_watch.watch(agreed.annotators, agreed.label_quality, data.annotations, previous,
                                        min_quality=routing.min_quality, window=routing.quality_window,
-                                       min_labels=routing.min_labels, lone_labels=agreed.method == "crowdlab")
+                                       min_labels=routing.min_labels, lone_labels=agreed.method == "crowdlab",
+                                       method=agreed.method)
     for row in annotators[annotators["flagged"]].itertuples():
         say(f"annotator {row.annotator_id} is flagged and gets no requests: {row.flag_reason}")
     return dataclasses.replace(agreed, annotators=annotators)

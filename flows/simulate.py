@@ -122,6 +122,13 @@ def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) 
     simulation, or ``target`` is no value of ``metric`` (a share, 0 to 1)."""
     if not _whole(seeds) or seeds < 1:
         raise ConfigError(f"--seeds is {seeds!r}; run at least 1 seed per arm.")
+    if not preset.arms:
+        raise ConfigError("--strategies names no strategy; give one or more, comma-separated (e.g. auto,random), "
+                          "or all.")
+    names = [a.name for a in preset.arms]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"the arm {twice!r} is named twice; name each strategy and consensus method once.")
     if not 0 < target <= 1:
         raise ConfigError(f"--target is {target!r}; give a {metric} value above 0 and at most 1.")
     for field, low in _AT_LEAST.items():
@@ -211,7 +218,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         flagged = annotator_watch.flagged_ids(plan.agreed.annotators)
         answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number,
                                               excluded=flagged)
-        if bad is not None and number >= preset.goes_bad:
+        turned = bad is not None and number >= preset.goes_bad  # bad_answers counts only the random ones
+        if turned:
             answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed * 1000 + number)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
         previous_annotators = plan.agreed.annotators
@@ -219,7 +227,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         rows.append({"strategy": arm.name, "seed": seed, "round": number,
                      **{k: report.get(k, np.nan) for k in ROW_METRICS},
                      "cost": spend.money, "strategy_used": plan.strategy,
-                     "bad_answers": int((answers["annotator_id"] == bad).sum()), "flagged": " ".join(sorted(flagged)),
+                     "bad_answers": int((answers["annotator_id"] == bad).sum()) if turned else 0,
+                     "flagged": " ".join(sorted(flagged)),
                      "seconds": time.perf_counter() - start})
         simulation_store.write_checkpoint(folder, rows=pd.DataFrame(rows), annotations=collected,
                                           pred_probs=previous)

@@ -21,6 +21,7 @@ from crowdloop.tasks.errors import ConfigError
 
 ALL = 0  # labels_per_item value meaning "every label"
 TIE = 0.0005  # methods this close to the best mean accuracy share first place
+MAX_SEED = 2**31 - 1  # the draws add to the seed; MACE's random_state must stay below 2**32
 MODEL_FREE = ("majority", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa", "zero_based_skill")
 
 
@@ -37,7 +38,7 @@ def label_counts(text: str) -> list[int]:
                               "comma-separated (e.g. all,1,3).")
     if not counts:
         raise ConfigError("--labels-per-item is empty; give 'all' or whole numbers of at least 1 (e.g. all,1,3).")
-    return counts
+    return list(dict.fromkeys(counts))  # a count named twice would be drawn, and averaged, twice
 
 
 def subsample(annotations: pd.DataFrame, k: int, *, seed: int) -> pd.DataFrame:
@@ -63,6 +64,8 @@ def from_replay(replay, *, methods: Sequence[str], labels_per_item: Sequence[int
         raise ConfigError(f"labels per item are {list(labels_per_item)}; give 'all' ({ALL}) or counts of at least 1.")
     if draws < 1:
         raise ConfigError(f"--draws is {draws}; draw at least 1 subsample per label count.")
+    if not 0 <= seed <= MAX_SEED:  # NumPy takes no negative seed, crowd-kit's MACE none from 2**32 on
+        raise ConfigError(f"--seed is {seed}; give a whole number from 0 to {MAX_SEED}.")
     gold = replay.examples.dropna(subset=["gold"]).set_index("example_id")["gold"].astype(str)
     if gold.empty:
         raise ConfigError("the dataset has no gold labels to score the aggregations against; "
@@ -80,6 +83,10 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
              labels_per_item: Sequence[int], draws: int, seed: int) -> pd.DataFrame:
     """Accuracy of every method against ``gold`` at every label count.
 
+    Every annotation is aggregated (an annotator's labels on examples without gold still tell the
+    methods how good they are: the crowdsourcing field's "gold questions" setting); the examples
+    with gold are scored.
+
     Parameters
     ----------
     annotations : DataFrame with columns example_id, annotator_id, label (class name)
@@ -92,25 +99,25 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
     Returns
     -------
     DataFrame with one row per method x label count x draw: ``method``, ``labels_per_item``
-    (``all`` or the count), ``draw``, ``accuracy``, ``examples``, ``annotations``,
+    (``all`` or the count), ``draw``, ``accuracy``, ``examples`` (scored), ``annotations`` (aggregated),
     ``krippendorff_alpha`` (of the subsample).
     """
     index = {name: i for i, name in enumerate(classes)}
-    scored = annotations[annotations["example_id"].isin(gold.index)]
     rows = []
     for k in labels_per_item:
         for draw in range(1 if k == ALL else draws):
-            sample = subsample(scored, k, seed=seed + 1000 * k + draw)
+            sample = subsample(annotations, k, seed=seed + 1000 * k + draw)
             wide = to_wide(sample.assign(label=sample["label"].map(index)),
                            example_ids=pd.unique(sample["example_id"]))
-            truth = gold.reindex(wide.index).map(index).to_numpy()
+            scored = wide.index.isin(gold.index)
+            truth = gold.reindex(wide.index[scored]).map(index).to_numpy()
             alpha = agreement.krippendorff_alpha(wide.to_numpy(), len(classes))
             for method in methods:
                 agreed = consensus(wide, None, method=method, classes=classes, calibrate_probs=False,
                                    crowdlab_label="majority_vote", seed=seed + draw)
-                accuracy = float((agreed.examples["consensus_label"].to_numpy() == truth).mean())
+                accuracy = float((agreed.examples["consensus_label"].to_numpy()[scored] == truth).mean())
                 rows.append({"method": method, "labels_per_item": "all" if k == ALL else k, "draw": draw,
-                             "accuracy": accuracy, "examples": len(wide), "annotations": len(sample),
+                             "accuracy": accuracy, "examples": int(scored.sum()), "annotations": len(sample),
                              "krippendorff_alpha": alpha})
     return pd.DataFrame(rows)
 
@@ -118,7 +125,7 @@ def one_shot(annotations: pd.DataFrame, gold: pd.Series, *, classes: Sequence[st
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std accuracy (over draws) of every method at every label count: a method x count table
     of strings, and the best method per count in the last row with its lead over the runner-up (or
-    ``tie:`` and every method within 0.0005 of the best)."""
+    ``tie:`` and every method within 0.0005 of the best; the method alone when it is the only one)."""
     stats = results.groupby(["labels_per_item", "method"], sort=False)["accuracy"].agg(["mean", "std"])
     cells = stats.apply(lambda r: f"{r['mean']:.3f}" + ("" if r["std"] != r["std"] else f" ± {r['std']:.3f}"),
                         axis=1)
@@ -129,8 +136,9 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
         tied = ranked.index[ranked >= ranked.iloc[0] - TIE]
         if len(tied) > 1:
             best[k] = "tie: " + ", ".join(tied)
+        elif len(ranked) == 1:  # one method: no runner-up to lead
+            best[k] = ranked.index[0]
         else:
-            lead = ranked.iloc[0] - ranked.iloc[1] if len(ranked) > 1 else float("nan")
-            best[k] = f"{ranked.index[0]} (+{lead:.3f})"
+            best[k] = f"{ranked.index[0]} (+{ranked.iloc[0] - ranked.iloc[1]:.3f})"
     table.loc["best (lead)"] = pd.Series(best)
     return table

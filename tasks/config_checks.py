@@ -95,6 +95,10 @@ def validate(config, source: str) -> None:
          "'routing.min_quality' must be null or a probability in [0, 1]"),
         (config.routing.quality_window >= 1, "'routing.quality_window' must be at least 1"),
         (config.routing.min_labels >= 1, "'routing.min_labels' must be at least 1"),
+        # the recent quality is a mean over at most quality_window labels: above it, nobody is ever flagged
+        (config.routing.min_labels <= config.routing.quality_window,
+         f"'routing.min_labels' ({config.routing.min_labels}) must be at most 'routing.quality_window' "
+         f"({config.routing.quality_window}), the most labels an annotator is judged on, or nobody is ever flagged"),
         (config.stopping.metric in STOPPING_METRICS,
          f"'stopping.metric' must be one of {', '.join(STOPPING_METRICS)}"),
         (config.stopping.epsilon >= 0, "'stopping.epsilon' must be >= 0"),
@@ -146,14 +150,20 @@ def dask_address_problem(address: str) -> str | None:
 
 
 def consensus_methods(names: Sequence[str]) -> list[str]:
-    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one)."""
+    """``names`` checked against ``consensus.method``'s choices (``["all"]``: every one), each once."""
     if list(names) == ["all"]:
         return list(CONSENSUS_METHODS)
+    if not names:
+        raise ConfigError(f"no consensus method given; name one or more of {', '.join(CONSENSUS_METHODS)} "
+                          "(comma-separated), or all.")
+    if "all" in names:
+        raise ConfigError(f"'all' stands for every consensus method, so it stands alone; give all, or names "
+                          f"from {', '.join(CONSENSUS_METHODS)} without it.")
     for name in names:
         if name not in CONSENSUS_METHODS:
             raise ConfigError(f"unknown consensus method {name!r}; use one of "
                               f"{', '.join(CONSENSUS_METHODS)} (or all).")
-    return list(names)
+    return list(dict.fromkeys(names))  # a method named twice would be run, and counted, twice
 
 
 def check_strategy(name: str, *, source: str = "params") -> None:

@@ -54,6 +54,12 @@ def example_table(frame: pd.DataFrame, origin: Origin, *, id_col: str, text_cols
                          "split": split, "gold": None if gold is None else gold})
 
 
+def need_rows(frame: pd.DataFrame, origin: Origin) -> None:
+    """Fail if ``frame`` has no rows (a file with only its header line)."""
+    if frame.empty:
+        raise ImportFormatError(f"{origin.name}: no rows below the header; there is nothing to import.")
+
+
 def melt_annotators(frame: pd.DataFrame, origin: Origin, *, id_col: str, annotator_cols: Sequence[str],
                     label_names: dict | None) -> pd.DataFrame:
     """Wide annotator columns as ANSWERS rows in file order, indexed by the row of ``frame``; empty cells
@@ -83,6 +89,7 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
     Rows with an empty label are skipped. Every annotation is uncollected; none is initial.
     """
     need_columns(annotations, [example_col, annotator_col, label_col, gold_col], origin)
+    need_rows(annotations, origin)
     if examples is None and examples_gold_col:
         raise ImportFormatError(f"{origin.name}: examples_gold_col needs an examples file; use gold_col "
                                 "for gold stored beside the annotations.")
@@ -107,6 +114,7 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
         items = examples.reset_index(drop=True)
         id_col = examples_id_col or example_col
         need_columns(items, [id_col, examples_gold_col], examples_origin)
+        need_rows(items, examples_origin)
         gold = labels(items[examples_gold_col], label_names, examples_origin, examples_gold_col) \
             if examples_gold_col else None
         table = example_table(items, examples_origin, id_col=id_col, text_cols=text_cols, text_sep=text_sep,
@@ -147,6 +155,7 @@ def wide_frame(frame: pd.DataFrame, origin: Origin, *, id_col: str = "id", text_
     """
     rows = frame.reset_index(drop=True)
     need_columns(rows, [id_col, text_col, gold_col], origin)
+    need_rows(rows, origin)
     cols = list(annotator_cols) if annotator_cols is not None else \
         [c for c in rows.columns if c not in (id_col, text_col, gold_col)]
     if not cols:

@@ -79,6 +79,10 @@ def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_na
     label}}``) or, only with ``allow_pickle``, from the pickled extra_annotations.npy.
     """
     directory = Path(directory)
+    if directory.is_file():
+        raise ImportFormatError(f"{directory} is a file; the tutorial format (the default --format) reads a folder "
+                                "of X_labeled_full.csv, X_unlabeled.csv, test.csv and extra_annotations.json: "
+                                "name the format of this file (--format long, wide, datasets or lewidi).")
     labeled, labeled_at = read_table(directory / "X_labeled_full.csv")
     unlabeled, unlabeled_at = read_table(directory / "X_unlabeled.csv")
     test, test_at = read_table(directory / "test.csv")

@@ -88,6 +88,6 @@ def _coerce(hint, value, source: str, key: str):
         return tuple(_coerce(args[0], v, source, key) for v in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint):
+    if (hint is bool) != isinstance(value, bool) or not isinstance(value, hint):  # true is no int
         raise ConfigError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}.")
     return value

@@ -142,3 +142,4 @@ def test_consensus_bake_off_arms_and_an_annotator_who_goes_bad(replay, base, tmp
             ["example_id", "annotator_id"]).index]).all()
         rows = curves[curves["strategy"] == arm.name].set_index("round")
         assert rows.loc[[2, 3], "bad_answers"].sum() == len(after)
+        assert rows.loc[1, "bad_answers"] == 0 < len(before)  # their answers before the turn are not bad ones

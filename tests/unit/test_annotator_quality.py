@@ -155,9 +155,28 @@ def test_status_lists_the_flagged_annotators_and_the_agreement(tmp_path):
     status = status_table.Status(store.Campaign(tmp_path), cfg, 10, 2, 5, 9, 3, [metrics],
                                  gate.Progress(round=3, asked=5, answered=5), annotator_table=table)
     text = str(status)
-    assert "flagged annotators (no requests from round 4 on" in text
+    # round 3 flagged them and routed its own batch without them (plan_round): not "from round 4 on"
+    assert "flagged annotators (round 3's batch asks them nothing; annotators.csv of round 3)" in text
     assert "a7: recent label quality 0.41 over their last 20 labels is below routing.min_quality 0.6 " \
            "(annotator quality 0.550, -0.120 since the round before)" in text
     assert "b2" not in text.split("flagged annotators")[1]
     assert "Krippendorff's alpha 0.41, unanimous 62% of 50 examples" in text
     assert "no 0.40 (70%), yes - (-)" in text
+
+
+def test_a_flag_reason_never_reads_as_a_value_below_itself():
+    quality = _label_quality({"a": [0.449] * 6, "b": [0.9] * 6})
+    order = pd.DataFrame({"example_id": [f"e{i}" for i in range(6)] * 2, "annotator_id": ["a"] * 6 + ["b"] * 6})
+    out = watch(_annotators(["a", "b"], [0.5, 0.9]), quality, order, None, min_quality=0.45, window=20,
+                min_labels=5).set_index("annotator_id")
+    # was "recent label quality 0.45 over their last 6 labels is below routing.min_quality 0.45"
+    assert out.loc["a", "flag_reason"] == ("recent label quality 0.449 over their last 6 labels is below "
+                                           "routing.min_quality 0.45")
+
+
+def test_status_counts_one_unroutable_pick_in_the_singular(tmp_path):
+    cfg = config.from_dict({**config.load().to_dict(), "classes": ["no", "yes"]})
+    metrics = {"round": 2, "unroutable": 1, "answered": 5, "batch_size": 5}
+    status = status_table.Status(store.Campaign(tmp_path), cfg, 10, 2, 5, 9, 2, [metrics],
+                                 gate.Progress(round=2, asked=5, answered=5))
+    assert "round 2: 1 pick had no eligible annotator" in str(status)  # was "1 picks"

@@ -15,6 +15,7 @@ import pytest
 from crowdloop import cli, simulate_cmd
 from crowdloop.flows import simulate
 from crowdloop.tasks import importers
+from crowdloop.tasks.errors import ConfigError
 
 
 def _refused(capsys, args: list[str], *words: str) -> str:
@@ -178,9 +179,65 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     (["--label-names", "no=a,no=b"], "--label-names maps 'no' twice ('a' and 'b')"),
     (["--label-names", ""], "--label-names is empty; write each class as raw=name"),
     (["--label-names", " , "], "--label-names is empty"),
+    (["--seed", "-1"], "--seed is -1; give a whole number from 0 to 2147483647"),  # was a NumPy traceback
+    (["--seed", str(2**32)], f"--seed is {2**32}; give a whole number from 0"),
+    (["--methods", ""], "no consensus method given"),
+    (["--methods", "all,majority"], "'all' stands for every consensus method, so it stands alone"),  # was "unknown
+    # consensus method 'all'; use one of ... (or all)"
+    (["--methods", " , "], "no consensus method given"),
+    (["--format", "wide", "--text-cols", "text,item"], "--text-cols names 2 columns (text,item); the wide format"),
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     _refused(capsys, [*_crowd_file(tmp_path), *flags], words)
+
+
+def test_aggregate_runs_a_method_or_count_named_twice_once_and_names_a_lone_best_without_a_lead(tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "draws.csv"  # folders made: the draws are not lost after the work
+    code = cli.main([*_crowd_file(tmp_path), "--methods", "majority,majority", "--labels-per-item", "all,all,1,1",
+                     "--draws", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    draws = pd.read_csv(out)
+    assert len(draws) == 2 and draws["labels_per_item"].tolist() == ["all", "1"]  # was 8 rows, each twice over
+    assert "(mean ± std over 1 draw below all labels" in printed
+    assert "± 0.000" not in printed  # one draw per count: no spread to show (a repeat made one of 0)
+    assert "best (lead)" in printed and "nan" not in printed  # one method: no runner-up, no (+nan)
+
+
+def test_aggregate_fits_on_the_annotations_of_examples_without_gold_too():
+    """Gold on a few examples ("gold questions"): the rest still tell the methods who is reliable. Only the
+    gold examples' annotations were aggregated, so a and b, who split every gold example, could not be told apart."""
+    from crowdloop.tasks import aggregate
+
+    truth = {f"n{i}": "yes" if i % 2 else "no" for i in range(8)}
+    wrong = {"yes": "no", "no": "yes"}
+    rows = [(e, a, t if a != "b" else wrong[t]) for e, t in truth.items() for a in ("a", "b", "c")]
+    gold = pd.Series({f"g{i}": "yes" if i % 2 else "no" for i in range(4)})
+    rows += [(e, a, t if a == "a" else wrong[t]) for e, t in gold.items() for a in ("a", "b")]
+    annotations = pd.DataFrame(rows, columns=["example_id", "annotator_id", "label"])
+    result = aggregate.one_shot(annotations, gold, classes=["no", "yes"], methods=["wawa", "dawid_skene"],
+                                labels_per_item=[aggregate.ALL], draws=1, seed=0).set_index("method")
+    assert result.loc["wawa", "accuracy"] == 1.0 and result.loc["dawid_skene", "accuracy"] == 1.0  # was 0.5
+    assert (result["examples"] == 4).all() and (result["annotations"] == len(annotations)).all()
+
+
+def test_aggregate_refuses_an_out_that_is_a_folder_before_the_work(tmp_path, capsys):
+    _refused(capsys, [*_crowd_file(tmp_path), "--out", str(tmp_path)], "--out", "is a folder; name the CSV file")
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_a_file_with_only_its_header_is_refused_in_one_line(tmp_path, capsys, layout):
+    path = tmp_path / "answers.csv"
+    path.write_text("item,text,worker,answer,truth\n" if layout == "long" else "id,text,w1,w2\n")
+    flags = ["--example-col", "item", "--annotator-col", "worker", "--label-col", "answer", "--gold-col", "truth"]
+    _refused(capsys, ["aggregate", str(path), "--format", layout, *(flags if layout == "long" else [])],
+             "answers.csv: no rows below the header")
+
+
+def test_the_tutorial_format_given_a_file_says_to_name_the_format(tmp_path, capsys):
+    flags = _crowd_file(tmp_path)
+    _refused(capsys, ["aggregate", flags[1]], "answers.csv is a file; the tutorial format (the default --format) "
+             "reads a folder", "--format long")
 
 
 def test_aggregate_refuses_gold_examples_without_annotations(tmp_path, capsys):
@@ -235,6 +292,9 @@ def test_simulate_says_a_missing_params_file_is_missing(tmp_path, capsys):
     (["--bad-annotator", "w1"], "--bad-annotator is given without --goes-bad"),
     (["--seeds", "0"], "--seeds is 0; run at least 1 seed"),
     (["--target", "5"], "--target is 5.0; give a macro_f1 value above 0 and at most 1"),
+    (["--strategies", ""], "--strategies names no strategy"),
+    (["--strategies", " , "], "--strategies names no strategy"),
+    (["--strategies", "all,random"], "--strategies all stands for every strategy, so it stands alone"),
 ])
 def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path, capsys, flags, words):
     out = tmp_path / "out"
@@ -249,11 +309,52 @@ def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path
     ("rounds", 2.5, "--rounds is 2.5; it must be a whole number"),
 ])
 def test_simulate_from_python_refuses_protocol_values_the_flags_cannot_give(field, value, words):
-    from crowdloop.tasks.errors import ConfigError
-
     preset = dataclasses.replace(simulate.PRESETS["tutorial"], **{field: value})
     with pytest.raises(ConfigError, match=re.escape(words)):
         simulate.check_simulation(preset, seeds=1, target=0.9, metric="macro_f1")
+
+
+def test_simulate_runs_a_strategy_or_method_named_twice_once(tmp_path, capsys, monkeypatch):
+    """Named twice, an arm ran twice into one checkpoint folder and curves.csv held each of its rounds twice."""
+    ran = {}
+
+    def flow(out, plan, *args, **kwargs):  # the arms it was given, instead of running them
+        ran["arms"] = plan.arms
+        Path(out, "summary.txt").write_text("")
+        return {"paths": []}
+
+    monkeypatch.setattr(simulate, "simulate_flow", flow)
+    code = cli.main(["simulate", *_crowd_file(tmp_path)[1:], "--strategies", "random,random,auto", "--consensus",
+                     "majority,glad,majority", "--start-size", "4", "--labels-per-start", "1",
+                     "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert [a.name for a in ran["arms"]] == ["random+majority", "random+glad", "auto+majority", "auto+glad"]
+    twice = dataclasses.replace(simulate.PRESETS["tutorial"], arms=(simulate.RANDOM, simulate.RANDOM))
+    with pytest.raises(ConfigError, match="the arm 'random' is named twice"):
+        simulate.check_simulation(twice, seeds=1, target=0.9, metric="macro_f1")
+
+
+def test_simulate_says_when_params_set_a_consensus_method_its_arms_override(tmp_path, monkeypatch, caplog):
+    """consensus.method: glad in --params ran CROWDLAB arms without a word."""
+    from crowdloop import api
+
+    monkeypatch.setattr(simulate, "simulate_flow", lambda *args, **kwargs: {"paths": []})
+    params = tmp_path / "params.yaml"
+    params.write_text("consensus:\n  method: glad\nrouting:\n  min_quality: 0.5\n")
+    options = dict(format="long", example_col="item", annotator_col="worker", label_col="answer", gold_col="truth")
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        api.simulate(_crowd_file(tmp_path)[1], seeds=1, strategies=["auto"], params=params, out=tmp_path / "out",
+                     protocol={"n_start": 4, "labels_per_start": 1}, **options)
+    said = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+    assert said == [f"{params} sets consensus.method: glad, which a simulation does not read: each arm takes its "
+                    "strategy from --strategies and its consensus method from --consensus (without it: crowdlab, "
+                    "and majority for random)"]
+    caplog.clear()
+    params.write_text("routing:\n  min_quality: 0.5\n")  # what a simulation reads: nothing to say
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        api.simulate(_crowd_file(tmp_path)[1], seeds=1, strategies=["auto"], params=params, out=tmp_path / "out2",
+                     protocol={"n_start": 4, "labels_per_start": 1}, **options)
+    assert not [r for r in caplog.records if "does not read" in r.getMessage()]
 
 
 def test_simulate_refuses_a_bad_annotator_who_holds_no_answer(tmp_path, capsys):

@@ -90,6 +90,9 @@ def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
         ("routing:\n  min_quality: 1.5\n", "'routing.min_quality' must be null or a probability in [0, 1]"),
         ("routing:\n  quality_window: 0\n", "'routing.quality_window' must be at least 1"),
         ("routing:\n  min_labels: 0\n", "'routing.min_labels' must be at least 1"),
+        # never reached: the recent quality is a mean over at most quality_window labels, so nobody was flagged
+        ("routing:\n  min_labels: 30\n", "'routing.min_labels' (30) must be at most 'routing.quality_window' (20)"),
+        ("routing:\n  min_labels: true\n", "'routing.min_labels' must be int, got True"),  # was read as 1
         ("name: ''\n", "'name' '' must be a non-empty name"),
         ("name: 'demo/6'\n", "(MLflow and Prefect refuse them)"),
         ("name: 2024\n", "'name' must be str, got 2024"),

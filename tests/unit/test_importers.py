@@ -56,6 +56,24 @@ def test_tutorial_files_give_initial_pool_and_a_gold_test_split(tmp_path):
     assert examples.loc[["0e12", "007"], "gold"].isna().all()
 
 
+@pytest.mark.parametrize("protocol,start", [
+    ({}, 4),  # the files' own start: X_labeled_full.csv's 4 labels on 2 examples
+    ({"n_start": 3, "labels_per_start": 1}, 3),  # asked for: 3 examples x 1 label, drawn (was the files' 4, silently)
+    ({"n_start": 1}, 2),  # 1 example x the preset's 2 labels
+])
+def test_a_simulation_of_tutorial_files_starts_as_the_start_flags_say(tmp_path, monkeypatch, protocol, start):
+    from crowdloop import api
+    from crowdloop.flows import simulate
+    from crowdloop.tasks import simulation_store
+
+    monkeypatch.setattr(simulate, "simulate_flow", lambda out, *args, **kwargs: {"paths": []})
+    out = tmp_path / "out"
+    api.simulate(_tutorial(tmp_path / "t"), seeds=1, strategies=["random"], out=out, protocol=protocol)
+    replay = simulation_store.read_replay(out)
+    assert len(replay.initial) == start
+    assert replay.initial["example_id"].nunique() == protocol.get("n_start", 2)
+
+
 def test_tutorial_without_label_names_uses_the_label_strings(tmp_path):
     replay = importers.from_tutorial(_tutorial(tmp_path / "t"))
     assert replay.classes == ("0", "1")

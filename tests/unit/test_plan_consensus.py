@@ -98,3 +98,32 @@ def test_auto_scores_with_score_signal_strategy_while_the_model_has_signal(signa
     plan = plan_round(data, None, cfg, number=2, train=Trainer(), clock=Stopwatch())
     assert plan.signal["signal"]  # the stand-in model predicts the consensus it was trained on
     assert plan.strategy == signal_strategy
+
+
+def test_no_quality_change_is_reported_across_a_change_of_consensus_method(tmp_path):
+    """CROWDLAB's first round is the majority vote: its agreement rates against CROWDLAB's qualities the
+    round after showed every annotator dropping (e.g. -0.48 since the round before) with nothing changed."""
+    data, _ = _data()
+    previous = pd.DataFrame(np.tile([0.5, 0.5], (len(data.pool_ids), 1)), index=data.pool_ids, columns=CLASSES)
+    first = plan_round(data, None, _cfg("crowdlab"), number=1, train=Trainer(), clock=Stopwatch())
+    assert first.agreed.method == "majority"
+    first.agreed.annotators.to_csv(tmp_path / "annotators.csv", index=False)  # what the next round reads back
+    read_back = pd.read_csv(tmp_path / "annotators.csv")
+    second = plan_round(data, previous, _cfg("crowdlab"), number=2, train=Trainer(), clock=Stopwatch(),
+                        previous_annotators=read_back)
+    assert second.agreed.method == "crowdlab"
+    assert second.agreed.annotators["quality_change"].isna().all()
+    assert (second.agreed.annotators["consensus_method"] == "crowdlab").all()
+    # the same method both rounds: the change is reported (the same labels: no change)
+    again = plan_round(data, None, _cfg("majority"), number=2, train=Trainer(), clock=Stopwatch(),
+                       previous_annotators=read_back)
+    assert (again.agreed.annotators["quality_change"] == 0).all()
+
+
+def test_a_batch_left_empty_because_every_annotator_is_flagged_says_so():
+    data, _ = _data()
+    plan = plan_round(data, None, _cfg("majority", min_quality=0.99), number=2, train=Trainer(), clock=Stopwatch())
+    assert plan.agreed.annotators["flagged"].all() and plan.batch.empty
+    said = [line for _, line in plan.notes if "picks: every annotator" in line]
+    # it blamed routing.capacity_per_annotator and money, neither of which is set here
+    assert said == ["the batch has 0 of 8 picks: every annotator is flagged (below routing.min_quality 0.99)"]
