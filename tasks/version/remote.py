@@ -11,8 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from crowdloop.tasks.store import Campaign
-from crowdloop.tasks.version.recorded import data_listing, data_md5, stored_object
+import logging
+
+from crowdloop.tasks.version.recorded import data_listing, data_md5, round_tags, stored_object
 from crowdloop.tasks.version.shell import VersionError, dvc
+from crowdloop.tasks.wording import count
+
+log = logging.getLogger("crowdloop")
 
 REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 
@@ -40,12 +45,47 @@ def set_remote(campaign: Campaign, url: str) -> None:
 
 
 def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
-    """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``)."""
+    """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``, and
+    then :func:`check_pushed`: DVC skips, without failing, what its cache lacks)."""
     folder = remote_folder(campaign, url)
     if folder is not None:  # only a push makes the folder: a pull from a folder that is not there is an error
         folder.mkdir(parents=True, exist_ok=True)
     set_remote(campaign, url)
     dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
+    if all_tags:
+        check_pushed(campaign, url)
+
+
+def check_pushed(campaign: Campaign, url: str) -> None:
+    """After a push of every round tag's data: VersionError naming the round tags whose data (a file,
+    or data/'s listing) neither this copy's DVC cache nor the remote ``url`` holds (a remote that is a
+    local folder is looked into); for a remote reached by a URL, a warning naming the round tags whose
+    data this copy's cache lacks, which this push could not send."""
+    folder = remote_folder(campaign, url)
+    short: dict[str, list[str]] = {}
+    for tag in round_tags(campaign):
+        if not data_md5(campaign, tag) or not lacking(campaign, tag):
+            continue
+        if folder is None:
+            short[tag] = []
+            continue
+        listing = data_listing(campaign, tag, remote=folder)
+        missing = ["listing of data/"] if listing is None else \
+            [f"data/{name}" for name, md5 in sorted(listing.items()) if stored_object(campaign, md5, folder) is None]
+        if missing:
+            short[tag] = missing
+    if not short:
+        return
+    tags = ", ".join(short)
+    if folder is None:
+        log.warning("%s: data not in this copy's DVC cache, so not pushed from here; it is on %s only if the copy "
+                    "that made it pushed it (`crowdloop push` there)", tags, url)
+        return
+    first, missing = next(iter(short.items()))
+    raise VersionError(f"pushed what this copy has, but the DVC remote {folder} still lacks data of "
+                       f"{count(len(short), 'round tag')} ({tags}), which this copy's DVC cache lacks too: "
+                       f"{first}'s {missing[0]}{'' if len(missing) == 1 else f' and {len(missing) - 1} more'}; "
+                       "run `crowdloop push` in the copy of the campaign that has it (DVC pushes from its cache).")
 
 
 def pull(campaign: Campaign, url: str) -> None:

@@ -122,3 +122,18 @@ def test_pull_from_a_relative_remote_that_is_not_there_names_the_folder_and_what
 def test_every_command_in_a_clone_before_pull_says_to_pull(tmp_path, capsys, command):
     clone = _clone(_init(tmp_path / "demo6"), tmp_path / "demo-copy2")
     _refused(capsys, ["-C", str(clone.root), *command], "data/ is not here", "run `crowdloop pull`")
+
+
+def test_push_from_a_clone_lacking_a_round_s_data_that_the_remote_lacks_too_says_so(pushed, tmp_path, capsys):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)  # round 1's data; round 0's listing stays on the remote only
+    md5 = version.data_md5(clone, "round-000")
+    version.stored_object(clone, md5, tmp_path / "crowdloop-remote").unlink()  # the remote loses it
+    assert version.stored_object(clone, md5) is None  # and this copy never had it
+    err = _refused(capsys, ["-C", str(clone.root), "push"], f"the DVC remote {tmp_path / 'crowdloop-remote'} still "
+                   "lacks data of 1 round tag (round-000)", "round-000's listing of data/", "run `crowdloop push` in the copy")
+    assert "every round's data/ is in the DVC remote" not in capsys.readouterr().out + err
+    assert any(f.startswith("round-000: its data is neither") for f in api.verify(clone).findings)  # verify agrees
+    assert cli.main(["-C", str(camp.root), "push"]) == 0  # the copy that has it pushes it
+    assert cli.main(["-C", str(clone.root), "push"]) == 0
