@@ -137,3 +137,15 @@ def test_push_from_a_clone_lacking_a_round_s_data_that_the_remote_lacks_too_says
     assert any(f.startswith("round-000: its data is neither") for f in api.verify(clone).findings)  # verify agrees
     assert cli.main(["-C", str(camp.root), "push"]) == 0  # the copy that has it pushes it
     assert cli.main(["-C", str(clone.root), "push"]) == 0
+
+
+def test_verify_names_every_round_tag_whose_data_lacks_a_file_the_rounds_share(pushed, tmp_path):
+    camp, _, _ = pushed
+    md5 = version.read_listing(camp, version.data_md5(camp, "round-000"))["examples.parquet"]
+    assert version.read_listing(camp, version.data_md5(camp, "round-001"))["examples.parquet"] == md5  # shared
+    version.stored_object(camp, md5).unlink()
+    version.stored_object(camp, md5, tmp_path / "crowdloop-remote").unlink()
+    findings = api.verify(camp).findings
+    for tag in ("round-000", "round-001"):  # a rollback to either would fail
+        assert f"{tag}: 1 file of its data is neither in the DVC cache nor on the DVC remote" in "\n".join(findings)
+    assert len(findings) == 2, findings
