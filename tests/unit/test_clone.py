@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from crowdloop import api, cli
+from crowdloop import api, cli, history_table
 from crowdloop import campaign as campaign_mod
 from crowdloop.tasks import config, demo, lineage, store, track, version
 
@@ -149,3 +149,13 @@ def test_verify_names_every_round_tag_whose_data_lacks_a_file_the_rounds_share(p
     for tag in ("round-000", "round-001"):  # a rollback to either would fail
         assert f"{tag}: 1 file of its data is neither in the DVC cache nor on the DVC remote" in "\n".join(findings)
     assert len(findings) == 2, findings
+
+
+def test_rollback_and_pull_print_the_dvc_hash_that_history_shows(pushed, tmp_path, capsys):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    (row,) = history_table.rows(camp)
+    assert cli.main(["-C", str(clone.root), "pull"]) == 0
+    assert f"(DVC hash {row['dvc_md5'][:12]})" in capsys.readouterr().out  # was a hash of crowdloop's own
+    assert cli.main(["-C", str(camp.root), "rollback", "1"]) == 0
+    assert f"data/ restored to round 1 (DVC hash {row['dvc_md5'][:12]}, " in capsys.readouterr().out
