@@ -1,17 +1,23 @@
-"""`crowdloop history`: one line a round, with only the ids that exist."""
+"""`crowdloop history` and `status`, which only read: the ids that exist, one line for a file they cannot read."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from crowdloop import campaign as campaign_mod
 from crowdloop import cli, history_table
 from crowdloop.tasks import demo
 
 
-def test_a_round_not_yet_committed_shows_no_tag(tmp_path, capsys):
+@pytest.fixture
+def camp(tmp_path):
     data = demo.make_demo(seed=1, n_pool=20, n_test=6, n_initial=6, n_annotators=4, answers_per_example=2)
-    camp = campaign_mod.init_campaign(tmp_path / "c", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
+    return campaign_mod.init_campaign(tmp_path / "c", data.examples, classes=demo.DEMO_CLASSES, initial=data.initial)
+
+
+def test_a_round_not_yet_committed_shows_no_tag(camp, capsys):
     folder = camp.round_dir(1)  # what a round being saved (or killed before its commit) has written
     folder.mkdir(parents=True)
     (folder / "batch.csv").write_text("example_id,suggested_annotator\n")
@@ -21,3 +27,14 @@ def test_a_round_not_yet_committed_shows_no_tag(tmp_path, capsys):
     assert cli.main(["-C", str(camp.root), "history"]) == 0
     line = capsys.readouterr().out.splitlines()[1]
     assert "round-001" not in line and line.split()[:3] == ["1", "-", "-"]
+
+
+def test_status_of_a_batch_a_spreadsheet_saved_over_is_one_line_not_a_traceback(camp, capsys):
+    folder = camp.round_dir(1)
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"annotations": 12}))
+    (folder / "batch.csv").write_text("Example ID,Label\nx1,billing\n")  # its header renamed by hand
+    assert cli.main(["-C", str(camp.root), "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{folder}: a file cannot be read" in err and "`crowdloop verify` names it" in err
