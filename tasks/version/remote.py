@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crowdloop.tasks.store import Campaign
+import importlib.util
 import logging
 
 from crowdloop.tasks.version.recorded import data_listing, data_md5, round_tags, stored_object
@@ -41,7 +42,24 @@ def set_remote(campaign: Campaign, url: str) -> None:
     local = campaign.root / ".dvc" / "config.local"
     if local.is_file() and f"url = {url}\n" in local.read_text():
         return  # already set; saves a DVC start-up per round
+    _check_support(url)
     dvc(["remote", "add", "--local", "--force", "--default", REMOTE, url], root=campaign.root, keep=True)
+
+
+def _check_support(url: str) -> None:
+    """VersionError, before it is written anywhere, when DVC needs a package this environment lacks
+    for the remote ``url`` (``s3://`` without dvc-s3): a remote DVC cannot load in the campaign's DVC
+    config makes its checkout (which undoes a failed command), pull and push fail from then on."""
+    if "://" not in url:
+        return
+    from dvc_objects.fs import known_implementations  # DVC's own table: scheme -> class, or what to install
+
+    scheme = url.split("://", 1)[0]
+    known = known_implementations.get(scheme, {})
+    if "err" in known and importlib.util.find_spec(known["class"].split(".", 1)[0]) is None:
+        raise VersionError(f"the DVC remote {url} (remote.url of params.yaml) needs `pip install 'dvc[{scheme}]'` "
+                           f"({known['err']}); install it, or point remote.url at another remote, and run this "
+                           "command again.")
 
 
 def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 
@@ -159,3 +160,69 @@ def test_rollback_and_pull_print_the_dvc_hash_that_history_shows(pushed, tmp_pat
     assert f"(DVC hash {row['dvc_md5'][:12]})" in capsys.readouterr().out  # was a hash of crowdloop's own
     assert cli.main(["-C", str(camp.root), "rollback", "1"]) == 0
     assert f"data/ restored to round 1 (DVC hash {row['dvc_md5'][:12]}, " in capsys.readouterr().out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dvc_s3") is not None, reason="needs an environment without dvc-s3")
+def test_a_remote_dvc_cannot_load_is_refused_before_it_breaks_dvc_for_every_later_command(pushed, tmp_path, capsys):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)
+    local = clone.params_file.read_text()
+    clone.params_file.write_text(local.replace("url: ../crowdloop-remote", "url: s3://bucket/demo6"))
+    _refused(capsys, ["-C", str(clone.root), "rollback", "0"], "s3://bucket/demo6", "pip install 'dvc[s3]'")
+    assert "s3://" not in (clone.root / ".dvc" / "config.local").read_text()  # DVC's config stays loadable
+    clone.params_file.write_text(local)  # the user points remote.url back at the folder
+    assert api.verify(clone).recovered is None  # was: every command failed, retrying the rollback on s3
+    assert cli.main(["-C", str(clone.root), "rollback", "0"]) == 0
+
+
+def test_an_interrupted_rollback_whose_remote_is_gone_is_undone_not_retried_by_every_command(pushed, tmp_path,
+                                                                                             monkeypatch, capsys):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)
+    head, listing = version.head(clone), store.data_md5s(clone)
+    real = version.dvc
+
+    def ctrl_c_mid_fetch(*commands, **kwargs):
+        if any(c[0] == "fetch" for c in commands):
+            raise KeyboardInterrupt  # what Ctrl-C does to `crowdloop rollback` while it fetches
+        return real(*commands, **kwargs)
+
+    monkeypatch.setattr(version, "dvc", ctrl_c_mid_fetch)
+    with pytest.raises(KeyboardInterrupt):
+        api.rollback(clone, 0)
+    monkeypatch.setattr(version, "dvc", real)
+    (tmp_path / "crowdloop-remote").rename(tmp_path / "moved")  # the remote is not reachable now
+    verified = api.verify(clone)  # was: VersionError on this and every later command
+    assert "interrupted rollback to round 0 that cannot be finished now" in verified.recovered
+    assert "run it again" in verified.recovered
+    assert version.head(clone) == head and store.data_md5s(clone) == listing  # data/ as the last commit has it
+    (tmp_path / "moved").rename(tmp_path / "crowdloop-remote")
+    assert cli.main(["-C", str(clone.root), "rollback", "0"]) == 0
+
+
+def test_a_rollback_that_failed_and_could_not_clean_up_is_undone_by_the_next_command_not_finished(pushed, tmp_path,
+                                                                                                  monkeypatch):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)
+    head, real_dvc, real_restore = version.head(clone), version.dvc, version.restore_head
+
+    def unreachable(*commands, **kwargs):
+        if any(c[0] == "fetch" for c in commands):
+            raise version.VersionError("the remote did not answer")
+        return real_dvc(*commands, **kwargs)
+
+    def clean_up_fails(campaign):
+        raise version.VersionError("the clean-up failed too")
+
+    monkeypatch.setattr(version, "dvc", unreachable)
+    monkeypatch.setattr(version, "restore_head", clean_up_fails)
+    with pytest.raises(version.VersionError, match="did not answer"):
+        api.rollback(clone, 0)  # the user saw it fail
+    monkeypatch.setattr(version, "dvc", real_dvc)
+    monkeypatch.setattr(version, "restore_head", real_restore)
+    verified = api.verify(clone)
+    assert verified.recovered == "put data/ back as the last commit has it after a rollback to round 0 that failed"
+    assert version.head(clone) == head  # not rolled back behind the user's back
