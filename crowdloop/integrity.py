@@ -22,6 +22,7 @@ every writer does, :mod:`crowdloop.tasks.recovery`), then checks:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -179,11 +180,17 @@ def _mlflow_findings(campaign: store.Campaign, rounds: list[int], name: str, uri
         runs = track.find_runs(campaign, [i for i in ids.values() if i], name=name, uri=uri) if rounds else {}
     except Exception as err:  # a tracking server that does not answer
         return [f"MLflow ({track.tracking_uri(campaign.mlruns, uri)}): cannot read the round runs ({err})."]
-    findings, elsewhere = [], {}
+    findings, elsewhere, where = [], {}, track.tracking_uri(campaign.mlruns, uri)
+    # the campaign's own store (mlruns/) is git-ignored: a clone has the runs only through a shared one
+    own = where.startswith("sqlite:///") and Path(where.removeprefix("sqlite:///")).parent == campaign.mlruns.resolve()
+    local = ("; mlruns/ is not part of a copy of the campaign: set tracking.uri to the store the runs are in"
+             if own else "")
     for number, run_id in ids.items():
         status, experiment = runs.get(run_id, ("missing", name))
         if not run_id:
             findings.append(f"round {number}: no MLflow run in {campaign.round_dir(number)}/lineage.json.")
+        elif status == "missing":
+            findings.append(f"round {number}: MLflow run {run_id} is not in the tracking store {where}{local}.")
         elif status != "FINISHED":
             findings.append(f"round {number}: MLflow run {run_id} is {status}, not FINISHED.")
         if run_id and experiment != name:

@@ -76,9 +76,9 @@ def _readable(folder: Path):
     try:
         yield
     except (OSError, ValueError, KeyError) as err:
-        raise CampaignError(f"{folder}: a file cannot be read ({type(err).__name__}: {err}); if it was changed by "
-                            "hand, `crowdloop verify` names it, and the next writing command keeps your version under "
-                            "edited/ and puts back what the last commit recorded.") from None
+        raise CampaignError(f"{folder}: a file cannot be read ({type(err).__name__}: {err}); if it was changed "
+                            "by hand, `crowdloop verify` names it, and the next writing command keeps your version "
+                            "under edited/ and puts back what the last commit recorded.") from None
 
 
 def render(status: Status) -> str:

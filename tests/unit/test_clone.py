@@ -133,7 +133,8 @@ def test_push_from_a_clone_lacking_a_round_s_data_that_the_remote_lacks_too_says
     version.stored_object(clone, md5, tmp_path / "crowdloop-remote").unlink()  # the remote loses it
     assert version.stored_object(clone, md5) is None  # and this copy never had it
     err = _refused(capsys, ["-C", str(clone.root), "push"], f"the DVC remote {tmp_path / 'crowdloop-remote'} still "
-                   "lacks data of 1 round tag (round-000)", "round-000's listing of data/", "run `crowdloop push` in the copy")
+                   "lacks data of 1 round tag (round-000)", "round-000's listing of data/",
+                   "run `crowdloop push` in the copy")
     assert "every round's data/ is in the DVC remote" not in capsys.readouterr().out + err
     assert any(f.startswith("round-000: its data is neither") for f in api.verify(clone).findings)  # verify agrees
     assert cli.main(["-C", str(camp.root), "push"]) == 0  # the copy that has it pushes it
@@ -226,3 +227,21 @@ def test_a_rollback_that_failed_and_could_not_clean_up_is_undone_by_the_next_com
     verified = api.verify(clone)
     assert verified.recovered == "put data/ back as the last commit has it after a rollback to round 0 that failed"
     assert version.head(clone) == head  # not rolled back behind the user's back
+
+
+def test_verify_in_a_clone_says_where_it_looked_for_the_runs_of_the_campaign_s_own_store(tmp_path):
+    camp = _init(tmp_path / "demo7")  # no tracking.uri: runs in the campaign's mlruns/, which git ignores
+    run_id = track.log_round(camp, 1, name="demo7", params={}, metrics={}, artifacts=[])
+    camp.round_dir(1).mkdir(parents=True)
+    (camp.round_dir(1) / "batch.csv").write_text("example_id,suggested_annotator\n")
+    (camp.round_dir(1) / "metrics.json").write_text(json.dumps({"batch_size": 0}))
+    store.write_lineage(camp, 1, lineage.round_ids(run_id, flow_run_id=None, uri=None))
+    version.commit(camp, "Round 1: test", tag=version.round_tag(1))
+    version.push(camp, "../crowdloop-remote", all_tags=True)
+    assert api.verify(camp).findings == []
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)
+    (finding,) = api.verify(clone).findings  # was: "MLflow run ... is missing, not FINISHED."
+    assert finding == (f"round 1: MLflow run {run_id} is not in the tracking store sqlite:///{clone.root.resolve()}/"
+                       "mlruns/mlflow.db; mlruns/ is not part of a copy of the campaign: set tracking.uri to the store "
+                       "the runs are in.")
