@@ -108,6 +108,9 @@ def check_pushed(campaign: Campaign, url: str) -> None:
 
 def pull(campaign: Campaign, url: str) -> None:
     """Fetch what the checked-out data.dvc names from the remote and check it out into data/."""
+    folder = remote_folder(campaign, url)
+    if folder is not None and not folder.is_dir():  # said even when this copy's DVC cache needs nothing from it
+        raise _no_folder(campaign, folder, url)
     set_remote(campaign, url)
     check_holds(campaign, url, None)
     dvc(["pull", "-q", "--force", "-r", REMOTE], root=campaign.root)
@@ -127,17 +130,23 @@ def check_holds(campaign: Campaign, url: str, rev: str | None) -> None:
     if folder is None or not md5 or not lacking(campaign, rev):
         return
     what = "the checked-out commit" if rev is None else rev
-    again = "point remote.url at it (relative to this copy of the campaign, or absolute) and run this command again"
     if not folder.is_dir():
-        raise VersionError(f"the DVC remote {folder} does not exist (remote.url {url!r} of params.yaml, relative to "
-                           f"the campaign {campaign.root.resolve()}); find the folder the campaign pushes to, {again}.")
+        raise _no_folder(campaign, folder, url)
     listing = data_listing(campaign, rev, remote=folder)
     if listing is None:
         raise VersionError(f"the DVC remote {folder} (remote.url {url!r}) holds none of data/ at {what} (no "
                            f"{md5}): it is not the folder the campaign pushes to, or that data was never pushed "
-                           f"(`crowdloop push` in the copy that made it); find the right folder, {again}.")
+                           f"(`crowdloop push` in the copy that made it); find the right folder, {AGAIN}.")
     missing = sorted(name for name, file_md5 in listing.items() if stored_object(campaign, file_md5, folder) is None)
     if missing:
         raise VersionError(f"the DVC remote {folder} lacks {len(missing)} of the {len(listing)} files of data/ at "
                            f"{what}, e.g. data/{missing[0]}; run `crowdloop push` in the copy of the campaign that "
                            "has them, then run this command again.")
+
+
+AGAIN = "point remote.url at it (relative to this copy of the campaign, or absolute) and run this command again"
+
+
+def _no_folder(campaign: Campaign, folder: Path, url: str) -> VersionError:
+    return VersionError(f"the DVC remote {folder} does not exist (remote.url {url!r} of params.yaml, relative to "
+                        f"the campaign {campaign.root.resolve()}); find the folder the campaign pushes to, {AGAIN}.")

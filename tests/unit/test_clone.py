@@ -245,3 +245,14 @@ def test_verify_in_a_clone_says_where_it_looked_for_the_runs_of_the_campaign_s_o
     assert finding == (f"round 1: MLflow run {run_id} is not in the tracking store sqlite:///{clone.root.resolve()}/"
                        "mlruns/mlflow.db; mlruns/ is not part of a copy of the campaign: set tracking.uri to the store "
                        "the runs are in.")
+
+
+def test_pull_from_a_remote_folder_that_is_not_there_says_so_even_when_the_cache_needs_nothing(pushed, tmp_path,
+                                                                                            capsys):
+    camp, _, _ = pushed
+    camp.params_file.write_text(camp.params_file.read_text().replace("url: ../crowdloop-remote", "url: ../moved"))
+    before = store.data_md5s(camp)
+    err = _refused(capsys, ["-C", str(camp.root), "pull"], f"the DVC remote {tmp_path / 'moved'} does not exist",
+                   "point remote.url at it")
+    assert "checked out from" not in capsys.readouterr().out + err  # was: "data/ checked out from .../moved"
+    assert not (tmp_path / "moved").exists() and store.data_md5s(camp) == before
