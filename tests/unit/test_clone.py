@@ -256,3 +256,16 @@ def test_pull_from_a_remote_folder_that_is_not_there_says_so_even_when_the_cache
                    "point remote.url at it")
     assert "checked out from" not in capsys.readouterr().out + err  # was: "data/ checked out from .../moved"
     assert not (tmp_path / "moved").exists() and store.data_md5s(camp) == before
+
+
+def test_push_to_a_remote_it_cannot_look_into_warns_of_the_rounds_this_copy_could_not_send(pushed, tmp_path, caplog):
+    camp, _, _ = pushed
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    api.pull(clone)  # round 1's data; round 0's listing is on the remote only
+    caplog.set_level("WARNING", logger="crowdloop")
+    version.remote.check_pushed(clone, "s3://bucket/demo6")  # what a push to s3 checks once DVC is done
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("round-000: data not in this copy's DVC cache, so not pushed from here")
+    caplog.clear()
+    version.remote.check_pushed(camp, "s3://bucket/demo6")  # the copy that has every round's data: nothing to say
+    assert not caplog.records
