@@ -52,13 +52,13 @@ def collect(root: Path | store.Campaign) -> Status:
     """The :class:`Status` of the campaign at ``root``."""
     campaign = root if isinstance(root, store.Campaign) else store.open_campaign(root)
     cfg = config_mod.load(campaign.params_file)
-    with _readable(campaign.annotations_dir):
+    with _readable(campaign, campaign.annotations_dir):
         annotations = store.read_annotations(campaign)
     examples = store.read_examples(campaign)
     pool = int((examples["split"] == "pool").sum())
     rows, rounds = [], store.completed_rounds(campaign)
     for number in rounds:
-        with _readable(campaign.round_dir(number)):
+        with _readable(campaign, campaign.round_dir(number)):
             batch_ids = store.read_batch(campaign, number)["example_id"]
             metrics = store.read_round_metrics(campaign, number)
         rows.append(metrics | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
@@ -70,15 +70,17 @@ def collect(root: Path | store.Campaign) -> Status:
 
 
 @contextmanager
-def _readable(folder: Path):
+def _readable(campaign: store.Campaign, folder: Path):
     """A file of data/ that cannot be read (a batch a spreadsheet saved over, say): one line naming its
     folder and what to do, not a traceback."""
     try:
         yield
     except (OSError, ValueError, KeyError) as err:
-        raise CampaignError(f"{folder}: a file cannot be read ({type(err).__name__}: {err}); if it was changed "
-                            "by hand, `crowdloop verify` names it, and the next writing command keeps your version "
-                            "under edited/ and puts back what the last commit recorded.") from None
+        writer = lock.busy(campaign)  # it may have changed the file as this read it
+        then = (f"being written now by {lock.describe(writer)}: run `crowdloop status` again once it has finished"
+                if writer is not None else "if it was changed by hand, `crowdloop verify` names it, and the next "
+                "writing command keeps your version under edited/ and puts back what the last commit recorded")
+        raise CampaignError(f"{folder}: a file cannot be read ({type(err).__name__}: {err}); {then}.") from None
 
 
 def render(status: Status) -> str:

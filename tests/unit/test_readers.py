@@ -7,8 +7,9 @@ import json
 import pytest
 
 from crowdloop import campaign as campaign_mod
-from crowdloop import cli, history_table
+from crowdloop import api, cli, history_table
 from crowdloop.tasks import demo
+from crowdloop.tasks.errors import CrowdloopError
 
 
 @pytest.fixture
@@ -38,3 +39,12 @@ def test_status_of_a_batch_a_spreadsheet_saved_over_is_one_line_not_a_traceback(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{folder}: a file cannot be read" in err and "`crowdloop verify` names it" in err
+
+
+def test_status_that_cannot_read_a_file_while_a_writer_is_at_work_says_to_wait_for_it(camp, held_by):
+    folder = camp.round_dir(1)
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"annotations": 12}))  # batch.csv gone: a round discarded as read
+    with held_by(camp, "round"), pytest.raises(CrowdloopError) as err:
+        api.status(camp)
+    assert "being written now by `round`" in str(err.value) and "run `crowdloop status` again" in str(err.value)
