@@ -60,7 +60,7 @@ def writing(campaign: store.Campaign, command: str, **facts):
             yield {}
             return
         recover(campaign)
-        edited = _put_back_edits(campaign)
+        edited = _put_back_edits(campaign, pulling=command == "pull")
         journal.start(campaign, {"command": command, "pid": os.getpid(), "head": version.head(campaign),
                           "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parts": []} | facts)
         try:
@@ -107,8 +107,8 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     return done
 
 
-def _put_back_edits(campaign: store.Campaign, keep: set[str] = frozenset()) -> dict:
-    moved = edits.put_back(campaign, keep=keep)
+def _put_back_edits(campaign: store.Campaign, keep: set[str] = frozenset(), *, pulling: bool = False) -> dict:
+    moved = edits.put_back(campaign, keep=keep, pulling=pulling)
     for line in edits.describe(campaign, moved):
         log.warning("%s", line)
     return moved

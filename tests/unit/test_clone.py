@@ -269,3 +269,18 @@ def test_push_to_a_remote_it_cannot_look_into_warns_of_the_rounds_this_copy_coul
     caplog.clear()
     version.remote.check_pushed(camp, "s3://bucket/demo6")  # the copy that has every round's data: nothing to say
     assert not caplog.records
+
+
+def test_pull_puts_back_a_hand_edited_file_whose_recorded_copy_the_cache_lost(pushed, tmp_path, capsys):
+    camp, _, _ = pushed
+    batch = camp.round_dir(1) / "batch.csv"
+    recorded = batch.read_bytes()
+    version.stored_object(camp, version.data_listing(camp)["rounds/001/batch.csv"]).unlink()  # the cache lost it
+    batch.write_text("example_id,suggested_annotator,label\nx1,a01,billing\n")  # filled in where it lies
+    _refused(capsys, ["-C", str(camp.root), "push"], "data/rounds/001/batch.csv was changed by hand",
+             "run `crowdloop pull`")
+    assert cli.main(["-C", str(camp.root), "pull"]) == 0  # was: the same error, which says to run pull
+    assert batch.read_bytes() == recorded
+    (kept,) = (camp.root / version.EDITED).rglob("batch.csv")
+    assert "x1,a01,billing" in kept.read_text()  # what was typed is kept
+    assert api.verify(camp).findings == []
