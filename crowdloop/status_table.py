@@ -96,8 +96,11 @@ def render(status: Status) -> str:
     if status.writer is not None:
         lines.append(f"  being written now by {lock.describe(status.writer)}")
     if status.interrupted:
+        number = status.interrupted.get("round")  # a round's: its folder may be removed, its batch with it
         lines.append(f"  an interrupted `{status.interrupted['command']}` (since {status.interrupted['since']}) is "
-                     "pending: the next writing command, or `crowdloop verify`, finishes or undoes it")
+                     "pending: the next writing command, or `crowdloop verify`, finishes or undoes it" +
+                     (f" (run `crowdloop verify` before sending round {number}'s batch out: a round the interruption "
+                      "caught before its commit is removed)" if number is not None else ""))
     if not status.rounds:
         lines.append("  no round has run yet: `crowdloop round` (or `crowdloop round --simulate`)")
         return "\n".join(lines)

@@ -8,7 +8,7 @@ import pytest
 
 from crowdloop import campaign as campaign_mod
 from crowdloop import api, cli, history_table
-from crowdloop.tasks import demo
+from crowdloop.tasks import demo, journal, version
 from crowdloop.tasks.errors import CrowdloopError
 
 
@@ -48,3 +48,16 @@ def test_status_that_cannot_read_a_file_while_a_writer_is_at_work_says_to_wait_f
     with held_by(camp, "round"), pytest.raises(CrowdloopError) as err:
         api.status(camp)
     assert "being written now by `round`" in str(err.value) and "run `crowdloop status` again" in str(err.value)
+
+
+def test_status_after_a_round_killed_before_its_commit_says_to_verify_before_sending_its_batch(camp):
+    folder = camp.round_dir(1)  # what the killed round had saved
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"annotations": 12, "batch_size": 1}))
+    (folder / "batch.csv").write_text("example_id,suggested_annotator\nx1,a01\n")
+    journal.start(camp, {"command": "round", "pid": 1, "head": version.head(camp), "since": "2026-12-06T10:00:00+00:00",
+                         "parts": [], "round": 1})
+    text = str(api.status(camp))
+    assert "waiting: 1 of 1 annotations asked in round 1" in text  # what the folder says...
+    assert "run `crowdloop verify` before sending round 1's batch out" in text  # ...and why not to trust it yet
+    assert "removed round 1" in api.verify(camp).recovered and not folder.exists()
