@@ -219,10 +219,10 @@ def cmd_status(args) -> None:
 
 def cmd_rollback(args) -> None:
     from crowdloop import api
-    from crowdloop.tasks import store
 
     done = api.rollback(args.campaign, args.round)
-    print(f"data/ restored to round {args.round} (data hash {store.data_hash(store.Campaign(args.campaign))[:12]}); "
+    print(f"data/ restored to round {args.round} (DVC hash {_dvc_md5(args.campaign)}, its dvc_md5 in `crowdloop "
+          "history`); "
           f"the state before is commit {done.before[:12]}, later round tags are kept as archived/round-*.")
     dropped = done.annotations_before - done.annotations_after
     if dropped:
@@ -240,10 +240,16 @@ def cmd_push(args) -> None:
 
 def cmd_pull(args) -> None:
     from crowdloop import api
-    from crowdloop.tasks import store
 
     url = api.pull(args.campaign)
-    print(f"data/ checked out from {url} (data hash {store.data_hash(store.Campaign(Path(args.campaign)))[:12]})")
+    print(f"data/ checked out from {url} (DVC hash {_dvc_md5(args.campaign)})")
+
+
+def _dvc_md5(root: Path) -> str:
+    """data.dvc's hash of data/, short: what `crowdloop history` (dvc_md5) and MLflow (crowdloop.dvc_data_md5) show."""
+    from crowdloop.tasks import store, version
+
+    return (version.data_md5(store.Campaign(Path(root))) or "-")[:12]
 
 
 def cmd_deploy(args) -> None:

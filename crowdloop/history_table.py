@@ -26,8 +26,9 @@ def rows(campaign: store.Campaign) -> list[dict]:
         metrics = store.read_round_metrics(campaign, number)
         ids = store.read_lineage(campaign, number)
         tag = version.round_tag(number)
+        commit = version.commit_of(campaign, tag)  # None: a round being written, or interrupted before its commit
         table.append({
-            "round": number, "tag": tag, "git_commit": version.commit_of(campaign, tag),
+            "round": number, "tag": tag if commit else None, "git_commit": commit,
             "dvc_md5": version.data_md5(campaign, tag), "mlflow_run_id": ids.get("mlflow_run_id"),
             "prefect_flow_run_id": ids.get("prefect_flow_run_id"), "annotations": metrics.get("annotations"),
             "test_accuracy": metrics.get("test_accuracy"), "krippendorff_alpha": metrics.get("krippendorff_alpha"),

@@ -22,6 +22,7 @@ every writer does, :mod:`crowdloop.tasks.recovery`), then checks:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -117,7 +118,7 @@ def _annotation_findings(annotations: pd.DataFrame, examples: pd.DataFrame, clas
 
 def _tag_findings(campaign: store.Campaign, rounds: list[int], remote: str | None) -> tuple[list[str], list[str]]:
     """Findings about the round tags, and notes: the tags whose data is on the remote only (a clone's)."""
-    findings, tags, checked = [], version.round_tags(campaign), set()
+    findings, tags, where = [], version.round_tags(campaign), {}  # where: md5 -> "cache", "remote" or None
     findings += [f"round {n}: no git tag {version.round_tag(n)}; the round was never committed." for n in rounds
                  if version.round_tag(n) not in tags]
     folder = version.remote_folder(campaign, remote)  # None: no remote, or one reached by a URL (not looked into)
@@ -135,10 +136,9 @@ def _tag_findings(campaign: store.Campaign, rounds: list[int], remote: str | Non
             findings.append(f"{tag}: its data is {nowhere}, so a rollback to it would fail; point remote.url "
                             "at the folder the campaign pushes to, or `crowdloop push` from a copy that has it.")
             continue
-        not_here = [name for name, file_md5 in listing.items() if file_md5 not in checked
-                    and version.stored_object(campaign, file_md5) is None]
-        missing = [name for name in not_here if version.stored_object(campaign, listing[name], folder) is None]
-        checked |= set(listing.values())
+        # every tag that holds a file is judged by it (rounds share most files), each file looked up once
+        not_here = [name for name, file_md5 in listing.items() if _where(campaign, file_md5, folder, where) != "cache"]
+        missing = [name for name in not_here if where[listing[name]] is None]
         if missing and (folder or not remote):
             findings.append(f"{tag}: {count(len(missing), 'file')} of its data {word(len(missing), 'is', 'are')} "
                             f"{nowhere}, e.g. {missing[0]}.")
@@ -157,6 +157,15 @@ def _tag_findings(campaign: store.Campaign, rounds: list[int], remote: str | Non
     return findings, notes
 
 
+def _where(campaign: store.Campaign, md5: str, folder, where: dict) -> str | None:
+    """Where the object ``md5`` is: ``"cache"``, ``"remote"`` (the local folder ``folder``) or None;
+    remembered in ``where``."""
+    if md5 not in where:
+        kept = version.stored_object(campaign, md5, folder)
+        where[md5] = None if kept is None else "cache" if kept == version.cache_object(campaign, md5) else "remote"
+    return where[md5]
+
+
 def _listed(tags: list[str]) -> str:
     return ", ".join(tags) if len(tags) <= 3 else f"{tags[0]} to {tags[-1]} ({len(tags)} round tags)"
 
@@ -171,11 +180,17 @@ def _mlflow_findings(campaign: store.Campaign, rounds: list[int], name: str, uri
         runs = track.find_runs(campaign, [i for i in ids.values() if i], name=name, uri=uri) if rounds else {}
     except Exception as err:  # a tracking server that does not answer
         return [f"MLflow ({track.tracking_uri(campaign.mlruns, uri)}): cannot read the round runs ({err})."]
-    findings, elsewhere = [], {}
+    findings, elsewhere, where = [], {}, track.tracking_uri(campaign.mlruns, uri)
+    # the campaign's own store (mlruns/) is git-ignored: a clone has the runs only through a shared one
+    own = where.startswith("sqlite:///") and Path(where.removeprefix("sqlite:///")).parent == campaign.mlruns.resolve()
+    local = ("; mlruns/ is not part of a copy of the campaign: set tracking.uri to the store the runs are in"
+             if own else "")
     for number, run_id in ids.items():
         status, experiment = runs.get(run_id, ("missing", name))
         if not run_id:
             findings.append(f"round {number}: no MLflow run in {campaign.round_dir(number)}/lineage.json.")
+        elif status == "missing":
+            findings.append(f"round {number}: MLflow run {run_id} is not in the tracking store {where}{local}.")
         elif status != "FINISHED":
             findings.append(f"round {number}: MLflow run {run_id} is {status}, not FINISHED.")
         if run_id and experiment != name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import agreement, annotator_watch, gate, journal, lineage, lock, signal, store
+from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.wording import count
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
@@ -50,19 +52,35 @@ def collect(root: Path | store.Campaign) -> Status:
     """The :class:`Status` of the campaign at ``root``."""
     campaign = root if isinstance(root, store.Campaign) else store.open_campaign(root)
     cfg = config_mod.load(campaign.params_file)
-    annotations = store.read_annotations(campaign)
+    with _readable(campaign, campaign.annotations_dir):
+        annotations = store.read_annotations(campaign)
     examples = store.read_examples(campaign)
     pool = int((examples["split"] == "pool").sum())
     rows, rounds = [], store.completed_rounds(campaign)
     for number in rounds:
-        batch_ids = store.read_batch(campaign, number)["example_id"]
-        rows.append(store.read_round_metrics(campaign, number)
-                    | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
+        with _readable(campaign, campaign.round_dir(number)):
+            batch_ids = store.read_batch(campaign, number)["example_id"]
+            metrics = store.read_round_metrics(campaign, number)
+        rows.append(metrics | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
     return Status(campaign, cfg, len(annotations), int(annotations["annotator_id"].nunique()),
                   int(annotations["example_id"].nunique()), pool, len(examples) - pool, rows,
                   gate.progress(campaign, annotations), writer := lock.busy(campaign),
                   None if writer is not None else journal.read(campaign),
                   store.read_annotators(campaign, rounds[-1]) if rounds else None)
+
+
+@contextmanager
+def _readable(campaign: store.Campaign, folder: Path):
+    """A file of data/ that cannot be read (a batch a spreadsheet saved over, say): one line naming its
+    folder and what to do, not a traceback."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as err:
+        writer = lock.busy(campaign)  # it may have changed the file as this read it
+        then = (f"being written now by {lock.describe(writer)}: run `crowdloop status` again once it has finished"
+                if writer is not None else "if it was changed by hand, `crowdloop verify` names it, and the next "
+                "writing command keeps your version under edited/ and puts back what the last commit recorded")
+        raise CampaignError(f"{folder}: a file cannot be read ({type(err).__name__}: {err}); {then}.") from None
 
 
 def render(status: Status) -> str:
@@ -78,8 +96,11 @@ def render(status: Status) -> str:
     if status.writer is not None:
         lines.append(f"  being written now by {lock.describe(status.writer)}")
     if status.interrupted:
+        number = status.interrupted.get("round")  # a round's: its folder may be removed, its batch with it
         lines.append(f"  an interrupted `{status.interrupted['command']}` (since {status.interrupted['since']}) is "
-                     "pending: the next writing command, or `crowdloop verify`, finishes or undoes it")
+                     "pending: the next writing command, or `crowdloop verify`, finishes or undoes it" +
+                     (f" (run `crowdloop verify` before sending round {number}'s batch out: a round the interruption "
+                      "caught before its commit is removed)" if number is not None else ""))
     if not status.rounds:
         lines.append("  no round has run yet: `crowdloop round` (or `crowdloop round --simulate`)")
         return "\n".join(lines)

@@ -16,8 +16,8 @@ verify``, finds the journal and, holding the lock, :func:`recover`\\ s:
   trained step. A round committed but not yet tagged or published is tagged and
   published (lineage tags, champion, push).
 * **rollback**: it is finished (the user asked for it), unless it failed with an error
-  (the remote unreachable, say) or its round no longer has a tag: then data/ goes back to
-  the last commit, as the user saw it fail, and they may run it again.
+  (the remote unreachable, say), its round no longer has a tag, or finishing it fails: then
+  data/ goes back to the last commit, and the user may run it again.
 * anything else (push, pull): data/ goes back to the last commit.
 
 Every commit has one journal and says which part files it holds
@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from crowdloop.tasks import config, ingest, journal, lineage, lock, store, version
+from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.files import leftovers
 from crowdloop.tasks.version import edits
 from crowdloop.tasks.wording import count
@@ -59,7 +60,7 @@ def writing(campaign: store.Campaign, command: str, **facts):
             yield {}
             return
         recover(campaign)
-        edited = _put_back_edits(campaign)
+        edited = _put_back_edits(campaign, pulling=command == "pull")
         journal.start(campaign, {"command": command, "pid": os.getpid(), "head": version.head(campaign),
                           "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parts": []} | facts)
         try:
@@ -68,6 +69,7 @@ def writing(campaign: store.Campaign, command: str, **facts):
             try:
                 recover(campaign, failed=True)
             except Exception as err:  # keep the command's own error; the next command tries again
+                journal.note(campaign, failed=True)  # to undo what failed, not to finish it
                 log.warning("could not clean up after the failure (%s); the next command will", err)
             raise
         journal.end(campaign)
@@ -80,6 +82,7 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     entry = journal.read(campaign)
     if entry is None:
         return None
+    failed = failed or entry.get("failed", False)
     version.clear_stale_locks(campaign)
     for stray in leftovers(campaign.data):
         stray.unlink()
@@ -104,8 +107,8 @@ def recover(campaign: store.Campaign, *, failed: bool = False) -> str | None:
     return done
 
 
-def _put_back_edits(campaign: store.Campaign, keep: set[str] = frozenset()) -> dict:
-    moved = edits.put_back(campaign, keep=keep)
+def _put_back_edits(campaign: store.Campaign, keep: set[str] = frozenset(), *, pulling: bool = False) -> dict:
+    moved = edits.put_back(campaign, keep=keep, pulling=pulling)
     for line in edits.describe(campaign, moved):
         log.warning("%s", line)
     return moved
@@ -119,7 +122,12 @@ def _finish_rollback(campaign: store.Campaign, entry: dict, committed: bool, fai
         version.restore_head(campaign)  # the user saw it fail (or it cannot be finished): undone whole
         return f"put data/ back as the last commit has it after a rollback to round {target} that failed"
     else:
-        version.rollback(campaign, target, remote=entry.get("remote"))
+        try:
+            version.rollback(campaign, target, remote=entry.get("remote"))
+        except CrowdloopError as err:  # its remote is gone, say: undone, or every later command would retry it
+            version.restore_head(campaign)
+            return (f"put data/ back as the last commit has it after an interrupted rollback to round {target} that "
+                    f"cannot be finished now ({err}); run it again")
     return f"finished the interrupted rollback to round {target}"
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT (no download) and the template config."""
+"""Shared fixtures: a tiny random BERT (no download), the template config, a campaign lock held elsewhere."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -75,3 +77,30 @@ def cfg(tiny_model_dir):
         finetune=dataclasses.replace(base.model.finetune, steps=5),
     )
     return dataclasses.replace(base, model=model, compute=dataclasses.replace(base.compute, workers=1))
+
+
+@pytest.fixture
+def held_by():
+    """``with held_by(campaign, "round"):`` another thread holds the campaign's lock as ``round`` for the block."""
+    return _held_by
+
+
+@contextmanager
+def _held_by(campaign, command: str):
+    from crowdloop.tasks import lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def writer():
+        with lock.hold(campaign, command, timeout=5):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    held.wait(5)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()

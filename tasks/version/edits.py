@@ -23,7 +23,7 @@ from crowdloop.tasks.version.shell import VersionError
 EDITED = "edited"  # under the campaign root; git-ignored in new campaigns
 
 
-def put_back(campaign: Campaign, *, keep: Collection[str] = ()) -> dict[str, Path | None]:
+def put_back(campaign: Campaign, *, keep: Collection[str] = (), pulling: bool = False) -> dict[str, Path | None]:
     """Put every file of data/ that differs from the last commit back as that commit has it.
 
     ``keep``: paths under data/ (``annotations/x.parquet``) that a journaled command wrote
@@ -31,7 +31,8 @@ def put_back(campaign: Campaign, *, keep: Collection[str] = ()) -> dict[str, Pat
     ``edited/<UTC time>/<path under data/>``; a changed or removed one is then copied back
     from the DVC cache. Returns ``{path under data/: where the hand-made version now is}``
     (None for a file that had been removed). Nothing to do (or no record of the last commit
-    in the cache, as in a fresh clone before ``crowdloop pull``): ``{}``.
+    in the cache, as in a fresh clone before ``crowdloop pull``): ``{}``. ``pulling``: a pull
+    comes next, which brings the recorded copies the DVC cache lacks (else VersionError).
     """
     names = [n for n in changed_data(campaign) if n not in keep]
     if not names:
@@ -39,7 +40,9 @@ def put_back(campaign: Campaign, *, keep: Collection[str] = ()) -> dict[str, Pat
     recorded = data_listing(campaign)  # not None: changed_data found differences against it
     copies = {n: stored_object(campaign, recorded[n]) for n in names if n in recorded}  # what to put back
     missing = [n for n, copy in copies.items() if copy is None]
-    if missing:
+    if pulling:  # the hand-made versions go aside; the pull puts the recorded ones in their place
+        copies = {n: copy for n, copy in copies.items() if copy is not None}
+    elif missing:
         raise VersionError(f"data/{missing[0]} was changed by hand and the DVC cache lacks the copy the last commit "
                            "recorded; run `crowdloop pull`, then the command again.")
     now = {n for n in names if (campaign.data / n).is_file()}

@@ -33,7 +33,10 @@ for name in (%r if sys.argv[1:] == ["warm"] else ()):
         importlib.import_module(name)
     except Exception:
         pass
+import logging, dvc.logger
 from dvc.cli import main
+quiet = dvc.logger.set_loggers_level  # -q keeps DVC's errors (to the log read back on a failure), not only its footer
+dvc.logger.set_loggers_level = lambda level: quiet(min(level, logging.ERROR))
 for line in sys.stdin:
     code = 0
     for args in json.loads(line):
@@ -103,6 +106,7 @@ class _Interpreter:
         self._output.close()
 
 
+DVC_HELP = "Having any troubles?"  # DVC's closing line after an error ("... Hit us up at https://dvc.org/support")
 _warm: dict[str, _Interpreter] = {}  # campaign root -> a started DVC interpreter waiting for commands
 _tops: set[str] = set()  # roots found to be the top of their own git repository
 
@@ -160,8 +164,10 @@ def run(args: list[str], root: Path, *, check_root: bool = True, ok_codes=(0,), 
 
 def _checked(code: int, out: str, err: str, *, shown: str, root: Path, ok_codes=(0,)) -> str:
     if code not in ok_codes:
-        detail = (err or out).strip().splitlines()
-        raise VersionError(f"`{shown}` failed in {root}: {detail[-1] if detail else code}")
+        # DVC ends its output with an invitation to its support chat: the error is its last ERROR line
+        detail = [line for line in (err or out).strip().splitlines() if line.strip() and not line.startswith(DVC_HELP)]
+        errors = [line for line in detail if line.startswith("ERROR")]
+        raise VersionError(f"`{shown}` failed in {root}: {(errors or detail or [code])[-1]}")
     return out
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import threading
 
 import pytest
 
 from crowdloop import api, cli
-from crowdloop.tasks import lock, store
+from crowdloop.tasks import store
 
 pytestmark = [pytest.mark.integration]
 
@@ -33,21 +32,8 @@ def test_a_sound_campaign_verifies_and_each_kind_of_damage_is_one_line(tiny_camp
     assert len(lines) == 6  # also data/annotations/000-009-copy.parquet and the .tmp differ from the commit
 
 
-def test_verify_reports_a_busy_campaign_at_once(tiny_campaign):
-    held, release = threading.Event(), threading.Event()
-
-    def writer():
-        with lock.hold(tiny_campaign, "round", timeout=5):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    held.wait(5)
-    try:
+def test_verify_reports_a_busy_campaign_at_once(tiny_campaign, held_by):
+    with held_by(tiny_campaign, "round"):
         (finding,) = api.verify(tiny_campaign).findings
-    finally:
-        release.set()
-        thread.join()
     assert "busy: `round`" in finding and "run `crowdloop verify` again" in finding
     assert store.read_annotations(tiny_campaign).shape[0] > 0

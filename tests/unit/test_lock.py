@@ -69,3 +69,20 @@ def test_a_killed_holder_leaves_the_campaign_free(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_caller_that_does_not_wait_logs_no_waiting_line(tmp_path, caplog):
+    camp = Campaign(tmp_path)
+    release, held = threading.Event(), threading.Event()
+    other = threading.Thread(target=_hold_in_thread, args=(camp, "round", release, held))
+    other.start()
+    held.wait(5)
+    caplog.set_level("INFO", logger="crowdloop")
+    try:
+        with pytest.raises(lock.LockedError, match="`round`"):
+            with lock.hold(camp, "verify", timeout=0):  # as `crowdloop verify` holds it: never waits
+                pass
+    finally:
+        release.set()
+        other.join()
+    assert not [r for r in caplog.records if "waiting" in r.getMessage()]  # was "waiting ... (up to 0 s, ...)"

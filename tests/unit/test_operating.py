@@ -143,6 +143,6 @@ def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, m
     lines = history_table.render(campaign.root).splitlines()
     assert lines[0].split() == ["round", "tag", "git_commit", "dvc_md5", "mlflow_run_id", "prefect_flow_run_id",
                                 "annotations", "test_accuracy", "krippendorff_alpha", "flagged_annotators", "stop"]
-    assert lines[1].split() == ["1", "round-001", "-", "-", "-", "-", "10", "0.600", "-", "-", "-"]
+    assert lines[1].split() == ["1", "-", "-", "-", "-", "-", "10", "0.600", "-", "-", "-"]
     assert lines[2].split() == ["2", "round-002", "c" * 12, "d" * 12, "r" * 32, "f" * 36, "20", "0.700", "0.432", "1",
                                 "True"]

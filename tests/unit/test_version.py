@@ -1,5 +1,6 @@
 """git + DVC versioning of a campaign (real git and DVC, in tmp_path)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,14 @@ def test_a_failed_dvc_command_says_why_and_leaves_no_interpreter_waiting(repo):
     with pytest.raises(version.VersionError, match=r"dvc checkout missing\.dvc` failed.*missing\.dvc. does not exist"):
         version.dvc(["checkout", "missing.dvc"], root=repo.root, keep=True)
     assert shell._key(repo.root) not in shell._warm
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dvc_s3") is not None, reason="needs an environment without dvc-s3")
+def test_an_unexpected_dvc_error_is_shown_not_dvc_s_invitation_to_its_support_chat(repo):
+    version.dvc(["remote", "add", "--local", "-d", "elsewhere", "s3://bucket/x"], root=repo.root)
+    with pytest.raises(version.VersionError) as err:
+        version.dvc(["fetch", "-q"], root=repo.root)
+    assert "requires 'dvc-s3' to be installed" in str(err.value) and "Having any troubles" not in str(err.value)
 
 
 def test_a_waiting_dvc_interpreter_killed_from_outside_is_replaced(repo):
