@@ -82,8 +82,9 @@ def _plan(loaded: steps.Loaded, data: round_data.RoundData, holders: dict | None
                "spend": stopping.spend_so_far(loaded.annotations, cfg.budget),
                "previous_signal": signal.was_present(loaded.history), "previous_annotators": loaded.annotators}
     start = time.perf_counter()
+    # the model by its files too (a folder saved again under the same name), and a bad model.name fails here
     key = plan_cache.key({"data": data, "previous": loaded.previous, "cfg": cfg, "mc_passes": mc_dropout_passes(cfg),
-                          **options})
+                          "encoder": train.encoder_key(cfg.model), **options})
     stored = _stored_plan(cache, key)
     if stored is not None:
         clock.seconds["plan"] = time.perf_counter() - start

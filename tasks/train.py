@@ -24,7 +24,7 @@ import numpy as np
 from crowdloop.tasks import embedding_cache, pool, prediction_cache
 from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import Config, ModelConfig
-from crowdloop.tasks.models.base import model_key, resolve_backend, resolve_model_name
+from crowdloop.tasks.models.base import checked_model_name, model_key, resolve_backend
 from crowdloop.tasks.predict import MapFits, out_of_sample
 
 log = logging.getLogger("crowdloop")
@@ -72,10 +72,19 @@ def sample_weights(agreed, ids, how: str, *, labels: np.ndarray | None = None,
     return weights
 
 
+def encoder_key(model: ModelConfig) -> str:
+    """The model ``model.name`` names, as :func:`~crowdloop.tasks.models.base.model_key`: a folder's
+    key covers its files, so a model saved again under the same name is another key. Raises
+    ModelError when the name names no model that can load here."""
+    return model_key(checked_model_name(model.name))
+
+
 def training_settings(cfg: Config, mc_passes: int) -> dict:
-    """What of ``cfg`` the train step's results depend on (with ``mc_passes``), for :func:`training_key`."""
+    """What of ``cfg`` the train step's results depend on (with ``mc_passes``), for :func:`training_key`;
+    the model by what it is (:func:`encoder_key`), not only by its name."""
     return {"model": cfg.model.__dict__ | {"backend": resolve_backend(cfg.model.backend)},
-            "folds": cfg.predict.folds, "seed": cfg.seed, "mc_passes": mc_passes, "chunk_size": cfg.predict.chunk_size}
+            "encoder": encoder_key(cfg.model), "folds": cfg.predict.folds, "seed": cfg.seed,
+            "mc_passes": mc_passes, "chunk_size": cfg.predict.chunk_size}
 
 
 def training_key(training: TrainingSet, *, settings: dict) -> str:
@@ -248,8 +257,8 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
     if prediction_cache.exists(cache_dir, key):
         log.info("training step cached: reusing %s", stored)
         return stored
-    encoder_key = model_key(resolve_model_name(model.name))
-    cache = embedding_cache.open_cache(cache_dir, encoder_key)
+    encoder = encoder_key(model)
+    cache = embedding_cache.open_cache(cache_dir, encoder)
     backend = models_mod.load_backend(model, embedding_cache=cache, progress=log.info)
     writer = prediction_cache.Writer(cache_dir, key)
     try:
@@ -260,11 +269,12 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
             model_dir = Path(cache_dir) / "models" / key[:16]
             backend.save(fitted, model_dir)
             predictions = dataclasses.replace(predictions, model_dir=str(model_dir))
-        return writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)
-                              if f.name != "key"}, embedding_key=encoder_key)
+        stored = writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)
+                                if f.name != "key"}, embedding_key=encoder)
     except BaseException:
         writer.discard()
         raise
+    return stored
 
 
 def load_predictions(cache_dir: Path, key: str) -> Predictions:

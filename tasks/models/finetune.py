@@ -19,8 +19,8 @@ import numpy as np
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.progress import bar as progress_bar
 from crowdloop.tasks.models import stacked
-from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, floor_probs,
-                                         resolve_model_name)
+from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, checked_model_name,
+                                         floor_probs, loading)
 from crowdloop.tasks.models.tokens import Tokens, inference_batches, tokenize
 
 
@@ -51,8 +51,9 @@ class FinetuneBackend:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.config = model
-        self.model_name = resolve_model_name(model.name)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
+        self.model_name = checked_model_name(model.name)
+        with loading(self.model_name):
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         # vmap needs the 4-D masks both attentions take; on a CPU the eager one runs batched,
@@ -60,9 +61,10 @@ class FinetuneBackend:
         self.attention = None if self.device.type == "cuda" else "eager"
         self.progress = progress
         self._auto = AutoModelForSequenceClassification
-        base, info = AutoModelForSequenceClassification.from_pretrained(
-            self.model_name, output_loading_info=True, attn_implementation=self.attention, use_safetensors=True,
-            trust_remote_code=False)
+        with loading(self.model_name):
+            base, info = AutoModelForSequenceClassification.from_pretrained(
+                self.model_name, output_loading_info=True, attn_implementation=self.attention,
+                use_safetensors=True, trust_remote_code=False)
         # The weights the checkpoint holds (a CPU copy, never trained) start every model of any class count.
         fresh = frozenset(info["missing_keys"])
         self.base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items() if k not in fresh}

@@ -1,0 +1,70 @@
+"""model.name: a name that names no loadable model is one ModelError sentence, and a model saved
+again under the same name is another model to every cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from crowdloop.tasks import models, train
+from crowdloop.tasks.errors import ConfigError
+from crowdloop.tasks.models import base
+
+
+def _named(cfg, name, backend="head"):
+    return dataclasses.replace(cfg.model, name=name, backend=backend)
+
+
+def test_a_missing_folder_is_one_sentence_saying_so(cfg, tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(base.ModelError, match=r"model.name in params.yaml is '.*no-such-model': no such folder; "
+                                              r"name a folder that save_pretrained wrote"):
+        base.checked_model_name(missing)
+    for backend in ("head", "finetune"):
+        with pytest.raises(ConfigError, match="no such folder"):
+            models.load_backend(_named(cfg, missing, backend))
+
+
+def test_a_folder_or_file_that_is_no_model_is_one_sentence_saying_so(cfg, tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(base.ModelError, match="a folder without config.json: not a transformers model"):
+        models.load_backend(_named(cfg, str(tmp_path)))
+    with pytest.raises(base.ModelError, match="notes.txt', a file, not a model folder"):
+        models.load_backend(_named(cfg, str(tmp_path / "notes.txt")))
+
+
+def test_a_hub_id_not_downloaded_while_offline_fails_at_once_naming_hf_hub_offline(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(base.ModelError, match=r"'someone/not-downloaded-model' \(.*\): no such folder, and as a "
+                                              r"Hugging Face hub id it is not downloaded while HF_HUB_OFFLINE"):
+        base.checked_model_name("someone/not-downloaded-model")
+    assert base.checked_model_name(None) == base.resolve_model_name(None)
+
+
+def test_a_model_folder_transformers_cannot_load_is_one_sentence_not_a_traceback(cfg, tiny_model_dir, tmp_path):
+    weightless = shutil.copytree(tiny_model_dir, tmp_path / "weightless")
+    (weightless / "model.safetensors").unlink()
+    with pytest.raises(base.ModelError, match=r"model.name '.*weightless' could not be loaded: .*; name a folder"):
+        models.load_backend(_named(cfg, str(weightless), "finetune"))
+    head = models.load_backend(_named(cfg, str(weightless)))
+    with pytest.raises(base.ModelError, match="could not be loaded"):
+        head.embeddings(["a text"])
+
+
+def test_a_model_saved_again_under_the_same_name_is_another_training_key(cfg, tiny_model_dir, tmp_path):
+    import json
+
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "mine")
+    named = dataclasses.replace(cfg, model=_named(cfg, str(model_dir)))
+    before = train.training_settings(named, 0)
+    assert train.training_settings(named, 0) == before
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.3}))
+    assert train.training_settings(named, 0) != before
+    with pytest.raises(base.ModelError, match="no such folder"):
+        train.training_settings(dataclasses.replace(cfg, model=_named(cfg, str(tmp_path / "gone"))), 0)
