@@ -107,6 +107,12 @@ def exists(cache_dir: Path, key: str) -> bool:
     return _meta(folder(cache_dir, key), key) is not None
 
 
+def kept_names(cache_dir: Path) -> set[str]:
+    """The folder names (``key[:16]``) of the predictions stored under ``cache_dir``."""
+    parent = Path(cache_dir) / "predictions"
+    return {p.name for p in parent.iterdir() if p.is_dir() and not p.name.endswith(TMP_SUFFIX)} if parent.is_dir() else set()
+
+
 def _meta(where: Path, key: str) -> dict | None:
     """The meta.json of a whole folder written for ``key``; None: none (or another key's)."""
     try:

@@ -176,3 +176,14 @@ def test_a_cached_round_imports_no_torch_or_sklearn_and_a_retrain_on_cached_embe
     cached, retrained = out.stdout.split("\n")[:2]
     assert cached == "[]"
     assert "sklearn" in retrained and "torch" not in retrained  # it did train, with no encoder loaded
+
+
+def test_exported_models_go_with_their_pruned_predictions(cfg, tmp_path, monkeypatch):
+    """One model folder per trained round would grow without end (90 MB a fine-tuned MiniLM):
+    a model is kept as long as its predictions are."""
+    monkeypatch.setattr(prediction_cache, "KEPT", 2)
+    kwargs = dict(model=_head_cfg(cfg), n_classes=3, folds=3, seed=0, chunk_size=16)
+    for key in "abc":
+        train.train_with_cache(tmp_path, key * 64, _training(), **kwargs)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b" * 16, "c" * 16]
+    assert str(tmp_path / "models" / ("c" * 16)) == train.load_predictions(tmp_path, "c" * 64).model_dir
