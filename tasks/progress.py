@@ -5,7 +5,7 @@
             ...
             bar.update(len(chunk))
 
-On a terminal (stderr is a TTY) it is a tqdm bar on stderr: done/total, rate, elapsed and
+On a terminal (stderr is a TTY of some width) it is a tqdm bar on stderr: done/total, rate, elapsed and
 time left; crowdloop's log lines print above it while it runs. Elsewhere (a pipe, a log
 file, the tests) no bar is drawn; with ``say``, one line at most every ``every`` seconds
 and one at the end says the same in words (``embedding: 120000/1000000 texts, 166 texts/s,
@@ -19,6 +19,7 @@ disappears when done.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -113,8 +114,16 @@ def track(items: Iterable[T], what: str, *, unit: str = "item", total: int | Non
 
 
 def _on_terminal() -> bool:
+    """stderr is a terminal a bar shows on: a TTY that does not report 0 columns (a pseudo-terminal
+    without a size, as `script`, some container shells and CI runners make, where tqdm draws nothing
+    at all: the plain lines are said instead)."""
     stream = sys.stderr
-    return bool(getattr(stream, "isatty", None)) and stream.isatty()
+    if not (getattr(stream, "isatty", None) and stream.isatty()):
+        return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError):  # no file descriptor (a notebook's stream): its size is not known to be 0
+        return True
 
 
 def _open_bars() -> int:

@@ -54,3 +54,27 @@ def test_track_counts_each_item_and_starts_from_what_was_done():
     assert list(progress.track(range(3, 6), "arm", unit="round", total=5, done=2, say=lines.append, every=0)) \
         == [3, 4, 5]
     assert lines[-1].startswith("arm: 5/5 rounds")
+
+
+def test_a_terminal_of_no_width_gets_the_plain_lines_since_no_bar_would_show(monkeypatch):
+    """A pseudo-terminal that reports 0 columns (`script`, some container shells): tqdm draws
+    nothing there, so the step says its lines as it does in a log file."""
+    import os
+
+    class SizelessTerminal(Terminal):
+        def fileno(self):
+            return 2
+
+    screen, lines = SizelessTerminal(), []
+    monkeypatch.setattr("sys.stderr", screen)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((0, 0)))
+    with progress.bar(100, "embedding", unit="text", say=lines.append, every=0) as bar:
+        bar.update(40)
+        bar.update(60)
+    assert lines[0].startswith("embedding: 40/100 texts, ") and lines[-1].startswith("embedding: 100/100 texts")
+    assert screen.getvalue() == ""
+
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((80, 24)))
+    with progress.bar(100, "embedding", unit="text", say=lines.append, every=0) as bar:
+        bar.update(100)
+    assert "100/100" in screen.getvalue() and len(lines) == 2  # drawn: no more lines
