@@ -213,9 +213,11 @@ class FinetuneBackend:
         ids = torch.as_tensor(X.ids, device=self.device)
         lengths = torch.as_tensor(X.lengths, device=self.device)
         out = torch.zeros((len(X), width), device=self.device)
+        # Lines every 30 s at most (not per batch: a pool predicted in chunks by k models said
+        # "predicted 300/300 texts" for every chunk and model, counting the chunk, not the pool).
         with (torch.inference_mode(), stacked.precision(self.device.type, self.bf16),
-              progress_bar(len(X) if len(batches) > 1 else 0, "predicting", unit="text") as bar):
-            for number, rows in enumerate(batches, start=1):
+              progress_bar(len(X) if len(batches) > 1 else 0, "predicting", unit="text", say=self.progress) as bar):
+            for rows in batches:
                 picked = torch.as_tensor(rows, device=self.device)
                 batch_ids = ids[picked, :int(X.lengths[rows].max())]
                 keep = torch.arange(batch_ids.shape[1], device=self.device) < lengths[picked].unsqueeze(-1)
@@ -223,7 +225,5 @@ class FinetuneBackend:
                 outputs = (built.module(**kwargs) if fitted is None
                            else functional_call(built.module, fitted.params, args=(), kwargs=kwargs))
                 out[picked] = head(outputs, keep).float()
-                if len(batches) > 1 and (number % 10 == 0 or number == len(batches)):
-                    self.progress(f"predicted {min(number * size, len(X))}/{len(X)} texts")
                 bar.update(len(rows))
         return out.cpu().numpy()

@@ -155,7 +155,12 @@ def test_training_reads_nothing_back_from_the_device_except_the_progress_lines(c
     assert reads == ["tolist"] * len(steps)
 
 
-def test_pool_predictions_come_in_length_sorted_batches_with_progress(cfg, no_dropout_dir):
+def test_pool_predictions_come_in_length_sorted_batches_with_progress(cfg, no_dropout_dir, monkeypatch):
+    import functools
+
+    from crowdloop.tasks import progress
+    from crowdloop.tasks.models import finetune
+
     messages = []
     backend = _backend(cfg, no_dropout_dir, steps=2, progress=messages.append)
     X = backend.features(TEXTS)
@@ -165,7 +170,13 @@ def test_pool_predictions_come_in_length_sorted_batches_with_progress(cfg, no_dr
     small_fitted = small.fit(X, LABELS, n_classes=2, seed=0)
     np.testing.assert_allclose(small.predict_proba(small_fitted, X), whole, atol=1e-5)  # batching changes nothing
     np.testing.assert_allclose(small.embed(small_fitted, X), backend.embed(fitted, X), atol=1e-5)
-    assert "predicted 30/30 texts" in messages and "predicted 28/30 texts" not in messages  # every 10 batches
+    # a quick prediction says nothing (a pool in chunks said a line per chunk, model and 10 batches)
+    assert not any(m.startswith("predict") for m in messages)
+    monkeypatch.setattr(finetune, "progress_bar", functools.partial(progress.bar, every=0))  # a slow one
+    small.predict_proba(small_fitted, X)
+    said = [m for m in messages if m.startswith("predicting: ")]
+    assert len(said) == 8 and said[0].startswith("predicting: 4/30 texts, ") and "left" in said[0]
+    assert said[-1].startswith("predicting: 30/30 texts, ")
 
 
 def test_tokens_are_cut_once_and_batches_pad_to_their_longest_row(cfg, tiny_model_dir):
