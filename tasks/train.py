@@ -25,7 +25,7 @@ import numpy as np
 from crowdloop.tasks import embedding_cache, pool, prediction_cache
 from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import Config, ModelConfig
-from crowdloop.tasks.models.base import checked_model_name, model_key, resolve_backend
+from crowdloop.tasks.models.base import checked_model, model_key, resolve_backend
 from crowdloop.tasks.predict import MapFits, out_of_sample
 
 log = logging.getLogger("crowdloop")
@@ -76,8 +76,8 @@ def sample_weights(agreed, ids, how: str, *, labels: np.ndarray | None = None,
 def encoder_key(model: ModelConfig) -> str:
     """The model ``model.name`` names, as :func:`~crowdloop.tasks.models.base.model_key`: a folder's
     key covers its files, so a model saved again under the same name is another key. Raises
-    ModelError when the name names no model that can load here."""
-    return model_key(checked_model_name(model.name))
+    ModelError when the name names no model that can load here, or max_length is more than it reads."""
+    return model_key(checked_model(model))
 
 
 def training_settings(cfg: Config, mc_passes: int) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
@@ -82,6 +83,39 @@ def checked_model_name(name: str | None) -> str:
                          "HF_HUB_OFFLINE forbids downloads; run once with HF_HUB_OFFLINE=0 to download it, or name "
                          "a folder that save_pretrained wrote, or null for the all-MiniLM-L6-v2 that crowdloop ships.")
     return resolved
+
+
+def checked_model(model) -> str:
+    """:func:`checked_model_name` of ``model.name`` (a config.ModelConfig), and a :class:`ModelError`
+    when ``model.max_length`` is more tokens than that model reads: a longer text would fail deep
+    in its forward pass ("The size of tensor a (802) must match ... (512)"), maybe hours into an
+    embedding."""
+    name = checked_model_name(model.name)
+    most = longest_input(name)
+    if most is not None and model.max_length > most:
+        raise ModelError(f"model.max_length in params.yaml is {model.max_length}, but {name!r} reads at most "
+                         f"{most} tokens a text; set model.max_length to {most} or less.")
+    return name
+
+
+def longest_input(name: str) -> int | None:
+    """The most tokens a text the model at ``name`` (local, or a downloaded hub id) reads: the smaller of its
+    config.json's ``max_position_embeddings`` and its tokenizer's ``model_max_length``; None: not known."""
+    limits = []
+    for file, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
+        path = Path(name) / file
+        if not path.is_file() and not Path(name).is_dir():
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, file)
+            path = Path(cached) if isinstance(cached, str) else path
+        try:
+            value = json.loads(path.read_text()).get(key)
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, int) and 0 < value < 1_000_000:  # tokenizers say 1e30 for "no limit"
+            limits.append(value)
+    return min(limits, default=None)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import numpy as np
 from crowdloop.tasks import progress as progress_mod
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.embedding_cache import KEY_DTYPE, EmbeddingCache, Rows
-from crowdloop.tasks.models.base import check_texts, checked_model_name, embedding_keys, loading
+from crowdloop.tasks.models.base import check_texts, checked_model, embedding_keys, loading
 
 # New embeddings go into the cache this many texts at a time (a chunk file of 25 MB at D = 384).
 STORE_EVERY = 16384
@@ -29,7 +29,7 @@ class FrozenEncoder:
 
     def __init__(self, model: ModelConfig, *, cache: EmbeddingCache | None, progress: Callable[[str], None]):
         self.config = model
-        self.model_name = checked_model_name(model.name)
+        self.model_name = checked_model(model)
         self.dim = _hidden_size(self.model_name)
         self.cache = EmbeddingCache() if cache is None else cache
         self.progress = progress

@@ -19,7 +19,7 @@ import numpy as np
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.progress import bar as progress_bar
 from crowdloop.tasks.models import stacked
-from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, checked_model_name,
+from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, checked_model,
                                          floor_probs, loading)
 from crowdloop.tasks.models.tokens import Tokens, inference_batches, tokenize
 
@@ -51,7 +51,7 @@ class FinetuneBackend:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.config = model
-        self.model_name = checked_model_name(model.name)
+        self.model_name = checked_model(model)
         with loading(self.model_name):
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

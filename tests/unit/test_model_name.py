@@ -68,3 +68,17 @@ def test_a_model_saved_again_under_the_same_name_is_another_training_key(cfg, ti
     assert train.training_settings(named, 0) != before
     with pytest.raises(base.ModelError, match="no such folder"):
         train.training_settings(dataclasses.replace(cfg, model=_named(cfg, str(tmp_path / "gone"))), 0)
+
+
+def test_a_max_length_beyond_what_the_model_reads_is_refused_before_any_text_is_encoded(cfg):
+    """The tiny model has 128 positions: a text longer than that failed deep in the forward pass
+    ("The size of tensor a ... must match ... 128"), whenever such a text first came along."""
+    too_long = dataclasses.replace(cfg.model, max_length=200)
+    for backend in ("head", "finetune"):
+        with pytest.raises(base.ModelError, match=r"model.max_length in params.yaml is 200, but '.*' reads at most "
+                                                  r"128 tokens a text; set model.max_length to 128 or less"):
+            models.load_backend(dataclasses.replace(too_long, backend=backend))
+    with pytest.raises(base.ModelError, match="reads at most 128 tokens"):
+        train.training_settings(dataclasses.replace(cfg, model=too_long), 0)
+    fits = models.load_backend(dataclasses.replace(cfg.model, max_length=128, backend="head"))
+    assert fits.embeddings(["word " * 300]).shape == (1, 32)
