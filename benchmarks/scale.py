@@ -195,6 +195,13 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="crowdloop-scale-"))
     root = work / "campaign"
+    if root.exists():  # a campaign made before is reused, but only one that has run no round
+        from crowdloop.tasks import store
+
+        done = store.completed_rounds(store.Campaign(root))
+        if done:  # its next rounds are not rounds 1 and 2: each result would be filed under the wrong round
+            parser.error(f"{root} has run round {done[-1]} already; this benchmark measures rounds 1 and 2 of a "
+                         "campaign: pass a --work folder without one (or a new one)")
     results: dict = {"pool": args.pool}
     me = [sys.executable, str(Path(__file__).resolve()), "--campaign", str(root), "--sample", str(args.sample)]
 
