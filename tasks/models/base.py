@@ -63,6 +63,8 @@ def checked_model_name(name: str | None) -> str:
     resolved = resolve_model_name(name)
     if name is None:
         return resolved
+    if not name.strip():  # else the working directory: "a folder without config.json" would puzzle
+        raise ModelError(f"model.name in params.yaml is {name!r}, an empty name; {NAME_CHOICES}.")
     path = Path(resolved)
     where = f"model.name in params.yaml is {name!r}" + ("" if path.is_absolute() else f" ({path.absolute()})")
     if path.is_dir():

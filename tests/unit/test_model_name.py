@@ -29,6 +29,8 @@ def test_a_missing_folder_is_one_sentence_saying_so(cfg, tmp_path):
 
 def test_a_folder_or_file_that_is_no_model_is_one_sentence_saying_so(cfg, tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(base.ModelError, match=r"model.name in params.yaml is '', an empty name; name a folder"):
+        base.checked_model_name("")
     with pytest.raises(base.ModelError, match="a folder without config.json: not a transformers model"):
         models.load_backend(_named(cfg, str(tmp_path)))
     with pytest.raises(base.ModelError, match="notes.txt', a file, not a model folder"):
