@@ -225,7 +225,8 @@ def train_and_predict(
     start = time.perf_counter()
     posterior = oos.fold_pred_probs
     if pooled.posterior is not pooled.folds:
-        say(f"{mc_passes} MC-dropout passes over {n_l + n_u} pool examples")
+        # the pool's passes ran chunk by chunk with its predictions (predict_pool); these are the labeled ones
+        say(f"{mc_passes} MC-dropout passes over the {n_l} labeled examples")
         posterior = backend.mc_dropout_proba(fitted, x_l, passes=mc_passes, seed=seed)
     embeddings = backend.embed(fitted, x_l)
     seconds["extras"] = time.perf_counter() - start

@@ -187,3 +187,14 @@ def test_exported_models_go_with_their_pruned_predictions(cfg, tmp_path, monkeyp
         train.train_with_cache(tmp_path, key * 64, _training(), **kwargs)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["b" * 16, "c" * 16]
     assert str(tmp_path / "models" / ("c" * 16)) == train.load_predictions(tmp_path, "c" * 64).model_dir
+
+
+def test_the_mc_dropout_line_counts_the_examples_it_passes_over(cfg):
+    """The pool's MC-dropout passes run with its predictions, chunk by chunk; the line said
+    'over 64 pool examples' (labeled + pool) before passing over the 24 labeled ones only."""
+    messages = []
+    backend = models.load_backend(dataclasses.replace(cfg.model, backend="finetune"))
+    predictions, _ = train.train_and_predict(backend, _training(), n_classes=3, folds=3, seed=0, mc_passes=2,
+                                             progress=messages.append)
+    assert predictions.posterior_probs.shape == (2, 24, 3) and predictions.posterior_probs_unlabeled.shape == (2, 40, 3)
+    assert "2 MC-dropout passes over the 24 labeled examples" in messages
