@@ -36,8 +36,9 @@ def _print(root: Path, count: int, *, simulate: bool, force: bool) -> int | None
 def round_line(number: int, m: dict, seconds: dict[str, float]) -> str:
     """What `crowdloop round` prints for round ``number`` with metrics ``m`` and step times ``seconds``."""
     accuracy = m.get("test_accuracy")
+    unscored = "nothing labeled yet, no model to score" if m.get("labeled_examples") == 0 else "no test split to score"
     scored = (f"test accuracy {accuracy:.3f}, macro-F1 {m['test_macro_f1']:.3f}"
-              if accuracy is not None and accuracy == accuracy else "no test split to score")  # NaN: none
+              if accuracy is not None and accuracy == accuracy else unscored)  # NaN: none
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
     return (f"round {number}: {scored}, {m['annotations']} annotations, batch of {m['batch_size']} -> "
             f"data/rounds/{number:03d}/batch.csv  [{steps}]")
