@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks.errors import DataError
 from crowdloop.tasks.scoring import geometry, uncertainty
 from crowdloop.tasks.scoring.activelab import activelab as _activelab
 from crowdloop.tasks.scoring.activelab import activelab_ensemble as _activelab_ensemble
@@ -84,11 +85,15 @@ class ScoreInputs:
         return len(self.labels_multiannotator)
 
     def require(self, strategy: str, *names: str) -> None:
-        """Fail with one sentence when a field ``strategy`` needs is None."""
+        """Fail with one sentence (a DataError: the command prints it as one line) when a field
+        ``strategy`` needs is None: a round with nothing labeled has no model, so no probabilities."""
         missing = [n for n in names if getattr(self, n) is None]
         if missing:
-            raise ValueError(f"the {strategy} strategy needs {', '.join(missing)}, which this round "
-                             "does not have; train a model first or choose another strategy.")
+            what = (f"nothing is labeled yet, so no model is trained; set score.cold_start: true for the first "
+                    f"batch, or a strategy that needs no model ({', '.join(MODEL_FREE)})" if self.n_labeled == 0
+                    else "train a model first or choose another strategy")
+            raise DataError(f"score.strategy: the {strategy} strategy needs {', '.join(missing)}, which this round "
+                            f"does not have; {what}.")
 
     def counts(self) -> np.ndarray:
         """Labels per class of each labeled example, shape (N, K)."""

@@ -81,3 +81,16 @@ def test_with_nothing_labeled_a_model_strategy_becomes_cold_start():
     _, s_u = score(effective_strategy("bald", empty, cold_start=True), empty, seed=0)
     first_two = set(np.argsort(s_u)[:2])
     assert len(first_two & {0, 1}) == 1 and len(first_two & {2, 3}) == 1  # one per cluster
+
+
+def test_a_model_strategy_with_nothing_labeled_and_no_cold_start_is_one_line_saying_what_to_set():
+    """score.strategy activelab with score.cold_start false in a campaign with no answers yet:
+    the round failed with a ValueError traceback from inside the flow."""
+    from crowdloop.tasks.errors import CrowdloopError
+
+    empty = ScoreInputs(labels_multiannotator=LABELS.iloc[:0], n_unlabeled=4, n_classes=2, batch_size=2,
+                        embeddings_unlabeled=np.zeros((4, 2)))
+    for name in ("activelab", "badge", "margin"):
+        with pytest.raises(CrowdloopError, match=rf"score.strategy: the {name} strategy needs .*pred_probs.*; nothing "
+                                                 r"is labeled yet, so no model is trained; set score.cold_start: true"):
+            score(name, empty, seed=0)
