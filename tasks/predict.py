@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from crowdloop.tasks.errors import DataError
+
 # map_fits(fit, jobs) -> [fit(**job) for job in jobs], wherever it runs them (flows/compute.py)
 MapFits = Callable[[Callable[..., Any], list[dict]], list]
 
@@ -61,10 +63,11 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
 
     labels = np.asarray(labels, dtype=int)
     n, n_labels = len(labels), len(np.unique(labels))
-    if n < 2 or n_labels < 2:
-        raise ValueError(
-            f"out-of-sample prediction needs at least 2 labeled examples of 2 classes; got {n} "
-            f"example(s) of {n_labels} class(es). Collect more labels first."
+    if n < 2 or n_labels < 2:  # a DataError: the round's one line, not a traceback (the labels, not the code)
+        raise DataError(
+            f"out-of-sample prediction needs at least 2 labeled examples of 2 classes; the consensus labels so far "
+            f"are {n} example(s) of {n_labels} class(es). Ingest answers that give another class (for any pool "
+            "example, not only the batch's) and run the round again."
         )
     if folds < 2:
         raise ValueError(f"predict.folds is {folds}; k-fold prediction needs at least 2 folds.")

@@ -121,6 +121,16 @@ def test_too_few_labels_is_a_clear_error(y):
         fold_assignment(y, folds=3, seed=0)
 
 
+def test_labels_of_one_class_are_a_user_error_the_command_prints_in_one_line():
+    """A cold-start batch answered with one class only: the next round failed with a ValueError
+    traceback out of the flow; a CrowdloopError is the command's one line, with what to do."""
+    from crowdloop.tasks.errors import CrowdloopError
+
+    with pytest.raises(CrowdloopError, match=r"the consensus labels so far are 25 example\(s\) of 1 class\(es\). "
+                                             r"Ingest answers that give another class"):
+        fold_assignment(np.zeros(25, dtype=int), folds=3, seed=0)
+
+
 def test_fold_pred_probs_hold_every_fold_model_on_every_labeled_example():
     X, y = _data()
     oos = out_of_sample(NearestCentroid(), X, y, n_classes=4, folds=3, seed=0)
