@@ -90,7 +90,13 @@ def load(campaign_dir: str) -> Loaded:
 
 # The training step caches its own output, on disk under its content key (train.train_with_cache):
 # Prefect's result store would hold a pickle of every pool-sized array.
-@task(name="train-and-predict", retries=1, retry_delay_seconds=5, **WRITES)
+def _may_pass(task, task_run, state) -> bool:
+    """Retry a failure that may pass (a file system or network hiccup), never a user error: the same
+    inputs fail the same way again (labels of one class, a model that cannot load)."""
+    return not isinstance(getattr(state, "data", None), CrowdloopError)
+
+
+@task(name="train-and-predict", retries=1, retry_delay_seconds=5, retry_condition_fn=_may_pass, **WRITES)
 def train_and_predict(key: str, cache_dir: str, training: train.TrainingSet, *, model: config.ModelConfig,
                       n_classes: int, folds: int, seed: int, mc_passes: int, chunk_size: int,
                       map_fits=None) -> str:

@@ -53,3 +53,20 @@ def test_a_model_saved_again_under_the_same_name_is_trained_again_after_a_rollba
     shutil.copytree(tiny_model_dir, mine, copy_function=shutil.copy)  # written again: new mtimes
     assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 0
     assert calls == [1, 1] and "plan read back" not in capsys.readouterr().err
+
+
+def test_a_user_error_in_the_training_step_is_not_retried(tiny_campaign, capsys, monkeypatch):
+    """The training task retries once (after 5 s) a failure that may pass; a CrowdloopError (labels
+    of one class, a hub model that cannot be fetched: 30 s of connection retries each time) fails
+    the same way again, so it is reported at once."""
+    from crowdloop.tasks.errors import DataError
+
+    calls = []
+
+    def one_class(*args, **kwargs):
+        calls.append(1)
+        raise DataError("the consensus labels so far are of 1 class")
+
+    monkeypatch.setattr(train, "train_and_predict", one_class)
+    assert cli.main(["-C", str(tiny_campaign.root), "round", "--simulate"]) == 2
+    assert calls == [1] and "crowdloop: error: the consensus labels so far are of 1 class" in capsys.readouterr().err
