@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import ENV, prefect_server  # noqa: E402  (the same server start and environment)
 
 BIN = Path(sys.executable).parent
+WARM_UP = 64  # texts the throughput phase encodes before it starts the clock
 
 
 def measured(args: list[str], env: dict | None = None) -> dict:
@@ -67,12 +68,12 @@ def phase_throughput(root: Path, sample: int) -> dict:
     texts = store.read_examples(store.Campaign(root)).query("split == 'pool'")["text"]
     texts = texts.sample(sample, random_state=0).tolist()
     backend = models.load_backend(cfg.model)
-    backend.prepare(texts[:64])  # warm-up, not counted
+    backend.prepare(texts[:WARM_UP])  # warm-up, not counted
     start, cpu = time.perf_counter(), time.process_time()
-    backend.prepare(texts[64:])
+    backend.prepare(texts[WARM_UP:])
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rate = (len(texts) - 64) / seconds
-    return {"texts": len(texts) - 64, "seconds": round(seconds, 1), "texts_per_s": round(rate, 1),
+    rate = (len(texts) - WARM_UP) / seconds
+    return {"texts": len(texts) - WARM_UP, "seconds": round(seconds, 1), "texts_per_s": round(rate, 1),
             "cpu_s": round(cpu, 1), "torch_threads": _torch_threads(), "load_1min": os.getloadavg()[0]}
 
 
@@ -181,12 +182,15 @@ def answer_batch(root: Path, number: int, out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pool", type=int, default=1_000_000)
-    parser.add_argument("--sample", type=int, default=2000, help="texts MiniLM embeds for the throughput")
+    parser.add_argument("--sample", type=int, default=2000, help="pool texts MiniLM embeds for the throughput (the first 64 warm it up, uncounted)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the campaign (default: a new temp one)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/scale.json"))
     parser.add_argument("--phase", choices=["throughput", "fill", "score-select"], help=argparse.SUPPRESS)
     parser.add_argument("--campaign", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not WARM_UP < args.sample <= args.pool:  # else a phase fails after minutes, or divides by zero
+        parser.error(f"--sample is {args.sample}: it must be more than {WARM_UP} (the first {WARM_UP} texts warm the "
+                     f"encoder up) and at most --pool ({args.pool})")
     if args.phase:  # a measured child process: one JSON line
         phases = {"throughput": lambda: phase_throughput(args.campaign, args.sample),
                   "fill": lambda: phase_fill(args.campaign), "score-select": lambda: phase_score_select(args.campaign)}
