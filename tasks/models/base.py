@@ -120,6 +120,16 @@ def longest_input(name: str) -> int | None:
     return min(limits, default=None)
 
 
+def check_tokenizer(tokenizer, *, vocab_size: int | None, name: str) -> None:
+    """A :class:`ModelError` when ``tokenizer`` knows far fewer tokens than the model's ``vocab_size``:
+    for a folder without tokenizer files transformers builds a tokenizer of 5 special tokens, which
+    reads every word as [UNK], and the model would learn from nothing without a word of warning."""
+    if vocab_size and len(tokenizer) < vocab_size // 2:
+        raise ModelError(f"model.name {name!r}: its tokenizer knows {len(tokenizer)} tokens where the model has "
+                         f"{vocab_size}: the folder holds no tokenizer files (tokenizer.json, vocab.txt, ...); save "
+                         "the model's tokenizer into it too (tokenizer.save_pretrained(folder)).")
+
+
 @contextlib.contextmanager
 def loading(name: str) -> Iterator[None]:
     """transformers' error on loading model ``name`` (a missing file, no network, an unknown

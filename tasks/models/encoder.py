@@ -18,7 +18,7 @@ import numpy as np
 from crowdloop.tasks import progress as progress_mod
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.embedding_cache import KEY_DTYPE, EmbeddingCache, Rows
-from crowdloop.tasks.models.base import check_texts, checked_model, embedding_keys, loading
+from crowdloop.tasks.models.base import check_texts, check_tokenizer, checked_model, embedding_keys, loading
 
 # New embeddings go into the cache this many texts at a time (a chunk file of 25 MB at D = 384).
 STORE_EVERY = 16384
@@ -39,7 +39,9 @@ class FrozenEncoder:
         from transformers import AutoTokenizer
 
         with loading(self.model_name):
-            return AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(self.model_name, trust_remote_code=False)
+        check_tokenizer(tokenizer, vocab_size=self.encoder.config.vocab_size, name=self.model_name)
+        return tokenizer
 
     @functools.cached_property
     def encoder(self):

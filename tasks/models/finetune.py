@@ -19,8 +19,8 @@ import numpy as np
 from crowdloop.tasks.config import ModelConfig
 from crowdloop.tasks.progress import bar as progress_bar
 from crowdloop.tasks.models import stacked
-from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_weights, checked_model,
-                                         floor_probs, loading)
+from crowdloop.tasks.models.base import (check_class_indices, check_texts, check_tokenizer, check_weights,
+                                         checked_model, floor_probs, loading)
 from crowdloop.tasks.models.tokens import Tokens, inference_batches, tokenize
 
 
@@ -65,6 +65,7 @@ class FinetuneBackend:
             base, info = AutoModelForSequenceClassification.from_pretrained(
                 self.model_name, output_loading_info=True, attn_implementation=self.attention,
                 use_safetensors=True, trust_remote_code=False)
+        check_tokenizer(self.tokenizer, vocab_size=base.config.vocab_size, name=self.model_name)
         # The weights the checkpoint holds (a CPU copy, never trained) start every model of any class count.
         fresh = frozenset(info["missing_keys"])
         self.base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items() if k not in fresh}

@@ -84,3 +84,18 @@ def test_a_max_length_beyond_what_the_model_reads_is_refused_before_any_text_is_
         train.training_settings(dataclasses.replace(cfg, model=too_long), 0)
     fits = models.load_backend(dataclasses.replace(cfg.model, max_length=128, backend="head"))
     assert fits.embeddings(["word " * 300]).shape == (1, 32)
+
+
+def test_a_model_folder_without_its_tokenizer_is_refused_not_read_as_unknown_words(cfg, tiny_model_dir, tmp_path):
+    """model.save_pretrained without tokenizer.save_pretrained: transformers built a 5-token
+    tokenizer for it, every word became [UNK], and the round trained on nothing, silently."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model_dir / name, bare / name)
+    message = r"its tokenizer knows 5 tokens where the model has 30522: the folder holds no tokenizer files"
+    with pytest.raises(base.ModelError, match=message):
+        models.load_backend(_named(cfg, str(bare), "finetune"))
+    head = models.load_backend(_named(cfg, str(bare)))
+    with pytest.raises(base.ModelError, match=message):
+        head.embeddings(["please refund my invoice"])
