@@ -134,6 +134,12 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
     if selection.exhausted:
         _say(notes, logging.WARNING, f"the batch has {len(selection.picks)} of {batch_size} picks: every annotator "
                                      f"{_why_nobody(cfg, agreed, spend.money_left)}")
+    elif selection.duplicates and len(selection.picks) < batch_size:
+        skipped = len(selection.duplicates)
+        _say(notes, logging.WARNING, f"the batch has {len(selection.picks)} of {batch_size} picks: "
+                                     f"{count(skipped, 'example')} {word(skipped, 'was', 'were')} left out as "
+                                     "near-duplicates of a pick (cosine above select.duplicate_threshold "
+                                     f"{cfg.select.duplicate_threshold})")
     return Plan(wide, agreed, predictions, scores, round_data.batch_table(data, selection.picks),
                 list(selection.unroutable), list(selection.duplicates), strategy, measured, tuple(notes))
 

@@ -127,3 +127,23 @@ def test_a_batch_left_empty_because_every_annotator_is_flagged_says_so():
     said = [line for _, line in plan.notes if "picks: every annotator" in line]
     # it blamed routing.capacity_per_annotator and money, neither of which is set here
     assert said == ["the batch has 0 of 8 picks: every annotator is flagged (below routing.min_quality 0.99)"]
+
+
+def test_a_batch_cut_short_by_near_duplicates_says_so():
+    """select.duplicate_threshold on embeddings that are all alike: the batch came out with 1 of 8
+    picks, and neither the log nor the round's line said why."""
+    data, _ = _data()
+    cfg = _cfg("majority")
+    cfg = dataclasses.replace(cfg, select=dataclasses.replace(cfg.select, duplicate_threshold=0.9))
+
+    def alike(training):
+        predictions = Trainer()(training)
+        same = np.ones((len(training.texts_labeled) + len(training.texts_unlabeled), 2), dtype=np.float32) / np.sqrt(2)
+        return dataclasses.replace(predictions, embeddings=same[:len(training.texts_labeled)],
+                                   embeddings_unlabeled=same[len(training.texts_labeled):])
+
+    plan = plan_round(data, None, cfg, number=2, train=alike, clock=Stopwatch())
+    assert len(plan.batch) < 8
+    said = [line for _, line in plan.notes if "near-duplicates" in line]
+    assert said == [f"the batch has {len(plan.batch)} of 8 picks: {len(plan.duplicates)} examples were left out as "
+                    "near-duplicates of a pick (cosine above select.duplicate_threshold 0.9)"]
