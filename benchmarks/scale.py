@@ -182,7 +182,8 @@ def answer_batch(root: Path, number: int, out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pool", type=int, default=1_000_000)
-    parser.add_argument("--sample", type=int, default=2000, help="pool texts MiniLM embeds for the throughput (the first 64 warm it up, uncounted)")
+    parser.add_argument("--sample", type=int, default=2000,
+                        help="pool texts MiniLM embeds for the throughput (the first 64 warm it up, uncounted)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the campaign (default: a new temp one)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/scale.json"))
     parser.add_argument("--phase", choices=["throughput", "fill", "score-select"], help=argparse.SUPPRESS)
