@@ -8,12 +8,11 @@ reached by a URL (``s3://...``) is left to DVC.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from pathlib import Path
 
 from crowdloop.tasks.store import Campaign
-import importlib.util
-import logging
-
 from crowdloop.tasks.version.recorded import data_listing, data_md5, round_tags, stored_object
 from crowdloop.tasks.version.shell import VersionError, dvc
 from crowdloop.tasks.wording import count
