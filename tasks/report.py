@@ -120,6 +120,14 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator else float("nan")
 
 
+def _mean_std(mean: float, std: float) -> str:
+    """``0.750 ± 0.012``; the mean alone from one seed (no spread to show); ``n/a`` where the round
+    has no value (nothing labeled yet: no model to score)."""
+    if np.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
 def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float, baseline: str | None = None,
             metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """One row per strategy: mean ± std ``metric`` at ``at_rounds``; the last round's accuracy,
@@ -130,8 +138,7 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float, ba
     rows = {}
     for strategy, part in means.groupby("strategy"):
         part = part.set_index("round")
-        rows[strategy] = {f"{short[metric]}@{r}": f"{part.loc[r, 'value']:.3f} ± "
-                                                  f"{np.nan_to_num(part.loc[r, 'value_std']):.3f}"
+        rows[strategy] = {f"{short[metric]}@{r}": _mean_std(part.loc[r, "value"], part.loc[r, "value_std"])
                           for r in at_rounds if r in part.index}
     table = pd.DataFrame.from_dict(rows, orient="index")
     last = int(curves["round"].max())

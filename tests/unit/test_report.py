@@ -76,3 +76,12 @@ def test_campaign_curve_leaves_out_rounds_without_a_model():
     assert [text.get_text() for text in axes.texts] == ["2", "3"]
     cold = report.plot_campaign(rounds[["round", "annotations"]].iloc[:1], title="cold start")
     assert len(cold.axes[0].lines) == 0
+
+
+def test_summary_of_one_seed_shows_no_spread_and_a_round_without_a_model_shows_n_a():
+    one = _curves().query("seed == 0").copy()
+    one.loc[one["round"] == 1, "test_accuracy"] = np.nan  # a cold start: nothing labeled, no model scored
+    table = report.summary(one, at_rounds=[1, 3], target=0.7, metric="accuracy")
+    assert table.loc["smart", "acc@3"] == "0.750" and table.loc["smart", "acc@1"] == "n/a"
+    two = report.summary(_curves(), at_rounds=[3], target=0.7, metric="accuracy")
+    assert two.loc["smart", "acc@3"] == "0.750 ± 0.000"  # two seeds that agree: a spread of 0, shown
