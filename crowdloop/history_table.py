@@ -32,9 +32,14 @@ def rows(campaign: store.Campaign) -> list[dict]:
             "dvc_md5": version.data_md5(campaign, tag), "mlflow_run_id": ids.get("mlflow_run_id"),
             "prefect_flow_run_id": ids.get("prefect_flow_run_id"), "annotations": metrics.get("annotations"),
             "test_accuracy": metrics.get("test_accuracy"), "krippendorff_alpha": metrics.get("krippendorff_alpha"),
-            "flagged_annotators": metrics.get("flagged_annotators"), "stop": metrics.get("stop"),
+            "flagged_annotators": metrics.get("flagged_annotators"), "stop": _yes_no(metrics.get("stop")),
         })
     return table
+
+
+def _yes_no(stop) -> str | None:
+    """The stopping signal as people read it: the metrics store it as 0/1 (or True/False)."""
+    return None if stop is None else ("yes" if bool(stop) else "no")
 
 
 def render(root: Path) -> str:

@@ -131,7 +131,7 @@ def test_tracking_uri_params_then_environment_then_local_store(tmp_path, monkeyp
 def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, monkeypatch):
     from crowdloop.tasks import version
 
-    for number, stop in ((1, None), (2, True)):
+    for number, stop in ((1, None), (2, 1), (3, 0)):  # metrics.json holds the signal as 0/1
         metrics = {"annotations": 10 * number, "test_accuracy": 0.5 + number / 10, "batch_size": 1}
         if stop is not None:
             metrics.update(stop=stop, krippendorff_alpha=0.4321, flagged_annotators=1)
@@ -145,4 +145,5 @@ def test_history_shows_ids_and_the_stop_signal_when_metrics_have_one(campaign, m
                                 "annotations", "test_accuracy", "krippendorff_alpha", "flagged_annotators", "stop"]
     assert lines[1].split() == ["1", "-", "-", "-", "-", "-", "10", "0.600", "-", "-", "-"]
     assert lines[2].split() == ["2", "round-002", "c" * 12, "d" * 12, "r" * 32, "f" * 36, "20", "0.700", "0.432", "1",
-                                "True"]
+                                "yes"]
+    assert lines[3].split()[-1] == "no"
