@@ -9,7 +9,7 @@ The train step writes into ``<key[:16]>.<random>.tmp/`` (the pool's arrays are f
 there as memory-mapped files, chunk by chunk) and renames it into place when every file
 is on disk, so a folder under its final name is whole; reading it maps the files, so a
 million-row pool costs no memory until a step reads it. Only the newest
-:data:`KEPT` folders are kept. Nothing here knows what the arrays mean: the caller turns
+:data:`KEPT` folders are kept, and the exported models (:func:`model_folder`) of those. Nothing here knows what the arrays mean: the caller turns
 the fields into a ``train.Predictions``.
 """
 
@@ -107,10 +107,10 @@ def exists(cache_dir: Path, key: str) -> bool:
     return _meta(folder(cache_dir, key), key) is not None
 
 
-def kept_names(cache_dir: Path) -> set[str]:
-    """The folder names (``key[:16]``) of the predictions stored under ``cache_dir``."""
-    parent = Path(cache_dir) / "predictions"
-    return {p.name for p in parent.iterdir() if p.is_dir() and not p.name.endswith(TMP_SUFFIX)} if parent.is_dir() else set()
+def model_folder(cache_dir: Path, key: str) -> Path:
+    """Where the train step exports the model behind ``key``'s predictions (``models/<key[:16]>``):
+    it goes when they are pruned (a fine-tuned MiniLM is 90 MB; MLflow keeps every round's copy)."""
+    return Path(cache_dir) / "models" / key[:16]
 
 
 def _meta(where: Path, key: str) -> dict | None:
@@ -129,6 +129,10 @@ def _prune(parent: Path) -> None:
                   reverse=True)
     # one writer at a time (the campaign lock): any other temporary folder is a killed write's
     for old in [*done[KEPT:], *(p for p in folders if p.name.endswith(TMP_SUFFIX))]:
+        shutil.rmtree(old, ignore_errors=True)
+    kept = {p.name for p in done[:KEPT]}
+    models = parent.parent / "models"  # model_folder's parent: each model goes with its predictions
+    for old in (p for p in models.iterdir() if p.name not in kept) if models.is_dir() else ():
         shutil.rmtree(old, ignore_errors=True)
 
 

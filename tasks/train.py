@@ -14,7 +14,6 @@ import functools
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,26 +267,14 @@ def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model:
                                                 progress=log.info, mc_passes=mc_passes, chunk_size=chunk_size,
                                                 allocate=writer.allocate, map_fits=map_fits)
         if fitted is not None:
-            model_dir = Path(cache_dir) / "models" / key[:16]
+            model_dir = prediction_cache.model_folder(cache_dir, key)
             backend.save(fitted, model_dir)
             predictions = dataclasses.replace(predictions, model_dir=str(model_dir))
-        stored = writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)
-                                if f.name != "key"}, embedding_key=encoder)
+        return writer.finish({f.name: getattr(predictions, f.name) for f in dataclasses.fields(predictions)
+                              if f.name != "key"}, embedding_key=encoder)
     except BaseException:
         writer.discard()
         raise
-    _drop_models_of_pruned_predictions(Path(cache_dir))
-    return stored
-
-
-def _drop_models_of_pruned_predictions(cache_dir: Path) -> None:
-    """Remove each exported model (``models/<key[:16]>``) whose predictions the prediction cache no
-    longer keeps: one folder per trained round would grow without end (a fine-tuned MiniLM is 90 MB),
-    and MLflow holds every round's model as an artifact of its run."""
-    kept = prediction_cache.kept_names(cache_dir)
-    exported = Path(cache_dir) / "models"
-    for old in (p for p in exported.iterdir() if p.name not in kept) if exported.is_dir() else ():
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_predictions(cache_dir: Path, key: str) -> Predictions:
