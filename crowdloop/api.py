@@ -138,8 +138,9 @@ def history(campaign: str | Path | Campaign) -> list[dict]:
 
 @dataclasses.dataclass(frozen=True)
 class RolledBack:
-    """A rollback: the commit before it and the new commit that restores round ``round``'s data/, and the
-    annotations data/ held before and holds now (those ingested after the round are no longer in it)."""
+    """A rollback: the commit before it and the new commit that restores round ``round``'s data/ (the same
+    commit when data/ was round ``round``'s already, and no later round had a tag), and the annotations
+    data/ held before and holds now (those ingested after the round are no longer in it)."""
 
     round: int
     before: str
@@ -156,16 +157,28 @@ def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
     version.check_rollback_target(camp, number, remote=cfg.remote.url)
     with recovery.writing(camp, "rollback", target=number, remote=cfg.remote.url):
         before, annotations = version.head(camp), len(store.read_annotations(camp))
+        if version.at_round(camp, number):  # nothing to do: no empty commit, nothing fetched
+            return RolledBack(number, before, before, annotations, annotations)
         after = version.rollback(camp, number, remote=cfg.remote.url)
     return RolledBack(number, before, after, annotations, len(store.read_annotations(camp)))
 
 
-def push(campaign: str | Path | Campaign) -> str:
-    """Every round tag's data/ to the DVC remote of params.yaml; returns the remote's url."""
+@dataclasses.dataclass(frozen=True)
+class Pushed:
+    """A push: the remote's url, and the round tags whose data this copy could not send to a remote
+    reached by a URL (its DVC cache lacks it: the remote holds it only if another copy pushed it)."""
+
+    url: str
+    not_sent: tuple[str, ...] = ()
+
+
+def push(campaign: str | Path | Campaign) -> Pushed:
+    """Every round tag's data/ to the DVC remote of params.yaml (VersionError naming what a remote
+    folder still lacks that this copy cannot send)."""
     camp, cfg = _versioned(campaign)
     with recovery.writing(camp, "push"):
-        version.push(camp, _remote(cfg), all_tags=True)
-    return version.remote_url(camp, cfg.remote.url)
+        not_sent = version.push(camp, _remote(cfg), all_tags=True)
+    return Pushed(version.remote_url(camp, cfg.remote.url), tuple(not_sent))
 
 
 def pull(campaign: str | Path | Campaign) -> str:

@@ -221,6 +221,10 @@ def cmd_rollback(args) -> None:
     from crowdloop import api
 
     done = api.rollback(args.campaign, args.round)
+    if done.after == done.before:
+        print(f"data/ is round {args.round}'s already (commit {done.before[:12]}, DVC hash {_dvc_md5(args.campaign)}) "
+              "and no later round has a tag: nothing to roll back, no commit made.")
+        return
     print(f"data/ restored to round {args.round} (DVC hash {_dvc_md5(args.campaign)}, its dvc_md5 in `crowdloop "
           "history`); "
           f"the state before is commit {done.before[:12]}, later round tags are kept as archived/round-*.")
@@ -234,8 +238,13 @@ def cmd_rollback(args) -> None:
 def cmd_push(args) -> None:
     from crowdloop import api
 
-    url = api.push(args.campaign)
-    print(f"every round's data/ is in the DVC remote {url}")
+    pushed = api.push(args.campaign)
+    if pushed.not_sent:
+        print(f"pushed what this copy has to the DVC remote {pushed.url}; not from here: {', '.join(pushed.not_sent)}, "
+              "whose data this copy's DVC cache lacks (the remote has it only if the copy that made it pushed it: "
+              "run `crowdloop push` there).")
+        return
+    print(f"every round's data/ is in the DVC remote {pushed.url}")
 
 
 def cmd_pull(args) -> None:

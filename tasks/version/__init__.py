@@ -25,7 +25,7 @@ from crowdloop.tasks.version.remote import (REMOTE, check_holds, lacking, pull, 
 from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
 from crowdloop.tasks.wording import count
 
-__all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
+__all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "at_round", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
            "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "read_listing",
            "remote_folder", "remote_url", "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "stored_object", "subject",
            "tag"]
@@ -162,6 +162,18 @@ def check_rollback_target(campaign: Campaign, number: int, *, remote: str | None
                            "params.yaml names no DVC remote (remote.url) to fetch it from; set remote.url first.")
     if remote:
         check_holds(campaign, remote, round_tag(number))
+
+
+def at_round(campaign: Campaign, number: int) -> bool:
+    """Whether a rollback to round ``number`` would change nothing: the last commit records its data
+    (data.dvc, dvc.lock and metrics.json as its tag has them), data/ is exactly that, and no later
+    round has a tag to archive."""
+    tag = round_tag(number)
+    if tag not in round_tags(campaign) or any(int(t.split("-")[1]) > number for t in round_tags(campaign)):
+        return False
+    if run(["git", "diff", "--name-only", tag, "HEAD", "--", *WRITTEN], campaign.root).strip():
+        return False
+    return not lacking(campaign, None) and not changed_data(campaign)
 
 
 def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> str:

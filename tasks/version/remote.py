@@ -9,21 +9,27 @@ reached by a URL (``s3://...``) is left to DVC.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from crowdloop.tasks.store import Campaign
 from crowdloop.tasks.version.recorded import data_listing, data_md5, round_tags, stored_object
 from crowdloop.tasks.version.shell import VersionError, dvc
 from crowdloop.tasks.wording import count
 
-log = logging.getLogger("crowdloop")
-
 REMOTE = "crowdloop"  # the DVC remote's name; its url comes from params.yaml (remote.url)
 
 
 def remote_url(campaign: Campaign, url: str) -> str:
-    """``url`` as DVC takes it: a local folder relative to the campaign becomes absolute."""
+    """``url`` as DVC takes it: a local folder relative to the campaign becomes absolute, and so does a
+    ``file:///path`` URL (which DVC would take as a folder named ``file:`` inside the campaign)."""
+    if url.startswith("file://"):
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise VersionError(f"the DVC remote {url} (remote.url of params.yaml): a file:// URL names a folder on "
+                               "this machine, file:///path/to/folder; for a shared folder give its path as mounted "
+                               "here.")
+        return str(Path(unquote(parsed.path)).expanduser().resolve())
     if "://" in url:
         return url
     return str((campaign.root / Path(url).expanduser()).resolve())
@@ -31,7 +37,7 @@ def remote_url(campaign: Campaign, url: str) -> str:
 
 def remote_folder(campaign: Campaign, url: str | None) -> Path | None:
     """The folder of a remote that is a local folder (absolute); None for a remote reached by a URL, or none."""
-    return None if not url or "://" in url else Path(remote_url(campaign, url))
+    return None if not url or ("://" in url and not url.startswith("file://")) else Path(remote_url(campaign, url))
 
 
 def set_remote(campaign: Campaign, url: str) -> None:
@@ -61,23 +67,23 @@ def _check_support(url: str) -> None:
                            "command again.")
 
 
-def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> None:
+def push(campaign: Campaign, url: str, *, all_tags: bool = False) -> list[str]:
     """Send the DVC-tracked data to the remote at ``url`` (every round tag's with ``all_tags``, and
-    then :func:`check_pushed`: DVC skips, without failing, what its cache lacks)."""
+    then :func:`check_pushed`: DVC skips, without failing, what its cache lacks). Returns the round
+    tags whose data this copy could not send to a remote reached by a URL ([] without ``all_tags``)."""
     folder = remote_folder(campaign, url)
     if folder is not None:  # only a push makes the folder: a pull from a folder that is not there is an error
         folder.mkdir(parents=True, exist_ok=True)
     set_remote(campaign, url)
     dvc(["push", "-q", "-r", REMOTE, *(["--all-tags"] if all_tags else [])], root=campaign.root)
-    if all_tags:
-        check_pushed(campaign, url)
+    return check_pushed(campaign, url) if all_tags else []
 
 
-def check_pushed(campaign: Campaign, url: str) -> None:
+def check_pushed(campaign: Campaign, url: str) -> list[str]:
     """After a push of every round tag's data: VersionError naming the round tags whose data (a file,
     or data/'s listing) neither this copy's DVC cache nor the remote ``url`` holds (a remote that is a
-    local folder is looked into); for a remote reached by a URL, a warning naming the round tags whose
-    data this copy's cache lacks, which this push could not send."""
+    local folder is looked into); for a remote reached by a URL, the round tags whose data this copy's
+    cache lacks, which this push could not send (the remote has them only if another copy pushed them)."""
     folder = remote_folder(campaign, url)
     short: dict[str, list[str]] = {}
     for tag in round_tags(campaign):
@@ -91,13 +97,9 @@ def check_pushed(campaign: Campaign, url: str) -> None:
             [f"data/{name}" for name, md5 in sorted(listing.items()) if stored_object(campaign, md5, folder) is None]
         if missing:
             short[tag] = missing
-    if not short:
-        return
+    if folder is None or not short:
+        return list(short)
     tags = ", ".join(short)
-    if folder is None:
-        log.warning("%s: data not in this copy's DVC cache, so not pushed from here; it is on %s only if the copy "
-                    "that made it pushed it (`crowdloop push` there)", tags, url)
-        return
     first, missing = next(iter(short.items()))
     raise VersionError(f"pushed what this copy has, but the DVC remote {folder} still lacks data of "
                        f"{count(len(short), 'round tag')} ({tags}), which this copy's DVC cache lacks too: "

@@ -451,10 +451,27 @@ def test_a_rollback_to_a_round_that_does_not_exist_leaves_nothing_pending(tmp_pa
     assert "interrupted" not in capsys.readouterr().out
 
 
+def test_a_rollback_to_the_round_data_is_at_already_makes_no_commit(tmp_path, capsys):
+    from crowdloop.tasks import journal, version
+
+    made = _small_campaign(tmp_path)
+    before = version.head(made)
+    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 0
+    assert "nothing to roll back, no commit made" in capsys.readouterr().out
+    assert version.head(made) == before and journal.read(made) is None
+    version.tag(made, version.round_tag(1))  # a later round's tag: rolling back to 0 archives it, a commit
+    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 0
+    assert "data/ restored to round 0" in capsys.readouterr().out
+    assert version.head(made) != before and version.round_tags(made) == ["round-000"]
+    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 0  # and now it is round 0's, with no later tag
+    assert "nothing to roll back" in capsys.readouterr().out
+
+
 def test_a_rollback_that_fails_is_undone_not_retried_by_every_later_command(tmp_path, monkeypatch, capsys):
     from crowdloop.tasks import journal, version
 
     made = _small_campaign(tmp_path)
+    version.tag(made, version.round_tag(1))  # a later round: rolling back to 0 is not a no-op
     before = version.head(made)
     calls = []
     def unreachable(campaign, number, *, remote=None):

@@ -159,8 +159,11 @@ def test_rollback_and_pull_print_the_dvc_hash_that_history_shows(pushed, tmp_pat
     (row,) = history_table.rows(camp)
     assert cli.main(["-C", str(clone.root), "pull"]) == 0
     assert f"(DVC hash {row['dvc_md5'][:12]})" in capsys.readouterr().out  # was a hash of crowdloop's own
-    assert cli.main(["-C", str(camp.root), "rollback", "1"]) == 0
-    assert f"data/ restored to round 1 (DVC hash {row['dvc_md5'][:12]}, " in capsys.readouterr().out
+    assert cli.main(["-C", str(camp.root), "rollback", "1"]) == 0  # round 1's already: nothing to do
+    assert f"DVC hash {row['dvc_md5'][:12]}) and no later round has a tag" in capsys.readouterr().out
+    assert cli.main(["-C", str(clone.root), "rollback", "0"]) == 0
+    assert f"data/ restored to round 0 (DVC hash {version.data_md5(clone, 'round-000')[:12]}, " in \
+        capsys.readouterr().out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dvc_s3") is not None, reason="needs an environment without dvc-s3")
@@ -258,17 +261,37 @@ def test_pull_from_a_remote_folder_that_is_not_there_says_so_even_when_the_cache
     assert not (tmp_path / "moved").exists() and store.data_md5s(camp) == before
 
 
-def test_push_to_a_remote_it_cannot_look_into_warns_of_the_rounds_this_copy_could_not_send(pushed, tmp_path, caplog):
+def test_push_to_a_remote_it_cannot_look_into_names_the_rounds_this_copy_could_not_send(pushed, tmp_path, capsys,
+                                                                                      monkeypatch):
     camp, _, _ = pushed
     clone = _clone(camp, tmp_path / "demo-copy2")
     api.pull(clone)  # round 1's data; round 0's listing is on the remote only
-    caplog.set_level("WARNING", logger="crowdloop")
-    version.remote.check_pushed(clone, "s3://bucket/demo6")  # what a push to s3 checks once DVC is done
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith("round-000: data not in this copy's DVC cache, so not pushed from here")
-    caplog.clear()
-    version.remote.check_pushed(camp, "s3://bucket/demo6")  # the copy that has every round's data: nothing to say
-    assert not caplog.records
+    # what a push to s3 checks once DVC is done
+    assert version.remote.check_pushed(clone, "s3://bucket/demo6") == ["round-000"]
+    assert version.remote.check_pushed(camp, "s3://bucket/demo6") == []  # the copy that has every round's data
+    monkeypatch.setattr(api, "push", lambda campaign: api.Pushed("s3://bucket/demo6", ("round-000",)))
+    assert cli.main(["-C", str(clone.root), "push"]) == 0
+    out = capsys.readouterr().out  # was: "every round's data/ is in the DVC remote", under a warning saying not
+    assert out.startswith("pushed what this copy has to the DVC remote s3://bucket/demo6; not from here: round-000,")
+    assert "every round's data/ is in" not in out
+
+
+def test_a_file_url_remote_is_the_folder_it_names_not_a_folder_named_file_in_the_campaign(pushed, tmp_path, capsys):
+    camp, _, _ = pushed
+    folder = tmp_path / "by url"
+    camp.params_file.write_text(camp.params_file.read_text().replace(
+        "url: ../crowdloop-remote", f"url: file://{folder.as_posix().replace(' ', '%20')}"))
+    assert cli.main(["-C", str(camp.root), "push"]) == 0
+    assert f"every round's data/ is in the DVC remote {folder}" in capsys.readouterr().out
+    assert not (camp.root / "file:").exists()  # was: DVC's folder for file:///..., inside the campaign
+    assert (folder / "files" / "md5").is_dir()
+    clone = _clone(camp, tmp_path / "demo-copy2")
+    clone.params_file.write_text(camp.params_file.read_text())
+    (tmp_path / "crowdloop-remote").rename(tmp_path / "moved")  # the clone pulls from the URL's folder alone
+    api.pull(clone)
+    assert store.data_md5s(clone) == store.data_md5s(camp)
+    camp.params_file.write_text(camp.params_file.read_text().replace("url: file://", "url: file://otherhost"))
+    _refused(capsys, ["-C", str(camp.root), "push"], "a file:// URL names a folder on this machine")
 
 
 def test_pull_puts_back_a_hand_edited_file_whose_recorded_copy_the_cache_lost(pushed, tmp_path, capsys):
