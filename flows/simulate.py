@@ -149,6 +149,9 @@ def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) 
             raise ConfigError(f"--{field.replace('_', '-')} is {getattr(preset, field)!r}; use {' or '.join(allowed)}.")
     if preset.goes_bad is not None and (not _whole(preset.goes_bad) or preset.goes_bad < 1):
         raise ConfigError(f"--goes-bad is {preset.goes_bad!r}; name a round, 1 or later.")
+    if preset.goes_bad is not None and preset.goes_bad > preset.rounds:
+        raise ConfigError(f"--goes-bad {preset.goes_bad} is after the last round ({preset.rounds}): nobody would "
+                          f"turn bad; name a round from 1 to {preset.rounds}.")
     if preset.bad_annotator is not None and preset.goes_bad is None:
         raise ConfigError("--bad-annotator is given without --goes-bad; say from which round they answer at random.")
 

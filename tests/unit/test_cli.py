@@ -289,6 +289,7 @@ def test_simulate_says_a_missing_params_file_is_missing(tmp_path, capsys):
     (["--test-size", "2"], "--test-size is 2.0; give a fraction strictly between 0 and 1"),
     (["--evaluate", "validation", "--validation-size", "1.5"], "--validation-size is 1.5"),
     (["--goes-bad", "0"], "--goes-bad is 0; name a round, 1 or later"),
+    (["--rounds", "5", "--goes-bad", "6"], "--goes-bad 6 is after the last round (5)"),
     (["--bad-annotator", "w1"], "--bad-annotator is given without --goes-bad"),
     (["--seeds", "0"], "--seeds is 0; run at least 1 seed"),
     (["--target", "5"], "--target is 5.0; give a macro_f1 value above 0 and at most 1"),
