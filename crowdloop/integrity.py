@@ -176,13 +176,16 @@ def _mlflow_findings(campaign: store.Campaign, rounds: list[int], name: str, uri
     from crowdloop.tasks import track
 
     ids = {n: store.read_lineage(campaign, n).get("mlflow_run_id") for n in rounds}
-    try:
-        runs = track.find_runs(campaign, [i for i in ids.values() if i], name=name, uri=uri) if rounds else {}
-    except Exception as err:  # a tracking server that does not answer
-        return [f"MLflow ({track.tracking_uri(campaign.mlruns, uri)}): cannot read the round runs ({err})."]
-    findings, elsewhere, where = [], {}, track.tracking_uri(campaign.mlruns, uri)
+    where = track.tracking_uri(campaign.mlruns, uri)
     # the campaign's own store (mlruns/) is git-ignored: a clone has the runs only through a shared one
-    own = where.startswith("sqlite:///") and Path(where.removeprefix("sqlite:///")).parent == campaign.mlruns.resolve()
+    database = Path(where.removeprefix("sqlite:///")) if where.startswith("sqlite:///") else None
+    own = database is not None and database.parent == campaign.mlruns.resolve()
+    try:  # a store that is not there holds no run; opening it would make an empty one
+        runs = track.find_runs(campaign, [i for i in ids.values() if i], name=name, uri=uri) \
+            if rounds and (database is None or database.is_file()) else {}
+    except Exception as err:  # a tracking server that does not answer
+        return [f"MLflow ({where}): cannot read the round runs ({err})."]
+    findings, elsewhere = [], {}
     local = ("; mlruns/ is not part of a copy of the campaign: set tracking.uri to the store the runs are in"
              if own else "")
     for number, run_id in ids.items():

@@ -248,6 +248,7 @@ def test_verify_in_a_clone_says_where_it_looked_for_the_runs_of_the_campaign_s_o
     assert finding == (f"round 1: MLflow run {run_id} is not in the tracking store sqlite:///{clone.root.resolve()}/"
                        "mlruns/mlflow.db; mlruns/ is not part of a copy of the campaign: set tracking.uri to the store "
                        "the runs are in.")
+    assert not (clone.root / "mlruns").exists()  # a check reads: it made an empty store there
 
 
 def test_pull_from_a_remote_folder_that_is_not_there_says_so_even_when_the_cache_needs_nothing(pushed, tmp_path,
