@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import agreement, annotator_watch, gate, journal, lineage, lock, signal, store
+from crowdloop.tasks import agreement, annotator_watch, gate, journal, lineage, lock, signal, stopping, store
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.wording import count
+from crowdloop.tasks.wording import count, word
 
 COLUMNS = [("round", "round", "{:>5}"), ("annotations", "annotations", "{:>11}"),
            ("labeled_examples", "labeled", "{:>7}"), ("test_accuracy", "test acc", "{:>8.3f}"),
@@ -43,6 +43,8 @@ class Status:
     writer: dict | None = None       # who holds the campaign's lock now (lock.holder), if anyone
     interrupted: dict | None = None  # the journal of a command that was interrupted, if any
     annotator_table: pd.DataFrame | None = None  # the last round's annotators.csv (quality, change, flags)
+    spend: stopping.Spend | None = None  # the stored answers' annotations and money, against the budget
+    annotator_ids: frozenset[str] = frozenset()  # who has answered
 
     def __str__(self) -> str:
         return render(self)
@@ -66,7 +68,8 @@ def collect(root: Path | store.Campaign) -> Status:
                   int(annotations["example_id"].nunique()), pool, len(examples) - pool, rows,
                   gate.progress(campaign, annotations), writer := lock.busy(campaign),
                   None if writer is not None else journal.read(campaign),
-                  store.read_annotators(campaign, rounds[-1]) if rounds else None)
+                  store.read_annotators(campaign, rounds[-1]) if rounds else None,
+                  stopping.spend_so_far(annotations, cfg.budget), frozenset(annotations["annotator_id"].astype(str)))
 
 
 @contextmanager
@@ -101,6 +104,7 @@ def render(status: Status) -> str:
                      "pending: the next writing command, or `crowdloop verify`, finishes or undoes it" +
                      (f" (run `crowdloop verify` before sending round {number}'s batch out: a round the interruption "
                       "caught before its commit is removed)" if number is not None else ""))
+    lines.extend(_budget_lines(status))
     if not status.rounds:
         lines.append("  no round has run yet: `crowdloop round` (or `crowdloop round --simulate`)")
         return "\n".join(lines)
@@ -135,6 +139,25 @@ def render(status: Status) -> str:
     else:
         lines.append(f"\n  round {progress.round}'s batch is answered: `crowdloop round` runs the next one")
     return "\n".join(lines)
+
+
+def _budget_lines(status: Status) -> list[str]:
+    """What the stored answers spent of the budget (params.yaml ``budget``), and cost keys that name nobody."""
+    budget, spend, lines = status.cfg.budget, status.spend, []
+    if spend is not None and (spend.annotation_budget is not None or spend.money_budget is not None):
+        parts = ([f"{spend.annotations} of {spend.annotation_budget} annotations"]
+                 if spend.annotation_budget is not None else [])
+        parts += [f"{spend.money:g} of {spend.money_budget:g} money"] if spend.money_budget is not None else []
+        left = ([f"{spend.annotations_left} annotations"] if spend.annotation_budget is not None else []) + \
+            ([f"{spend.money_left:g} money"] if spend.money_budget is not None else [])
+        state = "spent: a round asks nothing more" if spend.spent else f"{' and '.join(left)} left"
+        lines.append(f"  budget: {' and '.join(parts)} spent by the stored answers; {state}")
+    unknown = sorted(set(budget.annotator_costs) - status.annotator_ids)
+    if unknown:
+        lines.append(f"  budget.annotator_costs names {', '.join(map(repr, unknown))}, who "
+                     f"{word(len(unknown), 'has', 'have')} given no annotation yet: a typo? (a cost there counts "
+                     "once its annotator answers)")
+    return lines
 
 
 def _agreement_lines(last: dict, classes) -> list[str]:

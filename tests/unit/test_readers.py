@@ -61,3 +61,24 @@ def test_status_after_a_round_killed_before_its_commit_says_to_verify_before_sen
     assert "waiting: 1 of 1 annotations asked in round 1" in text  # what the folder says...
     assert "run `crowdloop verify` before sending round 1's batch out" in text  # ...and why not to trust it yet
     assert "removed round 1" in api.verify(camp).recovered and not folder.exists()
+
+
+def test_status_shows_the_budget_spent_and_a_cost_key_that_names_nobody(camp):
+    from crowdloop.tasks import store
+
+    stored = store.read_annotations(camp)
+    first = sorted(stored["annotator_id"].unique())[0]
+    assert "  budget" not in str(api.status(camp))  # no budget, no costs: nothing to say
+    params = camp.params_file.read_text()
+    for key, value in {"annotations": "20", "money": "30"}.items():
+        params = params.replace(f"  {key}: null ", f"  {key}: {value} ")
+    params = params.replace("  annotator_costs: {} ", f"  annotator_costs: {{{first}: 2.0, exprt1: 3.0}} ")
+    camp.params_file.write_text(params)
+    money = float((stored["annotator_id"] == first).sum()) * 2.0 + float((stored["annotator_id"] != first).sum())
+    text = str(api.status(camp))
+    assert (f"budget: {len(stored)} of 20 annotations and {money:g} of 30 money spent by the stored answers; "
+            f"{20 - len(stored)} annotations and {30 - money:g} money left") in text
+    assert "budget.annotator_costs names 'exprt1', who has given no annotation yet: a typo?" in text
+    assert f"'{first}'" not in text  # an annotator who has answered is no typo
+    camp.params_file.write_text(params.replace("  annotations: 20 ", f"  annotations: {len(stored)} "))
+    assert "spent: a round asks nothing more" in str(api.status(camp))
