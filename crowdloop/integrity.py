@@ -93,6 +93,7 @@ def _check(campaign: store.Campaign, recovered: str | None) -> Verified:
                  version.dirty(campaign) if name in version.WRITTEN]
     tag_findings, notes = _tag_findings(campaign, rounds, cfg.remote.url)
     findings += tag_findings
+    notes += _unpushed(campaign, version.remote_folder(campaign, cfg.remote.url))
     findings += _mlflow_findings(campaign, rounds, lineage.campaign_name(campaign, cfg.name), cfg.tracking.uri)
     return Verified(campaign, findings, recovered, len(annotations), len(rounds), notes)
 
@@ -155,6 +156,22 @@ def _tag_findings(campaign: store.Campaign, rounds: list[int], remote: str | Non
               f"into from here; `dvc fetch -r {version.REMOTE} --all-tags` fetches every round's for verify to check."
               ] if unchecked else []
     return findings, notes
+
+
+def _unpushed(campaign: store.Campaign, folder: Path | None) -> list[str]:
+    """A note when the data the last commit records (answers ingested since the last round, say) is
+    not all on the remote folder ``folder``: a copy of the campaign could not pull it yet."""
+    md5 = version.data_md5(campaign)
+    listing = version.read_listing(campaign, md5) if md5 and folder is not None else None
+    if listing is None:  # no remote folder to look into, or not in the cache: the tag checks speak
+        return []
+    on_remote = (lambda object_md5: (folder / "files" / "md5" / object_md5[:2] / object_md5[2:]).is_file())
+    missing = [f"data/{name}" for name, file_md5 in sorted(listing.items()) if not on_remote(file_md5)]
+    if on_remote(md5) and not missing:
+        return []
+    return [f"the last commit's data/ is not all on the DVC remote {folder} yet ("
+            f"{missing[0] if missing else 'its listing'}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"
+            "): a copy of the campaign cannot pull it until `crowdloop push` (or the next round) sends it."]
 
 
 def _where(campaign: store.Campaign, md5: str, folder, where: dict) -> str | None:

@@ -308,3 +308,18 @@ def test_pull_puts_back_a_hand_edited_file_whose_recorded_copy_the_cache_lost(pu
     (kept,) = (camp.root / version.EDITED).rglob("batch.csv")
     assert "x1,a01,billing" in kept.read_text()  # what was typed is kept
     assert api.verify(camp).findings == []
+
+
+def test_verify_notes_answers_ingested_since_the_last_push_that_a_copy_could_not_pull_yet(pushed, tmp_path):
+    camp, _, _ = pushed
+    assert not [n for n in api.verify(camp).notes if "not all on the DVC remote" in n]
+    pool = store.read_examples(camp).query("split == 'pool'")["example_id"].iloc[0]
+    answers = tmp_path / "answers.csv"
+    answers.write_text(f"example_id,annotator_id,label\n{pool},newcomer,{demo.DEMO_CLASSES[0]}\n")
+    api.ingest(camp, answers)
+    verified = api.verify(camp)
+    (note,) = [n for n in verified.notes if "not all on the DVC remote" in n]
+    assert f"the last commit's data/ is not all on the DVC remote {tmp_path / 'crowdloop-remote'} yet (data/" in note
+    assert verified.findings == []  # nothing is wrong: the copy here has it all
+    api.push(camp)
+    assert not [n for n in api.verify(camp).notes if "not all on the DVC remote" in n]
