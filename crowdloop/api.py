@@ -160,7 +160,7 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     """
     from crowdloop.flows import simulate as simulate_flows
     from crowdloop.flows import steps
-    from crowdloop.tasks import importers, replay_split, report, simulation_store
+    from crowdloop.tasks import importers, replay_split, report, simulation_protocol, simulation_store
 
     # each once: a strategy named twice would run twice into one checkpoint folder and double its rows
     chosen = list(config_checks.STRATEGIES) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
@@ -169,19 +169,19 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
                           "without it.")
     for name in chosen:
         config_checks.check_strategy(name, source="strategies")
-    if preset not in simulate_flows.PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(simulate_flows.PRESETS)}.")
+    if preset not in simulation_protocol.PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(simulation_protocol.PRESETS)}.")
     metric = metric or report.DEFAULT_METRIC
     if metric not in report.METRICS:
         raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(report.METRICS)}.")
     changes = {k: v for k, v in (protocol or {}).items() if v is not None}
-    unknown = sorted(set(changes) - set(simulate_flows.PROTOCOL_FLAGS))
+    unknown = sorted(set(changes) - set(simulation_protocol.PROTOCOL_FLAGS))
     if unknown:
-        raise ConfigError(f"unknown protocol setting {unknown[0]!r}; use {', '.join(simulate_flows.PROTOCOL_FLAGS)}.")
+        raise ConfigError(f"unknown protocol setting {unknown[0]!r}; use {', '.join(simulation_protocol.PROTOCOL_FLAGS)}.")
     methods = [None] if consensus is None else config_checks.consensus_methods(consensus)
-    plan = dataclasses.replace(simulate_flows.PRESETS[preset], **changes,
-                               arms=tuple(simulate_flows.arm(s, m) for s in chosen for m in methods))
-    simulate_flows.check_simulation(plan, seeds=seeds, target=target, metric=metric)
+    plan = dataclasses.replace(simulation_protocol.PRESETS[preset], **changes,
+                               arms=tuple(simulation_protocol.arm(s, m) for s in chosen for m in methods))
+    simulation_protocol.check_simulation(plan, seeds=seeds, target=target, metric=metric)
     if embedding_cache is not None and Path(embedding_cache).exists() and not Path(embedding_cache).is_dir():
         raise ConfigError(f"--embedding-cache {embedding_cache} is a file; name a folder (made if missing).")
     if params is not None and not Path(params).is_file():  # config.load's message is about campaigns
@@ -200,7 +200,7 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
                                                redraw_start=redraw)
     out = Path(out)
     steps.hide_user_error_tracebacks()
-    simulation_store.prepare(out, replay, simulate_flows.run_settings(base, plan))
+    simulation_store.prepare(out, replay, simulation_protocol.run_settings(base, plan))
     title = f"{Path(source).name}: {preset} preset" + (" (validation split)" if plan.evaluate == "validation" else "")
     shared = None if embedding_cache is None else str(Path(embedding_cache).resolve())
     return simulate_flows.simulate_flow(str(out), plan, list(range(seeds)), base, title, target=target,

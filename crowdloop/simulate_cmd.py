@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PRESET_NAMES = ("tutorial", "rte")  # flows/simulate.py PRESETS; named here to keep --help fast
+from crowdloop.tasks.simulation_protocol import ANSWERED_BY, EVALUATE, PRESETS
+
 
 
 def add_parser(sub) -> None:
     """Add the ``simulate`` and ``aggregate`` sub-commands to the argparse sub-parsers ``sub``."""
     p = sub.add_parser("simulate", help="replay a labeled dataset: strategies x seeds -> learning curves")
     _add_reader_flags(p)
-    p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="tutorial",
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tutorial",
                    help="the protocol bundle: tutorial (100 x 2 labels, 25 rounds x 25) or rte (100 x 1, 20 x 20); "
                         "the flags below change one part of it")
     p.add_argument("--rounds", type=int, help="rounds per arm x seed")
@@ -25,11 +26,11 @@ def add_parser(sub) -> None:
                                              "params.yaml's predict.folds is not read by a simulation)")
     p.add_argument("--test-size", type=float, help="share of the gold examples held out as the test split "
                                                    "when the data has none (default 0.25)")
-    p.add_argument("--evaluate", choices=["test", "validation"], default=None,
+    p.add_argument("--evaluate", choices=list(EVALUATE), default=None,
                    help="score on the test split (default) or on a validation split carved from the pool "
                         "(the test split is then left out: choose settings this way)")
     p.add_argument("--validation-size", type=float, help="share of the pool held out with --evaluate validation")
-    p.add_argument("--answered-by", choices=["tutorial", "routed"], default=None,
+    p.add_argument("--answered-by", choices=list(ANSWERED_BY), default=None,
                    help="who answers a pick: a random annotator already seen (the tutorial's protocol, "
                         "the presets' default) or the one routing chose by quality")
     p.add_argument("--goes-bad", type=int, dest="goes_bad",

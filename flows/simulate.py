@@ -3,17 +3,15 @@
 Each arm (a strategy with its consensus method) × seed is a Prefect subflow that
 runs the same ``plan_round`` as a campaign round, with simulated annotators
 answering from the dataset's not-yet-collected annotations. Every finished round
-is checkpointed, so an interrupted simulation resumes where it stopped.
+is checkpointed, so an interrupted simulation resumes where it stopped. The protocol (arms,
+presets, their checks) is tasks/simulation_protocol.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,51 +19,13 @@ from prefect import flow
 
 from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Stopwatch, mc_dropout_passes, plan_round
-from crowdloop.tasks import (annotator_watch, annotators, metrics, progress, replay_split, report, round_data,
+from crowdloop.tasks import (annotator_watch, annotators, metrics, progress, report, round_data,
                              signal, simulation_store, stopping, track)
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks.errors import ConfigError
+from crowdloop.tasks.simulation_protocol import RANDOM, Arm, Preset, arm_config, run_settings
 from crowdloop.tasks.train import TrainingSet, train_and_predict
 
 log = logging.getLogger("crowdloop")
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    strategy: str
-    consensus: str
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A simulation protocol: rounds × batch, the start, the limits, the evaluation split, the arms.
-
-    ``test_size``: held out as the gold test split when the data has none. ``evaluate``:
-    ``test`` (the gold test split) or ``validation`` (``validation_size`` of the pool,
-    carved out, the test split left out: what defaults are chosen on).
-    ``answered_by``: who answers a pick: "tutorial" = a random annotator already seen
-    among those who hold an answer (the ActiveLab tutorial's protocol); "routed" = the
-    annotator that routing chose (by estimated quality, within capacity) among them.
-    Either way a flagged annotator (``routing.min_quality``) never answers.
-    ``goes_bad``: from this round on, ``bad_annotator`` (None: the one who holds the most
-    answers) answers at random (uniform over the classes, seeded): what
-    ``routing.min_quality`` should catch.
-    """
-
-    rounds: int
-    batch_size: int
-    n_start: int
-    labels_per_start: int
-    max_annotations_per_example: int
-    folds: int
-    arms: tuple[Arm, ...]
-    test_size: float | None = 0.25
-    answered_by: str = "tutorial"
-    evaluate: str = "test"
-    validation_size: float = 0.2
-    goes_bad: int | None = None
-    bad_annotator: str | None = None
 
 
 # The round metrics a simulation keeps, one row per arm × seed × round (NaN where a round has none).
@@ -73,113 +33,6 @@ ROW_METRICS = ("annotations", "test_accuracy", "test_macro_f1", "test_balanced_a
                "mean_consensus_quality", "oos_accuracy", "oos_balanced_accuracy", "oos_balanced_accuracy_se",
                "chance_balanced_accuracy", "log_loss_gain", "signal", "stop", "unroutable", "krippendorff_alpha",
                "unanimous_share", "flagged_annotators")
-
-DEFAULT = Arm("auto", strategy="auto", consensus="crowdlab")  # params.yaml's default strategy
-RANDOM = Arm("random", strategy="random", consensus="majority")
-
-
-def arm(strategy: str, consensus: str | None = None) -> Arm:
-    """The arm that runs ``strategy``: CROWDLAB consensus, except ``random`` (majority vote, as in
-    the ActiveLab tutorial). A ``module:function`` arm is named ``module.function``. With a
-    ``consensus`` method (the bake-off, ``--consensus``) the arm is named ``strategy+method``."""
-    name = strategy.replace(":", ".")
-    if consensus is not None:
-        return Arm(f"{name}+{consensus}", strategy=strategy, consensus=consensus)
-    if strategy == RANDOM.strategy:
-        return RANDOM
-    return Arm(name, strategy=strategy, consensus="crowdlab")
-
-
-PRESETS = {
-    # The cleanlab ActiveLab tutorial: 100 examples × 2 labels, 25 rounds × 25 annotations.
-    "tutorial": Preset(rounds=25, batch_size=25, n_start=100, labels_per_start=2,
-                       max_annotations_per_example=5, folds=3, arms=(DEFAULT, RANDOM)),
-    # Sparse labels (used for RTE and the held-back sets): 100 items × 1 label, 20 rounds × 20.
-    "rte": Preset(rounds=20, batch_size=20, n_start=100, labels_per_start=1,
-                  max_annotations_per_example=5, folds=3, arms=(DEFAULT, RANDOM)),
-}
-# What `crowdloop simulate` flags may change in a preset (the rest stay the named bundle's).
-PROTOCOL_FLAGS = ("rounds", "batch_size", "n_start", "labels_per_start", "max_annotations_per_example", "folds",
-                  "test_size", "answered_by", "evaluate", "validation_size", "goes_bad", "bad_annotator")
-# The least value of each whole-number field, and the flag that sets a field where it is not
-# the field's name with dashes (for error messages).
-_AT_LEAST = {"rounds": 1, "batch_size": 1, "n_start": 0, "labels_per_start": 1, "max_annotations_per_example": 1,
-             "folds": 2}
-_FLAG = {"n_start": "--start-size", "max_annotations_per_example": "--max-annotations"}
-ANSWERED_BY = ("tutorial", "routed")  # Preset.answered_by: who answers a pick (see Preset)
-
-
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _fraction(value) -> bool:
-    return isinstance(value, (float, np.floating)) and 0 < value < 1
-
-
-def check_simulation(preset: Preset, *, seeds: int, target: float, metric: str) -> None:
-    """Raise ConfigError, naming the flag, if ``preset`` with ``seeds`` seeds cannot be run as a
-    simulation, or ``target`` is no value of ``metric`` (a share, 0 to 1)."""
-    if not _whole(seeds) or seeds < 1:
-        raise ConfigError(f"--seeds is {seeds!r}; run at least 1 seed per arm.")
-    if not preset.arms:
-        raise ConfigError("--strategies names no strategy; give one or more, comma-separated (e.g. auto,random), "
-                          "or all.")
-    names = [a.name for a in preset.arms]
-    if len(set(names)) < len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        raise ConfigError(f"the arm {twice!r} is named twice; name each strategy and consensus method once.")
-    if not 0 < target <= 1:
-        raise ConfigError(f"--target is {target!r}; give a {metric} value above 0 and at most 1.")
-    for field, low in _AT_LEAST.items():
-        value = getattr(preset, field)
-        if not _whole(value) or value < low:
-            flag = _FLAG.get(field, "--" + field.replace("_", "-"))
-            raise ConfigError(f"{flag} is {value!r}; it must be a whole number of at least {low}.")
-    if preset.labels_per_start > preset.max_annotations_per_example:
-        raise ConfigError(f"--labels-per-start {preset.labels_per_start} is more than --max-annotations "
-                          f"{preset.max_annotations_per_example}; lower the one or raise the other.")
-    test_size = preset.test_size  # from Python also a count of examples; the flag takes a fraction
-    if not (test_size is None or _fraction(test_size) or _whole(test_size) and test_size >= 1):
-        raise ConfigError(f"--test-size is {test_size!r}; give a fraction strictly between 0 and 1.")
-    if not _fraction(preset.validation_size):
-        raise ConfigError(f"--validation-size is {preset.validation_size!r}; give a fraction strictly between 0 and 1.")
-    for field, allowed in {"evaluate": replay_split.EVALUATE, "answered_by": ANSWERED_BY}.items():
-        if getattr(preset, field) not in allowed:
-            raise ConfigError(f"--{field.replace('_', '-')} is {getattr(preset, field)!r}; use {' or '.join(allowed)}.")
-    if preset.goes_bad is not None and (not _whole(preset.goes_bad) or preset.goes_bad < 1):
-        raise ConfigError(f"--goes-bad is {preset.goes_bad!r}; name a round, 1 or later.")
-    if preset.goes_bad is not None and preset.goes_bad > preset.rounds:
-        raise ConfigError(f"--goes-bad {preset.goes_bad} is after the last round ({preset.rounds}): nobody would "
-                          f"turn bad; name a round from 1 to {preset.rounds}.")
-    if preset.bad_annotator is not None and preset.goes_bad is None:
-        raise ConfigError("--bad-annotator is given without --goes-bad; say from which round they answer at random.")
-
-
-def arm_config(base: config_mod.Config, preset: Preset, arm: Arm, *, seed: int,
-               classes: Sequence[str]) -> config_mod.Config:
-    """The round config one arm × seed runs with."""
-    return dataclasses.replace(
-        base, seed=seed, classes=tuple(classes),
-        consensus=dataclasses.replace(base.consensus, method=arm.consensus),
-        score=dataclasses.replace(base.score, strategy=arm.strategy),
-        predict=dataclasses.replace(base.predict, folds=preset.folds),
-        select=dataclasses.replace(base.select, batch_size=preset.batch_size,
-                                   max_annotations_per_example=preset.max_annotations_per_example),
-    )
-
-
-# Config keys that cannot change what a simulated round decides (compute: where it runs; name: a
-# campaign's MLflow experiment): settings.json leaves them out, so adding one keeps a run resumable.
-UNUSED_SECTIONS = ("name", "compute", "simulate", "schedule", "tracking", "remote")
-
-
-def run_settings(base: config_mod.Config, preset: Preset) -> dict:
-    """What the finished rounds of a simulation depend on, for simulation_store.prepare: the
-    preset (its rounds and arms aside: more rounds or another arm extend a run) and params."""
-    protocol = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("rounds", "arms")}
-    params = {k: v for k, v in dataclasses.asdict(base).items() if k not in UNUSED_SECTIONS}
-    return {"preset": protocol, "params": params}
 
 
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")

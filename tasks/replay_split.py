@@ -19,7 +19,6 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from crowdloop.tasks.import_formats import ANSWERS, Replay, check_replay
 from crowdloop.tasks.import_values import ImportFormatError
 
-EVALUATE = ("test", "validation")  # what a simulation scores on (flows/simulate.check_simulation)
 
 
 def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_start: int,
@@ -37,7 +36,7 @@ def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_
     ``labels_per_start`` of each one's annotations move from ``uncollected`` to
     ``initial``. A replay that has both (the tutorial's) comes back unchanged in test
     mode. Deterministic per seed. The protocol's values are checked by the caller
-    (``flows/simulate.check_simulation``, before the data is read).
+    (``simulation_protocol.check_simulation``, before the data is read).
     """
     examples, initial, uncollected = (f.reset_index(drop=True)
                                       for f in (replay.examples, replay.initial, replay.uncollected))

@@ -11,6 +11,7 @@ from distributed import get_task_stream
 
 from crowdloop import api
 from crowdloop.flows import simulate, steps
+from crowdloop.tasks import simulation_protocol as protocol
 from crowdloop.tasks import simulation_store, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,10 +34,10 @@ def _ran_there(stream) -> dict[str, int]:
 
 
 def test_a_simulation_on_a_cluster_gives_the_curves_and_batches_of_the_local_run(replay, base, tmp_path, cluster):
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=3, batch_size=6)
+    preset = dataclasses.replace(protocol.PRESETS["tutorial"], rounds=3, batch_size=6)
     here, there = tmp_path / "here", tmp_path / "there"
     on_cluster = dataclasses.replace(base, compute=dataclasses.replace(base.compute, dask_address=cluster.scheduler.address))
-    assert simulate.run_settings(on_cluster, preset) == simulate.run_settings(base, preset)  # the same simulation
+    assert protocol.run_settings(on_cluster, preset) == protocol.run_settings(base, preset)  # the same simulation
     for out, cfg in ((here, base), (there, on_cluster)):
         simulation_store.write_replay(out, replay)
         with get_task_stream(cluster) as stream:

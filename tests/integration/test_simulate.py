@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from crowdloop.flows import simulate
+from crowdloop.tasks import simulation_protocol as protocol
 from crowdloop.tasks import annotators, demo, importers, replay_split, simulation_store
 from crowdloop.tasks.models.encoder import FrozenEncoder
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _run(out, base, rounds, seeds=(0, 1), answered_by="tutorial", shared_cache=None, evaluate="test"):
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=rounds, batch_size=6, answered_by=answered_by,
+    preset = dataclasses.replace(protocol.PRESETS["tutorial"], rounds=rounds, batch_size=6, answered_by=answered_by,
                                  evaluate=evaluate)
     return simulate.simulate_flow(str(out), preset, list(seeds), base, "tiny", shared_cache=shared_cache)
 
@@ -68,7 +69,7 @@ def test_simulation_writes_curves_figure_and_mlflow_runs_and_resumes(replay, bas
 def test_each_round_s_log_line_names_the_split_it_scored(tmp_path, base, caplog):
     data = demo.make_demo(seed=2, n_pool=60, n_test=20, n_initial=0, n_annotators=6, answers_per_example=4)
     whole = importers.Replay(data.examples, data.initial, data.answers, demo.DEMO_CLASSES)
-    for evaluate in replay_split.EVALUATE:
+    for evaluate in protocol.EVALUATE:
         out = tmp_path / evaluate
         simulation_store.write_replay(out, replay_split.split_for_simulation(whole, seed=0, n_start=20,
                                                                              labels_per_start=2, evaluate=evaluate))
@@ -123,9 +124,9 @@ def test_simulated_annotators_never_repeat_or_invent_annotations(replay, base, t
 def test_consensus_bake_off_arms_and_an_annotator_who_goes_bad(replay, base, tmp_path):
     out = tmp_path / "sim"
     simulation_store.write_replay(out, replay)
-    arms = tuple(simulate.arm("activelab", method) for method in ("dawid_skene", "mace"))
+    arms = tuple(protocol.arm("activelab", method) for method in ("dawid_skene", "mace"))
     assert [a.name for a in arms] == ["activelab+dawid_skene", "activelab+mace"]
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=3, batch_size=6, answered_by="routed",
+    preset = dataclasses.replace(protocol.PRESETS["tutorial"], rounds=3, batch_size=6, answered_by="routed",
                                  goes_bad=2, arms=arms)
     simulate.simulate_flow(str(out), preset, [0], base, "tiny")
     curves = pd.read_csv(out / "curves.csv")

@@ -11,6 +11,7 @@ import yaml
 from crowdloop import campaign as campaign_mod
 from crowdloop import cli
 from crowdloop.flows import simulate
+from crowdloop.tasks import simulation_protocol as protocol
 from crowdloop.tasks import config_checks, demo, simulation_store, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -19,8 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_every_strategy_runs_as_a_simulation_arm_with_roi_against_random(replay, base, tmp_path):
     out = tmp_path / "sim"
     simulation_store.write_replay(out, replay)
-    arms = tuple(simulate.arm(name) for name in config_checks.STRATEGIES)
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], rounds=2, batch_size=6, arms=arms)
+    arms = tuple(protocol.arm(name) for name in config_checks.STRATEGIES)
+    preset = dataclasses.replace(protocol.PRESETS["tutorial"], rounds=2, batch_size=6, arms=arms)
     result = simulate.simulate_flow(str(out), preset, [0], base, "all strategies")
     curves = pd.read_csv(out / "curves.csv")
     assert sorted(curves["strategy"].unique()) == sorted(config_checks.STRATEGIES)

@@ -14,6 +14,7 @@ import pytest
 
 from crowdloop import cli, simulate_cmd
 from crowdloop.flows import simulate
+from crowdloop.tasks import simulation_protocol as protocol
 from crowdloop.tasks import importers
 from crowdloop.tasks.errors import ConfigError
 
@@ -28,18 +29,16 @@ def _refused(capsys, args: list[str], *words: str) -> str:
     return err
 
 
-def test_preset_names_match_the_flow_presets():
-    assert set(simulate_cmd.PRESET_NAMES) == set(simulate.PRESETS)
+def test_the_command_and_its_help_load_nothing_heavy():
+    """The parsers offer the presets and protocol values from tasks/simulation_protocol.py itself (one
+    place); that import must stay light, or every command (and --help) would start slower."""
+    import subprocess
+    import sys
 
-
-def test_the_simulate_flags_offer_the_values_the_flow_accepts():
-    from crowdloop.tasks import replay_split
-
-    parser = cli._parser()
-    sub = next(a for a in parser._actions if a.choices and "simulate" in a.choices).choices["simulate"]
-    choices = {a.dest: tuple(a.choices) for a in sub._actions if a.choices}
-    assert set(choices["answered_by"]) == set(simulate.ANSWERED_BY)
-    assert set(choices["evaluate"]) == set(replay_split.EVALUATE)
+    probe = ("import sys, crowdloop.cli as c; c._parser(); "
+             "print(sorted(m for m in ('numpy', 'pandas', 'prefect', 'mlflow', 'torch', 'yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("fmt,reader", [
@@ -71,11 +70,11 @@ def test_simulate_refuses_an_unknown_strategy_listing_the_known_ones(tmp_path, c
 def test_simulate_takes_every_builtin_strategy_as_an_arm():
     from crowdloop.tasks import config_checks
 
-    arms = [simulate.arm(name) for name in config_checks.STRATEGIES]
+    arms = [protocol.arm(name) for name in config_checks.STRATEGIES]
     assert [a.strategy for a in arms] == list(config_checks.STRATEGIES)
-    assert simulate.arm("random").consensus == "majority"  # the ActiveLab tutorial's baseline
+    assert protocol.arm("random").consensus == "majority"  # the ActiveLab tutorial's baseline
     assert {a.consensus for a in arms if a.strategy != "random"} == {"crowdlab"}
-    assert simulate.arm("pkg.rules:mine").name == "pkg.rules.mine"
+    assert protocol.arm("pkg.rules:mine").name == "pkg.rules.mine"
 
 
 def _demo_simulations(tmp_path, monkeypatch) -> list:
@@ -113,8 +112,8 @@ def test_simulate_folds_flag_sets_the_k_of_every_arms_rounds(tmp_path, monkeypat
     runs = _demo_simulations(tmp_path, monkeypatch)
     assert cli.main(["simulate", "data", "--out", str(tmp_path / "out"), "--folds", "4"]) == 0
     ((_, plan),) = runs
-    assert plan.folds == 4 and simulate.PRESETS["tutorial"].folds == 3
-    cfg = simulate.arm_config(config.load(), plan, plan.arms[0], seed=0, classes=demo.DEMO_CLASSES)
+    assert plan.folds == 4 and protocol.PRESETS["tutorial"].folds == 3
+    cfg = protocol.arm_config(config.load(), plan, plan.arms[0], seed=0, classes=demo.DEMO_CLASSES)
     assert cfg.predict.folds == 4
 
 
@@ -310,9 +309,9 @@ def test_simulate_refuses_a_protocol_that_cannot_run_and_writes_nothing(tmp_path
     ("rounds", 2.5, "--rounds is 2.5; it must be a whole number"),
 ])
 def test_simulate_from_python_refuses_protocol_values_the_flags_cannot_give(field, value, words):
-    preset = dataclasses.replace(simulate.PRESETS["tutorial"], **{field: value})
+    preset = dataclasses.replace(protocol.PRESETS["tutorial"], **{field: value})
     with pytest.raises(ConfigError, match=re.escape(words)):
-        simulate.check_simulation(preset, seeds=1, target=0.9, metric="macro_f1")
+        protocol.check_simulation(preset, seeds=1, target=0.9, metric="macro_f1")
 
 
 def test_simulate_runs_a_strategy_or_method_named_twice_once(tmp_path, capsys, monkeypatch):
@@ -330,9 +329,9 @@ def test_simulate_runs_a_strategy_or_method_named_twice_once(tmp_path, capsys, m
                      "--out", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
     assert [a.name for a in ran["arms"]] == ["random+majority", "random+glad", "auto+majority", "auto+glad"]
-    twice = dataclasses.replace(simulate.PRESETS["tutorial"], arms=(simulate.RANDOM, simulate.RANDOM))
+    twice = dataclasses.replace(protocol.PRESETS["tutorial"], arms=(protocol.RANDOM, protocol.RANDOM))
     with pytest.raises(ConfigError, match="the arm 'random' is named twice"):
-        simulate.check_simulation(twice, seeds=1, target=0.9, metric="macro_f1")
+        protocol.check_simulation(twice, seeds=1, target=0.9, metric="macro_f1")
 
 
 def test_simulate_says_when_params_set_a_consensus_method_its_arms_override(tmp_path, monkeypatch, caplog):

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from crowdloop.flows import compute, simulate
+from crowdloop.flows import compute
+from crowdloop.tasks import simulation_protocol as protocol
 from crowdloop.tasks import config
 from crowdloop.tasks.errors import ConfigError
 
@@ -63,10 +64,10 @@ def test_auto_is_a_worker_per_core_and_one_job_or_one_worker_runs_here(monkeypat
 
 def test_where_a_simulation_runs_is_not_part_of_what_it_is():
     base = config.load()
-    preset = simulate.PRESETS["tutorial"]
+    preset = protocol.PRESETS["tutorial"]
     elsewhere = dataclasses.replace(base, compute=_compute(workers=7, dask_address="tcp://10.0.0.5:8786"))
-    assert simulate.run_settings(elsewhere, preset) == simulate.run_settings(base, preset)
-    assert "compute" not in simulate.run_settings(base, preset)["params"]
+    assert protocol.run_settings(elsewhere, preset) == protocol.run_settings(base, preset)
+    assert "compute" not in protocol.run_settings(base, preset)["params"]
 
 
 def test_jobs_run_here_in_order_and_report_each_as_it_finishes():

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from crowdloop.flows import simulate
+from crowdloop.tasks import simulation_protocol as protocol
 from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import demo, importers, replay_split, simulation_store
 from crowdloop.tasks.errors import CampaignError
@@ -22,7 +22,7 @@ def _files(folder):
 
 
 def test_prepare_writes_the_replay_and_accepts_the_same_settings_again(replay, tmp_path):
-    settings = simulate.run_settings(config_mod.load(), simulate.PRESETS["tutorial"])
+    settings = protocol.run_settings(config_mod.load(), protocol.PRESETS["tutorial"])
     simulation_store.prepare(tmp_path, replay, settings)
     back = simulation_store.read_replay(tmp_path)
     assert back.classes == replay.classes and back.uncollected.equals(replay.uncollected.reset_index(drop=True))
@@ -32,30 +32,30 @@ def test_prepare_writes_the_replay_and_accepts_the_same_settings_again(replay, t
 
 
 def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(replay, tmp_path):
-    base, preset = config_mod.load(), simulate.PRESETS["tutorial"]
-    simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, preset))
+    base, preset = config_mod.load(), protocol.PRESETS["tutorial"]
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, preset))
     (tmp_path / "checkpoints" / "activelab-seed0").mkdir(parents=True)
     before = _files(tmp_path)
-    longer = dataclasses.replace(preset, rounds=40, arms=(simulate.arm("margin"),))
-    simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, longer))
+    longer = dataclasses.replace(preset, rounds=40, arms=(protocol.arm("margin"),))
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, longer))
 
     other_model = dataclasses.replace(base, model=dataclasses.replace(base.model, max_length=128))
     with pytest.raises(CampaignError, match=r"other settings \(different params\).*another --out"):
-        simulation_store.prepare(tmp_path, replay, simulate.run_settings(other_model, preset))
+        simulation_store.prepare(tmp_path, replay, protocol.run_settings(other_model, preset))
     with pytest.raises(CampaignError, match=r"\(different preset\)"):
-        simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, simulate.PRESETS["rte"]))
+        simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, protocol.PRESETS["rte"]))
     fewer = dataclasses.replace(replay, uncollected=replay.uncollected.iloc[1:])
     with pytest.raises(CampaignError, match=r"\(different data\)"):
-        simulation_store.prepare(tmp_path, fewer, simulate.run_settings(base, preset))
+        simulation_store.prepare(tmp_path, fewer, protocol.run_settings(base, preset))
     assert _files(tmp_path) == before  # nothing was changed by the refusals
 
 
 def test_the_campaign_s_name_is_no_setting_of_a_simulation(replay, tmp_path):
-    base, preset = config_mod.load(), simulate.PRESETS["tutorial"]
-    simulation_store.prepare(tmp_path, replay, simulate.run_settings(base, preset))
+    base, preset = config_mod.load(), protocol.PRESETS["tutorial"]
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, preset))
     named = dataclasses.replace(base, name="support")
-    assert "name" not in simulate.run_settings(named, preset)["params"]  # settings.json written before the key match
-    simulation_store.prepare(tmp_path, replay, simulate.run_settings(named, preset))  # resumes
+    assert "name" not in protocol.run_settings(named, preset)["params"]  # settings.json written before the key match
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(named, preset))  # resumes
 
 
 def test_checkpoints_without_settings_are_not_resumed_blindly(replay, tmp_path):
