@@ -120,11 +120,21 @@ def _choice(annotation: dict, where: str) -> tuple[str, str]:
     if not isinstance(result, list):
         raise IngestError(f"{where}: an annotation's 'result' must be a list.")
     chosen = [c for region in result if isinstance(region, dict) and region.get("type") == "choices"
-              for c in ((region.get("value") or {}).get("choices") or [])]
+              for c in _region_choices(region, where)]
     if len(chosen) > 1:
         raise IngestError(f"{where}: an annotation chooses {len(chosen)} classes ({', '.join(map(str, chosen))}); "
                           "each annotation must choose one (choice=\"single-radio\" in the labeling config).")
     return (str(chosen[0]).strip(), "") if chosen else ("", EMPTY)
+
+
+def _region_choices(region: dict, where: str) -> list:
+    """The ``value.choices`` list of a choices result (a malformed one is refused, not read as text)."""
+    value = region.get("value") or {}
+    choices = (value.get("choices") or []) if isinstance(value, dict) else None
+    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+        raise IngestError(f"{where}: a choices result's value is not {{\"choices\": [...]}} (got "
+                          f"{json.dumps(region.get('value'))[:60]}); export the project from Label Studio again as JSON.")
+    return choices
 
 
 def annotator_id(completed_by, rule: LabelStudioConfig, *, where: str) -> str:

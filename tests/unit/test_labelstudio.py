@@ -131,6 +131,12 @@ def test_a_bare_user_number_has_no_email_and_the_error_says_how_to_get_one(tmp_p
     (lambda t: t[0]["annotations"][0]["result"][0]["value"].update(choices=["billing", "shipping"]),
      "task 101: an annotation chooses 2 classes"),
     (lambda t: t[0]["annotations"][0].update(completed_by=None), "task 101: an annotation has no completed_by"),
+    (lambda t: t[0]["annotations"][0]["result"][0].update(value=["billing"]),
+     "task 101: a choices result's value is not {\"choices\": [...]} (got [\"billing\"])"),
+    (lambda t: t[0]["annotations"][0]["result"][0]["value"].update(choices="billing"),
+     "task 101: a choices result's value is not {\"choices\": [...]} (got {\"choices\": \"billing\"})"),
+    (lambda t: t[0]["annotations"][0]["result"][0]["value"].update(choices=[["billing"]]),
+     "task 101: a choices result's value is not"),
     (lambda t: t[1]["annotations"][0]["result"][0]["value"].update(choices=["technical"]),
      "task 102: annotator '1' gave example 'ex01' the label 'billing' in task 101 but this row says 'technical'"),
 ])
