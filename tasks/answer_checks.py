@@ -183,4 +183,6 @@ def row_problem(example: str, annotator: str, label: str, split: dict, classes: 
 
 
 def _text(values) -> list[str]:
-    return pd.Series(values, dtype=object).fillna("").astype(str).str.strip().tolist()
+    # cell by cell: Series.fillna("") on numbers (a DataFrame's int ids) warns that it downcasts
+    return ["" if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value))
+            else str(value).strip() for value in values]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tracemalloc
+import warnings
 
 import pandas as pd
 import pytest
@@ -179,3 +180,19 @@ def test_a_refused_change_names_the_round_and_the_file_the_earlier_answer_was_in
     assert "tuesday.csv:2:" in msg
     _refused(camp, _file(tmp_path, "again.csv", HEADER + "e1,a1,technical\n"), line=2,
              word="'billing' in round 0 (the campaign's initial answers) but")
+
+
+def test_answers_given_as_numbers_are_checked_as_text_without_a_warning(camp):
+    """A DataFrame of answers (init_campaign's initial=) may hold ids as ints, and gaps."""
+    examples = store.read_examples(camp).assign(example_id=["1", "2", "3", "4", "g1"])
+    answers = pd.DataFrame({"example_id": [1, 2, 3], "annotator_id": [7, 8, None], "label": ["billing"] * 3,
+                            "line": [1, 2, 3]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(IngestError, match=r"^initial answers:3: no annotator id for example '3'"):
+            ingest.validate_answers(answers, source="initial answers", examples=examples,
+                                    stored=store.read_annotations(camp), classes=CLASSES, on_change="reject")
+        kept = ingest.validate_answers(answers.iloc[:2].astype({"annotator_id": int}), source="initial answers",
+                                       examples=examples, stored=store.read_annotations(camp), classes=CLASSES,
+                                       on_change="reject")
+    assert kept.new.values.tolist() == [["1", "7", "billing"], ["2", "8", "billing"]]
