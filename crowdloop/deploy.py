@@ -25,8 +25,9 @@ def schedule_options(schedule: ScheduleConfig, source: str) -> dict:
 
         try:
             CronSchedule(cron=schedule.cron)
-        except ValueError as err:
-            raise ConfigError(f"{source}: 'schedule.cron' {schedule.cron!r} is not a cron line ({err}).") from None
+        except ValueError as err:  # pydantic's ValidationError: several lines; its first error's message is one
+            detail = err.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(err, "errors") else err
+            raise ConfigError(f"{source}: 'schedule.cron' {schedule.cron!r} is not a cron line ({detail}).") from None
         return {"cron": schedule.cron}
     if schedule.interval_minutes:
         return {"interval": timedelta(minutes=schedule.interval_minutes)}

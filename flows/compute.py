@@ -143,13 +143,22 @@ def check_reachable(address: str, *, timeout: float = 10.0) -> None:
     end in a traceback."""
     import socket
 
-    host, _, port = address.strip().rpartition("://")[2].rpartition(":")
+    scheme, _, rest = address.strip().rpartition("://")
+    host, _, port = rest.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            # a Dask scheduler speaks first over plain TCP (its handshake); anything else (a web server)
+            # waits for us, and Dask would wait for it 30 s per attempt
+            greeted = conn.recv(1) if scheme in ("", "tcp") else b"-"
+    except TimeoutError:
+        greeted = b""
     except OSError as err:
         raise CampaignError(f"no Dask scheduler answers at {address} ({err.strerror or err}); start one "
                             f"(`dask scheduler --host ...`, README \"On a Dask cluster\") or correct "
                             f"${ADDRESS_ENV} / compute.dask_address.") from None
+    if not greeted:
+        raise CampaignError(f"what listens at {address} is not a Dask scheduler (it sent no Dask handshake "
+                            f"within {timeout:g} s); correct ${ADDRESS_ENV} / compute.dask_address.")
 
 
 @contextmanager

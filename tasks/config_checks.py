@@ -7,6 +7,7 @@ the two stay small; modules that need a list of choices import it from here.
 from __future__ import annotations
 
 import importlib
+import posixpath
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +27,8 @@ STRATEGIES = ("auto", "activelab", "activelab_ensemble", "random", "good_random"
               "least_confidence", "margin", "entropy", "coreset", "badge", "qbc", "bald", "cold_start")
 STOPPING_METRICS = ("macro_f1", "accuracy", "balanced_accuracy")  # what tasks/stopping.py reads
 ON_CHANGE = ("reject", "keep_both", "latest")  # ingest.on_change: an annotator changing an answer
+# schedule.inbox may not be inside these (a round moves aside every file it finds there), the campaign nor outside it
+INBOX_BANNED = ("data", ".git", ".dvc", "mlruns")
 DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")  # compute.dask_address: dask.distributed's protocols
 NO_SIGNAL_STRATEGIES = ("agreement", "good_random", "random")  # model-free: what `auto` uses without signal
 # What `auto` uses with signal: the strategies that read the model (cold_start reads only embeddings).
@@ -106,9 +109,8 @@ def validate(config, source: str) -> None:
         (config.schedule.interval_minutes is None or config.schedule.interval_minutes > 0,
          "'schedule.interval_minutes' must be positive (or null with a 'schedule.cron')"),
         (0 <= config.schedule.min_answered <= 1, "'schedule.min_answered' must be between 0 and 1"),
-        (bool(config.schedule.inbox.strip()) and not Path(config.schedule.inbox).is_absolute()
-         and Path(config.schedule.inbox).parts[0] not in ("data", ".."),
-         "'schedule.inbox' must be a folder inside the campaign, outside data/"),
+        (inbox_ok(config.schedule.inbox), "'schedule.inbox' must be a folder inside the campaign (not the "
+                                          "campaign itself), outside data/, .git, .dvc and mlruns"),
         (config.ingest.on_change in ON_CHANGE, f"'ingest.on_change' must be one of {', '.join(ON_CHANGE)}"),
         (config.lock.timeout_seconds >= 0, "'lock.timeout_seconds' must be >= 0"),
         (config.labelstudio.project is None or isinstance(config.labelstudio.project, int)
@@ -124,6 +126,15 @@ def validate(config, source: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: {message}.")
     check_strategy(config.score.strategy, source=source)
+
+
+def inbox_ok(inbox: str) -> bool:
+    """Whether ``schedule.inbox`` is a folder of its own inside the campaign: not the campaign itself, not
+    outside it, not in data/, .git, .dvc or mlruns (``sub/../data`` is data/), whose files a round would move."""
+    if not inbox.strip() or Path(inbox).is_absolute():
+        return False
+    first = Path(posixpath.normpath(inbox.replace("\\", "/"))).parts[:1]
+    return bool(first) and first[0] not in (".", "..", *INBOX_BANNED)
 
 
 def name_problem(name: str) -> str | None:

@@ -35,7 +35,12 @@ def test_a_scheduler_that_does_not_answer_is_one_line_before_any_work(monkeypatc
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
-        compute.check_reachable(f"tcp://127.0.0.1:{listening.getsockname()[1]}")  # answers: no error
+        silent = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+        # a listener that never speaks (a web server, another service) is not a scheduler: Dask hung on it
+        # (a round with its address ran 70 s and more) before it failed with a traceback
+        with pytest.raises(CampaignError, match=rf"what listens at {silent} is not a Dask scheduler \(it sent "
+                                                r"no Dask handshake within 0.5 s\)"):
+            compute.check_reachable(silent, timeout=0.5)
         closed = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
     monkeypatch.setenv(compute.ADDRESS_ENV, closed)
     with pytest.raises(CampaignError, match=rf"no Dask scheduler answers at {closed} .*start one") as err:
@@ -44,6 +49,25 @@ def test_a_scheduler_that_does_not_answer_is_one_line_before_any_work(monkeypatc
     monkeypatch.setenv(compute.ADDRESS_ENV, "tcp://127.0.0.1:99999")
     with pytest.raises(ConfigError, match="names the port 99999; a port is 1 to 65535"):
         compute.dask_address(_compute())
+
+
+def test_a_scheduler_that_speaks_first_passes():
+    import socket
+    import threading
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+
+        def greet() -> None:  # as a Dask scheduler does: its handshake goes out as it accepts
+            conn, _ = listening.accept()
+            with conn:
+                conn.sendall(b":handshake")
+
+        thread = threading.Thread(target=greet)
+        thread.start()
+        compute.check_reachable(f"tcp://127.0.0.1:{listening.getsockname()[1]}", timeout=5)
+        thread.join()
 
 
 def test_auto_is_a_worker_per_core_and_one_job_or_one_worker_runs_here(monkeypatch):

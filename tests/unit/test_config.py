@@ -78,6 +78,13 @@ def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
         ("schedule:\n  interval_minutes: 0\n", "'schedule.interval_minutes' must be positive"),
         ("schedule:\n  inbox: data/inbox\n", "outside data/"),
         ("schedule:\n  inbox: ../elsewhere\n", "inside the campaign"),
+        # a round moves every file it finds in the inbox: '.' was an IndexError, the others were allowed
+        ("schedule:\n  inbox: .\n", "not the campaign itself"),
+        ("schedule:\n  inbox: ./\n", "not the campaign itself"),
+        ("schedule:\n  inbox: in/../data\n", "outside data/"),
+        ("schedule:\n  inbox: in/../../elsewhere\n", "inside the campaign"),
+        ("schedule:\n  inbox: .git\n", "outside data/, .git, .dvc and mlruns"),
+        ("schedule:\n  inbox: mlruns\n", "outside data/, .git, .dvc and mlruns"),
         ("tracking:\n  register: maybe\n", "'tracking.register' must be bool"),
         ("model:\n  batch_size: 16\n", "'model.batch_size' is now called 'model.minibatch_size'"),
         ("compute:\n  workers: 0\n", "'compute.workers' must be auto or a number of at least 1"),

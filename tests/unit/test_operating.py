@@ -112,6 +112,9 @@ def test_schedule_options_cron_wins_and_bad_cron_is_a_clear_error():
     assert deploy.schedule_options(cron, "p") == {"cron": "0 9 * * 1-5"}
     with pytest.raises(config.ConfigError, match="'schedule.cron' 'every morning' is not a cron line"):
         deploy.schedule_options(type(base)(None, "every morning", 0.8, "inbox"), "p")
+    with pytest.raises(config.ConfigError) as err:  # was pydantic's error: four lines, with its web address
+        deploy.schedule_options(type(base)(None, "61 * * * *", 0.8, "inbox"), "p")
+    assert str(err.value) == "p: 'schedule.cron' '61 * * * *' is not a cron line (Invalid cron string: \"61 * * * *\")."
     with pytest.raises(config.ConfigError, match="set 'schedule.interval_minutes' or 'schedule.cron'"):
         deploy.schedule_options(type(base)(None, None, 0.8, "inbox"), "p")
     assert deploy.describe({"interval": timedelta(minutes=60)}) == "every 60 minutes"
