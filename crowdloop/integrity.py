@@ -165,9 +165,9 @@ def _unpushed(campaign: store.Campaign, folder: Path | None) -> list[str]:
     listing = version.read_listing(campaign, md5) if md5 and folder is not None else None
     if listing is None:  # no remote folder to look into, or not in the cache: the tag checks speak
         return []
-    on_remote = (lambda object_md5: (folder / "files" / "md5" / object_md5[:2] / object_md5[2:]).is_file())
-    missing = [f"data/{name}" for name, file_md5 in sorted(listing.items()) if not on_remote(file_md5)]
-    if on_remote(md5) and not missing:
+    missing = [f"data/{name}" for name, file_md5 in sorted(listing.items())
+               if not version.remote_object(folder, file_md5).is_file()]
+    if version.remote_object(folder, md5).is_file() and not missing:
         return []
     return [f"the last commit's data/ is not all on the DVC remote {folder} yet ("
             f"{missing[0] if missing else 'its listing'}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"

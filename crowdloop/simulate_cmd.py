@@ -8,7 +8,6 @@ from pathlib import Path
 from crowdloop.tasks.simulation_protocol import ANSWERED_BY, EVALUATE, PRESETS
 
 
-
 def add_parser(sub) -> None:
     """Add the ``simulate`` and ``aggregate`` sub-commands to the argparse sub-parsers ``sub``."""
     p = sub.add_parser("simulate", help="replay a labeled dataset: strategies x seeds -> learning curves")

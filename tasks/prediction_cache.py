@@ -9,8 +9,9 @@ The train step writes into ``<key[:16]>.<random>.tmp/`` (the pool's arrays are f
 there as memory-mapped files, chunk by chunk) and renames it into place when every file
 is on disk, so a folder under its final name is whole; reading it maps the files, so a
 million-row pool costs no memory until a step reads it. Only the newest
-:data:`KEPT` folders are kept, and the exported models (:func:`model_folder`) of those. Nothing here knows what the arrays mean: the caller turns
-the fields into a ``train.Predictions``.
+:data:`KEPT` folders are kept, and the exported models (:func:`model_folder`) of those.
+Nothing here knows what the arrays mean: the caller turns the fields into a
+``train.Predictions``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,17 @@ from crowdloop.tasks.files import TMP_SUFFIX, fsync, write_text_atomic
 KEPT = 4  # prediction folders kept (newest first): a rollback and re-run within them trains nothing
 
 
+PREDICTIONS, MODELS = "predictions", "models"  # under the cache folder: one sub-folder per training key each
+
+
 def folder(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / "predictions" / key[:16]
+    return Path(cache_dir) / PREDICTIONS / key[:16]
+
+
+def model_folder(cache_dir: Path, key: str) -> Path:
+    """Where the train step exports the model behind ``key``'s predictions (``models/<key[:16]>``):
+    it goes when they are pruned (a fine-tuned MiniLM is 90 MB; MLflow keeps every round's copy)."""
+    return Path(cache_dir) / MODELS / key[:16]
 
 
 class Writer:
@@ -77,7 +87,7 @@ class Writer:
             shutil.rmtree(self.final)
         self.tmp.rename(self.final)
         fsync(self.final.parent)
-        _prune(self.final.parent)
+        _prune(self.cache_dir)
         return self.final
 
     def discard(self) -> None:
@@ -107,12 +117,6 @@ def exists(cache_dir: Path, key: str) -> bool:
     return _meta(folder(cache_dir, key), key) is not None
 
 
-def model_folder(cache_dir: Path, key: str) -> Path:
-    """Where the train step exports the model behind ``key``'s predictions (``models/<key[:16]>``):
-    it goes when they are pruned (a fine-tuned MiniLM is 90 MB; MLflow keeps every round's copy)."""
-    return Path(cache_dir) / "models" / key[:16]
-
-
 def _meta(where: Path, key: str) -> dict | None:
     """The meta.json of a whole folder written for ``key``; None: none (or another key's)."""
     try:
@@ -122,16 +126,17 @@ def _meta(where: Path, key: str) -> dict | None:
     return meta if meta.get("key") == key else None
 
 
-def _prune(parent: Path) -> None:
-    """Remove all but the newest :data:`KEPT` prediction folders, and leftovers of killed writes."""
+def _prune(cache_dir: Path) -> None:
+    """Remove all but the newest :data:`KEPT` prediction folders, leftovers of killed writes, and the
+    exported models of the folders removed."""
+    parent = Path(cache_dir) / PREDICTIONS
     folders = [p for p in parent.iterdir() if p.is_dir()]
     done = sorted((p for p in folders if not p.name.endswith(TMP_SUFFIX)), key=lambda p: p.stat().st_mtime_ns,
                   reverse=True)
     # one writer at a time (the campaign lock): any other temporary folder is a killed write's
     for old in [*done[KEPT:], *(p for p in folders if p.name.endswith(TMP_SUFFIX))]:
         shutil.rmtree(old, ignore_errors=True)
-    kept = {p.name for p in done[:KEPT]}
-    models = parent.parent / "models"  # model_folder's parent: each model goes with its predictions
+    kept, models = {p.name for p in done[:KEPT]}, Path(cache_dir) / MODELS
     for old in (p for p in models.iterdir() if p.name not in kept) if models.is_dir() else ():
         shutil.rmtree(old, ignore_errors=True)
 

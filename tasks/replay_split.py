@@ -20,7 +20,6 @@ from crowdloop.tasks.import_formats import ANSWERS, Replay, check_replay
 from crowdloop.tasks.import_values import ImportFormatError
 
 
-
 def split_for_simulation(replay: Replay, *, seed: int, n_start: int, labels_per_start: int,
                          test_size: float | int | None = None, redraw_start: bool = False,
                          evaluate: str = "test", validation_size: float = 0.2) -> Replay:

@@ -19,7 +19,7 @@ import yaml
 from crowdloop.tasks.store import Campaign
 from crowdloop.tasks.version.edits import EDITED, kept_version, under_data
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
-                                              head, read_listing, round_tags, stored_object, subject)
+                                              head, read_listing, remote_object, round_tags, stored_object, subject)
 from crowdloop.tasks.version.remote import (REMOTE, check_holds, lacking, pull, push, remote_folder, remote_url,
                                             set_remote)
 from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, prewarm_dvc, run
@@ -27,7 +27,7 @@ from crowdloop.tasks.wording import count
 
 __all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "at_round", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
            "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "read_listing",
-           "remote_folder", "remote_url", "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "stored_object", "subject",
+           "remote_folder", "remote_object", "remote_url", "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "stored_object", "subject",
            "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.

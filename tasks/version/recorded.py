@@ -44,13 +44,18 @@ def read_listing(campaign: Campaign, md5: str, remote: Path | None = None) -> di
 
 def cache_object(campaign: Campaign, md5: str) -> Path:
     """Where the DVC cache keeps the object ``md5`` (a file's bytes, or a ``.dir`` listing)."""
-    return campaign.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    return remote_object(campaign.root / ".dvc" / "cache", md5)
+
+
+def remote_object(remote: Path, md5: str) -> Path:
+    """Where a remote that is a local folder keeps the object ``md5``: DVC's cache layout (the cache too)."""
+    return remote / "files" / "md5" / md5[:2] / md5[2:]
 
 
 def stored_object(campaign: Campaign, md5: str, remote: Path | None = None) -> Path | None:
     """Where the object ``md5`` is: the DVC cache, else ``remote`` (a remote that is a local folder,
     laid out as the cache is); None when neither holds it."""
-    remote_copy = remote / "files" / "md5" / md5[:2] / md5[2:] if remote is not None else None
+    remote_copy = remote_object(remote, md5) if remote is not None else None
     return next((p for p in (cache_object(campaign, md5), remote_copy) if p is not None and p.is_file()), None)
 
 
