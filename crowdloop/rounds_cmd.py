@@ -36,7 +36,9 @@ def _print(root: Path, count: int, *, simulate: bool, force: bool) -> int | None
 def round_line(number: int, m: dict, seconds: dict[str, float]) -> str:
     """What `crowdloop round` prints for round ``number`` with metrics ``m`` and step times ``seconds``."""
     accuracy = m.get("test_accuracy")
-    unscored = "nothing labeled yet, no model to score" if m.get("labeled_examples") == 0 else "no test split to score"
+    unscored = ("nothing labeled yet, no model to score" if m.get("labeled_examples") == 0 else
+                "labels of one class so far, no model to score" if m.get("model_trained") == 0 else
+                "no test split to score")
     scored = (f"test accuracy {accuracy:.3f}, macro-F1 {m['test_macro_f1']:.3f}"
               if accuracy is not None and accuracy == accuracy else unscored)  # NaN: none
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())

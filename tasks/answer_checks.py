@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from crowdloop.tasks import labelstudio_format
@@ -184,5 +185,14 @@ def row_problem(example: str, annotator: str, label: str, split: dict, classes: 
 
 def _text(values) -> list[str]:
     # cell by cell: Series.fillna("") on numbers (a DataFrame's int ids) warns that it downcasts
-    return ["" if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value))
-            else str(value).strip() for value in values]
+    return [_id_text(value) for value in values]
+
+
+def _id_text(value) -> str:
+    """One cell as an id's text: '' for a gap; a whole float as the int it was (pandas turns a column of
+    int ids with a gap into floats: 7 -> 7.0, which would name nobody)."""
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()

@@ -119,12 +119,20 @@ def _choice(annotation: dict, where: str) -> tuple[str, str]:
     result = annotation.get("result") or []
     if not isinstance(result, list):
         raise IngestError(f"{where}: an annotation's 'result' must be a list.")
-    chosen = [c for region in result if isinstance(region, dict) and region.get("type") == "choices"
-              for c in _region_choices(region, where)]
+    chosen = [c for region in result if _is_choices(region) for c in _region_choices(region, where)]
     if len(chosen) > 1:
         raise IngestError(f"{where}: an annotation chooses {len(chosen)} classes ({', '.join(map(str, chosen))}); "
                           "each annotation must choose one (choice=\"single-radio\" in the labeling config).")
     return (str(chosen[0]).strip(), "") if chosen else ("", EMPTY)
+
+
+def _is_choices(region) -> bool:
+    """A choices result: typed so, or (written by hand or another tool) untyped with a value.choices."""
+    if not isinstance(region, dict):
+        return False
+    kind = region.get("type")
+    return kind == "choices" or (kind is None and isinstance(region.get("value"), dict)
+                                 and "choices" in region["value"])
 
 
 def _region_choices(region: dict, where: str) -> list:

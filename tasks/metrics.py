@@ -67,6 +67,7 @@ def round_metrics(data: round_data.RoundData, agreed, predictions, stored: pd.Da
     metrics.update({
         "annotations": len(stored),
         "labeled_examples": len(data.labeled_ids),
+        "model_trained": int(predictions.trained),  # 0: nothing labeled yet, or labels of one class
         "annotators": int(stored["annotator_id"].nunique()),
         "mean_consensus_quality": float(agreed.examples["consensus_quality"].mean()),
         "batch_size": len(batch),

@@ -26,6 +26,7 @@ from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import Config, ModelConfig
 from crowdloop.tasks.models.base import checked_model, model_key, resolve_backend
 from crowdloop.tasks.predict import MapFits, out_of_sample
+from crowdloop.tasks.wording import count
 
 log = logging.getLogger("crowdloop")
 CODE_VERSION = "7"  # bump when train_and_predict's results (or their pickled form) change for the same inputs
@@ -195,15 +196,12 @@ def train_and_predict(
     seconds["features"] = time.perf_counter() - start
     predict_pool = functools.partial(pool.predict_pool, backend, texts_unlabeled, n_classes=n_classes,
                                      chunk_size=chunk_size, allocate=allocate, progress=progress)
-    if n_l == 0:
-        say(f"nothing labeled yet: no model; embedding {n_u} unlabeled examples for a cold start")
-        uniform = np.full((n_u, n_classes), 1.0 / n_classes)
-        return Predictions(
-            pred_probs=np.zeros((0, n_classes)), pred_probs_unlabeled=uniform,
-            fold_pred_probs_unlabeled=uniform[None], test_probs=np.full((len(texts_test), n_classes), 1.0 / n_classes),
-            backend=backend.name, seconds=seconds, embeddings=backend.embed(None, x_l),
-            embeddings_unlabeled=predict_pool(models=[], full_model=None).embeddings, trained=False,
-        ), None
+    n_seen = len(np.unique(labels))
+    if n_l < 2 or n_seen < 2:
+        say(f"nothing labeled yet: no model; embedding {n_u} unlabeled examples for a cold start" if n_l == 0 else
+            f"the consensus labels so far are {count(n_l, 'example')} of {count(n_seen, 'class', 'classes')}: no model until "
+            f"a second class is labeled; embedding {n_u} unlabeled examples for a cold start")
+        return _untrained(n_l, n_u, n_classes, texts_test, backend, x_l, predict_pool, seconds), None
 
     start = time.perf_counter()
     say(f"{folds}-fold out-of-sample predictions for {n_l} labeled and {n_u} unlabeled examples, "
@@ -245,6 +243,20 @@ def train_and_predict(
         posterior_probs_unlabeled=pooled.posterior,
     )
     return predictions, fitted
+
+
+def _untrained(n_labeled: int, n_unlabeled: int, n_classes: int, texts_test, backend, x_l, predict_pool,
+               seconds) -> Predictions:
+    """No model (nothing to tell apart yet): uniform probabilities everywhere, the embeddings of every
+    example (the cold start clusters them), ``trained`` False."""
+    def uniform(n):
+        return np.full((n, n_classes), 1.0 / n_classes)
+
+    return Predictions(
+        pred_probs=uniform(n_labeled), pred_probs_unlabeled=uniform(n_unlabeled),
+        fold_pred_probs_unlabeled=uniform(n_unlabeled)[None], test_probs=uniform(len(texts_test)),
+        backend=backend.name, seconds=seconds, embeddings=backend.embed(None, x_l),
+        embeddings_unlabeled=predict_pool(models=[], full_model=None).embeddings, trained=False)
 
 
 def train_with_cache(cache_dir: Path, key: str, training: TrainingSet, *, model: ModelConfig, n_classes: int,

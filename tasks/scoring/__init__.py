@@ -57,12 +57,13 @@ def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool,
                        signal: str = "activelab", no_signal: str = "agreement") -> str:
     """The strategy that scores this round.
 
-    ``cold_start`` instead of a model-based ``strategy`` (``auto`` included) when nothing
-    is labeled, ``cold_start`` is on and embeddings of the unlabeled examples exist.
+    ``cold_start`` instead of a model-based ``strategy`` (``auto`` included) when no model
+    was trained (nothing labeled yet, or labels of one class only), ``cold_start`` is on and
+    embeddings of the unlabeled examples exist.
     ``auto``: ``signal`` (``score.signal_strategy``) when the model carries signal
     (``inputs.model_signal``), else ``no_signal`` (a model-free strategy).
     """
-    if (cold_start and inputs.n_labeled == 0 and strategy not in MODEL_FREE
+    if (cold_start and (inputs.n_labeled == 0 or inputs.pred_probs is None) and strategy not in MODEL_FREE
             and inputs.embeddings_unlabeled is not None):
         return "cold_start"
     if strategy == AUTO:

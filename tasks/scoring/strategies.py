@@ -89,8 +89,10 @@ class ScoreInputs:
         ``strategy`` needs is None: a round with nothing labeled has no model, so no probabilities."""
         missing = [n for n in names if getattr(self, n) is None]
         if missing:
-            what = (f"nothing is labeled yet, so no model is trained; set score.cold_start: true for the first "
-                    f"batch, or a strategy that needs no model ({', '.join(MODEL_FREE)})" if self.n_labeled == 0
+            why = ("nothing is labeled yet" if self.n_labeled == 0 else
+                   "the labels so far are of one class" if self.pred_probs is None else "")
+            what = (f"{why}, so no model is trained; set score.cold_start: true for the next batch, or a strategy "
+                    f"that needs no model ({', '.join(MODEL_FREE)})" if why
                     else "train a model first or choose another strategy")
             raise DataError(f"score.strategy: the {strategy} strategy needs {', '.join(missing)}, which this round "
                             f"does not have; {what}.")

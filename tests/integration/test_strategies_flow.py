@@ -83,3 +83,33 @@ def test_a_fresh_campaign_with_no_labels_starts_cold(tmp_path, tiny_model_dir):
     batch = store.read_batch(camp, 1)
     assert len(batch) == 6 and batch["example_id"].is_unique
     assert (camp.round_dir(1) / "assignments" / "unassigned.csv").is_file()  # nobody known yet
+
+
+def test_labels_of_one_class_start_cold_and_the_model_comes_once_a_second_class_is_labeled(tmp_path,
+                                                                                          tiny_model_dir, capsys):
+    """Every answer so far gives one class: the round used to fail ("needs at least 2 labeled examples of
+    2 classes") and leave no batch, so the team had nothing to label that could bring a second class.
+    It now sends a cold-start batch (examples unlike each other, none labeled yet) and says why."""
+    data = demo.make_demo(seed=3, n_pool=40, n_test=10, n_initial=0, n_annotators=4, answers_per_example=2)
+    pool = data.examples[data.examples["split"] == "pool"]
+    first = pool["example_id"].iloc[:3].tolist()
+    initial = pd.DataFrame({"example_id": first, "annotator_id": ["a0", "a1", "a0"], "label": demo.DEMO_CLASSES[0]})
+    camp = campaign_mod.init_campaign(tmp_path / "one", data.examples, classes=demo.DEMO_CLASSES, seed=3,
+                                      initial=initial)
+    _set_params(camp, model={"name": str(tiny_model_dir), "backend": "head", "max_length": 32},
+                select={"batch_size": 6})
+    assert cli.main(["-C", str(camp.root), "round"]) == 0
+    out = capsys.readouterr()
+    assert "round 1: labels of one class so far, no model to score, 3 annotations, batch of 6" in out.out
+    assert "the consensus labels so far are 3 examples of 1 class: no model until a second class" in out.err
+    assert "score.strategy auto -> cold_start" in out.err
+    batch = store.read_batch(camp, 1)
+    assert len(batch) == 6 and batch["example_id"].is_unique and not set(batch["example_id"]) & set(first)
+    assert store.read_round_metrics(camp, 1)["model_trained"] == 0
+
+    answers = batch.loc[:, ["example_id"]].assign(annotator_id="a2", label=[*demo.DEMO_CLASSES[:2]] * 3)
+    answers.to_csv(tmp_path / "answers.csv", index=False)
+    assert cli.main(["-C", str(camp.root), "ingest", str(tmp_path / "answers.csv")]) == 0
+    assert cli.main(["-C", str(camp.root), "round"]) == 0
+    metrics = store.read_round_metrics(camp, 2)
+    assert metrics["model_trained"] == 1 and 0 <= metrics["test_accuracy"] <= 1

@@ -196,3 +196,9 @@ def test_answers_given_as_numbers_are_checked_as_text_without_a_warning(camp):
                                        examples=examples, stored=store.read_annotations(camp), classes=CLASSES,
                                        on_change="reject")
     assert kept.new.values.tolist() == [["1", "7", "billing"], ["2", "8", "billing"]]
+    # pandas holds int ids with a gap as floats (7.0): they are still annotator '7', not '7.0'
+    gap = answers.assign(annotator_id=[7, 8, None], example_id=[1.0, 2.0, 3.0]).iloc[:2]
+    assert gap["annotator_id"].dtype == float
+    kept = ingest.validate_answers(gap, source="initial answers", examples=examples,
+                                   stored=store.read_annotations(camp), classes=CLASSES, on_change="reject")
+    assert kept.new.values.tolist() == [["1", "7", "billing"], ["2", "8", "billing"]]

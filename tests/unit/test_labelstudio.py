@@ -122,6 +122,20 @@ def test_a_bare_user_number_has_no_email_and_the_error_says_how_to_get_one(tmp_p
         ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=dataclasses.replace(RULE, annotator_id="email"))
 
 
+def test_a_result_without_a_type_that_holds_choices_is_read_as_the_choice(tmp_path):
+    """Exports written by hand or by other tools may leave out "type": the choice is not lost as empty,
+    and a region of another kind beside it (a comment) is still not read as one."""
+    camp, ids = _campaign(tmp_path)
+    tasks = labelstudio_format.batch_tasks(_batch(ids[1:3]), round=1)
+    untyped, commented = _annotation(1, 1, "billing"), _annotation(2, 2, "shipping")
+    del untyped["result"][0]["type"]
+    commented["result"].append({"from_name": "note", "to_name": "text", "value": {"text": ["sure"]}})
+    path = _write(tmp_path, "e.json", _export(tasks, [[untyped], [commented]]))
+    result = ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=RULE)
+    assert result.new.values.tolist() == [["ex01", "1", "billing"], ["ex02", "2", "shipping"]]
+    assert result.empty == 0
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda t: t[1]["annotations"][0]["result"][0]["value"].update(choices=["Billing"]),
      "task 102: label 'Billing' is not a class (did you mean 'billing'?)"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,3 +96,17 @@ def test_a_model_strategy_with_nothing_labeled_and_no_cold_start_is_one_line_say
         with pytest.raises(CrowdloopError, match=rf"score.strategy: the {name} strategy needs .*pred_probs.*; nothing "
                                                  r"is labeled yet, so no model is trained; set score.cold_start: true"):
             score(name, empty, seed=0)
+
+
+def test_labels_without_a_model_start_cold_and_a_model_strategy_without_cold_start_says_why():
+    """Labels of one class: the round trains no model (pred_probs None), as with nothing labeled."""
+    from crowdloop.tasks.errors import CrowdloopError
+
+    untrained = dataclasses.replace(INPUTS, pred_probs=None, pred_probs_unlabeled=None,
+                                    embeddings_unlabeled=np.zeros((INPUTS.n_unlabeled, 2)))
+    assert untrained.n_labeled > 0
+    assert effective_strategy("auto", untrained, cold_start=True) == "cold_start"
+    assert effective_strategy("activelab", untrained, cold_start=False) == "activelab"
+    with pytest.raises(CrowdloopError, match=r"the labels so far are of one class, so no model is trained; set "
+                                             r"score.cold_start: true"):
+        score("activelab", untrained, seed=0)
