@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -239,12 +240,28 @@ def embed_texts(out_dir: str, base: config.Config, cache_dir: str) -> str:
 
 
 class _HideUserErrors(logging.Filter):
-    """Drops Prefect's run-engine records that carry a CrowdloopError (with its traceback): the
-    caller reports that error itself, as one sentence."""
+    """Drops Prefect's run-engine records that carry a CrowdloopError (with its traceback), and its
+    "Finished in state Failed(... encountered an exception DataError: <the sentence>)" line, which
+    names the error only in its text: the caller reports that error itself, as one sentence."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         carried = [record.exc_info[1] if record.exc_info else None, *(record.args or ())]
-        return not any(isinstance(item, CrowdloopError) for item in carried)
+        if any(isinstance(item, CrowdloopError) for item in carried):
+            return False
+        text = record.msg if isinstance(record.msg, str) else ""
+        named = re.search(r"encountered an exception:? (\w+): ", text) if text.startswith("Finished in state Failed") \
+            else None
+        return not (named and named.group(1) in _user_errors())
+
+
+def _user_errors() -> set[str]:
+    """The class names of CrowdloopError and every subclass of it."""
+    found, todo = set(), [CrowdloopError]
+    while todo:
+        kind = todo.pop()
+        found.add(kind.__name__)
+        todo.extend(kind.__subclasses__())
+    return found
 
 
 def hide_user_error_tracebacks() -> None:
