@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks import config as config_mod
-from crowdloop.tasks import agreement, annotator_watch, gate, journal, lineage, lock, signal, stopping, store
+from crowdloop.tasks import (agreement, annotator_watch, cache_usage, gate, journal, lineage, lock, signal, stopping,
+                             store)
 from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.wording import count, word
 
@@ -45,6 +46,7 @@ class Status:
     annotator_table: pd.DataFrame | None = None  # the last round's annotators.csv (quality, change, flags)
     spend: stopping.Spend | None = None  # the stored answers' annotations and money, against the budget
     annotator_ids: frozenset[str] = frozenset()  # who has answered
+    cache: cache_usage.CacheUsage | None = None  # what .cache/ holds
 
     def __str__(self) -> str:
         return render(self)
@@ -69,7 +71,8 @@ def collect(root: Path | store.Campaign) -> Status:
                   gate.progress(campaign, annotations), writer := lock.busy(campaign),
                   None if writer is not None else journal.read(campaign),
                   store.read_annotators(campaign, rounds[-1]) if rounds else None,
-                  stopping.spend_so_far(annotations, cfg.budget), frozenset(annotations["annotator_id"].astype(str)))
+                  stopping.spend_so_far(annotations, cfg.budget), frozenset(annotations["annotator_id"].astype(str)),
+                  cache_usage.usage(campaign.cache))
 
 
 @contextmanager
@@ -121,6 +124,7 @@ def render(status: Status) -> str:
                      "or try another model.name or model.backend (README: \"Will it save annotations on my data?\")")
     lines.extend(_agreement_lines(last, cfg.classes))
     lines.extend(_flagged_lines(status.annotator_table, cfg, progress.round))
+    lines.extend(cache_usage.describe(status.cache) if status.cache else [])
     if "stop" in last:
         verdict = "STOP" if last["stop"] else "continue"
         lines.append(f"  stopping rule ({cfg.stopping.metric}, {count(cfg.stopping.rounds, 'round')} within "
