@@ -124,7 +124,6 @@ def render(status: Status) -> str:
                      "or try another model.name or model.backend (README: \"Will it save annotations on my data?\")")
     lines.extend(_agreement_lines(last, cfg.classes))
     lines.extend(_flagged_lines(status.annotator_table, cfg, progress.round))
-    lines.extend(cache_usage.describe(status.cache) if status.cache else [])
     if "stop" in last:
         verdict = "STOP" if last["stop"] else "continue"
         lines.append(f"  stopping rule ({cfg.stopping.metric}, {count(cfg.stopping.rounds, 'round')} within "
@@ -133,6 +132,7 @@ def render(status: Status) -> str:
     if last.get("unroutable"):
         lines.append(f"  round {progress.round}: {count(last['unroutable'], 'pick')} had no eligible annotator "
                      f"({folder}/unroutable.csv)")
+    lines.extend(cache_usage.describe(status.cache) if status.cache else [])
     if progress.waiting > 0:
         lines.append(f"\n  waiting: {progress.waiting} of {progress.asked} annotations asked in round "
                      f"{progress.round} ({folder / 'batch.csv'}); `crowdloop ingest FILE` when they come back "

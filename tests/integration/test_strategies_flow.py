@@ -62,6 +62,8 @@ def test_a_round_routes_within_capacity_writes_assignments_and_stops_on_budget(t
     assert cli.main(["-C", str(camp.root), "status"]) == 0
     shown = capsys.readouterr().out
     assert "STOP: the annotation budget is spent" in shown
+    assert "  cache: " in shown and " in .cache/ (rebuilt as rounds need it" in shown  # one encoder, in use
+    assert "no kept round uses" not in shown
     assert "the stopping rule fired: `crowdloop round --force` runs another round anyway" in shown
     assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 2
     assert "the stopping rule fired in round 1" in capsys.readouterr().err
