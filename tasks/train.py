@@ -198,9 +198,10 @@ def train_and_predict(
                                      chunk_size=chunk_size, allocate=allocate, progress=progress)
     n_seen = len(np.unique(labels))
     if n_l < 2 or n_seen < 2:
-        say(f"nothing labeled yet: no model; embedding {n_u} unlabeled examples for a cold start" if n_l == 0 else
-            f"the consensus labels so far are {count(n_l, 'example')} of {count(n_seen, 'class', 'classes')}: no model until "
-            f"a second class is labeled; embedding {n_u} unlabeled examples for a cold start")
+        why = ("nothing labeled yet: no model" if n_l == 0 else
+               f"the consensus labels so far are {count(n_l, 'example')} of {count(n_seen, 'class', 'classes')}: "
+               "no model until a second class is labeled")
+        say(f"{why}; embedding {n_u} unlabeled examples for a cold start")
         return _untrained(n_l, n_u, n_classes, texts_test, backend, x_l, predict_pool, seconds), None
 
     start = time.perf_counter()
