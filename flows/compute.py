@@ -120,15 +120,30 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
             done(i)
         return results
     level = log.getEffectiveLevel()
-    with _one_blas_thread(), _quiet_dask(), _glibc_malloc(), runner:
-        futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
-                                                   "log_level": level, "driver_pid": os.getpid()})
-                   for name, call in zip(names, calls)]
-        index = {future.task_run_id: i for i, future in enumerate(futures)}
-        for future in as_completed(futures):
-            future.result()  # raises the job's error
-            done(index[future.task_run_id])
-        return [future.result() for future in futures]
+    try:
+        with _one_blas_thread(), _quiet_dask(), _glibc_malloc(), runner:
+            futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
+                                                       "log_level": level, "driver_pid": os.getpid()})
+                       for name, call in zip(names, calls)]
+            index = {future.task_run_id: i for i, future in enumerate(futures)}
+            for future in as_completed(futures):
+                future.result()  # raises the job's error
+                done(index[future.task_run_id])
+            return [future.result() for future in futures]
+    except Exception:
+        _raise_if_gone(getattr(runner, "address", None))
+        raise
+
+
+def _raise_if_gone(address: str | None) -> None:
+    """CampaignError, in one line, when the scheduler at ``address`` no longer answers: a scheduler
+    that went away mid-run ends in Dask's OSError ('Timed out trying to connect ... after 30 s') and
+    hundreds of lines of tracebacks, which name neither the cause nor what to do."""
+    reason = address and unreachable(address, timeout=5.0)
+    if reason:
+        raise CampaignError(f"the Dask scheduler at {address} went away during the run ({reason}); start it "
+                            f"and its workers again and rerun the command (what was not committed is "
+                            f"undone).") from None
 
 
 def _dask(**kwargs) -> TaskRunner:
@@ -141,6 +156,22 @@ def check_reachable(address: str, *, timeout: float = 10.0) -> None:
     """CampaignError, in one line, unless something accepts a connection at the scheduler ``address``
     (tcp://host:port) within ``timeout`` seconds: otherwise Dask would try for 30 s per attempt and
     end in a traceback."""
+    reason = unreachable(address, timeout=timeout)
+    if reason == NOT_A_SCHEDULER:
+        raise CampaignError(f"what listens at {address} is not a Dask scheduler (it sent no Dask handshake "
+                            f"within {timeout:g} s); correct ${ADDRESS_ENV} / compute.dask_address.")
+    if reason:
+        raise CampaignError(f"no Dask scheduler answers at {address} ({reason}); start one "
+                            f"(`dask scheduler --host ...`, README \"On a Dask cluster\") or correct "
+                            f"${ADDRESS_ENV} / compute.dask_address.")
+
+
+NOT_A_SCHEDULER = "no Dask handshake"
+
+
+def unreachable(address: str, *, timeout: float) -> str | None:
+    """Why no Dask scheduler answers at ``address`` (the socket's error, or :data:`NOT_A_SCHEDULER`);
+    None when one does."""
     import socket
 
     scheme, _, rest = address.strip().rpartition("://")
@@ -153,12 +184,8 @@ def check_reachable(address: str, *, timeout: float = 10.0) -> None:
     except TimeoutError:
         greeted = b""
     except OSError as err:
-        raise CampaignError(f"no Dask scheduler answers at {address} ({err.strerror or err}); start one "
-                            f"(`dask scheduler --host ...`, README \"On a Dask cluster\") or correct "
-                            f"${ADDRESS_ENV} / compute.dask_address.") from None
-    if not greeted:
-        raise CampaignError(f"what listens at {address} is not a Dask scheduler (it sent no Dask handshake "
-                            f"within {timeout:g} s); correct ${ADDRESS_ENV} / compute.dask_address.")
+        return str(err.strerror or err)
+    return None if greeted else NOT_A_SCHEDULER
 
 
 @contextmanager

@@ -101,6 +101,47 @@ def test_jobs_run_here_in_order_and_report_each_as_it_finishes():
     assert results == [6, 20] and finished == [0, 1]
 
 
+class _LostScheduler:
+    """A Dask runner whose scheduler is gone: submitting fails as prefect-dask's client does."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, *args, **kwargs):
+        raise OSError(f"Timed out trying to connect to {self.address} after 30 s")
+
+
+def test_a_scheduler_that_goes_away_mid_run_is_one_line_and_a_job_error_on_a_live_one_is_its_own():
+    import socket
+    import threading
+
+    from crowdloop.tasks.errors import CampaignError
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        closed = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+    # Dask's own end: 30 s of reconnecting, then an OSError under some 380 lines of tracebacks
+    with pytest.raises(CampaignError, match=rf"the Dask scheduler at {closed} went away during the run "
+                                            r"\(Connection refused\); start it and its workers again") as err:
+        compute.run_all(_LostScheduler(closed), abs, [{"x": 1}], names=["a"])
+    assert "\n" not in str(err.value)
+    with socket.socket() as listening:  # a scheduler still there: the error is the job's, unchanged
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        thread = threading.Thread(target=lambda: listening.accept()[0].sendall(b":handshake"))
+        thread.start()
+        with pytest.raises(OSError, match="Timed out trying to connect"):
+            compute.run_all(_LostScheduler(f"tcp://127.0.0.1:{listening.getsockname()[1]}"), abs, [{"x": 1}],
+                            names=["a"])
+        thread.join()
+
+
 def test_a_closing_local_worker_freezes_what_it_holds():
     """flows/worker_exit.py, preloaded into the local workers (the integration test checks they have
     it): as a worker closes, its objects leave the interpreter's last collections."""
