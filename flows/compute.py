@@ -191,14 +191,26 @@ def unreachable(address: str, *, timeout: float) -> str | None:
 @contextmanager
 def _quiet_dask():
     """Dask's own lines (a worker started, a connection closed) only when something failed: its
-    loggers reach the console through Prefect's root handler, whose level is WARNING."""
-    dask_log = logging.getLogger("distributed")
+    loggers reach the console through Prefect's root handler, whose level is WARNING. The client's
+    tracebacks of a lost connection to the scheduler (35 lines as it gives up reconnecting) are left
+    out: the command's own error says what happened (:func:`_raise_if_gone`)."""
+    dask_log, client_log = logging.getLogger("distributed"), logging.getLogger("distributed.client")
     before = dask_log.level
     dask_log.setLevel(logging.ERROR)
+    client_log.addFilter(_without_connection_tracebacks)
     try:
         yield
     finally:
         dask_log.setLevel(before)
+        client_log.removeFilter(_without_connection_tracebacks)
+
+
+def _without_connection_tracebacks(record: logging.LogRecord) -> bool:
+    """False for a log record that carries a lost connection (an OSError, or the cancelled reconnection)."""
+    import asyncio
+
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, (OSError, asyncio.CancelledError))
 
 
 @contextmanager

@@ -142,6 +142,23 @@ def test_a_scheduler_that_goes_away_mid_run_is_one_line_and_a_job_error_on_a_liv
         thread.join()
 
 
+def test_the_dask_clients_tracebacks_of_a_lost_scheduler_are_left_out_and_its_other_errors_kept(caplog):
+    import asyncio
+    import logging
+
+    client_log = logging.getLogger("distributed.client")
+    with compute._quiet_dask():
+        for error in (OSError("Connection refused"), asyncio.CancelledError()):
+            try:
+                raise error
+            except BaseException:
+                client_log.exception("")  # as the client logs giving up its reconnection
+        client_log.error("a line of its own")
+    client_log.exception("", exc_info=OSError("after the run"))
+    assert [(r.getMessage(), bool(r.exc_info)) for r in caplog.records if r.name == client_log.name] == [
+        ("a line of its own", False), ("", True)]
+
+
 def test_a_closing_local_worker_freezes_what_it_holds():
     """flows/worker_exit.py, preloaded into the local workers (the integration test checks they have
     it): as a worker closes, its objects leave the interpreter's last collections."""
