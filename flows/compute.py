@@ -142,8 +142,8 @@ def _raise_if_gone(address: str | None) -> None:
     reason = address and unreachable(address, timeout=5.0)
     if reason:
         raise CampaignError(f"the Dask scheduler at {address} went away during the run ({reason}); start it "
-                            f"and its workers again and rerun the command (what was not committed is "
-                            f"undone).") from None
+                            f"and its workers again and rerun the command (a round starts over, a simulation "
+                            f"goes on from its checkpoints).") from None
 
 
 def _dask(**kwargs) -> TaskRunner:

@@ -128,7 +128,8 @@ def test_a_scheduler_that_goes_away_mid_run_is_one_line_and_a_job_error_on_a_liv
         closed = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
     # Dask's own end: 30 s of reconnecting, then an OSError under some 380 lines of tracebacks
     with pytest.raises(CampaignError, match=rf"the Dask scheduler at {closed} went away during the run "
-                                            r"\(Connection refused\); start it and its workers again") as err:
+                                            r"\(Connection refused\); start it and its workers again and "
+                                            r"rerun the command \(a round starts over, a simulation goes on") as err:
         compute.run_all(_LostScheduler(closed), abs, [{"x": 1}], names=["a"])
     assert "\n" not in str(err.value)
     with socket.socket() as listening:  # a scheduler still there: the error is the job's, unchanged
