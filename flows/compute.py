@@ -59,6 +59,7 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
     address = dask_address(compute)
     if address:
         check_reachable(address)
+        warn_without_server(address)
         runner = _dask(address=address)
         log.info("the %d runs go to the Dask cluster at %s; their round lines are in its workers' logs", jobs,
                  address)
@@ -94,6 +95,7 @@ def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list]
         return None
     if address:
         check_reachable(address)  # now, before the round's work, not when its first fit is due
+        warn_without_server(address)
         log.info("fold models are fitted on the Dask cluster at %s", address)
 
     def map_fits(fit: Callable, jobs: list[dict]) -> list:
@@ -133,6 +135,18 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
     except Exception:
         _raise_if_gone(getattr(runner, "address", None))
         raise
+
+
+def warn_without_server(address: str) -> None:
+    """Say so when no ``PREFECT_API_URL`` is set: this command's temporary Prefect server is not passed on
+    with the jobs, so every Dask worker that runs one starts a temporary server of its own (seconds
+    each; its runs are not recorded beside this command's; it can outlive a worker that is killed)."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        log.warning("PREFECT_API_URL is not set: each worker of the Dask cluster at %s starts a temporary "
+                    "Prefect server of its own for its jobs; start a server the workers can reach and export "
+                    "PREFECT_API_URL (README \"On a Dask cluster\")", address)
 
 
 def _raise_if_gone(address: str | None) -> None:

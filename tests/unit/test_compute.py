@@ -101,6 +101,23 @@ def test_jobs_run_here_in_order_and_report_each_as_it_finishes():
     assert results == [6, 20] and finished == [0, 1]
 
 
+def test_a_cluster_without_a_prefect_server_named_is_a_warning_as_the_round_starts(monkeypatch, caplog):
+    """Without PREFECT_API_URL, each Dask worker started a temporary Prefect server of its own, silently."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv(compute.ADDRESS_ENV, "tcp://127.0.0.1:8786")
+    monkeypatch.setattr(compute, "check_reachable", lambda address: None)  # as if a scheduler answered there
+    with temporary_settings(updates={PREFECT_API_URL: None}), caplog.at_level("WARNING", logger="crowdloop"):
+        compute.fit_mapper(_compute())
+    assert "PREFECT_API_URL is not set: each worker of the Dask cluster at tcp://127.0.0.1:8786 starts a " \
+           "temporary Prefect server of its own" in caplog.text
+    caplog.clear()
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}), \
+            caplog.at_level("WARNING", logger="crowdloop"):
+        compute.fit_mapper(_compute())
+    assert "PREFECT_API_URL" not in caplog.text
+
+
 class _LostScheduler:
     """A Dask runner whose scheduler is gone: submitting fails as prefect-dask's client does."""
 
