@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         print("crowdloop: stopped by SIGTERM; what was not committed is undone (the next command "
               "finishes anything left).", file=sys.stderr)
         return 128 + signal.SIGTERM
+    except KeyboardInterrupt:  # a traceback of wherever it landed (Dask pickling a job, pandas) says nothing
+        print("crowdloop: stopped by Ctrl-C; what was not committed is undone (the next command "
+              "finishes anything left).", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def entry() -> None:

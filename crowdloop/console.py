@@ -28,3 +28,12 @@ def log_to_stderr(level: int) -> None:
         log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False
+
+
+def log_to_stderr_if_unheard(level: int) -> None:
+    """:func:`log_to_stderr`, unless something already shows the ``crowdloop`` logger's lines. A flow
+    run that a Prefect worker (or ``crowdloop deploy``'s runner) starts in a process of its own sets
+    up nothing for them, and the round's own lines (its result, where its folds went, why it did what
+    it did) went nowhere; on stderr, the worker shows them among the run's lines."""
+    if not logging.getLogger("crowdloop").handlers:
+        log_to_stderr(level)

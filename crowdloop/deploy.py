@@ -39,6 +39,8 @@ def describe(schedule: dict) -> str:
     if "cron" in schedule:
         return f"cron {schedule['cron']!r}"
     seconds = schedule["interval"].total_seconds()
+    if seconds == 60:
+        return "every minute"
     return f"every {seconds / 60:g} minutes" if seconds >= 60 else f"every {seconds:g} s"
 
 

@@ -59,6 +59,7 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
     address = dask_address(compute)
     if address:
         check_reachable(address)
+        warn_without_server(address)
         runner = _dask(address=address)
         log.info("the %d runs go to the Dask cluster at %s; their round lines are in its workers' logs", jobs,
                  address)
@@ -94,6 +95,7 @@ def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list]
         return None
     if address:
         check_reachable(address)  # now, before the round's work, not when its first fit is due
+        warn_without_server(address)
         log.info("fold models are fitted on the Dask cluster at %s", address)
 
     def map_fits(fit: Callable, jobs: list[dict]) -> list:
@@ -120,15 +122,42 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
             done(i)
         return results
     level = log.getEffectiveLevel()
-    with _one_blas_thread(), _quiet_dask(), _glibc_malloc(), runner:
-        futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
-                                                   "log_level": level, "driver_pid": os.getpid()})
-                   for name, call in zip(names, calls)]
-        index = {future.task_run_id: i for i, future in enumerate(futures)}
-        for future in as_completed(futures):
-            future.result()  # raises the job's error
-            done(index[future.task_run_id])
-        return [future.result() for future in futures]
+    try:
+        with _one_blas_thread(), _quiet_dask(), _glibc_malloc(), runner:
+            futures = [runner.submit(steps.on_worker, {"name": name, "function": function, "kwargs": call,
+                                                       "log_level": level, "driver_pid": os.getpid()})
+                       for name, call in zip(names, calls)]
+            index = {future.task_run_id: i for i, future in enumerate(futures)}
+            for future in as_completed(futures):
+                future.result()  # raises the job's error
+                done(index[future.task_run_id])
+            return [future.result() for future in futures]
+    except Exception:
+        _raise_if_gone(getattr(runner, "address", None))
+        raise
+
+
+def warn_without_server(address: str) -> None:
+    """Say so when no ``PREFECT_API_URL`` is set: this command's temporary Prefect server is not passed on
+    with the jobs, so every Dask worker that runs one starts a temporary server of its own (seconds
+    each; its runs are not recorded beside this command's; it can outlive a worker that is killed)."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        log.warning("PREFECT_API_URL is not set: each worker of the Dask cluster at %s starts a temporary "
+                    "Prefect server of its own for its jobs; start a server the workers can reach and export "
+                    "PREFECT_API_URL (README \"On a Dask cluster\")", address)
+
+
+def _raise_if_gone(address: str | None) -> None:
+    """CampaignError, in one line, when the scheduler at ``address`` no longer answers: a scheduler
+    that went away mid-run ends in Dask's OSError ('Timed out trying to connect ... after 30 s') and
+    hundreds of lines of tracebacks, which name neither the cause nor what to do."""
+    reason = address and unreachable(address, timeout=5.0)
+    if reason:
+        raise CampaignError(f"the Dask scheduler at {address} went away during the run ({reason}); start it "
+                            f"and its workers again and rerun the command (a round starts over, a simulation "
+                            f"goes on from its checkpoints).") from None
 
 
 def _dask(**kwargs) -> TaskRunner:
@@ -141,6 +170,22 @@ def check_reachable(address: str, *, timeout: float = 10.0) -> None:
     """CampaignError, in one line, unless something accepts a connection at the scheduler ``address``
     (tcp://host:port) within ``timeout`` seconds: otherwise Dask would try for 30 s per attempt and
     end in a traceback."""
+    reason = unreachable(address, timeout=timeout)
+    if reason == NOT_A_SCHEDULER:
+        raise CampaignError(f"what listens at {address} is not a Dask scheduler (it sent no Dask handshake "
+                            f"within {timeout:g} s); correct ${ADDRESS_ENV} / compute.dask_address.")
+    if reason:
+        raise CampaignError(f"no Dask scheduler answers at {address} ({reason}); start one "
+                            f"(`dask scheduler --host ...`, README \"On a Dask cluster\") or correct "
+                            f"${ADDRESS_ENV} / compute.dask_address.")
+
+
+NOT_A_SCHEDULER = "no Dask handshake"
+
+
+def unreachable(address: str, *, timeout: float) -> str | None:
+    """Why no Dask scheduler answers at ``address`` (the socket's error, or :data:`NOT_A_SCHEDULER`);
+    None when one does."""
     import socket
 
     scheme, _, rest = address.strip().rpartition("://")
@@ -153,25 +198,33 @@ def check_reachable(address: str, *, timeout: float = 10.0) -> None:
     except TimeoutError:
         greeted = b""
     except OSError as err:
-        raise CampaignError(f"no Dask scheduler answers at {address} ({err.strerror or err}); start one "
-                            f"(`dask scheduler --host ...`, README \"On a Dask cluster\") or correct "
-                            f"${ADDRESS_ENV} / compute.dask_address.") from None
-    if not greeted:
-        raise CampaignError(f"what listens at {address} is not a Dask scheduler (it sent no Dask handshake "
-                            f"within {timeout:g} s); correct ${ADDRESS_ENV} / compute.dask_address.")
+        return str(err.strerror or err)
+    return None if greeted else NOT_A_SCHEDULER
 
 
 @contextmanager
 def _quiet_dask():
     """Dask's own lines (a worker started, a connection closed) only when something failed: its
-    loggers reach the console through Prefect's root handler, whose level is WARNING."""
-    dask_log = logging.getLogger("distributed")
+    loggers reach the console through Prefect's root handler, whose level is WARNING. The client's
+    tracebacks of a lost connection to the scheduler (35 lines as it gives up reconnecting) are left
+    out: the command's own error says what happened (:func:`_raise_if_gone`)."""
+    dask_log, client_log = logging.getLogger("distributed"), logging.getLogger("distributed.client")
     before = dask_log.level
     dask_log.setLevel(logging.ERROR)
+    client_log.addFilter(_without_connection_tracebacks)
     try:
         yield
     finally:
         dask_log.setLevel(before)
+        client_log.removeFilter(_without_connection_tracebacks)
+
+
+def _without_connection_tracebacks(record: logging.LogRecord) -> bool:
+    """False for a log record that carries a lost connection (an OSError, or the cancelled reconnection)."""
+    import asyncio
+
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, (OSError, asyncio.CancelledError))
 
 
 @contextmanager

@@ -13,11 +13,13 @@ inbox's ``rejected/`` folder with their error and do not fail the run.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed
 
+from crowdloop import console
 from crowdloop.flows import steps
 from crowdloop.flows.round import round_flow
 from crowdloop.tasks import ingest, recovery, store
@@ -28,6 +30,7 @@ from crowdloop.tasks.errors import CrowdloopError
 def scheduled_round(campaign_dir: str, force: bool = False):
     """Ingest the inbox of the campaign at ``campaign_dir``, then run its next round or skip: all of
     it holding the campaign's lock, so no other writer comes between the answers and the round."""
+    console.log_to_stderr_if_unheard(logging.INFO)
     with recovery.writing(store.Campaign(Path(campaign_dir)), "scheduled round"):
         return _ingest_decide_run(campaign_dir, force)
 

@@ -205,3 +205,6 @@ def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(server
     _wait_for(lambda: "Completed" in [r["state_name"] for r in _scheduled_runs(api, "camp")], timeout=300,
               what="the pool's worker to run a scheduled round", processes=started)
     assert store.completed_rounds(camp) == [1]
+    # the round's own line, which went nowhere in the flow run's process the worker started
+    _wait_for(lambda: "round 1: " in worker.log.read_text(errors="replace"), timeout=30,
+              what="the round's line in the worker's output", processes=started)

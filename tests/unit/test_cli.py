@@ -555,3 +555,19 @@ def test_simulate_from_python_says_a_missing_params_file_is_missing(tmp_path):
         crowdloop.simulate(source, format="long", params=tmp_path / "nope.yaml", out=tmp_path / "o",
                            example_col="item", annotator_col="worker", label_col="answer", gold_col="truth")
     assert "crowdloop init" not in str(err.value) and not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(monkeypatch, capsys):
+    """Ctrl-C in a round on a Dask cluster printed 229 lines: a KeyboardInterrupt traceback through Dask
+    pickling a fit job, with a PicklingError about round_flow on the way."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_status", interrupted)
+    try:
+        code = cli.main(["status"])
+    except KeyboardInterrupt:  # caught here, so that it does not stop the test run
+        pytest.fail("Ctrl-C left the command as a traceback")
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "crowdloop: stopped by Ctrl-C; what was not committed is undone (the next command finishes anything left)."]

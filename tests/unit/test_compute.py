@@ -101,6 +101,82 @@ def test_jobs_run_here_in_order_and_report_each_as_it_finishes():
     assert results == [6, 20] and finished == [0, 1]
 
 
+def test_a_cluster_without_a_prefect_server_named_is_a_warning_as_the_round_starts(monkeypatch, caplog):
+    """Without PREFECT_API_URL, each Dask worker started a temporary Prefect server of its own, silently."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv(compute.ADDRESS_ENV, "tcp://127.0.0.1:8786")
+    monkeypatch.setattr(compute, "check_reachable", lambda address: None)  # as if a scheduler answered there
+    with temporary_settings(updates={PREFECT_API_URL: None}), caplog.at_level("WARNING", logger="crowdloop"):
+        compute.fit_mapper(_compute())
+    assert "PREFECT_API_URL is not set: each worker of the Dask cluster at tcp://127.0.0.1:8786 starts a " \
+           "temporary Prefect server of its own" in caplog.text
+    caplog.clear()
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}), \
+            caplog.at_level("WARNING", logger="crowdloop"):
+        compute.fit_mapper(_compute())
+    assert "PREFECT_API_URL" not in caplog.text
+
+
+class _LostScheduler:
+    """A Dask runner whose scheduler is gone: submitting fails as prefect-dask's client does."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, *args, **kwargs):
+        raise OSError(f"Timed out trying to connect to {self.address} after 30 s")
+
+
+def test_a_scheduler_that_goes_away_mid_run_is_one_line_and_a_job_error_on_a_live_one_is_its_own():
+    import socket
+    import threading
+
+    from crowdloop.tasks.errors import CampaignError
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        closed = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+    # Dask's own end: 30 s of reconnecting, then an OSError under some 380 lines of tracebacks
+    with pytest.raises(CampaignError, match=rf"the Dask scheduler at {closed} went away during the run "
+                                            r"\(Connection refused\); start it and its workers again and "
+                                            r"rerun the command \(a round starts over, a simulation goes on") as err:
+        compute.run_all(_LostScheduler(closed), abs, [{"x": 1}], names=["a"])
+    assert "\n" not in str(err.value)
+    with socket.socket() as listening:  # a scheduler still there: the error is the job's, unchanged
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        thread = threading.Thread(target=lambda: listening.accept()[0].sendall(b":handshake"))
+        thread.start()
+        with pytest.raises(OSError, match="Timed out trying to connect"):
+            compute.run_all(_LostScheduler(f"tcp://127.0.0.1:{listening.getsockname()[1]}"), abs, [{"x": 1}],
+                            names=["a"])
+        thread.join()
+
+
+def test_the_dask_clients_tracebacks_of_a_lost_scheduler_are_left_out_and_its_other_errors_kept(caplog):
+    import asyncio
+    import logging
+
+    client_log = logging.getLogger("distributed.client")
+    with compute._quiet_dask():
+        for error in (OSError("Connection refused"), asyncio.CancelledError()):
+            try:
+                raise error
+            except BaseException:
+                client_log.exception("")  # as the client logs giving up its reconnection
+        client_log.error("a line of its own")
+    client_log.exception("", exc_info=OSError("after the run"))
+    assert [(r.getMessage(), bool(r.exc_info)) for r in caplog.records if r.name == client_log.name] == [
+        ("a line of its own", False), ("", True)]
+
+
 def test_a_closing_local_worker_freezes_what_it_holds():
     """flows/worker_exit.py, preloaded into the local workers (the integration test checks they have
     it): as a worker closes, its objects leave the interpreter's last collections."""

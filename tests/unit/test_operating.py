@@ -119,6 +119,7 @@ def test_schedule_options_cron_wins_and_bad_cron_is_a_clear_error():
         deploy.schedule_options(type(base)(None, None, 0.8, "inbox"), "p")
     assert deploy.describe({"interval": timedelta(minutes=60)}) == "every 60 minutes"
     assert deploy.describe({"interval": timedelta(minutes=0.1)}) == "every 6 s"
+    assert deploy.describe({"interval": timedelta(minutes=1)}) == "every minute"  # not 'every 1 minutes'
     assert deploy.describe({"cron": "0 9 * * 1-5"}) == "cron '0 9 * * 1-5'"
 
 

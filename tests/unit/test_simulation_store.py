@@ -63,3 +63,19 @@ def test_checkpoints_without_settings_are_not_resumed_blindly(replay, tmp_path):
     with pytest.raises(CampaignError, match="no settings.json"):
         simulation_store.prepare(tmp_path, replay, {"preset": {}})
     assert not (tmp_path / "replay").exists()
+
+
+def test_a_checkpoint_s_curve_rows_read_back_bit_for_bit(tmp_path):
+    """A resumed simulation (more rounds, a worker or scheduler lost, Ctrl-C) rewrites its curve rows from
+    the checkpoint: they were read back a unit in the last place off, so curves.csv differed."""
+    import pandas as pd
+
+    # metrics of a politeness run that pandas' default parser read back otherwise
+    rows = pd.DataFrame({"round": [1, 2, 3, 4, 5], "test_accuracy": [0.9291662678280845, 0.9026548672566371,
+                                                                     0.37132853530441545, 0.9026336861161399,
+                                                                     0.9291733407618915]})
+    probs = pd.DataFrame({"a": [0.5]}, index=pd.Index(["e1"], name="example_id"))
+    simulation_store.write_checkpoint(tmp_path, rows=rows, annotations=pd.DataFrame({"example_id": ["e1"]}),
+                                      pred_probs=probs)
+    back, _, _ = simulation_store.read_checkpoint(tmp_path)
+    assert back["test_accuracy"].tolist() == rows["test_accuracy"].tolist()
