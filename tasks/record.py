@@ -66,7 +66,9 @@ def commit_round(campaign: store.Campaign, number: int, metrics: dict, parts: li
     (nothing else); returns the commit id. ``push_next``: the round's push follows (it reuses the
     commit's DVC interpreter)."""
     accuracy = metrics.get("test_accuracy", float("nan"))
-    message = f"Round {number}: asked for {count(metrics['batch_size'], 'annotation')}; test accuracy {accuracy:.3f}"
+    scored = (f"test accuracy {accuracy:.3f}" if accuracy == accuracy else  # NaN: no model, or no test split
+              "no model yet" if metrics.get("model_trained") == 0 else "no test split")
+    message = f"Round {number}: asked for {count(metrics['batch_size'], 'annotation')}; {scored}"
     return version.commit(campaign, message, tag=version.round_tag(number),
                           holds=[*parts, campaign.round_dir(number)], push_next=push_next)
 

@@ -12,7 +12,7 @@ from crowdloop import campaign as campaign_mod
 from crowdloop import cli
 from crowdloop.flows import simulate
 from crowdloop.tasks import simulation_protocol as protocol
-from crowdloop.tasks import config_checks, demo, simulation_store, store
+from crowdloop.tasks import config_checks, demo, simulation_store, store, version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,6 +108,7 @@ def test_labels_of_one_class_start_cold_and_the_model_comes_once_a_second_class_
     batch = store.read_batch(camp, 1)
     assert len(batch) == 6 and batch["example_id"].is_unique and not set(batch["example_id"]) & set(first)
     assert store.read_round_metrics(camp, 1)["model_trained"] == 0
+    assert version.subject(camp) == "Round 1: asked for 6 annotations; no model yet"  # not "test accuracy nan"
 
     answers = batch.loc[:, ["example_id"]].assign(annotator_id="a2", label=[*demo.DEMO_CLASSES[:2]] * 3)
     answers.to_csv(tmp_path / "answers.csv", index=False)
@@ -115,3 +116,4 @@ def test_labels_of_one_class_start_cold_and_the_model_comes_once_a_second_class_
     assert cli.main(["-C", str(camp.root), "round"]) == 0
     metrics = store.read_round_metrics(camp, 2)
     assert metrics["model_trained"] == 1 and 0 <= metrics["test_accuracy"] <= 1
+    assert version.subject(camp) == f"Round 2: asked for 6 annotations; test accuracy {metrics['test_accuracy']:.3f}"
