@@ -242,24 +242,24 @@ def embed_texts(out_dir: str, base: config.Config, cache_dir: str) -> str:
 class _HideUserErrors(logging.Filter):
     """Drops Prefect's run-engine records that carry a CrowdloopError (with its traceback), its
     "Finished in state Failed(... encountered an exception DataError: <the sentence>)" line, which
-    names the error only in its text, and its "Crash detected!" lines of a run stopped by Ctrl-C or
-    SIGTERM: the command reports each itself, as one sentence."""
+    names the error only in its text, and its "Crash detected!" and "Finished in state Crashed" lines
+    of a run stopped by Ctrl-C or SIGTERM: the command reports each itself, as one sentence."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         carried = [record.exc_info[1] if record.exc_info else None, *(record.args or ())]
         if any(isinstance(item, CrowdloopError) for item in carried):
             return False
         text = record.msg if isinstance(record.msg, str) else ""
-        if text.startswith(STOPPED):  # Ctrl-C or SIGTERM: the command says so in its own line
-            return False
+        if text.startswith(("Crash detected! ", "Finished in state Crashed(")) and any(s in text for s in STOPPED):
+            return False  # Ctrl-C or SIGTERM: the command says so in its own line
         named = re.search(r"encountered an exception:? (\w+): ", text) if text.startswith("Finished in state Failed") \
             else None
         return not (named and named.group(1) in _user_errors())
 
 
-# Prefect's "Crash detected!" lines for a run stopped by Ctrl-C or SIGTERM (prefect.states.exception_to_crashed_state)
-STOPPED = ("Crash detected! Execution was aborted by an interrupt signal",
-           "Crash detected! Execution was aborted by a termination signal")
+# The state message of a run stopped by Ctrl-C or SIGTERM (prefect.states.exception_to_crashed_state), in
+# Prefect's "Crash detected! ..." and "Finished in state Crashed(...)" lines
+STOPPED = ("Execution was aborted by an interrupt signal", "Execution was aborted by a termination signal")
 
 
 def _user_errors() -> set[str]:
