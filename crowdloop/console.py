@@ -37,3 +37,24 @@ def log_to_stderr_if_unheard(level: int) -> None:
     it did) went nowhere; on stderr, the worker shows them among the run's lines."""
     if not logging.getLogger("crowdloop").handlers:
         log_to_stderr(level)
+
+
+
+def log_to_prefect() -> None:
+    """The ``crowdloop`` logger's lines also in the Prefect run they are logged in (its page in the
+    Prefect UI, ``prefect flow-run logs``), beside Prefect's own; a line logged outside a run goes
+    only where it went before. Idempotent."""
+    from prefect.logging.handlers import APILogHandler
+
+    log = logging.getLogger("crowdloop")
+    if not any(getattr(h, "crowdloop_to_prefect", False) for h in log.handlers):
+        handler = APILogHandler()
+        handler.addFilter(_in_a_run)  # outside a run Prefect's handler warns that it has nowhere to send it
+        handler.crowdloop_to_prefect = True
+        log.addHandler(handler)
+
+
+def _in_a_run(record: logging.LogRecord) -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
+from crowdloop import console
 from crowdloop.flows import compute, steps
 from crowdloop.flows.plan import Plan, Stopwatch, mc_dropout_passes, plan_round, say_again
 from crowdloop.tasks import (annotators, gate, lineage, metrics, plan_cache, record, recovery, round_data, signal,
@@ -45,6 +46,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
     """Run the next round of the campaign at ``campaign_dir``; ``simulate``: the campaign's
     simulated annotators answer its batch; ``force``: run even if the last batch has no answer
     or the stopping rule fired."""
+    console.log_to_prefect()
     clock = Stopwatch()
     with recovery.writing(store.Campaign(Path(campaign_dir)), "round"):
         with clock("load"):

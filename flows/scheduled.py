@@ -31,6 +31,7 @@ def scheduled_round(campaign_dir: str, force: bool = False):
     """Ingest the inbox of the campaign at ``campaign_dir``, then run its next round or skip: all of
     it holding the campaign's lock, so no other writer comes between the answers and the round."""
     console.log_to_stderr_if_unheard(logging.INFO)
+    console.log_to_prefect()
     with recovery.writing(store.Campaign(Path(campaign_dir)), "scheduled round"):
         return _ingest_decide_run(campaign_dir, force)
 

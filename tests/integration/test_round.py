@@ -244,3 +244,22 @@ def _command_process(camp, *args, modules=("mlflow", "matplotlib")) -> subproces
                f"code = cli.main(['-C', {str(camp.root)!r}, *{list(args)!r}], own_process=True)\n"
                f"print('exit', code, *(m in sys.modules for m in {modules!r}))\n")
     return subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=900)
+
+
+def test_a_rounds_own_lines_are_in_its_prefect_flow_runs_logs(tiny_campaign):
+    """The Prefect UI's page of a round (a scheduled one above all) showed only Prefect's lines: its
+    result, where its folds went and why it chose its strategy were only on the command's stderr."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    assert _crowdloop(tiny_campaign, "round", "--simulate") == 0
+    flow_run_id = UUID(store.read_lineage(tiny_campaign, 1)["prefect_flow_run_id"])
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    messages = [entry.message for entry in logs]
+    assert any(m.startswith("round 1: ") and " annotations on " in m for m in messages), messages
+    assert any("score.strategy" in m for m in messages), messages  # logged inside the plan's task run
