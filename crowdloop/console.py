@@ -39,7 +39,6 @@ def log_to_stderr_if_unheard(level: int) -> None:
         log_to_stderr(level)
 
 
-
 def log_to_prefect() -> None:
     """The ``crowdloop`` logger's lines also in the Prefect run they are logged in (its page in the
     Prefect UI, ``prefect flow-run logs``), beside Prefect's own; a line logged outside a run goes
