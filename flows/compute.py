@@ -58,8 +58,7 @@ def process_runner(compute: ComputeConfig, *, jobs: int) -> TaskRunner | None:
     """The runner for ``jobs`` simulation arms × seeds; None: one after another in this process."""
     address = dask_address(compute)
     if address:
-        check_reachable(address)
-        warn_without_server(address)
+        _check_cluster(address)
         runner = _dask(address=address)
         log.info("the %d runs go to the Dask cluster at %s; their round lines are in its workers' logs", jobs,
                  address)
@@ -94,8 +93,7 @@ def fit_mapper(compute: ComputeConfig) -> Callable[[Callable, list[dict]], list]
     if not address and count <= 1:
         return None
     if address:
-        check_reachable(address)  # now, before the round's work, not when its first fit is due
-        warn_without_server(address)
+        _check_cluster(address)  # now, before the round's work, not when its first fit is due
         log.info("fold models are fitted on the Dask cluster at %s", address)
 
     def map_fits(fit: Callable, jobs: list[dict]) -> list:
@@ -137,7 +135,13 @@ def run_all(runner: TaskRunner | None, function: Callable, calls: Sequence[dict]
         raise
 
 
-def warn_without_server(address: str) -> None:
+def _check_cluster(address: str) -> None:
+    """Before jobs go to the cluster at ``address``: a scheduler answers there, and a Prefect server is named."""
+    check_reachable(address)
+    _warn_without_server(address)
+
+
+def _warn_without_server(address: str) -> None:
     """Say so when no ``PREFECT_API_URL`` is set: this command's temporary Prefect server is not passed on
     with the jobs, so every Dask worker that runs one starts a temporary server of its own (seconds
     each; its runs are not recorded beside this command's; it can outlive a worker that is killed)."""

@@ -10,13 +10,11 @@ reports them; it deletes nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from crowdloop.tasks.prediction_cache import PREDICTIONS
-
-EMBEDDINGS = "embeddings"
+from crowdloop.tasks import prediction_cache
+from crowdloop.tasks.embedding_cache import EMBEDDINGS
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ def usage(cache_dir: Path) -> CacheUsage:
     cache_dir = Path(cache_dir)
     embeddings = cache_dir / EMBEDDINGS
     encoders = {p.name: _size(p) for p in sorted(embeddings.iterdir()) if p.is_dir()} if embeddings.is_dir() else {}
-    return CacheUsage(cache_dir, _size(cache_dir), encoders, frozenset(_read_encoders(cache_dir / PREDICTIONS)))
+    return CacheUsage(cache_dir, _size(cache_dir), encoders, frozenset(prediction_cache.encoders(cache_dir)))
 
 
 def describe(used: CacheUsage, *, shown_as: str = ".cache") -> list[str]:
@@ -56,18 +54,6 @@ def describe(used: CacheUsage, *, shown_as: str = ".cache") -> list[str]:
                      "kept round uses (model.name or the model's files changed): delete the folder to free the space, "
                      "or keep it to switch back without embedding again")
     return lines
-
-
-def _read_encoders(predictions: Path) -> set[str]:
-    """The encoders named in the meta.json of every kept predictions folder."""
-    found = set()
-    for meta in predictions.glob("*/meta.json") if predictions.is_dir() else ():
-        try:
-            rows = json.loads(meta.read_text()).get("rows", {})
-        except (OSError, ValueError):
-            continue
-        found.update(r["encoder"] for r in rows.values() if isinstance(r, dict) and r.get("encoder"))
-    return found
 
 
 def _size(folder: Path) -> int:

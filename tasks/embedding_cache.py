@@ -154,14 +154,17 @@ class Rows:
         return self.cache.get(np.atleast_1d(self.keys[rows]), dim=self.dim)
 
 
+EMBEDDINGS = "embeddings"  # under the cache folder: one sub-folder per encoder
+
+
 def folder(cache_dir: Path, model_key: str) -> Path:
-    return Path(cache_dir) / "embeddings" / model_key
+    return Path(cache_dir) / EMBEDDINGS / model_key
 
 
 def open_cache(cache_dir: Path, model_key: str) -> EmbeddingCache:
     """The cache of encoder ``model_key`` under ``cache_dir`` (a campaign's or simulation's ``.cache``)."""
     where = folder(cache_dir, model_key)
-    old = Path(cache_dir) / "embeddings" / f"{model_key}.npz"
+    old = Path(cache_dir) / EMBEDDINGS / f"{model_key}.npz"
     cache = EmbeddingCache(where)
     if old.is_file():  # written by crowdloop before the chunked cache: hex keys, one file
         with np.load(old) as stored:

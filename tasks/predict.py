@@ -63,7 +63,7 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
 
     labels = np.asarray(labels, dtype=int)
     n, n_labels = len(labels), len(np.unique(labels))
-    if n < 2 or n_labels < 2:  # a DataError: the round's one line, not a traceback (the labels, not the code)
+    if not can_fit(labels):  # a DataError: the round's one line, not a traceback (the labels, not the code)
         raise DataError(
             f"out-of-sample prediction needs at least 2 labeled examples of 2 classes; the consensus labels so far "
             f"are {n} example(s) of {n_labels} class(es). Ingest answers that give another class (for any pool "
@@ -81,6 +81,12 @@ def fold_assignment(labels: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
         for fold, (_, held) in enumerate(splitter.split(np.zeros(n), labels)):
             assignment[held] = fold
     return assignment
+
+
+def can_fit(labels) -> bool:
+    """Whether a model can be fitted (and k-fold predictions made) on ``labels``: two of them at least,
+    of two classes at least. A round whose labels cannot trains no model (train.train_and_predict)."""
+    return len(labels) >= 2 and len(np.unique(labels)) >= 2
 
 
 def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *, n_classes: int,

@@ -117,6 +117,18 @@ def exists(cache_dir: Path, key: str) -> bool:
     return _meta(folder(cache_dir, key), key) is not None
 
 
+def encoders(cache_dir: Path) -> set[str]:
+    """The encoders whose embeddings cache the kept prediction folders read (their rows)."""
+    found = set()
+    for meta in (Path(cache_dir) / PREDICTIONS).glob("*/meta.json"):
+        try:
+            rows = json.loads(meta.read_text()).get("rows", {})
+        except (OSError, ValueError):
+            continue
+        found.update(r["encoder"] for r in rows.values() if isinstance(r, dict) and r.get("encoder"))
+    return found
+
+
 def _meta(where: Path, key: str) -> dict | None:
     """The meta.json of a whole folder written for ``key``; None: none (or another key's)."""
     try:

@@ -25,7 +25,7 @@ from crowdloop.tasks import embedding_cache, pool, prediction_cache
 from crowdloop.tasks import models as models_mod
 from crowdloop.tasks.config import Config, ModelConfig
 from crowdloop.tasks.models.base import checked_model, model_key, resolve_backend
-from crowdloop.tasks.predict import MapFits, out_of_sample
+from crowdloop.tasks.predict import MapFits, can_fit, out_of_sample
 from crowdloop.tasks.wording import count
 
 log = logging.getLogger("crowdloop")
@@ -196,8 +196,8 @@ def train_and_predict(
     seconds["features"] = time.perf_counter() - start
     predict_pool = functools.partial(pool.predict_pool, backend, texts_unlabeled, n_classes=n_classes,
                                      chunk_size=chunk_size, allocate=allocate, progress=progress)
-    n_seen = len(np.unique(labels))
-    if n_l < 2 or n_seen < 2:
+    if not can_fit(labels):
+        n_seen = len(np.unique(labels))
         why = ("nothing labeled yet: no model" if n_l == 0 else
                f"the consensus labels so far are {count(n_l, 'example')} of {count(n_seen, 'class', 'classes')}: "
                "no model until a second class is labeled")

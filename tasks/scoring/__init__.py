@@ -63,7 +63,7 @@ def effective_strategy(strategy: str, inputs: ScoreInputs, *, cold_start: bool,
     ``auto``: ``signal`` (``score.signal_strategy``) when the model carries signal
     (``inputs.model_signal``), else ``no_signal`` (a model-free strategy).
     """
-    if (cold_start and (inputs.n_labeled == 0 or inputs.pred_probs is None) and strategy not in MODEL_FREE
+    if (cold_start and inputs.pred_probs is None and strategy not in MODEL_FREE
             and inputs.embeddings_unlabeled is not None):
         return "cold_start"
     if strategy == AUTO:
