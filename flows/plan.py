@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from crowdloop.tasks import annotator_watch, consensus, round_data, scoring, select, signal, stopping
@@ -170,8 +171,13 @@ def _say(notes: list, level: int, line: str) -> None:
 
 def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None, cfg: Config,
                      say: Callable[[str], None] = log.info) -> pd.DataFrame | None:
-    """The last round's probabilities for CROWDLAB, or None (majority vote) when
-    ``consensus.require_signal`` is on and the model behind them carried no signal (``say`` tells)."""
+    """The last round's probabilities for CROWDLAB, or None (majority vote, ``say`` tells why) when
+    that round trained no model (nothing labeled, or labels of one class: its probabilities are the
+    uniform ones train writes then, which would only lower every annotator's CROWDLAB quality), or
+    when ``consensus.require_signal`` is on and the model behind them carried no signal."""
+    if previous is not None and np.allclose(previous.to_numpy(dtype=float), 1.0 / previous.shape[1]):
+        say("the last round trained no model: this round's consensus is the majority vote")
+        return None
     if cfg.consensus.require_signal and previous_signal is False and previous is not None:
         say("the last round's model carried no signal: this round's consensus is the majority vote "
             "(consensus.require_signal)")
