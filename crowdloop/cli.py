@@ -10,7 +10,8 @@
     crowdloop status                       rounds, annotations, accuracy, what is waiting
     crowdloop verify                       store, git, DVC and MLflow agree? one line per finding
     crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
-    crowdloop deploy                       rounds on the schedule of params.yaml, on a Prefect server
+    crowdloop deploy [--work-pool P]       rounds on the schedule of params.yaml, on a Prefect server
+    crowdloop deploy --pause | --resume    that schedule paused, or going again
     crowdloop history                      one line a round: git, DVC, MLflow and Prefect ids
     crowdloop push | pull                  data/ to or from the DVC remote of params.yaml
     crowdloop simulate DATA                replay a labeled dataset: strategies x seeds (crowdloop/simulate_cmd.py)
@@ -144,8 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     versions_cmd.add_parsers(sub)
 
     p = sub.add_parser("deploy", help="serve scheduled rounds on the Prefect server of PREFECT_API_URL")
-    p.add_argument("--work-pool", help="register the deployment on this Prefect work pool and return: the "
-                                       "pool's workers (`prefect worker start --pool NAME`) run the rounds")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--work-pool", help="register the deployment on this Prefect work pool and return: the "
+                                         "pool's workers (`prefect worker start --pool NAME`) run the rounds")
+    how.add_argument("--pause", action="store_true", help="pause the campaign's schedule on the server (its runs "
+                                                          "already scheduled are dropped) and return")
+    how.add_argument("--resume", action="store_true", help="start the paused schedule again and return")
     p.set_defaults(func=cmd_deploy)
 
     return parser
@@ -206,6 +211,12 @@ def cmd_deploy(args) -> None:
     campaign = api.open_campaign(args.campaign)
     cfg = config_mod.load(campaign.params_file)
     name = lineage.campaign_name(campaign, cfg.name)
+    if args.pause or args.resume:
+        url = deploy.api_url()
+        deployment_id = deploy.set_paused(name, url, paused=args.pause)
+        print(f"scheduled rounds of {name} {'paused' if args.pause else 'resumed'} on {url} (deployment "
+              f"{deployment_id}){'; resume with: crowdloop deploy --resume' if args.pause else ''}")
+        return
     schedule = deploy.schedule_options(cfg.schedule, str(campaign.params_file))
     url = deploy.api_url()
     inbox = (campaign.root / cfg.schedule.inbox).resolve()

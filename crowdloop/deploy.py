@@ -6,7 +6,8 @@ registered on the Prefect server that ``PREFECT_API_URL`` names, with the schedu
 polls the server and runs each scheduled flow run (one at a time) until it is stopped
 (Ctrl-C, or SIGTERM: exit status 143), when the schedule is paused so runs do not pile up
 while nothing can execute them. With a work pool the
-deployment is registered there instead, and the pool's workers run the rounds.
+deployment is registered there instead, and the pool's workers run the rounds until
+``crowdloop deploy --pause`` (``--resume`` starts the schedule again).
 """
 
 from __future__ import annotations
@@ -113,6 +114,25 @@ def register(campaign: Campaign, name: str, schedule: dict, work_pool: str) -> s
         raise CampaignError(f"the Prefect server has no work pool {work_pool!r}; create it with `prefect "
                             f"work-pool create {work_pool} --type process`.") from None
     return str(_deployment(campaign, name, schedule, work_pool_name=work_pool).apply())
+
+
+def set_paused(name: str, url: str, *, paused: bool) -> str:
+    """Pause (or resume) the schedule of the campaign's deployment ``name``; returns its id. A pause
+    deletes the runs already scheduled, so none starts late once it resumes (Prefect's pause)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from crowdloop.flows.scheduled import scheduled_round
+
+    full = f"{scheduled_round.name}/{name}"
+    try:
+        with get_client(sync_client=True) as client:
+            deployment_id = client.read_deployment_by_name(full).id
+            (client.pause_deployment if paused else client.resume_deployment)(deployment_id)
+    except ObjectNotFound:
+        raise CampaignError(f"the Prefect server at {url} has no deployment {full}: register it first "
+                            "(`crowdloop deploy --work-pool POOL`, or serve it with `crowdloop deploy`).") from None
+    return str(deployment_id)
 
 
 def _deployment(campaign: Campaign, name: str, schedule: dict, **options):

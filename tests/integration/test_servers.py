@@ -109,16 +109,26 @@ def servers(tmp_path):
             process.stop()
 
 
+def _deployment(api: str, name: str) -> dict | None:
+    """The deployment named ``name`` as the server describes it, or None."""
+    found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [name]}}},
+                       timeout=10).json()
+    return found[0] if found else None
+
+
+def _runs_in(api: str, deployment: str, *states: str) -> list[dict]:
+    """The flow runs of the deployment named ``deployment`` in one of ``states`` (state types)."""
+    found = _deployment(api, deployment)
+    if found is None:
+        return []
+    return httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
+        "flow_runs": {"deployment_id": {"any_": [found["id"]]}, "state": {"type": {"any_": list(states)}}},
+        "limit": 200}).json()
+
+
 def _scheduled_runs(api: str, deployment: str) -> list[dict]:
     """Finished flow runs of the deployment named ``deployment``."""
-    found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [deployment]}}},
-                       timeout=10).json()
-    if not found:
-        return []
-    runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
-        "flow_runs": {"deployment_id": {"any_": [found[0]["id"]]},
-                      "state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}},
-        "limit": 200}).json()
+    runs = _runs_in(api, deployment, "COMPLETED", "FAILED", "CRASHED")
     failed = [r for r in runs if r["state_type"] != "COMPLETED"]
     assert not failed, f"a scheduled run failed: {failed[0]['state_name']}: {failed[0]['state']['message']}"
     return runs
@@ -155,9 +165,7 @@ def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_pat
     assert deploy.proc.returncode == 143, deploy.tail()
     assert "(every 6 s)" in output and "stopped by SIGTERM" in output
     assert "Traceback" not in output and "never awaited" not in output
-    found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": ["camp"]}}},
-                       timeout=10).json()
-    assert [d["paused"] for d in found] == [True]
+    assert _deployment(api, "camp")["paused"]
     assert store.completed_rounds(camp) == [1, 2]
     assert [p.name.endswith("-answers.csv") for p in (camp.root / "inbox" / "processed").iterdir()] == [True]
     ingested = store.read_annotations(camp).query("source == 'ingest:answers.csv'")
@@ -192,6 +200,8 @@ def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(server
     camp = campaign_factory(tmp_path / "camp", schedule={"interval_minutes": 0.1}, tracking={"uri": tracking})
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-client")}
     deploy = [str(BIN / "crowdloop"), "-C", str(camp.root), "deploy", "--work-pool", "rounds"]
+    not_yet = subprocess.run([*deploy[:4], "--pause"], env=env, capture_output=True, text=True, timeout=300)
+    assert not_yet.returncode == 2 and "has no deployment crowdloop-scheduled-round/camp" in not_yet.stderr
     refused = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "prefect work-pool create rounds --type process" in refused.stderr
     subprocess.run([str(BIN / "prefect"), "work-pool", "create", "rounds", "--type", "process"], env=env,
@@ -208,3 +218,14 @@ def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(server
     # the round's own line, which went nowhere in the flow run's process the worker started
     _wait_for(lambda: "round 1: " in worker.log.read_text(errors="replace"), timeout=30,
               what="the round's line in the worker's output", processes=started)
+
+    # one command pauses the schedule (Prefect's own takes two: the schedule's id, then the pause)
+    paused = subprocess.run([*deploy[:4], "--pause"], env=env, capture_output=True, text=True, timeout=300)
+    assert paused.returncode == 0 and "scheduled rounds of camp paused" in paused.stdout
+    assert _deployment(api, "camp")["paused"] and not _runs_in(api, "camp", "SCHEDULED")
+    resumed = subprocess.run([*deploy[:4], "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "scheduled rounds of camp resumed" in resumed.stdout
+    assert not _deployment(api, "camp")["paused"]
+    subprocess.run([*deploy[:4], "--pause"], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(deploy, env=env, check=True, capture_output=True, timeout=300)  # deploying again resumes too
+    assert not _deployment(api, "camp")["paused"]
