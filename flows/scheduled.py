@@ -32,8 +32,16 @@ def scheduled_round(campaign_dir: str, force: bool = False):
     it holding the campaign's lock, so no other writer comes between the answers and the round."""
     console.log_to_stderr_if_unheard(logging.INFO)
     console.log_to_prefect()
-    with recovery.writing(store.Campaign(Path(campaign_dir)), "scheduled round"):
-        return _ingest_decide_run(campaign_dir, force)
+    # A user error (a model that does not load, a Dask scheduler gone) is one line in the run's logs
+    # and the worker's output, as on the command line; Prefect's lines would give it four times, with
+    # two tracebacks. The run still ends Failed, the error its state's message.
+    steps.hide_user_error_tracebacks()
+    try:
+        with recovery.writing(store.Campaign(Path(campaign_dir)), "scheduled round"):
+            return _ingest_decide_run(campaign_dir, force)
+    except CrowdloopError as err:
+        get_run_logger().error("the scheduled round failed: %s", str(err))  # str: the filter drops records carrying one
+        raise
 
 
 def _ingest_decide_run(campaign_dir: str, force: bool):

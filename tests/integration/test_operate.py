@@ -157,3 +157,23 @@ def test_rollback_from_a_fresh_clone_pulls_from_the_remote(operated):
     assert cli.main(["-C", str(second), "pull"]) == 0
     assert store.data_hash(store.Campaign(second)) == store.data_hash(camp)
     assert pd.read_parquet(second / "data" / "examples.parquet").shape == store.read_examples(camp).shape
+
+
+def test_a_scheduled_round_that_fails_on_a_user_error_says_it_once_without_a_traceback(tmp_path, campaign_factory):
+    """As a worker runs it: a fresh process that calls the flow, no crowdloop command around it.
+    Prefect's own lines gave the error four times, with two tracebacks (the round's subflow's and
+    the scheduled run's)."""
+    import sys
+
+    camp = campaign_factory(tmp_path / "camp", model={"name": str(tmp_path / "no-such-model")})
+    run = ("from crowdloop.flows.scheduled import scheduled_round\n"
+           f"state = scheduled_round({str(camp.root)!r}, force=True, return_state=True)\n"
+           "print('state:', state.type.value)\n")
+    env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_HOME": str(tmp_path / "prefect")}
+    done = subprocess.run([sys.executable, "-c", run], env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "state: FAILED" in output, output
+    assert output.count("no such folder") == 1 and "the scheduled round failed: model.name" in output, output
+    assert "Traceback" not in output, output
+    assert store.completed_rounds(camp) == []
