@@ -28,6 +28,7 @@ from crowdloop.tasks import config as config_mod
 from crowdloop.tasks import config_checks
 from crowdloop.tasks import ingest as ingest_mod
 from crowdloop import labelstudio_api
+from crowdloop.labels_api import Labels, export_labels
 from crowdloop.labelstudio_api import Exported, export, labelstudio_push
 from crowdloop.versions_api import Pushed, RolledBack, pull, push, rollback, verify
 from crowdloop.tasks import labelstudio_client, recovery, store, version
@@ -36,9 +37,9 @@ from crowdloop.tasks.store import Campaign
 
 log = logging.getLogger("crowdloop")
 
-__all__ = ["Campaign", "CrowdloopError", "Exported", "Pushed", "RolledBack", "export", "history", "ingest",
-           "init_campaign", "init_demo", "labelstudio_pull", "labelstudio_push", "open_campaign", "pull", "push",
-           "rollback", "run_round", "run_rounds", "simulate", "status", "verify"]
+__all__ = ["Campaign", "CrowdloopError", "Exported", "Labels", "Pushed", "RolledBack", "export", "export_labels",
+           "history", "ingest", "init_campaign", "init_demo", "labelstudio_pull", "labelstudio_push",
+           "open_campaign", "pull", "push", "rollback", "run_round", "run_rounds", "simulate", "status", "verify"]
 
 
 def open_campaign(root: str | Path | Campaign) -> Campaign:

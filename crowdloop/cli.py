@@ -7,6 +7,7 @@
     crowdloop ingest FILE [--skip-invalid] answers come back (CSV, TSV, JSONL or a Label Studio export)
     crowdloop export --format label-studio the last batch as Label Studio tasks + labeling config
     crowdloop labelstudio push | pull      the batch to a Label Studio project; its annotations back
+    crowdloop labels [--out F]             the labeled dataset so far (consensus of every answer)
     crowdloop status                       rounds, annotations, accuracy, what is waiting
     crowdloop verify                       store, git, DVC and MLflow agree? one line per finding
     crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
@@ -140,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     answers_cmd.add_parsers(sub)
     simulate_cmd.add_parser(sub)
 
+    p = sub.add_parser("labels", help="the labeled dataset so far: each annotated example's consensus label, "
+                                      "from every stored answer")
+    p.add_argument("--out", type=Path, default=None, help="a .csv, .parquet or .jsonl file (default: "
+                                                          "exports/labels.csv in the campaign)")
+    p.set_defaults(func=cmd_labels)
+
     p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
     p.set_defaults(func=cmd_status)
     versions_cmd.add_parsers(sub)
@@ -195,6 +202,12 @@ def cmd_demo(args) -> None:
 
 def cmd_round(args) -> None:
     rounds_cmd.run(args.campaign, args.rounds, simulate=args.simulate, force=args.force, helper=args.own_process)
+
+
+def cmd_labels(args) -> None:
+    from crowdloop import api, labels_api
+
+    print(labels_api.describe(api.export_labels(args.campaign, args.out)))
 
 
 def cmd_status(args) -> None:

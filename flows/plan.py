@@ -93,11 +93,7 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
     say = functools.partial(_say, notes, clock.level)
     with clock("consensus"):
         wide = consensus.to_wide(data.annotations, example_ids=data.labeled_ids)
-        agreed = consensus.consensus(
-            wide, round_data.previous_probs(trusted_previous(previous, previous_signal, cfg, say), data),
-            method=cfg.consensus.method, classes=data.classes, calibrate_probs=cfg.consensus.calibrate_probs,
-            crowdlab_label=cfg.consensus.crowdlab_label, seed=cfg.seed)
-        agreed = _watched(agreed, data, previous_annotators, cfg, say)
+        agreed = _watched(agree(wide, data, previous, previous_signal, cfg, say), data, previous_annotators, cfg, say)
 
     with clock("train+predict"):
         labels = round_data.consensus_labels(data, agreed)
@@ -169,6 +165,17 @@ def _say(notes: list, level: int, line: str) -> None:
     notes.append((level, line))
 
 
+def agree(wide: pd.DataFrame, data: round_data.RoundData, previous: pd.DataFrame | None,
+          previous_signal: bool | None, cfg: Config, say: Callable[[str], None] = log.info) -> consensus.Consensus:
+    """The consensus of ``wide`` (consensus.to_wide of ``data``'s annotations) by
+    ``consensus.method``, with the last round's probabilities where they may take part
+    (:func:`trusted_previous`; ``plan_round``'s arguments of the same names)."""
+    return consensus.consensus(
+        wide, round_data.previous_probs(trusted_previous(previous, previous_signal, cfg, say), data),
+        method=cfg.consensus.method, classes=data.classes, calibrate_probs=cfg.consensus.calibrate_probs,
+        crowdlab_label=cfg.consensus.crowdlab_label, seed=cfg.seed)
+
+
 def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None, cfg: Config,
                      say: Callable[[str], None] = log.info) -> pd.DataFrame | None:
     """The last round's probabilities for CROWDLAB, or None (majority vote, ``say`` tells why) when
@@ -176,10 +183,10 @@ def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None
     uniform ones train writes then, which would only lower every annotator's CROWDLAB quality), or
     when ``consensus.require_signal`` is on and the model behind them carried no signal."""
     if previous is not None and np.allclose(previous.to_numpy(dtype=float), 1.0 / previous.shape[1]):
-        say("the last round trained no model: this round's consensus is the majority vote")
+        say("the last round trained no model: the consensus is the majority vote")
         return None
     if cfg.consensus.require_signal and previous_signal is False and previous is not None:
-        say("the last round's model carried no signal: this round's consensus is the majority vote "
+        say("the last round's model carried no signal: the consensus is the majority vote "
             "(consensus.require_signal)")
         return None
     return previous

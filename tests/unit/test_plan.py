@@ -75,6 +75,6 @@ def test_the_uniform_probabilities_of_a_round_without_a_model_do_not_take_part_i
     for setting in (cfg, off):
         with caplog.at_level("INFO", logger="crowdloop"):
             assert trusted_previous(uniform, None, setting) is None
-    assert caplog.text.count("the last round trained no model: this round's consensus is the majority vote") == 2
+    assert caplog.text.count("the last round trained no model: the consensus is the majority vote") == 2
     model = pd.DataFrame({"c0": [0.5, 0.6], "c1": [0.5, 0.4]}, index=["e1", "e2"])
     assert trusted_previous(model, None, off) is model
