@@ -9,7 +9,6 @@ take part: the consensus the next round would start from.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -20,9 +19,7 @@ from crowdloop.tasks.errors import CampaignError, ConfigError
 from crowdloop.tasks.store import Campaign
 from crowdloop.tasks.wording import count
 
-log = logging.getLogger("crowdloop")
-
-FORMATS = {".csv": "CSV", ".parquet": "Parquet", ".jsonl": "JSON Lines"}
+SUFFIXES = (".csv", ".parquet", ".jsonl")
 COLUMNS = ("example_id", "text", "label", "consensus_quality", "annotator_agreement", "num_annotations")
 
 
@@ -50,7 +47,7 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
 
     camp = store.open_campaign(campaign)
     path = Path(out) if out is not None else camp.exports_dir / "labels.csv"
-    if path.suffix not in FORMATS:
+    if path.suffix not in SUFFIXES:
         raise ConfigError(f"--out {path}: write labels to a .csv, .parquet or .jsonl file.")
     cfg = config_mod.load(camp.params_file)
     annotations = store.read_annotations(camp)
