@@ -34,6 +34,13 @@ def _data(n=30, seed=0):
     return round_data.build(examples, annotations, classes=CLASSES), truth
 
 
+def _previous(data):
+    """The last round's pool probabilities from a weak model (the uniform ones of a round that trained no
+    model would keep CROWDLAB out: plan.trusted_previous)."""
+    no = np.random.default_rng(1).uniform(0.3, 0.7, len(data.pool_ids))
+    return pd.DataFrame({"no": no, "yes": 1 - no}, index=data.pool_ids)
+
+
 class Trainer:
     """A stand-in model: 0.8 on the label it was trained on, 0.5 on everything else; records its labels."""
 
@@ -63,7 +70,7 @@ def _cfg(method, min_quality=None):
 @pytest.mark.parametrize("method", CONSENSUS_METHODS)
 def test_activelab_plans_a_round_with_every_consensus_method(method):
     data, truth = _data()
-    previous = pd.DataFrame(np.tile([0.5, 0.5], (len(data.pool_ids), 1)), index=data.pool_ids, columns=CLASSES)
+    previous = _previous(data)
     trainer = Trainer()
     plan = plan_round(data, previous, _cfg(method), number=2, train=trainer, clock=Stopwatch())
     assert plan.agreed.method == method
@@ -78,7 +85,7 @@ def test_activelab_plans_a_round_with_every_consensus_method(method):
 @pytest.mark.parametrize("method", ["majority", "crowdlab", "dawid_skene"])
 def test_an_annotator_below_min_quality_is_flagged_and_asked_nothing(method):
     data, _ = _data()
-    previous = pd.DataFrame(np.tile([0.5, 0.5], (len(data.pool_ids), 1)), index=data.pool_ids, columns=CLASSES)
+    previous = _previous(data)
     free = plan_round(data, previous, _cfg(method), number=2, train=Trainer(), clock=Stopwatch())
     assert "bad" in set(free.batch["suggested_annotator"])  # routing spreads the load over everyone
     guarded = plan_round(data, previous, _cfg(method, min_quality=0.5), number=2, train=Trainer(),
@@ -104,7 +111,7 @@ def test_no_quality_change_is_reported_across_a_change_of_consensus_method(tmp_p
     """CROWDLAB's first round is the majority vote: its agreement rates against CROWDLAB's qualities the
     round after showed every annotator dropping (e.g. -0.48 since the round before) with nothing changed."""
     data, _ = _data()
-    previous = pd.DataFrame(np.tile([0.5, 0.5], (len(data.pool_ids), 1)), index=data.pool_ids, columns=CLASSES)
+    previous = _previous(data)
     first = plan_round(data, None, _cfg("crowdlab"), number=1, train=Trainer(), clock=Stopwatch())
     assert first.agreed.method == "majority"
     first.agreed.annotators.to_csv(tmp_path / "annotators.csv", index=False)  # what the next round reads back
