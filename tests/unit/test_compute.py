@@ -152,12 +152,19 @@ def test_a_scheduler_that_goes_away_mid_run_is_one_line_and_a_job_error_on_a_liv
     with socket.socket() as listening:  # a scheduler still there: the error is the job's, unchanged
         listening.bind(("127.0.0.1", 0))
         listening.listen()
-        thread = threading.Thread(target=lambda: listening.accept()[0].sendall(b":handshake"))
+        accepted = []
+
+        def speak_and_say_nothing_more():
+            accepted.append(listening.accept()[0])
+            accepted[0].sendall(b":handshake")
+
+        thread = threading.Thread(target=speak_and_say_nothing_more)
         thread.start()
         with pytest.raises(OSError, match="Timed out trying to connect"):
             compute.run_all(_LostScheduler(f"tcp://127.0.0.1:{listening.getsockname()[1]}"), abs, [{"x": 1}],
                             names=["a"])
         thread.join()
+        accepted[0].close()
 
 
 def test_the_dask_clients_tracebacks_of_a_lost_scheduler_are_left_out_and_its_other_errors_kept(caplog):
