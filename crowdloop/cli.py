@@ -195,7 +195,7 @@ def cmd_demo(args) -> None:
     print()
     print(api.status(made))
     compare = f"; dvc metrics diff round-001 round-{last:03d}" if last else ""  # none: no round ran
-    print(f"\nLook around:\n  cd {made.root}\n  crowdloop status"
+    print(f"\nLook around:\n  cd {made.root}\n  crowdloop status\n  crowdloop labels   # the labeled dataset so far"
           "\n  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   # every round is a run"
           f"\n  git log --oneline --decorate{compare}")
 
