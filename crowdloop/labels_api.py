@@ -27,7 +27,7 @@ COLUMNS = ("example_id", "text", "label", "consensus_quality", "annotator_agreem
 class Labels:
     """A labels export: where it went, its rows, the annotations behind them, the consensus method
     that ran (``crowdlab``, ``majority``, a crowd-kit method), the round whose model took part in it
-    (None: none did) and how many of the annotations came back after the last round."""
+    (None: none did) and how many of the annotations came back after the last round (0 before round 1)."""
 
     path: Path
     examples: int
@@ -68,7 +68,7 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
         table["gold"] = gold
     table = table.reset_index().loc[:, [*COLUMNS, *(["gold"] if "gold" in table else [])]]
     store.write_file(path, _encoded(table, path.suffix))
-    since = int((annotations["round"] >= rounds[-1]).sum()) if rounds else len(annotations)
+    since = int((annotations["round"] >= rounds[-1]).sum()) if rounds else 0  # none before round 1: initial answers
     model_round = rounds[-1] if agreed.method == "crowdlab" and rounds else None
     return Labels(path, len(table), len(data.annotations), agreed.method, model_round, since)
 
