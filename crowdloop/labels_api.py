@@ -49,6 +49,9 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
     path = Path(out) if out is not None else camp.exports_dir / "labels.csv"
     if path.suffix not in SUFFIXES:
         raise ConfigError(f"--out {path}: write labels to a .csv, .parquet or .jsonl file.")
+    if path.resolve().is_relative_to(camp.data.resolve()):  # the next command would move it to edited/
+        raise ConfigError(f"--out {path}: inside data/, crowdloop's store; write the labels elsewhere "
+                          "(the default is exports/labels.csv).")
     cfg = config_mod.load(camp.params_file)
     annotations = store.read_annotations(camp)
     if annotations.empty:

@@ -76,6 +76,10 @@ def test_texts_are_written_as_stored_and_a_bad_file_name_or_no_answers_writes_no
     assert cli.main(["-C", str(camp.root), "labels", "--out", str(tmp_path / "labels.txt")]) == 2
     assert "write labels to a .csv, .parquet or .jsonl file" in capsys.readouterr().err
     assert not (tmp_path / "labels.txt").exists()
+    before = store.data_hash(camp)  # data/ is crowdloop's store: the export never lands there
+    assert cli.main(["-C", str(camp.root), "labels", "--out", str(camp.root / "data" / "labels.csv")]) == 2
+    assert "inside data/" in capsys.readouterr().err
+    assert not (camp.root / "data" / "labels.csv").exists() and store.data_hash(camp) == before
     empty = crowdloop.init_campaign(tmp_path / "empty", examples, classes=["spam", "ham"])
     with pytest.raises(crowdloop.CrowdloopError, match="no annotations are stored yet"):
         crowdloop.export_labels(empty)
