@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crowdloop.tasks import simulation_protocol
 from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.files import replacing, write_parquet_atomic, write_text_atomic
 
@@ -44,6 +45,8 @@ def prepare(out: Path, replay, settings: dict) -> None:
     path = out / SETTINGS_FILE
     if path.is_file():
         held = json.loads(path.read_text())
+        if isinstance(held.get("params"), dict):  # as run_settings gives them, through JSON as wanted
+            held["params"] = json.loads(json.dumps(simulation_protocol.without_arm_keys(held["params"]), default=str))
         differ = sorted(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
         if differ:
             raise CampaignError(
