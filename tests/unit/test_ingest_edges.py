@@ -212,3 +212,10 @@ def test_an_unknown_or_empty_example_id_points_to_the_campaign_s_examples_not_on
     for example in ("zz", ""):
         problem = row_problem(example, "w", "a", split, ["a", "b"])
         assert "the campaign's examples" in problem and "round's batch.csv" not in problem
+
+
+def test_a_folder_given_as_the_answer_file_is_named_a_folder_not_a_file_type(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    with pytest.raises(IngestError, match=rf"^{re.escape(str(folder))}: a folder, not an answer file"):
+        next(read_answer_chunks(folder))
