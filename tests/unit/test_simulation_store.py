@@ -41,9 +41,9 @@ def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(
     simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, longer))
 
     other_model = dataclasses.replace(base, model=dataclasses.replace(base.model, max_length=128))
-    with pytest.raises(CampaignError, match=r"other settings \(different params\).*another --out"):
+    with pytest.raises(CampaignError, match=r"other settings \(different params: model\.max_length\).*another --out"):
         simulation_store.prepare(tmp_path, replay, protocol.run_settings(other_model, preset))
-    with pytest.raises(CampaignError, match=r"\(different preset\)"):
+    with pytest.raises(CampaignError, match=r"\(different preset: batch_size, labels_per_start\)"):
         simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, protocol.PRESETS["rte"]))
     fewer = dataclasses.replace(replay, uncollected=replay.uncollected.iloc[1:])
     with pytest.raises(CampaignError, match=r"\(different data\)"):
@@ -99,5 +99,5 @@ def test_a_params_key_every_arm_sets_for_itself_is_no_setting_of_a_simulation(re
     (tmp_path / "settings.json").write_text(json.dumps(written))
     simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, preset))
     read = dataclasses.replace(base, score=dataclasses.replace(base.score, signal_strategy="margin"))
-    with pytest.raises(CampaignError, match=r"\(different params\)"):  # a key the arms read still counts
+    with pytest.raises(CampaignError, match=r"\(different params: score\.signal_strategy\)"):  # the arms read it
         simulation_store.prepare(tmp_path, replay, protocol.run_settings(read, preset))
