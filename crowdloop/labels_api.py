@@ -27,7 +27,7 @@ COLUMNS = ("example_id", "text", "label", "consensus_quality", "annotator_agreem
 class Labels:
     """A labels export: where it went, its rows, the annotations behind them, the consensus method
     that ran (``crowdlab``, ``majority``, a crowd-kit method), the round whose model took part in it
-    (None: none did) and how many of the annotations came back after the last round."""
+    (None: none did) and how many of the annotations came back after the last round (0 before round 1)."""
 
     path: Path
     examples: int
@@ -49,6 +49,9 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
     path = Path(out) if out is not None else camp.exports_dir / "labels.csv"
     if path.suffix not in SUFFIXES:
         raise ConfigError(f"--out {path}: write labels to a .csv, .parquet or .jsonl file.")
+    if path.resolve().is_relative_to(camp.data.resolve()):  # the next command would move it to edited/
+        raise ConfigError(f"--out {path}: inside data/, crowdloop's store; write the labels elsewhere "
+                          "(the default is exports/labels.csv).")
     cfg = config_mod.load(camp.params_file)
     annotations = store.read_annotations(camp)
     if annotations.empty:
@@ -68,7 +71,7 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
         table["gold"] = gold
     table = table.reset_index().loc[:, [*COLUMNS, *(["gold"] if "gold" in table else [])]]
     store.write_file(path, _encoded(table, path.suffix))
-    since = int((annotations["round"] >= rounds[-1]).sum()) if rounds else len(annotations)
+    since = int((annotations["round"] >= rounds[-1]).sum()) if rounds else 0  # none before round 1: initial answers
     model_round = rounds[-1] if agreed.method == "crowdlab" and rounds else None
     return Labels(path, len(table), len(data.annotations), agreed.method, model_round, since)
 

@@ -164,9 +164,9 @@ def stored_at(round: int, source: str) -> str:
 def row_problem(example: str, annotator: str, label: str, split: dict, classes: list[str]) -> str | None:
     """What is wrong with one answered row on its own, or None."""
     if not example:
-        return "empty example_id; copy the ids from the round's batch.csv"
+        return "empty example_id; give each row the id of one of the campaign's examples (a batch.csv lists them)"
     if example not in split:
-        return f"unknown example id '{example}'; use the example ids from the round's batch.csv"
+        return f"unknown example id '{example}'; use the ids of the campaign's examples (a batch.csv lists them)"
     if split[example] != "pool":
         return f"example '{example}' belongs to the gold test split, which is never annotated; remove this row"
     if not annotator:

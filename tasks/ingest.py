@@ -130,6 +130,8 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS,
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise IngestError(f"{path}: a folder, not an answer file; give one file: crowdloop ingest FOLDER/FILE.")
     if suffix not in (*DELIMITERS, LABEL_STUDIO):
         raise IngestError(f"{path}: unsupported file type '{path.suffix}'; save the answers as one of "
                           f"{', '.join(DELIMITERS)}, or a Label Studio JSON export ({LABEL_STUDIO}).")

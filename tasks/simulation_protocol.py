@@ -156,6 +156,10 @@ def arm_config(base: Config, preset: Preset, arm: Arm, *, seed: int,
 # Config keys that cannot change what a simulated round decides (compute: where it runs; name: a
 # campaign's MLflow experiment): settings.json leaves them out, so adding one keeps a run resumable.
 UNUSED_SECTIONS = ("name", "compute", "simulate", "schedule", "tracking", "remote")
+# Keys arm_config sets for every arm: what --params says there is never read, so a run compares
+# (and settings.json holds) the template's values for them: changing one of them still resumes.
+ARM_KEYS = (("seed",), ("classes",), ("consensus", "method"), ("score", "strategy"), ("predict", "folds"),
+            ("select", "batch_size"), ("select", "max_annotations_per_example"))
 
 
 def run_settings(base: Config, preset: Preset) -> dict:
@@ -163,4 +167,19 @@ def run_settings(base: Config, preset: Preset) -> dict:
     preset (its rounds and arms aside: more rounds or another arm extend a run) and params."""
     protocol = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("rounds", "arms")}
     params = {k: v for k, v in dataclasses.asdict(base).items() if k not in UNUSED_SECTIONS}
-    return {"preset": protocol, "params": params}
+    return {"preset": protocol, "params": without_arm_keys(params)}
+
+
+def without_arm_keys(params: dict) -> dict:
+    """``params`` (a run's settings, as settings.json holds them; changed in place) with ARM_KEYS at
+    the template's values; also for a settings.json written before, which held what --params said."""
+    from crowdloop.tasks import config as config_mod
+
+    template = config_mod.load()
+    for *sections, key in ARM_KEYS:
+        held, given = params, template
+        for section in sections:
+            held, given = held.get(section), getattr(given, section)
+        if isinstance(held, dict):
+            held[key] = getattr(given, key)
+    return params

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crowdloop.tasks import simulation_protocol
 from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.files import replacing, write_parquet_atomic, write_text_atomic
 
@@ -44,10 +45,15 @@ def prepare(out: Path, replay, settings: dict) -> None:
     path = out / SETTINGS_FILE
     if path.is_file():
         held = json.loads(path.read_text())
+        if isinstance(held.get("params"), dict):  # as run_settings gives them, through JSON as wanted
+            held["params"] = json.loads(json.dumps(simulation_protocol.without_arm_keys(held["params"]), default=str))
         differ = sorted(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
         if differ:
+            named = [f"{key}: {_shown(_changed(wanted[key], held[key]))}"
+                     if isinstance(wanted.get(key), dict) and isinstance(held.get(key), dict) else key
+                     for key in differ]
             raise CampaignError(
-                f"{out} holds a simulation run with other settings (different {', '.join(differ)}), and its "
+                f"{out} holds a simulation run with other settings (different {'; '.join(named)}), and its "
                 f"finished rounds would be resumed as if run with these; give another --out, or delete {out} "
                 "to start over.")
     elif (out / "checkpoints").is_dir():
@@ -55,6 +61,22 @@ def prepare(out: Path, replay, settings: dict) -> None:
                             f"give another --out, or delete {out}/checkpoints to start over.")
     write_replay(out, replay)
     write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+
+
+def _changed(wanted: dict, held: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two settings dicts (a nested dict: its keys)."""
+    keys = []
+    for key in sorted(wanted.keys() | held.keys()):
+        mine, theirs = wanted.get(key), held.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            keys += _changed(mine, theirs, f"{prefix}{key}.")
+        elif mine != theirs:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _shown(keys: list[str], most: int = 4) -> str:
+    return ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
 
 def replay_fingerprint(replay) -> str:

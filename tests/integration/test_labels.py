@@ -56,6 +56,9 @@ def test_texts_are_written_as_stored_and_a_bad_file_name_or_no_answers_writes_no
     camp = crowdloop.init_campaign(tmp_path / "camp", examples, classes=["spam", "ham"], initial=answers)
     done = crowdloop.export_labels(camp)
     assert (done.method, done.model_round, done.examples) == ("majority", None, 2)  # no round yet, no model
+    assert done.since_last_round == 0  # the initial answers: no round has run, none came back after one
+    assert cli.main(["-C", str(camp.root), "labels"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("(consensus: majority)")
     labels = pd.read_csv(done.path)
     assert labels["text"].tolist() == ["=SUM(A1:A2) please", "+1 refund"]  # data, not escaped for spreadsheets
     assert labels["label"].tolist() == ["spam", "ham"] and "gold" not in labels
@@ -73,6 +76,10 @@ def test_texts_are_written_as_stored_and_a_bad_file_name_or_no_answers_writes_no
     assert cli.main(["-C", str(camp.root), "labels", "--out", str(tmp_path / "labels.txt")]) == 2
     assert "write labels to a .csv, .parquet or .jsonl file" in capsys.readouterr().err
     assert not (tmp_path / "labels.txt").exists()
+    before = store.data_hash(camp)  # data/ is crowdloop's store: the export never lands there
+    assert cli.main(["-C", str(camp.root), "labels", "--out", str(camp.root / "data" / "labels.csv")]) == 2
+    assert "inside data/" in capsys.readouterr().err
+    assert not (camp.root / "data" / "labels.csv").exists() and store.data_hash(camp) == before
     empty = crowdloop.init_campaign(tmp_path / "empty", examples, classes=["spam", "ham"])
     with pytest.raises(crowdloop.CrowdloopError, match="no annotations are stored yet"):
         crowdloop.export_labels(empty)

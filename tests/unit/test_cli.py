@@ -102,7 +102,8 @@ def test_simulate_refuses_to_resume_an_output_folder_made_with_other_params(tmp_
     assert cli.main(["simulate", "data", "--out", str(out)]) == 0
     other = tmp_path / "params.yaml"
     other.write_text(config.template_text().replace("max_length: 64", "max_length: 128"))
-    _refused(capsys, ["simulate", "data", "--out", str(out), "--params", str(other)], "other settings (different params)")
+    _refused(capsys, ["simulate", "data", "--out", str(out), "--params", str(other)],
+             "other settings (different params: model.max_length)")
     assert [run[0] for run in runs] == [str(out)]  # the second simulation never started
 
 

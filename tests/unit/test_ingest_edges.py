@@ -202,3 +202,20 @@ def test_answers_given_as_numbers_are_checked_as_text_without_a_warning(camp):
     kept = ingest.validate_answers(gap, source="initial answers", examples=examples,
                                    stored=store.read_annotations(camp), classes=CLASSES, on_change="reject")
     assert kept.new.values.tolist() == [["1", "7", "billing"], ["2", "8", "billing"]]
+
+
+def test_an_unknown_or_empty_example_id_points_to_the_campaign_s_examples_not_only_a_round_s_batch():
+    # init_campaign's initial answers are checked the same way, before any round (and batch) exists
+    from crowdloop.tasks.answer_checks import row_problem
+
+    split = {"e1": "pool"}
+    for example in ("zz", ""):
+        problem = row_problem(example, "w", "a", split, ["a", "b"])
+        assert "the campaign's examples" in problem and "round's batch.csv" not in problem
+
+
+def test_a_folder_given_as_the_answer_file_is_named_a_folder_not_a_file_type(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    with pytest.raises(IngestError, match=rf"^{re.escape(str(folder))}: a folder, not an answer file"):
+        next(read_answer_chunks(folder))

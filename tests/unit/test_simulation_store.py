@@ -1,6 +1,7 @@
 """A simulation's output folder holds one setting: prepare() refuses to mix another into it."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -40,9 +41,9 @@ def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(
     simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, longer))
 
     other_model = dataclasses.replace(base, model=dataclasses.replace(base.model, max_length=128))
-    with pytest.raises(CampaignError, match=r"other settings \(different params\).*another --out"):
+    with pytest.raises(CampaignError, match=r"other settings \(different params: model\.max_length\).*another --out"):
         simulation_store.prepare(tmp_path, replay, protocol.run_settings(other_model, preset))
-    with pytest.raises(CampaignError, match=r"\(different preset\)"):
+    with pytest.raises(CampaignError, match=r"\(different preset: batch_size, labels_per_start\)"):
         simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, protocol.PRESETS["rte"]))
     fewer = dataclasses.replace(replay, uncollected=replay.uncollected.iloc[1:])
     with pytest.raises(CampaignError, match=r"\(different data\)"):
@@ -79,3 +80,24 @@ def test_a_checkpoint_s_curve_rows_read_back_bit_for_bit(tmp_path):
                                       pred_probs=probs)
     back, _, _ = simulation_store.read_checkpoint(tmp_path)
     assert back["test_accuracy"].tolist() == rows["test_accuracy"].tolist()
+
+
+def test_a_params_key_every_arm_sets_for_itself_is_no_setting_of_a_simulation(replay, tmp_path):
+    # score.strategy, consensus.method, predict.folds, the batch, the seed: --strategies, --consensus, the preset
+    base, preset = config_mod.load(), protocol.PRESETS["tutorial"]
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, preset))
+    unread = dataclasses.replace(base, seed=7, score=dataclasses.replace(base.score, strategy="margin"),
+                                 consensus=dataclasses.replace(base.consensus, method="majority"),
+                                 predict=dataclasses.replace(base.predict, folds=base.predict.folds + 2),
+                                 select=dataclasses.replace(base.select, batch_size=3, max_annotations_per_example=2))
+    arm = protocol.arm("auto")
+    assert (protocol.arm_config(unread, preset, arm, seed=0, classes=replay.classes)
+            == protocol.arm_config(base, preset, arm, seed=0, classes=replay.classes))  # the rounds run the same
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(unread, preset))  # so the run resumes
+    written = json.loads((tmp_path / "settings.json").read_text())  # as a run before this fix wrote it
+    written["params"]["score"]["strategy"] = "margin"
+    (tmp_path / "settings.json").write_text(json.dumps(written))
+    simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, preset))
+    read = dataclasses.replace(base, score=dataclasses.replace(base.score, signal_strategy="margin"))
+    with pytest.raises(CampaignError, match=r"\(different params: score\.signal_strategy\)"):  # the arms read it
+        simulation_store.prepare(tmp_path, replay, protocol.run_settings(read, preset))
