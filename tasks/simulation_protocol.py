@@ -156,8 +156,8 @@ def arm_config(base: Config, preset: Preset, arm: Arm, *, seed: int,
 # Config keys that cannot change what a simulated round decides (compute: where it runs; name: a
 # campaign's MLflow experiment): settings.json leaves them out, so adding one keeps a run resumable.
 UNUSED_SECTIONS = ("name", "compute", "simulate", "schedule", "tracking", "remote")
-# Keys arm_config sets for every arm: what --params says there is never read, so a run compares
-# (and settings.json holds) the template's values for them: changing one of them still resumes.
+# Keys arm_config sets for every arm: what --params says there is never read, so settings.json leaves
+# them out too (a run made with other values there resumes).
 ARM_KEYS = (("seed",), ("classes",), ("consensus", "method"), ("score", "strategy"), ("predict", "folds"),
             ("select", "batch_size"), ("select", "max_annotations_per_example"))
 
@@ -171,15 +171,12 @@ def run_settings(base: Config, preset: Preset) -> dict:
 
 
 def without_arm_keys(params: dict) -> dict:
-    """``params`` (a run's settings, as settings.json holds them; changed in place) with ARM_KEYS at
-    the template's values; also for a settings.json written before, which held what --params said."""
-    from crowdloop.tasks import config as config_mod
-
-    template = config_mod.load()
+    """``params`` (a run's settings, as settings.json holds them; changed in place) without ARM_KEYS;
+    also for a settings.json written before they were left out."""
     for *sections, key in ARM_KEYS:
-        held, given = params, template
+        held = params
         for section in sections:
-            held, given = held.get(section), getattr(given, section)
+            held = held.get(section) if isinstance(held, dict) else None
         if isinstance(held, dict):
-            held[key] = getattr(given, key)
+            held.pop(key, None)
     return params
