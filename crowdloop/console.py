@@ -35,8 +35,9 @@ def log_to_stderr_if_unheard(level: int) -> None:
     run that a Prefect worker (or ``crowdloop deploy``'s runner) starts in a process of its own sets
     up nothing for them, and the round's own lines (its result, where its folds went, why it did what
     it did) went nowhere; on stderr, the worker shows them among the run's lines."""
-    if not any(not getattr(h, "crowdloop_to_prefect", False) for h in logging.getLogger("crowdloop").handlers):
-        log_to_stderr(level)  # the Prefect API handler (log_to_prefect) shows nothing where the worker prints
+    shown = [h for h in logging.getLogger("crowdloop").handlers if not getattr(h, "crowdloop_to_prefect", False)]
+    if not shown:  # the Prefect API handler (log_to_prefect) shows nothing where the worker prints
+        log_to_stderr(level)
 
 
 def log_to_prefect() -> None:

@@ -57,7 +57,7 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
     if annotations.empty:
         raise CampaignError("no annotations are stored yet, so there are no labels to export; ingest answers first.")
     rounds = store.completed_rounds(camp)
-    history = [store.read_round_metrics(camp, r) for r in rounds]
+    history = [store.read_round_metrics(camp, rounds[-1])] if rounds else []  # signal.was_present reads the last
     previous = store.read_pred_probs(camp, rounds[-1]) if rounds else None
     examples = store.read_examples(camp)
     counted = round_data.in_force(annotations, on_change=cfg.ingest.on_change)  # as a round counts them
@@ -78,11 +78,7 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
 
 def _encoded(table: pd.DataFrame, suffix: str) -> str | bytes:
     if suffix == ".parquet":
-        import io
-
-        buffer = io.BytesIO()
-        table.to_parquet(buffer, index=False)
-        return buffer.getvalue()
+        return table.to_parquet(index=False)  # no path: the bytes
     if suffix == ".jsonl":
         return table.to_json(orient="records", lines=True, force_ascii=False)
     return table.to_csv(index=False)

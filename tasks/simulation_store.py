@@ -45,8 +45,8 @@ def prepare(out: Path, replay, settings: dict) -> None:
     path = out / SETTINGS_FILE
     if path.is_file():
         held = json.loads(path.read_text())
-        if isinstance(held.get("params"), dict):  # as run_settings gives them, through JSON as wanted
-            held["params"] = json.loads(json.dumps(simulation_protocol.without_arm_keys(held["params"]), default=str))
+        if isinstance(held.get("params"), dict):  # one written before run_settings left the arms' keys out
+            simulation_protocol.without_arm_keys(held["params"])
         differ = sorted(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
         if differ:
             named = [f"{key}: {_shown(_changed(wanted[key], held[key]))}"
