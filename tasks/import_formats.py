@@ -48,7 +48,7 @@ class Replay:
 def example_table(frame: pd.DataFrame, origin: Origin, *, id_col: str, text_cols: Sequence[str],
                   text_sep: str = TEXT_SEP, split: str = "pool", gold: pd.Series | None = None) -> pd.DataFrame:
     """EXAMPLE_COLUMNS from one row per example; text columns are joined with ``text_sep``."""
-    need_columns(frame, [id_col, *text_cols], origin)
+    need_columns(frame, origin, fixed=[id_col, *text_cols])  # the callers check the columns an option names
     text = frame[list(text_cols)].fillna("").astype(str).agg(text_sep.join, axis=1)
     return pd.DataFrame({"example_id": ids(frame[id_col], origin, id_col, unique=True), "text": text,
                          "split": split, "gold": None if gold is None else gold})
@@ -64,7 +64,7 @@ def melt_annotators(frame: pd.DataFrame, origin: Origin, *, id_col: str, annotat
                     label_names: dict | None) -> pd.DataFrame:
     """Wide annotator columns as ANSWERS rows in file order, indexed by the row of ``frame``; empty cells
     are skipped."""
-    need_columns(frame, [id_col, *annotator_cols], origin)
+    need_columns(frame, origin, fixed=[id_col, *annotator_cols])
     example_ids = ids(frame[id_col], origin, id_col, unique=False).to_numpy(dtype=object)
     cells = np.column_stack([labels(frame[c], label_names, origin, c).to_numpy(dtype=object)
                              for c in annotator_cols])  # (N, M)
@@ -88,7 +88,8 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
     examples : DataFrame of shape (N, ...), one row per example, or None
     Rows with an empty label are skipped. Every annotation is uncollected; none is initial.
     """
-    need_columns(annotations, [example_col, annotator_col, label_col, gold_col], origin)
+    need_columns(annotations, origin, example_col=example_col, annotator_col=annotator_col, label_col=label_col,
+                 gold_col=gold_col, text_cols=text_cols if examples is None else None)
     need_rows(annotations, origin)
     if examples is None and examples_gold_col:
         raise ImportFormatError(f"{origin.name}: examples_gold_col needs an examples file; use gold_col "
@@ -113,7 +114,8 @@ def long_frame(annotations: pd.DataFrame, origin: Origin, *, examples: pd.DataFr
         examples_origin = examples_origin or origin
         items = examples.reset_index(drop=True)
         id_col = examples_id_col or example_col
-        need_columns(items, [id_col, examples_gold_col], examples_origin)
+        need_columns(items, examples_origin, examples_id_col=id_col, examples_gold_col=examples_gold_col,
+                     text_cols=text_cols)
         need_rows(items, examples_origin)
         gold = labels(items[examples_gold_col], label_names, examples_origin, examples_gold_col) \
             if examples_gold_col else None
@@ -154,7 +156,7 @@ def wide_frame(frame: pd.DataFrame, origin: Origin, *, id_col: str = "id", text_
     ``annotator_cols`` None means every column except id, text and gold. All are uncollected.
     """
     rows = frame.reset_index(drop=True)
-    need_columns(rows, [id_col, text_col, gold_col], origin)
+    need_columns(rows, origin, id_col=id_col, text_col=text_col, gold_col=gold_col, annotator_cols=annotator_cols)
     need_rows(rows, origin)
     cols = list(annotator_cols) if annotator_cols is not None else \
         [c for c in rows.columns if c not in (id_col, text_col, gold_col)]

@@ -75,16 +75,36 @@ def normalise_value(value) -> str | None:
     return whole.group(1) if whole else (text or None)
 
 
-def need_columns(frame: pd.DataFrame, columns: Sequence[str | None], origin: Origin) -> None:
-    """Fail if a named column (None entries are skipped) is not in ``frame``."""
-    for column in columns:
-        if column is not None and column not in frame.columns:
+# the flag of `crowdloop simulate` and `crowdloop aggregate` (crowdloop/simulate_cmd.py) that sets each
+# keyword of importers.load naming a column: an error about a missing column names both
+FLAGS = {"example_col": "--example-col", "id_col": "--example-col", "annotator_col": "--annotator-col",
+         "label_col": "--label-col", "gold_col": "--gold-col", "examples_id_col": "--examples-id-col",
+         "examples_gold_col": "--examples-gold-col", "text_cols": "--text-cols", "text_col": "--text-cols",
+         "annotator_cols": "--annotator-cols"}
+
+
+def need_columns(frame: pd.DataFrame, origin: Origin, *, fixed: Sequence[str] = (),
+                 **options: str | Sequence[str] | None) -> None:
+    """Fail if a column is not in ``frame``, naming what sets it.
+
+    fixed : columns the format reads by name
+    options : the keywords of :data:`FLAGS` that named the other columns, each a column, several, or None
+    """
+    named = [(None, c) for c in fixed] + [(option, c) for option, value in options.items() if value is not None
+                                          for c in ([value] if isinstance(value, str) else value)]
+    for option, column in named:
+        if column not in frame.columns:
             names = [str(c) for c in frame.columns]
             found = ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
             # pandas reads Le-Wi-Di's {item_id: {"text", "annotators", ...}} with the items as columns
             lewidi = origin.kind == "json" and {"text", "annotators", "annotations"} <= set(map(str, frame.index))
-            hint = ("it looks like Le-Wi-Di JSON: read it with --format lewidi" if lewidi else
-                    "name the right column in the import options")
+            if lewidi:
+                hint = "it looks like Le-Wi-Di JSON: read it with --format lewidi"
+            elif option is None:
+                hint = "this format reads the column by that name: rename it in the file, or name the file's format " \
+                       "with --format"
+            else:
+                hint = f"name the column that holds it with {FLAGS[option]} ({option})"
             raise ImportFormatError(f"{origin.name}: missing column '{column}' (found: {found}); {hint}.")
 
 

@@ -86,7 +86,7 @@ def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_na
     labeled, labeled_at = read_table(directory / "X_labeled_full.csv")
     unlabeled, unlabeled_at = read_table(directory / "X_unlabeled.csv")
     test, test_at = read_table(directory / "test.csv")
-    need_columns(test, ["label"], test_at)
+    need_columns(test, test_at, fixed=["label"])
     examples = pd.concat([
         example_table(labeled, labeled_at, id_col="id", text_cols=("text",)),
         example_table(unlabeled, unlabeled_at, id_col="id", text_cols=("text",)),

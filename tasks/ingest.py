@@ -263,8 +263,10 @@ def _require_columns(path: Path, found: Sequence[str], *, line: int) -> None:
         missing.append("annotator_id")
     if missing:
         shown = ", ".join(name for name in found if name) or "none"
-        raise IngestError(f"{path}:{line}: missing column '{missing[0]}' (found: {shown}); the answers need "
-                          "example_id, label and annotator_id (or the batch file's suggested_annotator).")
+        # no option or params.yaml key renames them: say so, so that no one looks for one
+        raise IngestError(f"{path}:{line}: missing column '{missing[0]}' (found: {shown}); ingest reads the columns "
+                          "example_id, label and annotator_id (or the batch file's suggested_annotator) by these "
+                          f"names, set by no option: rename the column that holds {missing[0]} in the file's header.")
 
 
 def _record(cells: dict[str, str], line: int, problem: str = "") -> tuple:

@@ -186,6 +186,8 @@ def test_aggregate_prints_every_method_at_every_label_count(tmp_path, capsys):
     # consensus method 'all'; use one of ... (or all)"
     (["--methods", " , "], "no consensus method given"),
     (["--format", "wide", "--text-cols", "text,item"], "--text-cols names 2 columns (text,item); the wide format"),
+    (["--label-col", "response"], "answers.csv: missing column 'response' (found: item, text, worker, answer, truth); "
+                                  "name the column that holds it with --label-col"),  # was "... in the import options"
 ])
 def test_aggregate_errors_are_one_line(tmp_path, capsys, flags, words):
     _refused(capsys, [*_crowd_file(tmp_path), *flags], words)

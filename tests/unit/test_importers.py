@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdloop.tasks import importers, replay_split
+from crowdloop.tasks import import_values, importers, replay_split
 from crowdloop.tasks.importers import ImportFormatError, Replay
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -270,6 +270,55 @@ def _long_file(tmp_path: Path, body: str, name: str = "a.csv") -> Path:
 def test_bad_long_files_name_file_line_and_column(tmp_path, body, options, message):
     with pytest.raises(ImportFormatError, match=message):
         importers.from_long(_long_file(tmp_path, body), **options)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"label_col": "answer"}, r"missing column 'answer' \(found: example_id, annotator_id, label, text\); name the "
+                              r"column that holds it with --label-col \(label_col\)\.$"),
+    ({"annotator_col": "worker"}, r"missing column 'worker'.*with --annotator-col \(annotator_col\)\.$"),
+    ({"text_cols": ("text", "body")}, r"missing column 'body'.*with --text-cols \(text_cols\)\.$"),
+    ({"gold_col": "truth"}, r"missing column 'truth'.*with --gold-col \(gold_col\)\.$"),
+])
+def test_a_missing_long_column_names_the_flag_and_keyword_that_set_it(tmp_path, options, message):
+    with pytest.raises(ImportFormatError, match=message):  # was "name the right column in the import options"
+        importers.from_long(_long_file(tmp_path, "1,a,0,t\n2,a,1,t\n"), **options)
+
+
+def test_a_missing_examples_column_names_the_examples_flags(tmp_path):
+    items = tmp_path / "items.csv"
+    items.write_text("key,body\n1,one\n2,two\n")
+    ann = _long_file(tmp_path, "1,a,0,t\n2,a,1,t\n")
+    with pytest.raises(ImportFormatError, match=r"items\.csv: missing column 'example_id' \(found: key, body\); "
+                                                r"name the column that holds it with --examples-id-col"):
+        importers.from_long(ann, examples_file=items)
+    with pytest.raises(ImportFormatError, match=r"items\.csv: missing column 'text'.*--text-cols \(text_cols\)"):
+        importers.from_long(ann, examples_file=items, examples_id_col="key")
+
+
+def test_a_missing_wide_column_names_the_flag_and_a_fixed_one_says_to_rename_it(tmp_path):
+    wide = tmp_path / "w.csv"
+    wide.write_text("key,text,a,b\n1,t,0,1\n")
+    with pytest.raises(ImportFormatError, match=r"missing column 'id'.*with --example-col \(id_col\)\.$"):
+        importers.from_wide(wide)
+    with pytest.raises(ImportFormatError, match=r"missing column 'c'.*with --annotator-cols \(annotator_cols\)"):
+        importers.from_wide(wide, id_col="key", annotator_cols=["a", "c"])
+    folder = _tutorial(tmp_path / "t")
+    (folder / "test.csv").write_text("text,gold,id\nthank you,1,t1\n")
+    with pytest.raises(ImportFormatError, match=r"test\.csv: missing column 'label' \(found: text, gold, id\); this "
+                                                r"format reads the column by that name: rename it in the file"):
+        importers.from_tutorial(folder)
+
+
+def test_every_flag_a_missing_column_names_is_a_reader_flag():
+    import argparse
+
+    from crowdloop import simulate_cmd
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    simulate_cmd.add_parser(sub)
+    for command in ("simulate", "aggregate"):
+        flags = set(sub.choices[command]._option_string_actions)
+        assert set(import_values.FLAGS.values()) <= flags, command
 
 
 def test_line_numbers_count_quoted_multi_line_texts(tmp_path):

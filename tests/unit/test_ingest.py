@@ -161,6 +161,7 @@ def test_line_numbers_count_physical_lines_of_quoted_multiline_fields(tmp_path):
 def test_missing_column_names_it_and_the_columns_found(tmp_path):
     msg = _fails(tmp_path, "a.csv", "example_id,annotator_id\ne2,a1\n", line=1, word="missing column 'label'")
     assert "found: example_id, annotator_id" in msg
+    assert "by these names, set by no option: rename the column that holds label in the file's header." in msg
     _fails(tmp_path, "b.tsv", "example_id\tlabel\ne2\tbilling\n", line=1, word="missing column 'annotator_id'")
 
 
