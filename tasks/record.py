@@ -36,7 +36,7 @@ def save_round(campaign: store.Campaign, number: int, data: round_data.RoundData
     predictions = plan.predictions
     store.write_round(
         campaign, number, batch=plan.batch, consensus=round_data.consensus_table(data, plan.agreed),
-        annotators=plan.agreed.annotators, metrics=metrics,
+        annotators=round_data.annotators_table(data, plan.agreed), metrics=metrics,
         pred_probs=round_data.probs_frame(data, predictions.pred_probs, predictions.pred_probs_unlabeled),
         assignments=route.assignments(plan.batch), unroutable=plan.unroutable)
     return parts

@@ -173,6 +173,14 @@ def consensus_table(data: RoundData, agreed) -> pd.DataFrame:
     return table
 
 
+def annotators_table(data: RoundData, agreed) -> pd.DataFrame:
+    """``agreed.annotators`` with ``worst_class`` as a class name, empty for an annotator who never disagrees
+    with the consensus (-1 in consensus.worst_class) (annotators.csv)."""
+    table = agreed.annotators.copy()
+    table["worst_class"] = [data.classes[i] if i >= 0 else None for i in table["worst_class"]]
+    return table
+
+
 def batch_table(data: RoundData, picks: pd.DataFrame) -> pd.DataFrame:
     """The batch people answer (schema.BATCH_COLUMNS) from select's picks: each pick's text and
     an empty ``label`` to fill in."""

@@ -113,3 +113,25 @@ def test_frames_leave_with_class_names_and_pool_ids():
     batch = round_data.batch_table(data, picks)
     assert list(batch.columns) == ["example_id", "text", "suggested_annotator", "score", "cost", "label"]
     assert batch["text"].tolist() == ["d", "a"] and (batch["label"] == "").all()
+
+
+def test_annotators_csv_names_the_worst_class_and_leaves_it_empty_for_who_never_disagrees(tmp_path):
+    """Was the class index, and -1 for an annotator who agrees with the consensus on every label."""
+    from crowdloop.tasks import store
+
+    answers = pd.DataFrame({"example_id": ["e1", "e1", "e1", "e2", "e2", "e2", "e3", "e3"],
+                            "annotator_id": ["a", "b", "c", "a", "b", "c", "a", "b"],
+                            "label": ["billing", "billing", "technical", "shipping", "shipping", "shipping",
+                                      "technical", "technical"]})
+    for classes in (CLASSES, CLASSES[::-1]):  # a name, whatever the order of the classes
+        data = round_data.build(EXAMPLES, answers, classes=classes)
+        agreed = majority.majority(consensus.to_wide(data.annotations, example_ids=data.labeled_ids),
+                                    classes=classes, seed=0)
+        campaign = store.Campaign(tmp_path / "-".join(classes))
+        store.write_round(campaign, 1, batch=pd.DataFrame(), consensus=round_data.consensus_table(data, agreed),
+                          annotators=round_data.annotators_table(data, agreed), metrics={},
+                          pred_probs=round_data.probs_frame(data, np.full((3, 3), 1 / 3), np.full((1, 3), 1 / 3)))
+        text = (campaign.round_dir(1) / "annotators.csv").read_text()
+        assert "-1" not in text, text
+        read = store.read_annotators(campaign, 1).set_index("annotator_id")["worst_class"]
+        assert read.isna().tolist() == [True, True, False] and read["c"] == "technical", text
