@@ -16,14 +16,16 @@ from crowdloop.tasks.store import Campaign
 @dataclasses.dataclass(frozen=True)
 class RolledBack:
     """A rollback: the commit before it and the new commit that restores round ``round``'s data/ (the same
-    commit when data/ was round ``round``'s already, and no later round had a tag), and the annotations
-    data/ held before and holds now (those ingested after the round are no longer in it)."""
+    commit when data/ was round ``round``'s already, and no later round had a tag), the annotations
+    data/ held before and holds now (those ingested after the round are no longer in it), and the tags of
+    later rounds it archived (``round-NNN``, now ``archived/round-NNN-<commit>``)."""
 
     round: int
     before: str
     after: str
     annotations_before: int
     annotations_after: int
+    archived: tuple[str, ...] = ()
 
 
 def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
@@ -36,8 +38,9 @@ def rollback(campaign: str | Path | Campaign, number: int) -> RolledBack:
         before, annotations = version.head(camp), len(store.read_annotations(camp))
         if version.at_round(camp, number):  # nothing to do: no empty commit, nothing fetched
             return RolledBack(number, before, before, annotations, annotations)
+        later = tuple(version.later_tags(camp, number))
         after = version.rollback(camp, number, remote=cfg.remote.url)
-    return RolledBack(number, before, after, annotations, len(store.read_annotations(camp)))
+    return RolledBack(number, before, after, annotations, len(store.read_annotations(camp)), later)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crowdloop.tasks.wording import count
+from crowdloop.tasks.wording import count, word
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -43,9 +43,11 @@ def cmd_rollback(args) -> None:
         print(f"data/ is round {args.round}'s already (commit {done.before[:12]}, DVC hash {_dvc_md5(args.campaign)}) "
               "and no later round has a tag: nothing to roll back, no commit made.")
         return
+    n = len(done.archived)
+    archived = (f"; {count(n, 'later round tag')} ({', '.join(done.archived)}) {word(n, 'is', 'are')} kept as "
+                "archived/round-NNN-<commit>" if n else "")
     print(f"data/ restored to round {args.round} (DVC hash {_dvc_md5(args.campaign)}, its dvc_md5 in `crowdloop "
-          "history`); "
-          f"the state before is commit {done.before[:12]}, later round tags are kept as archived/round-*.")
+          f"history`); the state before is commit {done.before[:12]}{archived}.")
     dropped = done.annotations_before - done.annotations_after
     if dropped:
         print(f"no longer in data/: {count(dropped, 'annotation')} stored after round "

@@ -26,7 +26,7 @@ from crowdloop.tasks.version.shell import VersionError, discard_prewarmed, dvc, 
 from crowdloop.tasks.wording import count
 
 __all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "at_round", "cache_object", "changed_data", "clear_stale_locks", "commit", "commit_of", "data_listing",
-           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "prewarm_dvc", "pull", "push", "read_listing",
+           "data_md5", "dirty", "discard_prewarmed", "head", "init_repo", "kept_version", "later_tags", "prewarm_dvc", "pull", "push", "read_listing",
            "remote_folder", "remote_object", "remote_url", "restore_head", "rollback", "round_tag", "round_tags", "set_remote", "stored_object", "subject",
            "tag"]
 
@@ -169,7 +169,7 @@ def at_round(campaign: Campaign, number: int) -> bool:
     (data.dvc, dvc.lock and metrics.json as its tag has them), data/ is exactly that, and no later
     round has a tag to archive."""
     tag = round_tag(number)
-    if tag not in round_tags(campaign) or any(int(t.split("-")[1]) > number for t in round_tags(campaign)):
+    if tag not in round_tags(campaign) or later_tags(campaign, number):
         return False
     if run(["git", "diff", "--name-only", tag, "HEAD", "--", *WRITTEN], campaign.root).strip():
         return False
@@ -202,12 +202,16 @@ def rollback(campaign: Campaign, number: int, *, remote: str | None = None) -> s
     return head(campaign)
 
 
+def later_tags(campaign: Campaign, number: int) -> list[str]:
+    """The round tags of the rounds after ``number``, in order: what a rollback to ``number`` archives."""
+    return [t for t in round_tags(campaign) if int(t.split("-")[1]) > number]
+
+
 def archive_later(campaign: Campaign, number: int) -> None:
     """Rename the tags of the rounds after ``number`` to ``archived/round-NNN-<commit>`` (again
     after an interruption: the tags already renamed are skipped)."""
-    for later in round_tags(campaign):
-        if int(later.split("-")[1]) > number:
-            _archive_tag(campaign.root, later)
+    for later in later_tags(campaign, number):
+        _archive_tag(campaign.root, later)
 
 
 def _ensure_identity(root: Path) -> None:

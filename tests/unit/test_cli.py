@@ -464,10 +464,27 @@ def test_a_rollback_to_the_round_data_is_at_already_makes_no_commit(tmp_path, ca
     assert version.head(made) == before and journal.read(made) is None
     version.tag(made, version.round_tag(1))  # a later round's tag: rolling back to 0 archives it, a commit
     assert cli.main(["-C", str(made.root), "rollback", "0"]) == 0
-    assert "data/ restored to round 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "data/ restored to round 0" in out
+    assert "; 1 later round tag (round-001) is kept as archived/round-NNN-<commit>." in out
     assert version.head(made) != before and version.round_tags(made) == ["round-000"]
     assert cli.main(["-C", str(made.root), "rollback", "0"]) == 0  # and now it is round 0's, with no later tag
     assert "nothing to roll back" in capsys.readouterr().out
+
+
+def test_a_rollback_with_no_later_round_tag_says_none_was_archived(tmp_path, capsys):
+    from crowdloop.tasks import store
+
+    made = _small_campaign(tmp_path)
+    pool = store.read_examples(made).query("split == 'pool'")["example_id"]
+    answers = tmp_path / "answers.csv"
+    pd.DataFrame({"example_id": pool[:3], "annotator_id": "late", "label": "billing"}).to_csv(answers, index=False)
+    assert cli.main(["-C", str(made.root), "ingest", str(answers)]) == 0  # data/ moves on; no round is tagged
+    capsys.readouterr()
+    assert cli.main(["-C", str(made.root), "rollback", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "data/ restored to round 0" in out and "no longer in data/: 3 annotations" in out, out
+    assert "archived" not in out and "tag" not in out, out  # was "later round tags are kept as archived/round-*"
 
 
 def test_a_rollback_that_fails_is_undone_not_retried_by_every_later_command(tmp_path, monkeypatch, capsys):
