@@ -68,7 +68,7 @@ def collect(root: Path | store.Campaign) -> Status:
         rows.append(metrics | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
     return Status(campaign, cfg, len(annotations), int(annotations["annotator_id"].nunique()),
                   int(annotations["example_id"].nunique()), pool, len(examples) - pool, rows,
-                  gate.progress(campaign, annotations), writer := lock.busy(campaign),
+                  gate.progress(campaign, cfg, annotations), writer := lock.busy(campaign),
                   None if writer is not None else journal.read(campaign),
                   store.read_annotators(campaign, rounds[-1]) if rounds else None,
                   stopping.spend_so_far(annotations, cfg.budget), frozenset(annotations["annotator_id"].astype(str)),
@@ -125,10 +125,7 @@ def render(status: Status) -> str:
     lines.extend(_agreement_lines(last, cfg.classes))
     lines.extend(_flagged_lines(status.annotator_table, cfg, progress.round))
     if "stop" in last:
-        verdict = "STOP" if last["stop"] else "continue"
-        lines.append(f"  stopping rule ({cfg.stopping.metric}, {count(cfg.stopping.rounds, 'round')} within "
-                     f"{cfg.stopping.epsilon:g}): "
-                     f"{verdict}: {last.get('stop_reason', '')}")
+        lines.append(_stopping_line(status.rounds, cfg))
     if last.get("unroutable"):
         lines.append(f"  round {progress.round}: {count(last['unroutable'], 'pick')} had no eligible annotator "
                      f"({folder}/unroutable.csv)")
@@ -137,12 +134,28 @@ def render(status: Status) -> str:
         lines.append(f"\n  waiting: {progress.waiting} of {progress.asked} annotations asked in round "
                      f"{progress.round} ({folder / 'batch.csv'}); `crowdloop ingest FILE` when they come back "
                      f"(or drop the file into {cfg.schedule.inbox}/ for the next scheduled round)")
-    elif last.get("stop"):
+    elif progress.stop_reason:
         lines.append(f"\n  round {progress.round}'s batch is answered and the stopping rule fired: `crowdloop round "
                      "--force` runs another round anyway")
     else:
         lines.append(f"\n  round {progress.round}'s batch is answered: `crowdloop round` runs the next one")
     return "\n".join(lines)
+
+
+def _stopping_line(rounds: list[dict], cfg) -> str:
+    """The stopping rule on the last round under params.yaml as it is now (gate.verdict), and what that round
+    recorded when a budget or stopping section changed since then gives another verdict."""
+    now, then = gate.verdict(rounds, cfg), rounds[-1]
+    line = (f"  stopping rule ({cfg.stopping.metric}, {count(cfg.stopping.rounds, 'round')} within "
+            f"{cfg.stopping.epsilon:g}): {_verdict(now)}")
+    if (bool(now["stop"]), now.get("stop_reason")) != (bool(then["stop"]), then.get("stop_reason")):
+        line += (f" (under params.yaml now; round {then['round']} recorded {_verdict(then)}, under the budget and "
+                 "stopping sections it had then)")
+    return line
+
+
+def _verdict(metrics: dict) -> str:
+    return f"{'STOP' if metrics['stop'] else 'continue'}: {metrics.get('stop_reason', '')}"
 
 
 def _budget_lines(status: Status) -> list[str]:

@@ -82,9 +82,9 @@ def current_flow_run_id() -> str | None:
 def load(campaign_dir: str) -> Loaded:
     campaign = store.open_campaign(campaign_dir)
     annotations = store.read_annotations(campaign)
-    rounds = store.completed_rounds(campaign)
-    return Loaded(campaign, config.load(campaign.params_file), store.read_examples(campaign), annotations,
-                  gate.progress(campaign, annotations), [store.read_round_metrics(campaign, r) for r in rounds],
+    rounds, cfg = store.completed_rounds(campaign), config.load(campaign.params_file)
+    return Loaded(campaign, cfg, store.read_examples(campaign), annotations,
+                  gate.progress(campaign, cfg, annotations), [store.read_round_metrics(campaign, r) for r in rounds],
                   store.read_pred_probs(campaign, rounds[-1]) if rounds else None,
                   store.read_annotators(campaign, rounds[-1]) if rounds else None)
 
@@ -212,8 +212,8 @@ def commit(campaign_dir: str, message: str, parts: list[Path]) -> str:
 @task(name="decide", **WRITES)
 def decide(campaign_dir: str, force: bool) -> gate.RoundDecision:
     campaign = store.open_campaign(campaign_dir)
-    min_answered = config.load(campaign.params_file).schedule.min_answered
-    return gate.scheduled_decision(gate.progress(campaign), min_answered=min_answered, force=force)
+    cfg = config.load(campaign.params_file)
+    return gate.scheduled_decision(gate.progress(campaign, cfg), min_answered=cfg.schedule.min_answered, force=force)
 
 
 @functools.lru_cache(maxsize=2)

@@ -9,11 +9,12 @@ completed round.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from crowdloop.tasks import store
+from crowdloop.tasks import stopping, store
 from crowdloop.tasks.errors import CampaignError
 
 
@@ -22,7 +23,8 @@ class Progress:
     """The last completed round and its batch.
 
     ``round`` is None before the first round (then ``asked`` and ``answered`` are 0).
-    ``stop_reason``: why the stopping rule fired in that round; None when it did not.
+    ``stop_reason``: why the stopping rule fires on that round under params.yaml as it is now
+    (:func:`verdict`); None when it does not.
     """
 
     round: int | None
@@ -51,20 +53,30 @@ def answered(batch_ids: pd.Series, annotations: pd.DataFrame, number: int) -> in
 
 
 def stop_reason(metrics: dict) -> str | None:
-    """Why the stopping rule fired, from a round's metrics; None when it did not."""
+    """Why the stopping rule fired, from a round's metrics (or a :func:`verdict`); None when it did not."""
     return (metrics.get("stop_reason") or "see metrics.json") if metrics.get("stop") else None
 
 
-def progress(campaign: store.Campaign, annotations: pd.DataFrame | None = None) -> Progress:
-    """The campaign's :class:`Progress` (``annotations``: the stored ones, if already read)."""
+def verdict(history: Sequence[dict], cfg) -> dict:
+    """The stopping rule on the last round of ``history`` (the rounds' metrics, oldest first) under the
+    budget and stopping sections ``cfg`` (config.Config) has now: ``stop``, ``stop_reason``,
+    ``stable_rounds``. A budget raised since the round lifts the stop the old one called
+    (stopping.redecide); what the round recorded where it recorded no spend."""
+    again = stopping.redecide(history, cfg.budget, cfg.stopping)
+    return history[-1] if again is None else again
+
+
+def progress(campaign: store.Campaign, cfg, annotations: pd.DataFrame | None = None) -> Progress:
+    """The campaign's :class:`Progress` under ``cfg`` (config.Config; ``annotations``: the stored ones,
+    if already read)."""
     rounds = store.completed_rounds(campaign)
     if not rounds:
         return Progress(None, 0, 0)
     last = rounds[-1]
     annotations = store.read_annotations(campaign) if annotations is None else annotations
     batch_ids = store.read_batch(campaign, last)["example_id"]
-    return Progress(last, len(batch_ids), answered(batch_ids, annotations, last),
-                    stop_reason(store.read_round_metrics(campaign, last)))
+    history = [store.read_round_metrics(campaign, number) for number in rounds]
+    return Progress(last, len(batch_ids), answered(batch_ids, annotations, last), stop_reason(verdict(history, cfg)))
 
 
 def check_may_run(state: Progress, *, simulate: bool, force: bool) -> None:

@@ -89,6 +89,18 @@ def stop_metrics(history: Sequence[dict], spend: Spend, rule) -> dict:
             "money_spent": spend.money}
 
 
+def redecide(history: Sequence[dict], budget, rule) -> dict | None:
+    """:func:`stop_metrics` of the last round of ``history`` again, under ``budget`` and ``rule`` (the
+    budget and stopping sections of params.yaml as they are now) with the spend that round counted: its
+    stored annotations, its batch and their cost. None when that round recorded no spend."""
+    last = history[-1]
+    if not all(_number(last.get(k)) for k in ("annotations", "batch_size", "money_spent")):
+        return None
+    spend = Spend(annotations=int(last["annotations"]) + int(last["batch_size"]), money=float(last["money_spent"]),
+                  annotation_budget=budget.annotations, money_budget=budget.money)
+    return stop_metrics(history, spend, rule)
+
+
 def stable_rounds(history: Sequence[dict], *, epsilon: float, metric: str) -> int:
     """How many of the last rounds in a row changed ``metric`` and consensus quality by < ``epsilon``.
 

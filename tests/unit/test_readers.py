@@ -82,3 +82,31 @@ def test_status_shows_the_budget_spent_and_a_cost_key_that_names_nobody(camp):
     assert f"'{first}'" not in text  # an annotator who has answered is no typo
     camp.params_file.write_text(params.replace("  annotations: 20 ", f"  annotations: {len(stored)} "))
     assert "spent: a round asks nothing more" in str(api.status(camp))
+
+
+def test_status_judges_the_stopping_rule_under_the_budget_params_yaml_has_now(camp):
+    """Was the verdict round 1 recorded, 'STOP: the annotation budget is spent', after the budget was raised
+    (and `crowdloop round` refused to run, though its message says to change the budget)."""
+    from crowdloop.tasks import config, gate, store
+
+    stored = len(store.read_annotations(camp))
+    folder = camp.round_dir(1)
+    folder.mkdir(parents=True)
+    (folder / "batch.csv").write_text("example_id,suggested_annotator\n")  # asked nothing: the budget was spent
+    (folder / "metrics.json").write_text(json.dumps({
+        "annotations": stored, "batch_size": 0, "money_spent": float(stored), "mean_consensus_quality": 0.8,
+        "stop": 1, "stable_rounds": 0, "stop_reason": "the annotation budget is spent"}))
+    params = camp.params_file.read_text()
+    camp.params_file.write_text(params.replace("  annotations: null ", f"  annotations: {stored} "))
+    text = str(api.status(camp))
+    assert "STOP: the annotation budget is spent\n" in text and "recorded" not in text, text
+    assert "the stopping rule fired: `crowdloop round --force` runs another round anyway" in text
+
+    camp.params_file.write_text(params.replace("  annotations: null ", f"  annotations: {stored + 10} "))
+    text = str(api.status(camp))
+    assert ("): continue: 0 of 3 stable rounds (under params.yaml now; round 1 recorded STOP: the annotation budget "
+            "is spent, under the budget and stopping sections it had then)") in text, text
+    assert "round 1's batch is answered: `crowdloop round` runs the next one" in text
+    state = gate.progress(camp, config.load(camp.params_file))
+    assert state.stop_reason is None  # and `crowdloop round` runs without --force
+    gate.check_may_run(state, simulate=False, force=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crowdloop.tasks.stopping import Spend, decide, spending, stable_rounds
+from crowdloop.tasks.config import BudgetConfig, StoppingConfig
+from crowdloop.tasks.stopping import Spend, decide, redecide, spending, stable_rounds
 
 FREE = Spend(annotations=100, money=100.0)
 
@@ -56,3 +57,19 @@ def test_spending_prices_each_annotation_at_its_annotators_cost():
                      extra=1.0, extra_annotations=2)
     assert spend.annotations == 6 and spend.money == 3.0 + 3 * 0.5 + 1.0
     assert spend.money_left == 0.0 and spend.spent
+
+
+def test_a_round_is_judged_again_with_the_spend_it_recorded_under_a_budget_or_rule_changed_since():
+    history = _history([0.5, 0.7], [0.5, 0.6])
+    history[-1].update({"annotations": 40, "batch_size": 10, "money_spent": 50.0})  # the batch counts as spent
+    rule = StoppingConfig(metric="accuracy", epsilon=0.005, rounds=3)
+
+    def budget(annotations=None, money=None):
+        return BudgetConfig(annotations=annotations, money=money, cost_per_annotation=1.0, annotator_costs={})
+
+    assert redecide(history, budget(50), rule)["stop_reason"] == "the annotation budget is spent"
+    assert redecide(history, budget(money=50.0), rule)["stop_reason"] == "the money budget is spent"
+    raised = redecide(history, budget(60, 60.0), rule)
+    assert raised["stop"] == 0 and raised["stop_reason"] == "0 of 3 stable rounds" and raised["money_spent"] == 50.0
+    assert redecide(history, budget(60), StoppingConfig(metric="accuracy", epsilon=0.5, rounds=1))["stop"] == 1
+    assert redecide(_history([0.5], [0.5]), budget(1), rule) is None  # a round that recorded no spend
