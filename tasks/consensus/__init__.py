@@ -84,4 +84,28 @@ def consensus(
         log.warning("%s put all %d examples in one class although the annotators used several; this round's "
                     "consensus is the majority vote", method, len(result.examples))
         return majority.majority(labels_multiannotator, classes=classes, seed=seed)
+    if method in crowdkit.METHODS:
+        _warn_reversed(labels_multiannotator, result, method)
     return result
+
+
+def reversed_single_labels(labels_multiannotator: pd.DataFrame, consensus_label: np.ndarray) -> tuple[int, int]:
+    """Of the examples in ``labels_multiannotator`` (N, M) that hold exactly one label, how many have a
+    ``consensus_label`` (N,) other than that label, and how many there are."""
+    values = labels_multiannotator.to_numpy(dtype=float)
+    single = (~np.isnan(values)).sum(axis=1) == 1
+    only = np.nanmax(values[single], axis=1) if single.any() else np.empty(0)
+    return int((only != np.asarray(consensus_label)[single]).sum()), int(single.sum())
+
+
+def _warn_reversed(labels_multiannotator: pd.DataFrame, result: Consensus, method: str) -> None:
+    """Warn when a crowd model turned lone labels into another class: it judged their annotators
+    worse than chance, which on a few shared examples is more often noise than an annotator who
+    answers wrong on purpose (README "Consensus methods": RTE at 1-3 labels an example)."""
+    flipped, single = reversed_single_labels(labels_multiannotator, result.examples["consensus_label"].to_numpy())
+    if flipped:
+        log.warning("%s reversed the only label of %d of the %d examples labeled once: it judges their annotators "
+                    "worse than chance, which with few examples shared between annotators is more often noise "
+                    "than an annotator who answers wrong on purpose; majority, wawa and zero_based_skill never "
+                    "reverse a lone label and mace rarely does (README: Consensus methods)", method, flipped, single)
+

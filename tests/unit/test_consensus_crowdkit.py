@@ -146,3 +146,27 @@ def test_crowd_methods_run_without_a_model_from_round_zero():
     labels, _ = _crowd()
     assert run("dawid_skene", labels).method == "dawid_skene"
     assert run("crowdlab", labels).method == "majority"  # CROWDLAB needs the model: majority in round 0
+
+
+def _inverter() -> pd.DataFrame:
+    """a and b agree on e0-e5; x says the opposite on every one of them, then alone labels e6-e9."""
+    agreed = [0, 1, 0, 1, 0, 1]
+    return _wide({"a": agreed + [NAN] * 4, "b": agreed + [NAN] * 4, "x": [1 - v for v in agreed] + [1, 1, 1, 0]},
+                 [f"e{i}" for i in range(10)])
+
+
+@pytest.mark.parametrize("method", ["one_coin_dawid_skene", "dawid_skene"])
+def test_a_crowd_model_that_reverses_lone_labels_says_so(method, caplog):
+    labels = _inverter()
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        result = run(method, labels)
+    assert result.examples["consensus_label"].tolist()[6:] == [0, 0, 0, 1]  # x's lone labels, reversed
+    assert f"{method} reversed the only label of 4 of the 4 examples labeled once" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["majority", "mace", "wawa", "zero_based_skill"])
+def test_a_method_that_keeps_lone_labels_warns_of_nothing(method, caplog):
+    with caplog.at_level("WARNING", logger="crowdloop"):
+        result = run(method, _inverter())
+    assert result.examples["consensus_label"].tolist()[6:] == [1, 1, 1, 0]
+    assert "reversed" not in caplog.text
