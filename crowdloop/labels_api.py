@@ -88,16 +88,13 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
                         signal.was_present(history), cfg)
     table = round_data.consensus_table(data, agreed).rename(columns={"consensus_label": "label"})
     table.insert(0, "text", data.texts.loc[table.index])
-    gold = examples.set_index("example_id")["gold"].reindex(table.index)
-    if gold.notna().any():
-        table["gold"] = gold
     labeled = len(table)
     left_out = 0
     if predicted:
         table, left_out = with_predictions(table, previous, data.unlabeled_ids, data.texts)
-        gold = examples.set_index("example_id")["gold"].reindex(table.index)
-        if gold.notna().any():
-            table["gold"] = gold
+    gold = examples.set_index("example_id")["gold"].reindex(table.index)
+    if gold.notna().any():
+        table["gold"] = gold
     extra = [*(PREDICTED_COLUMNS if predicted else ()), *(["gold"] if "gold" in table else [])]
     table = table.reset_index().loc[:, [*COLUMNS, *extra]]
     store.write_file(path, _encoded(table, path.suffix))
