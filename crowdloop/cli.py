@@ -8,6 +8,7 @@
     crowdloop export --format label-studio the last batch as Label Studio tasks + labeling config
     crowdloop labelstudio push | pull      the batch to a Label Studio project; its annotations back
     crowdloop labels [--out F]             the labeled dataset so far (consensus of every answer)
+    crowdloop labels --predicted           ... and the pool nobody annotated, labeled by the last round's model
     crowdloop status                       rounds, annotations, accuracy, what is waiting
     crowdloop verify                       store, git, DVC and MLflow agree? one line per finding
     crowdloop rollback N                   data/ back to round N (pulls from the DVC remote if needed)
@@ -145,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "from every stored answer")
     p.add_argument("--out", type=Path, default=None, help="a .csv, .parquet or .jsonl file (default: "
                                                           "exports/labels.csv in the campaign)")
+    p.add_argument("--predicted", action="store_true",
+                   help="also label the pool examples nobody annotated, by the last round's model; adds the "
+                        "columns source (annotators | model) and predicted_probability")
     p.set_defaults(func=cmd_labels)
 
     p = sub.add_parser("status", help="rounds, annotations, accuracy, what is waiting")
@@ -207,7 +211,7 @@ def cmd_round(args) -> None:
 def cmd_labels(args) -> None:
     from crowdloop import api, labels_api
 
-    print(labels_api.describe(api.export_labels(args.campaign, args.out)))
+    print(labels_api.describe(api.export_labels(args.campaign, args.out, predicted=args.predicted)))
 
 
 def cmd_status(args) -> None:

@@ -182,7 +182,7 @@ def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None
     that round trained no model (nothing labeled, or labels of one class: its probabilities are the
     uniform ones train writes then, which would only lower every annotator's CROWDLAB quality), or
     when ``consensus.require_signal`` is on and the model behind them carried no signal."""
-    if previous is not None and np.allclose(previous.to_numpy(dtype=float), 1.0 / previous.shape[1]):
+    if previous is not None and trained_no_model(previous):
         say("the last round trained no model: the consensus is the majority vote")
         return None
     if cfg.consensus.require_signal and previous_signal is False and previous is not None:
@@ -190,6 +190,12 @@ def trusted_previous(previous: pd.DataFrame | None, previous_signal: bool | None
             "(consensus.require_signal)")
         return None
     return previous
+
+
+def trained_no_model(pred_probs: pd.DataFrame) -> bool:
+    """Whether a round's probabilities (index example_id, one column per class name) are the uniform
+    ones train writes when it trains no model (nothing labeled, or labels of one class)."""
+    return bool(np.allclose(pred_probs.to_numpy(dtype=float), 1.0 / pred_probs.shape[1]))
 
 
 def _watched(agreed: consensus.Consensus, data: round_data.RoundData, previous: pd.DataFrame | None, cfg: Config,

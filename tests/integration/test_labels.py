@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import pandas as pd
 import pytest
 import yaml
 
 import crowdloop
-from crowdloop import cli
-from crowdloop.tasks import store
+from crowdloop import cli, labels_api
+from crowdloop.tasks import demo, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,3 +87,94 @@ def test_texts_are_written_as_stored_and_a_bad_file_name_or_no_answers_writes_no
     with pytest.raises(crowdloop.CrowdloopError, match="no annotations are stored yet"):
         crowdloop.export_labels(empty)
     assert not (empty.root / "exports" / "labels.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def rounded(tmp_path_factory, campaign_factory):
+    """A campaign after one simulated round: its batch answered, the rest of the pool unannotated."""
+    camp = campaign_factory(tmp_path_factory.mktemp("rounded") / "camp")
+    crowdloop.run_round(camp, simulate=True)
+    return camp
+
+
+def test_predicted_labels_the_unannotated_pool_by_the_last_round_s_model(rounded, tmp_path, capsys):
+    camp = rounded
+    plain = pd.read_csv(crowdloop.export_labels(camp, tmp_path / "plain.csv").path)
+    before = store.data_hash(camp)
+    assert cli.main(["-C", str(camp.root), "labels", "--predicted", "--out", str(tmp_path / "all.csv")]) == 0
+    out = capsys.readouterr().out
+    assert store.data_hash(camp) == before
+    labels = pd.read_csv(tmp_path / "all.csv")
+    assert list(labels.columns) == [*plain.columns[:-1], "source", "predicted_probability", "gold"]
+
+    # the annotated rows are the export without --predicted, word for word
+    annotated = labels[labels["source"] == "annotators"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(annotated.loc[:, plain.columns], plain)
+
+    # the model rows: every pool example nobody annotated, by the argmax of round 1's probabilities
+    probs = store.read_pred_probs(camp, 1)
+    examples = store.read_examples(camp)
+    pool = set(examples.loc[examples["split"] == "pool", "example_id"])
+    unannotated = pool - set(store.read_annotations(camp)["example_id"])
+    model = labels[labels["source"] == "model"].set_index("example_id")
+    assert len(unannotated) > 0 and set(model.index) == unannotated
+    assert (model["label"] == probs.loc[model.index].idxmax(axis=1)).all()
+    assert model["predicted_probability"].to_numpy() == pytest.approx(probs.loc[model.index].max(axis=1).to_numpy())
+    assert (model["num_annotations"] == 0).all() and model["consensus_quality"].isna().all()
+    # on an annotated row: round 1's probability of its consensus label
+    row = annotated.iloc[0]
+    assert row["predicted_probability"] == pytest.approx(probs.loc[row["example_id"], row["label"]])
+
+    assert f"{len(labels)} rows -> {tmp_path / 'all.csv'}: {len(plain)} from annotators (consensus of " in out
+    assert f"{len(model)} from round 1's model" in out and "left out" not in out
+    # the tiny random model carries no signal: the summary says its labels are at chance level
+    assert store.read_round_metrics(camp, 1)["signal"] == 0
+    assert (f"warning: round 1's model carried no signal (no better than chance out of sample): its {len(model)} "
+            "predicted labels (source model) are at chance level and should not be trusted") in out
+
+
+def test_pool_examples_added_after_the_last_round_are_left_out_and_counted(rounded, tmp_path):
+    camp = store.open_campaign(shutil.copytree(rounded.root, tmp_path / "camp"))
+    examples = store.read_examples(camp)
+    added = pd.DataFrame({"example_id": ["new1", "new2"], "text": ["fresh one", "fresh two"], "split": "pool",
+                          "gold": None})
+    store.write_examples(camp, pd.concat([examples, added], ignore_index=True))
+    done = crowdloop.export_labels(camp, predicted=True)
+    labels = pd.read_csv(done.path)
+    unannotated = set(examples.loc[examples["split"] == "pool", "example_id"]) - set(
+        store.read_annotations(camp)["example_id"])
+    assert set(labels.loc[labels["source"] == "model", "example_id"]) == unannotated
+    assert (done.predicted, done.left_out, done.predicted_by) == (len(unannotated), 2, 1)
+    assert "2 unannotated pool examples added after round 1 have no prediction and are left out" in \
+        labels_api.describe(done)
+
+
+def test_predicted_is_refused_before_a_round_and_after_one_that_trained_no_model(tmp_path, tiny_model_dir, capsys):
+    data = demo.make_demo(seed=3, n_pool=20, n_test=6, n_initial=0, n_annotators=3, answers_per_example=1)
+    pool = data.examples.loc[data.examples["split"] == "pool", "example_id"]
+    one_class = pd.DataFrame({"example_id": pool.iloc[:3], "annotator_id": "a0", "label": demo.DEMO_CLASSES[0]})
+    camp = crowdloop.init_campaign(tmp_path / "camp", data.examples, classes=demo.DEMO_CLASSES, initial=one_class,
+                                   params={"model": {"name": str(tiny_model_dir), "backend": "head",
+                                                     "max_length": 32}, "select": {"batch_size": 4}})
+    out = tmp_path / "labels.csv"
+    for why in ("no round has completed yet, so no model has predicted the pool",
+                "round 1 trained no model (nothing labeled, or labels of one class), so it predicted no labels"):
+        before = store.data_hash(camp)
+        assert cli.main(["-C", str(camp.root), "labels", "--predicted", "--out", str(out)]) == 2
+        assert why in capsys.readouterr().err
+        assert not out.exists() and store.data_hash(camp) == before
+        assert cli.main(["-C", str(camp.root), "labels", "--out", str(out)]) == 0  # without it: as before
+        out.unlink()
+        if why.startswith("no round"):
+            crowdloop.run_round(camp)  # labels of one class: no model
+    assert store.read_round_metrics(camp, 1)["model_trained"] == 0
+
+
+def test_the_summary_warns_of_chance_level_labels_only_when_the_model_carried_no_signal(tmp_path):
+    done = labels_api.Labels(tmp_path / "labels.csv", 5, 12, "majority", None, 0, predicted_by=3, predicted=7)
+    lines = {signal: labels_api.describe(dataclasses.replace(done, model_signal=signal))
+             for signal in (True, None, False)}
+    assert lines[True] == lines[None] == (f"12 rows -> {tmp_path / 'labels.csv'}: 5 from annotators (consensus of "
+                                          "12 annotations: majority), 7 from round 3's model")
+    assert lines[False].splitlines()[1].startswith("warning: round 3's model carried no signal")
+    assert "7 predicted labels (source model) are at chance level and should not be trusted" in lines[False]
