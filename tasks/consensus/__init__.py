@@ -105,7 +105,6 @@ def _warn_reversed(labels_multiannotator: pd.DataFrame, result: Consensus, metho
     flipped, single = reversed_single_labels(labels_multiannotator, result.examples["consensus_label"].to_numpy())
     if flipped:
         log.warning("%s reversed the only label of %d of the %d examples labeled once: it judges their annotators "
-                    "worse than chance, which with few examples shared between annotators is more often noise "
-                    "than an annotator who answers wrong on purpose; majority, wawa and zero_based_skill never "
-                    "reverse a lone label and mace rarely does (README: Consensus methods)", method, flipped, single)
+                    "worse than chance, more often noise than fact with few examples shared; the majority vote keeps "
+                    "lone labels and mace rarely reverses one (README: Consensus methods)", method, flipped, single)
 
