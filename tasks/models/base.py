@@ -179,6 +179,8 @@ def model_key(name: str) -> str:
     and mtime, so a re-saved or different model at the same path gets a new key. The
     shipped model (``model.name: null``) is its package's version instead: each venv, and
     each install, puts it at another path with new mtimes, and a new key re-embeds every text.
+    A hub id covers its revision (commit) in the Hugging Face cache, so a new revision
+    downloaded since is another model.
     """
     parts = [name]
     path = Path(name)
@@ -192,7 +194,22 @@ def model_key(name: str) -> str:
         for weights in sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt")):
             stat = weights.stat()
             parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    elif not path.exists():
+        parts.append(_hub_revision(name))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _hub_revision(name: str) -> str:
+    """The commit of hub id ``name`` in the Hugging Face cache (snapshots/<commit>/config.json), or ""
+    when it is not cached or ``name`` is not of a hub id's form."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except HFValidationError:
+        return ""
+    return Path(cached).parent.name if isinstance(cached, str) else ""
 
 
 def embedding_keys(texts: Sequence[str], *, max_length: int, pooling: str) -> np.ndarray:

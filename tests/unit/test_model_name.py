@@ -117,3 +117,23 @@ def test_the_shipped_model_keeps_its_embedding_cache_key_in_another_venv_or_inst
     monkeypatch.setattr(importlib.metadata, "version",
                         lambda package: "9.9.9" if package == base.SHIPPED_MODEL else real_version(package))
     assert base.model_key(base.resolve_model_name(None)) != key  # another release: another model
+
+
+def test_a_hub_id_is_another_model_to_every_cache_once_another_revision_is_downloaded(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "models--someone--encoder"
+
+    def downloaded(commit: str) -> None:  # what a download leaves in the cache: the snapshot and refs/main
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+
+    monkeypatch.chdir(tmp_path)  # no folder of that name here
+    downloaded("a" * 40)
+    first = base.model_key("someone/encoder")
+    assert base.model_key("someone/encoder") == first
+    downloaded("b" * 40)
+    assert base.model_key("someone/encoder") != first
