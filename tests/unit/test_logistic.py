@@ -65,7 +65,8 @@ def test_the_log_loss_is_sklearns_bit_for_bit(classes):
     rng = np.random.default_rng(classes)
     y = rng.integers(0, classes, 50)
     probs = rng.dirichlet(np.ones(classes) * 0.3, 50)  # some probabilities near 0, to be clipped
-    probs[0, y[0]] = 0.0
+    probs[0, y[0]] = 0.0  # a true class at probability 0: clipped
+    probs[0] /= probs[0].sum()  # rows still sum to one, as sklearn expects
     weights = rng.uniform(0, 2, 50)
     labels = np.arange(classes)
     assert logistic.log_loss(y, probs, classes=labels, weights=weights) == log_loss(y, probs, labels=labels,
