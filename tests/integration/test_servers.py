@@ -229,3 +229,5 @@ def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(server
     subprocess.run([*deploy[:4], "--pause"], env=env, check=True, capture_output=True, timeout=300)
     subprocess.run(deploy, env=env, check=True, capture_output=True, timeout=300)  # deploying again resumes too
     assert not _deployment(api, "camp")["paused"]
+    # the resumed schedule may have started a round by now; SIGTERM would wait out its 20 s grace for it
+    worker.stop(signal.SIGKILL)
