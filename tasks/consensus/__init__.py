@@ -107,4 +107,3 @@ def _warn_reversed(labels_multiannotator: pd.DataFrame, result: Consensus, metho
         log.warning("%s reversed the only label of %d of the %d examples labeled once: it judges their annotators "
                     "worse than chance, more often noise than fact with few examples shared; the majority vote keeps "
                     "lone labels and mace rarely reverses one (README: Consensus methods)", method, flipped, single)
-
