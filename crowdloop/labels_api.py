@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from crowdloop.tasks import config as config_mod
@@ -140,14 +141,17 @@ def with_predictions(table: pd.DataFrame, pred_probs: pd.DataFrame, unlabeled_id
     The rows with ``source`` and ``predicted_probability`` (joined on the class names), and how
     many of ``unlabeled_ids`` the round has no probabilities for (left out).
     """
-    seen = [i for i in unlabeled_ids if i in pred_probs.index]
+    ids = pd.Index(unlabeled_ids)
+    seen = ids[ids.isin(pred_probs.index)]
     probs = pred_probs.loc[seen]
     model = pd.DataFrame({"text": texts.loc[seen].to_numpy(), "label": probs.idxmax(axis=1).to_numpy(),
                           "num_annotations": 0, "source": "model",
                           "predicted_probability": probs.max(axis=1).to_numpy()},
                          index=pd.Index(seen, name=table.index.name))
-    by_name = pred_probs.stack().reindex(pd.MultiIndex.from_arrays([table.index, table["label"]]))
-    annotated = table.assign(source="annotators", predicted_probability=by_name.to_numpy())
+    # each annotated row's probability of its label: NaN where the round did not see the example or the class
+    rows = np.column_stack([pred_probs.reindex(table.index).to_numpy(dtype=float), np.full(len(table), np.nan)])
+    column = pred_probs.columns.get_indexer(table["label"])  # -1: the NaN column
+    annotated = table.assign(source="annotators", predicted_probability=rows[np.arange(len(rows)), column])
     return pd.concat([annotated, model]), len(unlabeled_ids) - len(seen)
 
 

@@ -68,7 +68,7 @@ def collect(root: Path | store.Campaign) -> Status:
         rows.append(metrics | {"round": number, "answered": gate.answered(batch_ids, annotations, number)})
     return Status(campaign, cfg, len(annotations), int(annotations["annotator_id"].nunique()),
                   int(annotations["example_id"].nunique()), pool, len(examples) - pool, rows,
-                  gate.progress(campaign, cfg, annotations), writer := lock.busy(campaign),
+                  gate.progress(campaign, cfg, annotations, rows), writer := lock.busy(campaign),
                   None if writer is not None else journal.read(campaign),
                   store.read_annotators(campaign, rounds[-1]) if rounds else None,
                   stopping.spend_so_far(annotations, cfg.budget), frozenset(annotations["annotator_id"].astype(str)),

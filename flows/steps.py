@@ -83,8 +83,9 @@ def load(campaign_dir: str) -> Loaded:
     campaign = store.open_campaign(campaign_dir)
     annotations = store.read_annotations(campaign)
     rounds, cfg = store.completed_rounds(campaign), config.load(campaign.params_file)
+    history = [store.read_round_metrics(campaign, r) for r in rounds]
     return Loaded(campaign, cfg, store.read_examples(campaign), annotations,
-                  gate.progress(campaign, cfg, annotations), [store.read_round_metrics(campaign, r) for r in rounds],
+                  gate.progress(campaign, cfg, annotations, history), history,
                   store.read_pred_probs(campaign, rounds[-1]) if rounds else None,
                   store.read_annotators(campaign, rounds[-1]) if rounds else None)
 

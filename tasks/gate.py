@@ -66,16 +66,18 @@ def verdict(history: Sequence[dict], cfg) -> dict:
     return history[-1] if again is None else again
 
 
-def progress(campaign: store.Campaign, cfg, annotations: pd.DataFrame | None = None) -> Progress:
+def progress(campaign: store.Campaign, cfg, annotations: pd.DataFrame | None = None,
+             history: Sequence[dict] | None = None) -> Progress:
     """The campaign's :class:`Progress` under ``cfg`` (config.Config; ``annotations``: the stored ones,
-    if already read)."""
+    and ``history``: the completed rounds' metrics, oldest first, if already read)."""
     rounds = store.completed_rounds(campaign)
     if not rounds:
         return Progress(None, 0, 0)
     last = rounds[-1]
     annotations = store.read_annotations(campaign) if annotations is None else annotations
     batch_ids = store.read_batch(campaign, last)["example_id"]
-    history = [store.read_round_metrics(campaign, number) for number in rounds]
+    if history is None:
+        history = [store.read_round_metrics(campaign, number) for number in rounds]
     return Progress(last, len(batch_ids), answered(batch_ids, annotations, last), stop_reason(verdict(history, cfg)))
 
 
