@@ -115,5 +115,6 @@ def scheduled_decision(state: Progress, *, min_answered: float, force: bool) -> 
 
 def _stopped(state: Progress) -> str:
     change = "budget" if "budget" in (state.stop_reason or "") else "stopping"
-    return (f"the stopping rule fired in round {state.round} ({state.stop_reason}); "
+    return (f"under params.yaml as it is now, the stopping rule says stop after round {state.round} "
+            f"({state.stop_reason}); "
             f"change the {change} section of params.yaml")

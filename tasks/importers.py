@@ -193,6 +193,7 @@ def from_datasets(path_or_name: Path | str, *, split: str = "train", layout: str
             raise ImportFormatError(f"{origin.name}: the wide layout takes one text column.")
         return wide_frame(frame, origin, id_col=id_col or "id", text_col=text_cols[0],
                           annotator_cols=annotator_cols, gold_col=gold_col, label_names=label_names)
+    need_columns(frame, origin, id_col=id_col or "example_id", text_col=text_cols)  # this reader's keywords
     return long_frame(frame, origin, example_col=id_col or "example_id", annotator_col=annotator_col,
                       label_col=label_col, gold_col=gold_col, text_cols=text_cols, text_sep=text_sep,
                       label_names=label_names)

@@ -66,7 +66,7 @@ def test_a_round_routes_within_capacity_writes_assignments_and_stops_on_budget(t
     assert "no kept round uses" not in shown
     assert "the stopping rule fired: `crowdloop round --force` runs another round anyway" in shown
     assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 2
-    assert "the stopping rule fired in round 1" in capsys.readouterr().err
+    assert "the stopping rule says stop after round 1" in capsys.readouterr().err
     # --force with --rounds N runs all N, the stopping rule notwithstanding
     assert cli.main(["-C", str(camp.root), "round", "--simulate", "--force", "--rounds", "2"]) == 0
     assert store.completed_rounds(camp) == [1, 2, 3]

@@ -244,6 +244,19 @@ def test_datasets_loader_reads_local_files_in_both_layouts(tmp_path, ext, monkey
     assert not cache.exists()  # streamed: no Arrow cache written
 
 
+def test_a_missing_datasets_column_names_the_keyword_of_from_datasets(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    path = tmp_path / "long.csv"
+    pd.DataFrame({"item": [1, 2], "annotator_id": ["a", "b"], "label": [0, 1], "body": ["t1", "t2"]}).to_csv(path)
+    with pytest.raises(ImportFormatError, match=r"missing column 'example_id'.*with --example-col \(id_col\)\.$"):
+        importers.from_datasets(path)
+    with pytest.raises(ImportFormatError, match=r"missing column 'text'.*with --text-cols \(text_col\)\.$"):
+        importers.from_datasets(path, id_col="item")
+    assert importers.from_datasets(path, id_col="item", text_col="body").classes == ("0", "1")
+
+
 def test_datasets_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ImportFormatError, match="could not open.*network"):

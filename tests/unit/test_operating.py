@@ -27,7 +27,7 @@ def _decide(rounds=(1,), asked=8, back=0, min_answered=0.8, force=False, stopped
     ({"back": 1, "min_answered": 0.0}, True, "1 of 8"),
     ({"asked": 0}, False, "asked for nothing"),
     ({"back": 0, "force": True}, True, "forced"),
-    ({"back": 8, "stopped": "budget spent"}, False, "stopping rule fired in round 1 (budget spent)"),
+    ({"back": 8, "stopped": "budget spent"}, False, "stopping rule says stop after round 1 (budget spent)"),
     ({"back": 8, "stopped": "budget spent", "force": True}, True, "forced"),
 ])
 def test_a_scheduled_round_runs_only_when_enough_of_the_batch_is_back(kwargs, run, words):
@@ -41,7 +41,7 @@ def test_a_scheduled_round_runs_only_when_enough_of_the_batch_is_back(kwargs, ru
     (gate.Progress(2, 8, 0), True, False, None),  # simulated annotators answer it
     (gate.Progress(2, 8, 0), False, True, None),
     (gate.Progress(2, 8, 8, "the money budget is spent"), False, False,
-     "stopping rule fired in round 2 (the money budget is spent); change the budget section of params.yaml"),
+     "stopping rule says stop after round 2 (the money budget is spent); change the budget section of params.yaml"),
     (gate.Progress(2, 8, 8, "macro_f1 and consensus quality changed by less than 0.005 for 3 rounds"), False, False,
      "for 3 rounds); change the stopping section of params.yaml, or pass --force"),
     (gate.Progress(2, 8, 8, "the money budget is spent"), False, True, None),
