@@ -2,11 +2,14 @@
 
 The fold models (and, asked for, the model on all labeled examples) are fitted by
 :func:`fit_models`: together, where the backend has ``fit_many`` (the fine-tune backend
-trains them as one stacked model), else one ``fit`` after another (the head backend).
+trains them as one stacked model), else one ``fit`` after another (the head backend). A
+backend with ``fold_settings`` fits the model on all labeled examples first and hands the
+fold models what it chose (the head: its C, searched once a round instead of once a model).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -91,7 +94,7 @@ def can_fit(labels) -> bool:
 
 def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *, n_classes: int,
                seeds: Sequence[int], sample_weight: np.ndarray | None = None,
-               map_fits: MapFits | None = None) -> list:
+               map_fits: MapFits | None = None, settings: dict | None = None) -> list:
     """One fitted model per row subset: model m on rows ``subsets[m]`` of (X, labels) with ``seeds[m]``.
 
     Parameters
@@ -104,6 +107,8 @@ def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *,
     map_fits : callable, optional
         ``map_fits(fit, jobs)`` -> ``[fit(**job) for job in jobs]``, run where it likes (the
         flows' task runners: threads, a cluster); used with a backend's ``fitter``.
+    settings : dict, optional
+        More keywords for every ``fit`` (a backend's ``fold_settings``).
 
     Through ``backend.fit_many`` where the backend has it (all M trained together), else
     ``backend.fitter`` on each subset through ``map_fits``, else ``backend.fit`` on each subset
@@ -113,7 +118,8 @@ def fit_models(backend, X, labels: np.ndarray, subsets: Sequence[np.ndarray], *,
         return backend.fit_many(X, labels, subsets, n_classes=n_classes, seeds=seeds, sample_weight=sample_weight)
     weights = None if sample_weight is None else np.asarray(sample_weight)
     jobs = [{"X": X[rows], "y": labels[rows], "n_classes": n_classes, "seed": seed,
-             "sample_weight": None if weights is None else weights[rows]} for rows, seed in zip(subsets, seeds)]
+             "sample_weight": None if weights is None else weights[rows], **(settings or {})}
+            for rows, seed in zip(subsets, seeds)]
     if map_fits is not None and hasattr(backend, "fitter"):
         return map_fits(backend.fitter, jobs)
     return [backend.fit(**job) for job in jobs]
@@ -151,12 +157,18 @@ def out_of_sample(backend, X_labeled, labels: np.ndarray, *,
     k = int(assignment.max()) + 1
     subsets = [np.flatnonzero(assignment != fold) for fold in range(k)]
     seeds = [seed + 1 + fold for fold in range(k)]
-    if fit_full:
-        subsets, seeds = [*subsets, np.arange(len(labels))], [*seeds, seed]
+    fit = functools.partial(fit_models, backend, X_labeled, labels, n_classes=n_classes,
+                            sample_weight=sample_weight, map_fits=map_fits)
     if progress:
-        progress(f"fitting {len(subsets)} models: {k} folds{' and the full model' if fit_full else ''}")
-    fitted_models = fit_models(backend, X_labeled, labels, subsets, n_classes=n_classes, seeds=seeds,
-                               sample_weight=sample_weight, map_fits=map_fits)
+        progress(f"fitting {k + fit_full} models: {k} folds{' and the full model' if fit_full else ''}")
+    if fit_full and hasattr(backend, "fold_settings"):
+        # the full model first: the fold models take its settings (the head's C) rather than search their own
+        full = fit([np.arange(len(labels))], seeds=[seed])
+        fitted_models = [*fit(subsets, seeds=seeds, settings=backend.fold_settings(full[0])), *full]
+    elif fit_full:
+        fitted_models = fit([*subsets, np.arange(len(labels))], seeds=[*seeds, seed])
+    else:
+        fitted_models = fit(subsets, seeds=seeds)
     every = np.zeros((k, len(labels), n_classes))
     for fold, fitted in enumerate(fitted_models[:k]):
         held = assignment == fold

@@ -101,9 +101,16 @@ class HeadBackend:
         return self.pairs if self.pairs is not None else self._pairs(texts)
 
     def fit(self, X, y: np.ndarray, *, n_classes: int, seed: int,
-            sample_weight: np.ndarray | None = None) -> HeadModel:
-        """:func:`fit_head` with this backend's ``model.head`` settings."""
-        return fit_head(X, y, head=self.config.head, n_classes=n_classes, seed=seed, sample_weight=sample_weight)
+            sample_weight: np.ndarray | None = None, C: float | None = None) -> HeadModel:
+        """:func:`fit_head` with this backend's ``model.head`` settings (``C``: no search)."""
+        return fit_head(X, y, head=self.config.head, n_classes=n_classes, seed=seed, sample_weight=sample_weight,
+                        C=C)
+
+    @staticmethod
+    def fold_settings(full: HeadModel) -> dict:
+        """What the k fold models take from the model on all labeled examples: its C, which inner
+        cross-validation chose over every labeled example (tasks/predict.py)."""
+        return {"C": full.C}
 
     @property
     def fitter(self) -> Callable[..., HeadModel]:

@@ -37,23 +37,27 @@ class HeadModel:
 
 
 def fit_head(X, y: np.ndarray, *, head: HeadConfig, n_classes: int, seed: int,
-             sample_weight: np.ndarray | None = None) -> HeadModel:
+             sample_weight: np.ndarray | None = None, C: float | None = None) -> HeadModel:
     """Logistic regression on features X (N, ...) and class indices y (N,), C from inner CV.
 
     ``sample_weight`` (N,): how much each row counts, in the fit and in the C search.
-    ``head``: ``model.head`` (C_grid, inner_folds). A function of its arguments alone, so a
-    fold model can be fitted in another process or on another machine with the same result.
+    ``head``: ``model.head`` (C_grid, inner_folds). ``C``: fit with this C, no search (the
+    k-fold models take the C of the model on all labeled examples: tasks/predict.py). A function
+    of its arguments alone, so a fold model can be fitted in another process or on another
+    machine with the same result.
     """
     n_rows = X.shape[0]
     y = check_class_indices(y, n_classes=n_classes, n_rows=n_rows)
     weights = check_weights(sample_weight, n_rows=n_rows)
     seen = np.unique(y)
     if len(seen) == 1:  # nothing to separate: predict the one class seen
-        return HeadModel(classifier=None, classes=seen, C=_median(head.C_grid), n_classes=n_classes)
+        return HeadModel(classifier=None, classes=seen, C=_median(head.C_grid) if C is None else C,
+                         n_classes=n_classes)
     with _one_thread():
         # Cut out once: the inner folds then search a few thousand columns, not 2**18 (the same fits).
         X, columns = _used_columns(X)
-        C = choose_C(X, y, grid=head.C_grid, folds=head.inner_folds, seed=seed, sample_weight=weights)
+        if C is None:
+            C = choose_C(X, y, grid=head.C_grid, folds=head.inner_folds, seed=seed, sample_weight=weights)
         classifier = lbfgs.fit(lbfgs.Problem(X, y, weights), C)
     return HeadModel(classifier=classifier, classes=seen, C=C, n_classes=n_classes, columns=columns)
 
