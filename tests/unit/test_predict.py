@@ -142,7 +142,6 @@ def test_fold_pred_probs_hold_every_fold_model_on_every_labeled_example():
     assert (seen == 2).all()
 
 
-
 class Settled(NearestCentroid):
     """A backend whose fits take a setting, ``level``; the fold models take the full model's."""
 
