@@ -74,7 +74,7 @@ def _check(campaign: store.Campaign, recovered: str | None) -> Verified:
     parts = []
     for path in sorted(campaign.annotations_dir.glob("*.parquet")):
         try:
-            parts.append(pd.read_parquet(path).assign(part=path.name))
+            parts.append(files.read_parquet(path).assign(part=path.name))
         except (OSError, ValueError) as err:
             findings.append(f"{path}: unreadable annotation part file ({err}).")
     annotations = pd.concat(parts, ignore_index=True) if parts else store.empty_annotations().assign(part="")

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks.files import read_parquet
 from crowdloop.tasks.import_formats import (ANSWERS, Replay, assemble, check_replay, example_table, long_frame,
                                             melt_annotators, wide_frame)
 from crowdloop.tasks.import_values import ImportFormatError, Origin, labels, need_columns, normalise_value
@@ -61,7 +62,7 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, Origin]:
                                na_values=[""]), origin
         if kind in ("jsonl", "json"):
             return pd.read_json(path, lines=kind == "jsonl", dtype=False, convert_dates=False), origin
-        return pd.read_parquet(path), origin
+        return read_parquet(path), origin
     except OSError as err:
         raise ImportFormatError(f"{path}: cannot read the file ({err.strerror or err}).") from err
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:

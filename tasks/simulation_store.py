@@ -20,7 +20,7 @@ import pandas as pd
 
 from crowdloop.tasks import simulation_protocol
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.files import replacing, write_parquet_atomic, write_text_atomic
+from crowdloop.tasks.files import read_parquet, replacing, write_parquet_atomic, write_text_atomic
 
 SETTINGS_FILE = "settings.json"
 
@@ -101,9 +101,9 @@ def read_replay(out: Path):
     from crowdloop.tasks.importers import Replay
 
     folder = Path(out) / "replay"
-    return Replay(examples=pd.read_parquet(folder / "examples.parquet"),
-                  initial=pd.read_parquet(folder / "initial.parquet"),
-                  uncollected=pd.read_parquet(folder / "uncollected.parquet"),
+    return Replay(examples=read_parquet(folder / "examples.parquet"),
+                  initial=read_parquet(folder / "initial.parquet"),
+                  uncollected=read_parquet(folder / "uncollected.parquet"),
                   classes=tuple(json.loads((folder / "classes.json").read_text())))
 
 
@@ -126,8 +126,8 @@ def read_checkpoint(folder: Path):
     # round_trip: pandas' default float parser reads about one value in six a unit in the last place off
     # what to_csv wrote, so a resumed simulation's curves.csv differed from the run never interrupted
     rows = pd.read_csv(folder / "rows.csv", float_precision="round_trip")
-    annotations = pd.read_parquet(folder / "annotations.parquet")
-    pred_probs = pd.read_parquet(folder / "pred_probs.parquet").set_index("example_id")
+    annotations = read_parquet(folder / "annotations.parquet")
+    pred_probs = read_parquet(folder / "pred_probs.parquet").set_index("example_id")
     return rows, annotations, pred_probs
 
 

@@ -37,8 +37,8 @@ from pathlib import Path
 import pandas as pd
 
 from crowdloop.tasks.errors import CampaignError
-from crowdloop.tasks.files import (file_stem, people_csv, read_people_csv, replacing, slug, write_parquet_atomic,
-                                   write_text_atomic)
+from crowdloop.tasks.files import (file_stem, people_csv, read_parquet, read_people_csv, replacing, slug,
+                                   write_parquet_atomic, write_text_atomic)
 from crowdloop.tasks.schema import ANNOTATION_COLUMNS, ANSWER_COLUMNS, EXAMPLE_COLUMNS
 
 LINEAGE_FILE = "lineage.json"
@@ -126,7 +126,7 @@ def write_examples(campaign: Campaign, examples: pd.DataFrame) -> None:
 
 def read_examples(campaign: Campaign) -> pd.DataFrame:
     """DataFrame with EXAMPLE_COLUMNS, one row per example, in stored order."""
-    return pd.read_parquet(campaign.examples_file)
+    return read_parquet(campaign.examples_file)
 
 
 # ---------------------------------------------------------------- annotations
@@ -134,7 +134,7 @@ def read_examples(campaign: Campaign) -> pd.DataFrame:
 def read_annotations(campaign: Campaign) -> pd.DataFrame:
     """All annotations (ANNOTATION_COLUMNS), part files in the order they were written."""
     parts = sorted(campaign.annotations_dir.glob("*.parquet"))
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else empty_annotations()
+    return pd.concat([read_parquet(p) for p in parts], ignore_index=True) if parts else empty_annotations()
 
 
 def empty_annotations() -> pd.DataFrame:
@@ -185,7 +185,7 @@ def read_simulator_answers(campaign: Campaign) -> pd.DataFrame:
     if not campaign.simulator_file.is_file():
         raise CampaignError(f"{campaign.root}: this campaign has no simulated annotators "
                             "(data/simulator/answers.parquet); run rounds without --simulate.")
-    return pd.read_parquet(campaign.simulator_file)
+    return read_parquet(campaign.simulator_file)
 
 
 # ---------------------------------------------------------------- rounds
@@ -254,7 +254,7 @@ def read_round_metrics(campaign: Campaign, number: int) -> dict:
 def read_pred_probs(campaign: Campaign, number: int) -> pd.DataFrame | None:
     """Round ``number``'s pool probabilities (index example_id, one column per class name), or None before round 1."""
     path = campaign.round_dir(number) / "pred_probs.parquet"
-    return pd.read_parquet(path).set_index("example_id") if path.is_file() else None
+    return read_parquet(path).set_index("example_id") if path.is_file() else None
 
 
 def read_annotators(campaign: Campaign, number: int) -> pd.DataFrame | None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from crowdloop import cli
-from crowdloop.tasks import store
+from crowdloop.tasks import files, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,10 +30,10 @@ def test_reordering_classes_between_rounds_keeps_every_consensus_label(tmp_path,
 
     for campaign in (camp, copy):
         assert cli.main(["-C", str(campaign.root), "round", "--simulate"]) == 0
-    as_made, reordered = (pd.read_parquet(c.round_dir(3) / "consensus.parquet").set_index("example_id")
+    as_made, reordered = (files.read_parquet(c.round_dir(3) / "consensus.parquet").set_index("example_id")
                           for c in (camp, copy))
     assert len(as_made) > 30 and as_made["consensus_label"].nunique() > 1
     pd.testing.assert_series_equal(as_made["consensus_label"], reordered["consensus_label"])
     pd.testing.assert_series_equal(as_made["num_annotations"], reordered["num_annotations"])
-    probs = pd.read_parquet(copy.round_dir(3) / "pred_probs.parquet").set_index("example_id")
+    probs = files.read_parquet(copy.round_dir(3) / "pred_probs.parquet").set_index("example_id")
     assert list(probs.columns) == params["classes"]  # stored by name, in the campaign's order

@@ -11,7 +11,7 @@ import yaml
 
 import crowdloop
 from crowdloop import cli, labels_api
-from crowdloop.tasks import demo, store
+from crowdloop.tasks import demo, files, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,13 +41,13 @@ def test_the_labels_are_every_answer_s_consensus_the_one_the_next_round_starts_f
 
     # the next round's consensus, from the same answers and round 1's model, is this file
     crowdloop.run_round(camp)
-    nxt = pd.read_parquet(camp.round_dir(2) / "consensus.parquet").set_index("example_id").loc[labels["example_id"]]
+    nxt = files.read_parquet(camp.round_dir(2) / "consensus.parquet").set_index("example_id").loc[labels["example_id"]]
     assert (labels["label"].to_numpy() == nxt["consensus_label"].to_numpy()).all()
     assert labels["consensus_quality"].to_numpy() == pytest.approx(nxt["consensus_quality"].to_numpy())
 
     for suffix in (".parquet", ".jsonl"):
         other = crowdloop.export_labels(camp, camp.root / f"labels{suffix}")
-        read = pd.read_parquet(other.path) if suffix == ".parquet" else pd.read_json(other.path, lines=True)
+        read = files.read_parquet(other.path) if suffix == ".parquet" else pd.read_json(other.path, lines=True)
         assert (other.method, other.model_round, other.since_last_round) == ("crowdlab", 2, 0)
         assert len(read) == other.examples and set(read.columns) == set(labels.columns)
 

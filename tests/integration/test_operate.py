@@ -12,13 +12,12 @@ import json
 import os
 import subprocess
 
-import pandas as pd
 import pytest
 import yaml
 
 from crowdloop import cli, history_table
 from crowdloop.flows.scheduled import scheduled_round
-from crowdloop.tasks import lineage, store, track, version
+from crowdloop.tasks import files, lineage, store, track, version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -156,7 +155,7 @@ def test_rollback_from_a_fresh_clone_pulls_from_the_remote(operated):
     subprocess.run(["git", "clone", "-q", str(camp.root), str(second)], check=True)
     assert cli.main(["-C", str(second), "pull"]) == 0
     assert store.data_hash(store.Campaign(second)) == store.data_hash(camp)
-    assert pd.read_parquet(second / "data" / "examples.parquet").shape == store.read_examples(camp).shape
+    assert files.read_parquet(second / "data" / "examples.parquet").shape == store.read_examples(camp).shape
 
 
 def test_a_scheduled_round_that_fails_on_a_user_error_says_it_once_without_a_traceback(tmp_path, campaign_factory):

@@ -4,7 +4,9 @@
   task is defined in ``flows/steps.py``;
 * no module is over 300 lines (word lists excepted);
 * ``round_flow`` reads as the round in at most 40 lines;
-* crowdloop's modules import each other without a cycle (imports inside functions count).
+* crowdloop's modules import each other without a cycle (imports inside functions count);
+* parquet files are read through ``files.read_parquet``, never ``pd.read_parquet`` (which can
+  abort the process as it exits: see that function).
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def test_no_module_is_over_300_lines_except_word_lists():
     long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
             if (n := len(p.read_text().splitlines())) > 300 and str(p.relative_to(ROOT)) not in WORD_LISTS}
     assert long == {}
+
+
+def test_parquet_is_read_through_files_read_parquet():
+    sources = [*MODULES.values(), *(ROOT / "benchmarks").glob("*.py"),
+               *(p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_read_parquet.py")]
+    call = "pd.read_" + "parquet("  # not spelled out here, so this file does not find itself
+    assert [str(p.relative_to(ROOT)) for p in sources if call in p.read_text()] == []
 
 
 def test_round_flow_is_the_round_in_at_most_40_lines():
