@@ -79,8 +79,8 @@ def read_parquet(path: Path) -> pd.DataFrame:
     reference to it only as the interpreter shuts down; that takes the GIL, which a finishing
     interpreter no longer gives, and the process aborts after its work is done (``terminate called
     without an active exception``, exit status 134). Here 15 of 880 runs of a script that read a
-    campaign's parquet files aborted so (pyarrow 25 and 26), and none of 500 that read them with this
-    function: Arrow's own file has no Python object to release.
+    campaign's parquet files aborted so (pyarrow 25 and 26), and none of 500 that read them as this
+    function does: Arrow's own file has no Python object to release.
     """
     return pq.read_table(os.fspath(path), use_pandas_metadata=True).to_pandas()
 
