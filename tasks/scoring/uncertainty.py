@@ -98,36 +98,3 @@ def bald(samples: np.ndarray) -> np.ndarray:
 
 def _entropy(probs: np.ndarray) -> np.ndarray:
     return -(probs * np.log(np.clip(probs, _TINY, None))).sum(axis=-1)
-
-
-def one_coin_accuracy(counts: np.ndarray, *, prior_accuracy: float = 0.8, prior_pairs: float = 5.0) -> float:
-    """Annotator accuracy ``a`` under the one-coin model (each label right with probability ``a``,
-    otherwise one of the K - 1 other classes at random), from the pairwise agreement of the
-    examples with two or more labels (``counts``, shape (N, K)).
-
-    Pairs agree with probability ``a^2 + (1 - a)^2 / (K - 1)``; that is solved for ``a``.
-    ``prior_pairs`` pseudo-pairs at ``prior_accuracy`` keep the estimate sane with few
-    shared examples. The result lies in [1/K, 1).
-    """
-    counts = np.asarray(counts, dtype=float)
-    k = counts.shape[1]
-    n = counts.sum(axis=1)
-    pairs = (n * (n - 1) / 2).sum()
-    agreeing = (counts * (counts - 1) / 2).sum()
-    a0 = prior_accuracy
-    p = (agreeing + prior_pairs * (a0 ** 2 + (1 - a0) ** 2 / (k - 1))) / (pairs + prior_pairs)
-    p = float(np.clip(p, 1.0 / k, 1.0))
-    return float(min((1 + np.sqrt(max(0.0, 1 - k * (1 - p * (k - 1))))) / k, 1 - 1e-6))
-
-
-def vote_posterior(counts: np.ndarray, *, accuracy: float, prior: np.ndarray) -> np.ndarray:
-    """P(true class | votes) under the one-coin model: shape (N, K) from vote ``counts`` (N, K),
-    the annotators' ``accuracy`` and the class ``prior`` (K,)."""
-    counts = np.asarray(counts, dtype=float)
-    k = counts.shape[1]
-    log_right, log_wrong = np.log(accuracy), np.log((1 - accuracy) / (k - 1))
-    n = counts.sum(axis=1, keepdims=True)
-    log_post = np.log(np.asarray(prior, dtype=float))[None, :] + counts * log_right + (n - counts) * log_wrong
-    log_post -= log_post.max(axis=1, keepdims=True)
-    post = np.exp(log_post)
-    return post / post.sum(axis=1, keepdims=True)

@@ -141,29 +141,33 @@ def test_a_strategy_without_its_inputs_says_what_is_missing():
         strategies.qbc(_pool(), seed=0)
 
 
-def test_agreement_asks_as_many_relabels_as_random_and_spends_them_where_votes_disagree():
-    # l0: tie 0/1; l1: 0,0,0 unanimous; l2: one vote for 1; l3: one vote for 0; l4, l5: two agreeing votes
-    labels = _labels([[0, 1, NAN], [0, 0, 0], [1, NAN, NAN], [0, NAN, NAN], [0, 0, NAN], [0, NAN, 0]])
-    inputs = _pool(labels_multiannotator=labels, n_unlabeled=40, pred_probs=None, pred_probs_unlabeled=None)
-    for seed in range(5):
+def test_agreement_asks_what_random_asks_but_settles_ties_first():
+    # l0: tie 0/1; l1: 0,0,0 unanimous; l2: one vote for 1; l3: one vote for 0; l4: two agreeing votes;
+    # l5: a three-way tie; l6: 1,1,0, a majority
+    labels = _labels([[0, 1, NAN], [0, 0, 0], [1, NAN, NAN], [0, NAN, NAN], [0, 0, NAN], [0, 1, 2], [1, 1, 0]])
+    inputs = _pool(labels_multiannotator=labels, n_unlabeled=40, n_classes=3, pred_probs=None,
+                   pred_probs_unlabeled=None)
+    for seed in range(20):
         s_l, s_u = strategies.agreement(inputs, seed=seed)
         r_l, r_u = strategies.random(inputs, seed=seed)
-        # the same draws as random, so every batch size takes as many labeled examples as random would
+        # random's draws, so every batch size takes the same first labels and as many re-labels
         np.testing.assert_array_equal(np.sort(s_l), np.sort(r_l))
         np.testing.assert_array_equal(s_u, r_u)
         order = list(np.argsort(s_l))
-        assert order[0] == 0  # the tie first
-        assert set(order[1:3]) == {2, 3}  # then the lone votes, whichever class (flat prior)
-        assert order[-1] == 1  # the unanimous three last
+        assert set(order[:2]) == {0, 5}  # the ties take the two smallest draws
+        others = [i for i in range(7) if i not in (0, 5)]
+        assert order[2:] == sorted(others, key=lambda i: r_l[i])  # the rest keep random's order
 
 
-def test_one_coin_accuracy_recovers_the_annotators_accuracy():
-    rng = np.random.default_rng(0)
-    truth = rng.integers(3, size=400)
-    votes = np.where(rng.random((400, 4)) < 0.8, truth[:, None], (truth[:, None] + rng.integers(1, 3, (400, 4))) % 3)
-    counts = np.stack([(votes == k).sum(axis=1) for k in range(3)], axis=1)
-    assert uncertainty.one_coin_accuracy(counts) == pytest.approx(0.8, abs=0.03)
-    assert uncertainty.one_coin_accuracy(np.array([[1, 0, 0]])) == pytest.approx(0.8)  # no pairs: the prior
+def test_agreement_without_ties_is_random():
+    labels = _labels([[0, 0, NAN], [1, NAN, NAN], [1, 1, 0]])
+    inputs = _pool(labels_multiannotator=labels, n_unlabeled=4, pred_probs=None, pred_probs_unlabeled=None)
+    for seed in range(5):
+        np.testing.assert_array_equal(np.r_[strategies.agreement(inputs, seed=seed)],
+                                      np.r_[strategies.random(inputs, seed=seed)])
+    empty = _pool(labels_multiannotator=labels.iloc[:0], n_unlabeled=4, pred_probs=None, pred_probs_unlabeled=None)
+    s_l, s_u = strategies.agreement(empty, seed=1)
+    assert s_l.shape == (0,) and s_u.shape == (4,)
 
 
 def test_auto_is_the_signal_strategy_with_signal_and_the_model_free_strategy_without():
