@@ -66,7 +66,8 @@ def comparison(curves: pd.DataFrame, strategy: str, baseline: str, *, metric: st
     Returns ``mean_difference`` (strategy − baseline, mean over rounds and seeds) with
     ``mean_difference_se`` (over seeds of each seed's mean over rounds), ``worst_round``
     and its difference ``worst_difference`` with ``worst_difference_se`` (over seeds),
-    ``rounds_won`` of ``rounds_compared`` (mean over seeds higher), ``error_ratio``
+    ``rounds_won`` of ``rounds_compared`` (mean over seeds higher), ``rounds_behind`` (rounds
+    whose mean difference is below minus twice its standard error over seeds), ``error_ratio``
     (mean over rounds of the ratio of mean errors) and the final round's means.
     ``rounds``: the window (default every round both have).
     """
@@ -79,6 +80,7 @@ def comparison(curves: pd.DataFrame, strategy: str, baseline: str, *, metric: st
     n_seeds = len(difference)
     se = (lambda x: float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan"))
     per_round = difference.mean(axis=0)
+    per_round_se = difference.std(axis=0, ddof=1) / np.sqrt(n_seeds)
     worst = per_round.idxmin()
     means = table.groupby(level="round").mean()
     last = means.index.max()
@@ -87,6 +89,7 @@ def comparison(curves: pd.DataFrame, strategy: str, baseline: str, *, metric: st
             "worst_round": int(worst), "worst_difference": float(per_round[worst]),
             "worst_difference_se": se(difference[worst].to_numpy()),
             "rounds_won": int((per_round > 0).sum()), "rounds_compared": int(len(per_round)),
+            "rounds_behind": int((per_round < -2 * per_round_se).sum()),
             "error_ratio": float(((1 - means[strategy]) / (1 - means[baseline])).mean()),
             f"final_{strategy}": float(means.loc[last, strategy]),
             f"final_{baseline}": float(means.loc[last, baseline])}

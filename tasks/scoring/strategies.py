@@ -147,9 +147,9 @@ def agreement(inputs: ScoreInputs, *, seed: int):
     majority is tied (two or more classes share the most votes), in the order of their own
     draws, and the rest to the other labeled examples in random's order. So a batch asks for
     the same first labels and as many re-labels as ``random`` would, and its re-labels
-    settle ties first: under a majority vote a tie is the only consensus that one more label
-    can put right in expectation (a second label on a lone vote makes a tie as often as it
-    confirms it). It never uses the model, so it cannot be misled by one that carries no
+    settle ties first: under a majority vote one more label decides a tie, while a second
+    label on a lone vote does not make the vote right more often (it agrees, or it makes a
+    tie that a coin decides). It never uses the model, so it cannot be misled by one that carries no
     signal. It replaced an ordering of every labeled example by its votes' one-coin posterior,
     which also sent re-labels to lone votes before random would (validation runs, README
     "Which split chose each default").

@@ -57,6 +57,10 @@ def test_comparison_pairs_seeds_and_finds_the_worst_round():
     assert result["mean_difference_se"] == pytest.approx(per_seed.std(ddof=1) / np.sqrt(2))
     assert result["worst_round"] == 1 and result["worst_difference"] == pytest.approx(-0.05)
     assert result["rounds_won"] == 2 and result["rounds_compared"] == 3
+    assert result["rounds_behind"] == 0  # round 1: -0.05 with a standard error of 0.05
+    curves.loc[(curves["strategy"] == "smart") & (curves["seed"] == 0) & (curves["round"] == 1),
+               "test_macro_f1"] -= 0.08  # round 1: -0.08 and -0.1, -0.09 ± 0.01
+    assert report.comparison(curves, "smart", "random", metric="macro_f1")["rounds_behind"] == 1
     window = report.comparison(curves, "smart", "random", metric="macro_f1", rounds=(2, 3))
     assert window["rounds_compared"] == 2 and window["worst_round"] == 2
 

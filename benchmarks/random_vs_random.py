@@ -1,0 +1,84 @@
+"""Random against random: how often the rule for "never worse than random" fails a strategy that is random.
+
+    python benchmarks/random_vs_random.py [--seeds 20] [--group 5] [--data rte,hs_brexit]
+                                          [--out benchmarks/out/random_vs_random]
+
+Runs `crowdloop simulate` on each dataset with two arms that are both random with the majority
+vote: ``random`` and ``random_vs_random:other_draws`` (random's scores from other numbers), seeds
+paired, so a seed's start and test split are the same in both. Then it cuts the seeds into
+groups of ``--group`` and reads each group both ways (A − B and B − A) on macro-F1 and consensus
+accuracy by the rule that `benchmarks/all.py` checks for the default strategy: the mean over rounds
+is not below by more than one standard error (over seeds), and no round (``behind``) by more than
+two. It prints every reading and how many pass on every dataset and metric at once: what that rule
+makes of a strategy that is no better and no worse than random, at that many seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _compare import ROOT, SHARED_CACHE, dataset_args, simulate
+from crowdloop.cli import exit_frozen
+from crowdloop.tasks import report
+
+A, B = "random+majority", "random_vs_random.other_draws+majority"
+METRICS = ("macro_f1", "consensus_accuracy")
+OTHER = 7919  # added to the round's seed: B draws other numbers than A
+
+
+def other_draws(inputs, *, seed: int):
+    """``random``'s scores from ``default_rng(seed + OTHER)``: an arm that is random, with other numbers."""
+    rng = np.random.default_rng(seed + OTHER)
+    return rng.random(inputs.n_labeled), rng.random(inputs.n_unlabeled)
+
+
+def readings(curves: pd.DataFrame, name: str, group: int) -> list[dict]:
+    """Each group of ``group`` seeds, both ways, each metric: the rule's verdict."""
+    seeds = sorted(curves["seed"].unique())
+    rows = []
+    for start in range(0, len(seeds) - group + 1, group):
+        part = curves[curves["seed"].isin(seeds[start:start + group])]
+        for first, second in ((A, B), (B, A)):
+            for metric in METRICS:
+                result = report.comparison(part, first, second, metric=metric)
+                mean, se = result["mean_difference"], result["mean_difference_se"]
+                rows.append({"dataset": name, "seeds": f"{seeds[start]}-{seeds[start + group - 1]}",
+                             "reading": "A - B" if first == A else "B - A", "metric": metric,
+                             "mean diff ± se": f"{mean:+.3f} ± {se:.3f}", "behind": result["rounds_behind"],
+                             "holds": bool(mean >= -se and result["rounds_behind"] == 0)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--group", type=int, default=5, help="seeds per reading (all.py's default: 5)")
+    parser.add_argument("--data", default="rte,hs_brexit")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "random_vs_random")
+    args = parser.parse_args()
+    # the simulation's worker processes import this module for the B arm
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    rows = []
+    for name in args.data.split(","):
+        flags, target = dataset_args(name)
+        out = args.out / name
+        simulate([*flags, "--seeds", str(args.seeds), "--strategies", "random,random_vs_random:other_draws",
+                  "--consensus", "majority", "--target", str(target), "--out", str(out), *SHARED_CACHE])
+        rows += readings(pd.read_csv(out / "curves.csv"), name, args.group)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "readings.csv", index=False)
+    print(table.to_string(index=False))
+    whole = table.groupby(["seeds", "reading"])["holds"].all()
+    print(f"the rule holds on every dataset and metric in {int(whole.sum())} of {len(whole)} readings of "
+          f"{args.group} seeds; cells failing: {int((~table['holds']).sum())} of {len(table)}")
+
+
+if __name__ == "__main__":
+    main()
+    exit_frozen(0)  # as the `crowdloop` command exits: without the interpreter's last collections
