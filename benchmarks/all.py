@@ -12,8 +12,8 @@ against the dataset's gold, or the majority of all its annotations):
 * ``mean diff ± se``: auto - random, mean over rounds, with its standard error over seeds;
 * ``worst round``: the round where auto trails most, the difference and its standard error;
 * ``won``: rounds where auto's mean is higher; ``behind``: rounds where it is lower by more
-  than two standard errors (over seeds) of that round's difference; ``won (signal)``: the same over the rounds
-  where auto's model carried signal in most seeds (``signal rounds`` of them);
+  than two standard errors (over seeds) of that round's difference; ``won (signal)``: ``won``
+  over the rounds where auto's model carried signal in most seeds (``signal rounds`` of them);
 * ``to target``: mean annotations until the mean metric reaches the dataset's target;
 * ``final``: the last round's mean ± std over seeds, auto then random.
 
