@@ -19,22 +19,23 @@ import argparse
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from _compare import ROOT, SHARED_CACHE, dataset_args, simulate
 from crowdloop.cli import exit_frozen
 from crowdloop.tasks import report
+from crowdloop.tasks.scoring.strategies import random_scores
+from crowdloop.tasks.simulation_protocol import arm
 
-A, B = "random+majority", "random_vs_random.other_draws+majority"
+STRATEGIES = ("random", "random_vs_random:other_draws")
+A, B = (arm(strategy, "majority").name for strategy in STRATEGIES)  # the arms' names in curves.csv
 METRICS = ("macro_f1", "consensus_accuracy")
 OTHER = 7919  # added to the round's seed: B draws other numbers than A
 
 
 def other_draws(inputs, *, seed: int):
-    """``random``'s scores from ``default_rng(seed + OTHER)``: an arm that is random, with other numbers."""
-    rng = np.random.default_rng(seed + OTHER)
-    return rng.random(inputs.n_labeled), rng.random(inputs.n_unlabeled)
+    """``random``'s scores with the seed moved by ``OTHER``: an arm that is random, with other numbers."""
+    return random_scores(inputs.n_labeled, inputs.n_unlabeled, seed=seed + OTHER)
 
 
 def readings(curves: pd.DataFrame, name: str, group: int) -> list[dict]:
@@ -68,7 +69,7 @@ def main() -> None:
     for name in args.data.split(","):
         flags, target = dataset_args(name)
         out = args.out / name
-        simulate([*flags, "--seeds", str(args.seeds), "--strategies", "random,random_vs_random:other_draws",
+        simulate([*flags, "--seeds", str(args.seeds), "--strategies", ",".join(STRATEGIES),
                   "--consensus", "majority", "--target", str(target), "--out", str(out), *SHARED_CACHE])
         rows += readings(pd.read_csv(out / "curves.csv"), name, args.group)
     table = pd.DataFrame(rows)

@@ -87,7 +87,7 @@ def comparison(curves: pd.DataFrame, strategy: str, baseline: str, *, metric: st
     return {"metric": metric, "seeds": n_seeds, "mean_difference": float(difference.to_numpy().mean()),
             "mean_difference_se": se(difference.mean(axis=1).to_numpy()),
             "worst_round": int(worst), "worst_difference": float(per_round[worst]),
-            "worst_difference_se": se(difference[worst].to_numpy()),
+            "worst_difference_se": float(per_round_se[worst]),
             "rounds_won": int((per_round > 0).sum()), "rounds_compared": int(len(per_round)),
             "rounds_behind": int((per_round < -2 * per_round_se).sum()),
             "error_ratio": float(((1 - means[strategy]) / (1 - means[baseline])).mean()),
