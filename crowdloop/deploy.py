@@ -7,7 +7,9 @@ polls the server and runs each scheduled flow run (one at a time) until it is st
 (Ctrl-C, or SIGTERM: exit status 143), when the schedule is paused so runs do not pile up
 while nothing can execute them. With a work pool the
 deployment is registered there instead, and the pool's workers run the rounds until
-``crowdloop deploy --pause`` (``--resume`` starts the schedule again).
+``crowdloop deploy --pause`` (``--resume`` starts the schedule again). Either way the
+deployment's concurrency limit is 1: a run that comes due while a round is going is
+cancelled by the server, instead of a worker starting a process that waits for the lock.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def set_paused(name: str, url: str, *, paused: bool) -> str:
 
 
 def _deployment(campaign: Campaign, name: str, schedule: dict, **options):
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
 
     from crowdloop.flows.scheduled import scheduled_round
@@ -147,5 +150,8 @@ def _deployment(campaign: Campaign, name: str, schedule: dict, **options):
         tags=["crowdloop"],
         # the runner imports the flow from the installed package, wherever it is started
         entrypoint_type=EntrypointType.MODULE_PATH,
+        # one round at a time: a run that comes due while one is going is cancelled by the server
+        # before any worker starts a process for it (it would only wait for the campaign's lock)
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
         **schedule, **options,
     )

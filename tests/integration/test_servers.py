@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crowdloop.tasks import lineage, store, track
+from crowdloop.tasks import lineage, lock, store, track
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -148,14 +148,14 @@ def test_deployed_campaign_runs_scheduled_rounds_from_the_inbox(servers, tmp_pat
             return [r["state_name"] for r in _scheduled_runs(api, "camp")]
 
         # the first scheduled run makes round 1 (nothing to wait for); the next ones find no answers
-        _wait_for(lambda: "Completed" in states() and "Skipped" in states(), timeout=240,
+        _wait_for(lambda: "Completed" in states() and "Skipped" in states(), timeout=600,
                   what="a scheduled round and a skipped run", processes=started)
         assert store.completed_rounds(camp) == [1]
 
         batch = store.read_batch(camp, 1)
         (tmp_path / "answers.csv").write_text(batch.assign(label="billing").to_csv(index=False))
         os.replace(tmp_path / "answers.csv", camp.root / "inbox" / "answers.csv")
-        _wait_for(lambda: states().count("Completed") >= 2, timeout=240,
+        _wait_for(lambda: states().count("Completed") >= 2, timeout=600,
                   what="a scheduled run to ingest the answers and make round 2", processes=started)
     finally:
         deploy.stop(first=signal.SIGTERM)  # as a service manager stops it
@@ -210,10 +210,23 @@ def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(server
     assert registered.returncode == 0 and "prefect worker start --pool rounds" in registered.stdout
     worker = Process("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "rounds"], tmp_path / "logs",
                      env={"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-client"),
-                          "PREFECT_WORKER_QUERY_SECONDS": "2"})
+                          "PREFECT_WORKER_QUERY_SECONDS": "5"})
     started.append(worker)
-    _wait_for(lambda: "Completed" in [r["state_name"] for r in _scheduled_runs(api, "camp")], timeout=300,
+
+    def waits() -> int:
+        return worker.log.read_text(errors="replace").count("waiting for the campaign")
+
+    # one round at a time: while the campaign is busy, the first run waits for it and the runs that
+    # come due meanwhile are cancelled by the server, so no second process starts only to wait
+    with lock.hold(camp, "the test", timeout=0):
+        _wait_for(lambda: waits(), timeout=300, what="a scheduled run to wait for the campaign", processes=started)
+        cancelled = _wait_for(lambda: _runs_in(api, "camp", "CANCELLED"), timeout=120,
+                              what="a run due meanwhile to be cancelled", processes=started)
+    assert {r["state"]["message"] for r in cancelled} == {"Deployment concurrency limit reached."}
+    # a slow machine makes the server answer late (and log SQLite's "database is locked"): wait long
+    _wait_for(lambda: "Completed" in [r["state_name"] for r in _scheduled_runs(api, "camp")], timeout=600,
               what="the pool's worker to run a scheduled round", processes=started)
+    assert waits() == 1
     assert store.completed_rounds(camp) == [1]
     # the round's own line, which went nowhere in the flow run's process the worker started
     _wait_for(lambda: "round 1: " in worker.log.read_text(errors="replace"), timeout=30,
