@@ -12,7 +12,8 @@ against the dataset's gold, or the majority of all its annotations):
 * ``mean diff ± se``: auto - random, mean over rounds, with its standard error over seeds;
 * ``worst round``: the round where auto trails most, the difference and its standard error;
 * ``won``: rounds where auto's mean is higher; ``behind``: rounds where it is lower by more
-  than two standard errors (over seeds) of that round's difference; ``won (signal)``: ``won``
+  than two standard errors (over seeds) of that round's difference; ``behind (Holm)``: the same
+  with all rounds read at once (``report.behind_holm``); ``won (signal)``: ``won``
   over the rounds where auto's model carried signal in most seeds (``signal rounds`` of them);
 * ``to target``: mean annotations until the mean metric reaches the dataset's target;
 * ``final``: the last round's mean ± std over seeds, auto then random.
@@ -56,7 +57,7 @@ def rows_for(name: str, curves: pd.DataFrame, target: float, strategy: str, base
             "worst round": f"{result['worst_round']}: {result['worst_difference']:+.3f} ± "
                            f"{result['worst_difference_se']:.3f}",
             "won": f"{result['rounds_won']}/{result['rounds_compared']}",
-            "behind": result["rounds_behind"],
+            "behind": result["rounds_behind"], "behind (Holm)": result["rounds_behind_holm"],
             "signal rounds": int(with_signal.sum()),
             "won (signal)": f"{int((ahead & with_signal).sum())}/{int(with_signal.sum())}",
             "to target": f"{target:g}: " + " / ".join("never" if v != v else f"{v:.0f}"

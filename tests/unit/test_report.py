@@ -60,9 +60,29 @@ def test_comparison_pairs_seeds_and_finds_the_worst_round():
     assert result["rounds_behind"] == 0  # round 1: -0.05 with a standard error of 0.05
     curves.loc[(curves["strategy"] == "smart") & (curves["seed"] == 0) & (curves["round"] == 1),
                "test_macro_f1"] -= 0.08  # round 1: -0.08 and -0.1, -0.09 ± 0.01
-    assert report.comparison(curves, "smart", "random", metric="macro_f1")["rounds_behind"] == 1
+    behind = report.comparison(curves, "smart", "random", metric="macro_f1")
+    # one round of three, 9 standard errors down but with 2 seeds (1 degree of freedom): p 0.035 > 0.023 / 3
+    assert behind["rounds_behind"] == 1 and behind["rounds_behind_holm"] == 0
     window = report.comparison(curves, "smart", "random", metric="macro_f1", rounds=(2, 3))
     assert window["rounds_compared"] == 2 and window["worst_round"] == 2
+
+
+def test_behind_holm_reads_all_rounds_at_once():
+    se = np.full(20, 0.01)
+    # 5 seeds: −3.14 standard errors (HS-Brexit's round 9 at 5 seeds) is behind alone, not among 20 rounds
+    one = np.zeros(20)
+    one[8] = -0.0314
+    assert report.behind_holm(one, se, 5) == 0 and int((one < -2 * se).sum()) == 1
+    far = one.copy()
+    far[3] = -0.2  # 20 standard errors: p 2e-5, below 0.023 / 20
+    assert report.behind_holm(far, se, 5) == 1
+    far[5] = -0.06  # 6 standard errors: p 0.0019, above 0.023 / 19, so the step-down stops at one
+    assert report.behind_holm(far, se, 5) == 1
+    far[5] = -0.2
+    assert report.behind_holm(far, se, 5) == 2
+    assert report.behind_holm(far, se, 1) == 0  # one seed: no standard error to read
+    assert report.behind_holm(np.zeros(3), np.zeros(3), 5) == 0  # every seed equal to the baseline
+    assert report.behind_holm(np.array([-0.01, 0, 0]), np.zeros(3), 5) == 1  # every seed behind by the same
 
 
 def test_plot_draws_one_panel_per_metric():
