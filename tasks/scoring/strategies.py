@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks.consensus.base import vote_counts
 from crowdloop.tasks.errors import DataError
 from crowdloop.tasks.scoring import geometry, uncertainty
 from crowdloop.tasks.scoring.activelab import activelab as _activelab
@@ -99,7 +100,7 @@ class ScoreInputs:
 
     def counts(self) -> np.ndarray:
         """Labels per class of each labeled example, shape (N, K)."""
-        return uncertainty.label_counts(self.labels_multiannotator, self.n_classes)
+        return vote_counts(self.labels_multiannotator.to_numpy(dtype=float), self.n_classes)
 
 
 Strategy = Callable[..., tuple[np.ndarray, np.ndarray]]

@@ -24,18 +24,8 @@ votes the same way.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 _TINY = 1e-12
-
-
-def label_counts(labels_multiannotator: pd.DataFrame, n_classes: int) -> np.ndarray:
-    """Labels per class of every example: ndarray of shape (N, K) from a (N, M) label frame."""
-    values = labels_multiannotator.to_numpy(dtype=float)
-    counts = np.zeros((len(values), n_classes))
-    rows, cols = np.nonzero(~np.isnan(values))
-    np.add.at(counts, (rows, values[rows, cols].astype(int)), 1.0)
-    return counts
 
 
 def with_annotations(probs: np.ndarray, counts: np.ndarray) -> np.ndarray:

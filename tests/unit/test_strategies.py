@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crowdloop.tasks.consensus.base import vote_counts
 from crowdloop.tasks.scoring import strategies, uncertainty
 from crowdloop.tasks.scoring.strategies import ScoreInputs
 
@@ -47,7 +48,7 @@ def test_least_confidence_margin_and_entropy_disagree_where_they_should():
 
 
 def test_a_labeled_example_mixes_its_labels_in_as_pseudo_counts():
-    counts = uncertainty.label_counts(LABELS, 2)
+    counts = vote_counts(LABELS.to_numpy(dtype=float), 2)
     np.testing.assert_array_equal(counts, [[1, 1], [2, 0]])
     mixed = uncertainty.with_annotations(PROBS, counts)
     np.testing.assert_allclose(mixed, [[1.6 / 3, 1.4 / 3], [2.6 / 3, 0.4 / 3]])
