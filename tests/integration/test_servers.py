@@ -219,7 +219,7 @@ def test_a_work_pools_worker_runs_the_scheduled_rounds_it_was_deployed_to(server
     # one round at a time: while the campaign is busy, the first run waits for it and the runs that
     # come due meanwhile are cancelled by the server, so no second process starts only to wait
     with lock.hold(camp, "the test", timeout=0):
-        _wait_for(lambda: waits(), timeout=300, what="a scheduled run to wait for the campaign", processes=started)
+        _wait_for(waits, timeout=300, what="a scheduled run to wait for the campaign", processes=started)
         cancelled = _wait_for(lambda: _runs_in(api, "camp", "CANCELLED"), timeout=120,
                               what="a run due meanwhile to be cancelled", processes=started)
     assert {r["state"]["message"] for r in cancelled} == {"Deployment concurrency limit reached."}
