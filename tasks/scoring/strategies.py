@@ -151,9 +151,7 @@ def agreement(inputs: ScoreInputs, *, seed: int):
     settle ties first: under a majority vote one more label decides a tie, while a second
     label on a lone vote does not make the vote right more often (it agrees, or it makes a
     tie that a coin decides). It never uses the model, so it cannot be misled by one that
-    carries no signal. It replaced an ordering of every labeled example by its votes'
-    one-coin posterior, which also sent re-labels to lone votes before random would
-    (validation runs, README "Which re-labels `agreement` asks for").
+    carries no signal (why this order: README "Which re-labels `agreement` asks for").
     """
     draws_l, draws_u = random_scores(inputs.n_labeled, inputs.n_unlabeled, seed=seed)
     counts = inputs.counts()
