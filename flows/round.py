@@ -62,8 +62,7 @@ def round_flow(campaign_dir: str, simulate: bool = False, force: bool = False) -
         answers = None
         if simulate:
             with clock("simulate"):
-                answers = steps.simulate_answers(plan.batch, simulator, loaded.annotations,
-                                                 loaded.cfg.seed + loaded.number)
+                answers = steps.simulate_answers(plan.batch, simulator, loaded.annotations, loaded.cfg.seed)
             log.info("simulated annotators answered %d of %d requests", len(answers), len(plan.batch))
         report = metrics.round_report(data, plan, loaded.annotations, answers, loaded.history, loaded.cfg)
         if report["stop"]:

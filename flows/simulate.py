@@ -72,8 +72,8 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         report = metrics.round_report(data, plan, collected, None, rows, cfg)
         asked = plan.batch if preset.answered_by == "routed" else plan.batch.assign(suggested_annotator=None)
         flagged = annotator_watch.flagged_ids(plan.agreed.annotators)
-        answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed * 1000 + number,
-                                              excluded=flagged)
+        # seed, not the round: each arm of a seed hears the same annotator for the same example
+        answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed, excluded=flagged)
         turned = bad is not None and number >= preset.goes_bad  # bad_answers counts only the random ones
         if turned:
             answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed * 1000 + number)

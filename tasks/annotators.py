@@ -20,7 +20,12 @@ def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: 
         example_id, annotator_id, label: the answers annotators would give.
     collected : DataFrame of shape (C, >=2)
         example_id, annotator_id, ...: annotations already stored.
-    seed : seeds the choice among equally preferred annotators
+    seed : seeds each answer's place in line: of the equally preferred annotators, the one
+        whose answer drew the lowest number answers. The draws depend on ``seed`` and
+        ``uncollected`` alone, not on the batch or on what was collected, so two strategies
+        that ask for the same example with the same seed hear the same annotator, whichever
+        round they ask in (common random numbers: the difference between them is the
+        strategies', not the draws')
     excluded : annotators who never answer (flagged ones: routing asks them nothing)
 
     Returns
@@ -32,27 +37,23 @@ def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: 
         in ``collected`` (as the ActiveLab tutorial does, so the annotator set
         stays small), then a random one. A row with no answer left yields nothing.
     """
-    rng = np.random.default_rng(seed)
+    draws = np.random.default_rng(seed).random(len(uncollected))
     taken = set(zip(collected["example_id"], collected["annotator_id"]))
     seen = set(collected["annotator_id"])
     offers: dict = {}
-    for example, annotator, label in zip(uncollected["example_id"], uncollected["annotator_id"],
-                                        uncollected["label"]):
-        offers.setdefault(example, []).append((annotator, label))
+    for draw, example, annotator, label in zip(draws, uncollected["example_id"], uncollected["annotator_id"],
+                                              uncollected["label"]):
+        offers.setdefault(example, []).append((draw, annotator, label))
     suggestions = batch["suggested_annotator"] if "suggested_annotator" in batch else [None] * len(batch)
     rows = []
     for example, suggested in zip(batch["example_id"], suggestions):
         free = [offer for offer in offers.get(example, ())
-                if (example, offer[0]) not in taken and offer[0] not in excluded]
+                if (example, offer[1]) not in taken and offer[1] not in excluded]
         if not free:
             continue
-        asked = [offer for offer in free if _given(suggested) and offer[0] == suggested]
-        if asked:
-            annotator, label = asked[0]
-        else:
-            known = [offer for offer in free if offer[0] in seen]
-            choices = known or free
-            annotator, label = choices[int(rng.integers(len(choices)))]
+        asked = [offer for offer in free if _given(suggested) and offer[1] == suggested]
+        known = [offer for offer in free if offer[1] in seen]
+        _, annotator, label = min(asked or known or free)
         taken.add((example, annotator))
         rows.append((example, annotator, label))
     return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))

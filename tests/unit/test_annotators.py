@@ -86,6 +86,28 @@ def test_deterministic_per_seed():
         simulate_answers(batch, pool, _collected([]), seed=3))
 
 
+def test_two_strategies_asking_for_one_example_hear_the_same_annotator():
+    """Common random numbers: who answers depends on the seed and the example, not on the rest of
+    the batch, its order, or the round the example is asked in."""
+    pool = pd.DataFrame([(f"e{e}", f"a{a}", str((e + a) % 3)) for e in range(30) for a in range(6)],
+                        columns=["example_id", "annotator_id", "label"])
+    seen = _collected([(f"x{a}", f"a{a}") for a in range(6)])  # everyone seen: the draw alone decides
+    first = simulate_answers(_batch(["e3", "e7", "e11"]), pool, seen, seed=4)
+    other = simulate_answers(_batch(["e20", "e11", "e5", "e3"]), pool, seen, seed=4)
+    later = simulate_answers(_batch(["e11"]), pool, pd.concat([seen, _collected([("e5", "a0"), ("e9", "a2")])]),
+                             seed=4)
+    heard = dict(zip(first["example_id"], first["annotator_id"]))
+    assert dict(zip(other["example_id"], other["annotator_id"]))["e3"] == heard["e3"]
+    assert dict(zip(other["example_id"], other["annotator_id"]))["e11"] == heard["e11"]
+    assert later["annotator_id"].tolist() == [heard["e11"]]
+    # the second request for an example hears the next in line, whenever it comes
+    twice = simulate_answers(_batch(["e3", "e3"]), pool, seen, seed=4)
+    after = simulate_answers(_batch(["e3"]), pool, pd.concat([seen, _collected([("e3", heard["e3"])])]), seed=4)
+    assert twice["annotator_id"].tolist() == [heard["e3"], after["annotator_id"][0]]
+    # and the seed still decides who is first in line
+    assert len({simulate_answers(_batch(["e3"]), pool, seen, seed=s)["annotator_id"][0] for s in range(20)}) > 1
+
+
 def _available(uncollected, collected) -> pd.Series:
     """Answers still available per example, from who holds one."""
     return pd.Series({e: len(who) for e, who in holders(uncollected, collected).items()}, dtype="int64")
