@@ -11,7 +11,7 @@ from crowdloop.tasks.wording import count
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV, JSONL or a Label Studio JSON export)")
+    p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV, JSONL, or a Label Studio JSON, CSV or TSV export)")
     p.add_argument("file", type=Path)
     p.add_argument("--skip-invalid", action="store_true",
                    help="store the valid rows; write the others with their reasons to <file>.refused.csv")

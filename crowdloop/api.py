@@ -98,7 +98,7 @@ def run_rounds(campaign: str | Path | Campaign, count: int, *, simulate: bool = 
 
 
 def ingest(campaign: str | Path | Campaign, path: str | Path, *, skip_invalid: bool = False) -> ingest_mod.Ingested:
-    """Store the answers in ``path`` (CSV, TSV, JSONL or a Label Studio JSON export) and commit
+    """Store the answers in ``path`` (CSV, TSV, JSONL, or a Label Studio JSON, CSV or TSV export) and commit
     them; a bad file raises IngestError (file and line, or task) and stores nothing. Answers
     already stored are not stored again.
 

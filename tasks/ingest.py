@@ -20,6 +20,7 @@ with the reason, to ``<file>.refused.csv`` beside the file, and the others are s
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -106,7 +107,8 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS,
 
     Parameters
     ----------
-    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, or a Label Studio JSON export (``.json``), UTF-8
+    path : a ``.csv``, ``.tsv`` or ``.jsonl`` file, or a Label Studio export (``.json``; its CSV and TSV
+        exports are ``.csv`` files, known by their columns), UTF-8
     chunk_rows : rows per chunk
     labelstudio : how a Label Studio export's ``completed_by`` becomes an annotator id
         (params.yaml ``labelstudio``; None: the template's)
@@ -114,13 +116,13 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS,
     Yields
     ------
     DataFrame of shape (R, 7)
-        example_id, annotator_id, label (stripped str, '' where empty), line (int, the
-        1-based physical line where the row starts; 0 in a Label Studio export), task (the
-        Label Studio task id, '' in other files), status ('', or skipped / empty for a
+        example_id, annotator_id, label (stripped str, '' where empty), line (int, the 1-based
+        physical line where the row starts; 0 in a Label Studio JSON export), task (the task id of
+        a Label Studio JSON export, '' in other files), status ('', or skipped / empty for a
         Label Studio annotation without a class) and problem ('' or why the row cannot be
-        read: a short row, a line that is not a JSON object), one row per non-blank row
-        of the file or per annotation. annotator_id falls back to the row's suggested_annotator where it is
-        empty or absent. At least one chunk.
+        read: a short row, a line that is not a JSON object), one row per non-blank row of the file or
+        per annotation. annotator_id falls back to the row's suggested_annotator where it is empty or
+        absent (not in a Label Studio export: there it is empty for a task nobody answered). At least one chunk.
 
     Raises
     ------
@@ -142,7 +144,7 @@ def read_answer_chunks(path: Path, *, chunk_rows: int = CHUNK_ROWS,
     elif DELIMITERS[suffix] is None:
         records = _jsonl(path)
     else:
-        records = _delimited(path, DELIMITERS[suffix])
+        records = _delimited(path, DELIMITERS[suffix], labelstudio)
     chunk, count = [], 0
     for record in records:
         chunk.append(record)
@@ -185,10 +187,14 @@ def _lines(path: Path) -> Iterator[str]:
             raise IngestError(f"{path}:1: the file is empty; it needs a header line and one answer per row.")
 
 
-def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
+def _delimited(path: Path, delimiter: str, labelstudio: config.LabelStudioConfig | None) -> Iterator[tuple]:
+    lines = _lines(path)
+    first = next(lines, "")
+    if "," not in first and "\t" in first:  # tab-separated, whatever the name (Label Studio's TSV export is *.csv)
+        delimiter = "\t"
     kind = "TSV" if delimiter == "\t" else "CSV"
     # strict: a stray or unclosed quote fails here instead of silently swallowing later rows
-    reader = csv.reader(_lines(path), delimiter=delimiter, strict=True)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as err:
@@ -199,8 +205,13 @@ def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
     twice = sorted({name for name in header if name and header.count(name) > 1})
     if twice:
         raise IngestError(f"{path}:1: column '{twice[0]}' appears more than once; keep one.")
-    _require_columns(path, header, line=1)
-    position = {name: i for i, name in enumerate(header) if name in USED}
+    # a Label Studio CSV/TSV export: its annotator column names users the way labelstudio.annotator_id reads
+    export = labelstudio_format.is_csv_export(path, header)
+    if not export:
+        _require_columns(path, header, line=1)
+    rule = (labelstudio or config.load().labelstudio) if export else None
+    wanted = ("example_id", "annotator", labelstudio_format.CHOICES) if export else USED
+    position = {name: i for i, name in enumerate(header) if name in wanted}
     start = reader.line_num
     while True:
         try:
@@ -223,7 +234,11 @@ def _delimited(path: Path, delimiter: str) -> Iterator[tuple]:
         if len(row) != len(header):  # a lost or an extra delimiter shifts every later cell
             problem = (f"{count(len(row), 'field')} where the header has {len(header)}; "
                        f"check the {kind} delimiters and quotes on this line")
-        yield _record(cells, line, problem)
+        if export:
+            example, annotator, label, status = labelstudio_format.csv_answer(cells, rule, where=f"{path}:{line}")
+            yield example, annotator, label, line, "", status, problem
+        else:
+            yield _record(cells, line, problem)
 
 
 def _jsonl(path: Path) -> Iterator[tuple]:

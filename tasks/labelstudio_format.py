@@ -1,5 +1,5 @@
 """Label Studio's documented formats, both ways: a round's batch as tasks and a labeling config,
-and a JSON export of annotations as answer rows.
+and an export of annotations (JSON, CSV or TSV) as answer rows.
 
 Pure: data in, text out (no SDK, no server). Out: one task per request of the batch,
 ``data`` = ``text``, ``example_id``, ``suggested_annotator`` (routing's choice, shown above
@@ -8,7 +8,9 @@ task like any other, since Label Studio keeps several annotations per task. In: 
 (a list of tasks with ``annotations[].result[].value.choices``, ``completed_by`` and
 ``was_cancelled``) becomes the rows :mod:`crowdloop.tasks.ingest` checks and stores, one per
 annotation: skipped (``was_cancelled``) and empty ones are marked, not answered, and a task
-without annotations is an unanswered row. Every problem names the file and the task id.
+without annotations is an unanswered row. Every problem names the file and the task id. A CSV
+or TSV export (one row per annotation) is read by :mod:`crowdloop.tasks.ingest` row by row, each
+row through :func:`csv_answer`; its problems name the file and line.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from crowdloop.tasks.files import people_csv
 TASK_KEYS = ("text", "example_id", "suggested_annotator", "round")  # a task's data
 CHOICES = "label"  # the <Choices> control's name: the key of its result
 SKIPPED, EMPTY = "skipped", "empty"  # a row's status when its annotation gives no class
+CSV_EXPORT = ("annotator", "annotation_id", "lead_time")  # columns every Label Studio CSV or TSV export has
 
 
 def label_config(classes: Sequence[str]) -> str:
@@ -153,16 +156,67 @@ def annotator_id(completed_by, rule: LabelStudioConfig, *, where: str) -> str:
     if user is None or isinstance(user, (dict, list, bool)):
         raise IngestError(f"{where}: an annotation has no completed_by user; export the project from "
                           "Label Studio again.")
+    return _named(str(user), email or None, rule, where=where)
+
+
+def is_csv_export(path: Path, header: Sequence[str]) -> bool:
+    """Whether a CSV or TSV header is a Label Studio export's: one row per annotation (skipped
+    ones left out), a task without annotations once, with an empty ``annotator``. Raises
+    :class:`IngestError` for an export of tasks crowdloop did not write (no ``example_id``)."""
+    if not set(CSV_EXPORT) <= set(header):
+        return False
+    if "example_id" not in header:
+        raise IngestError(f"{path}:1: a Label Studio export without an example_id column; label the tasks "
+                          "`crowdloop export --format label-studio` writes (their data carries it).")
+    return True
+
+
+def csv_answer(cells: dict, rule: LabelStudioConfig, *, where: str) -> tuple[str, str, str, str]:
+    """``(example_id, annotator_id, label, status)`` of one row of a Label Studio CSV or TSV
+    export (``cells``: its example_id, annotator and label). ``annotator`` is the user's number
+    (their email in an export with user details), '' for a task without annotations; ``label``
+    is the chosen class, JSON when an annotation chose several, '' when it chose none."""
+    example, annotator, label = (cells.get(key, "") for key in ("example_id", "annotator", CHOICES))
+    if not annotator:
+        return example, "", "", ""
+    chosen = _cell_choices(label)
+    if chosen is not None and len(chosen) != 1:
+        raise IngestError(f"{where}: an annotation chooses {len(chosen)} classes ({', '.join(map(str, chosen))}); "
+                          "each annotation must choose one (choice=\"single-radio\" in the labeling config).")
+    label = label if chosen is None else str(chosen[0]).strip()
+    email = "@" in annotator
+    return (example, _named(None if email else annotator, annotator if email else None, rule, where=where), label,
+            "" if label else EMPTY)
+
+
+def _cell_choices(label: str) -> list | None:
+    """The classes of an export cell that holds JSON (``{"choices": [...]}``: an annotation that chose
+    several); None for a plain class name."""
+    if not label.startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(label)
+    except json.JSONDecodeError:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [c for item in items for c in (item.get("choices") or [] if isinstance(item, dict) else [item])]
+
+
+def _named(user: str | None, email: str | None, rule: LabelStudioConfig, *, where: str) -> str:
+    """The annotator id ``labelstudio.annotator_id`` gives a Label Studio user known by number, email or both."""
     if rule.annotator_id == "user_id":
-        return str(user)
+        if user is None:
+            raise IngestError(f"{where}: the annotator is {email}, an email without a user number, and "
+                              "labelstudio.annotator_id is user_id; set it to email or table.")
+        return user
     if rule.annotator_id == "email":
         if not email:
-            raise IngestError(f"{where}: completed_by is user {user} without an email, and labelstudio.annotator_id "
+            raise IngestError(f"{where}: the annotator is user {user} without an email, and labelstudio.annotator_id "
                               "is email; fetch the export with `crowdloop labelstudio pull` (it carries the "
                               "emails) or set labelstudio.annotator_id to user_id or table.")
         return str(email)
-    for key in (str(user), email):
-        if key in rule.annotators:
+    for key in (user, email):
+        if key is not None and key in rule.annotators:
             return rule.annotators[key]
-    raise IngestError(f"{where}: user {user}{f' ({email})' if email else ''} is not in labelstudio.annotators; "
-                      "add them to that table in params.yaml.")
+    shown = f"{user} ({email})" if user and email else user or email
+    raise IngestError(f"{where}: user {shown} is not in labelstudio.annotators; add them to that table in params.yaml.")

@@ -11,6 +11,7 @@ Where Label Studio cannot be installed or started, the test is skipped with the 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -27,7 +28,7 @@ import pytest
 from crowdloop import api
 from crowdloop.cli import main
 from crowdloop.flows.scheduled import scheduled_round
-from crowdloop.tasks import config, labelstudio_client, store
+from crowdloop.tasks import config, ingest, labelstudio_client, store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -180,6 +181,16 @@ def test_push_label_as_two_users_pull_and_the_next_round_runs_on_the_answers(lab
     assert set(pulled["annotator_id"]) == set(USERS)
     again = api.labelstudio_pull(camp)
     assert len(again.new) == 0 and again.already_stored == len(given) and again.skipped == 1
+
+    # Label Studio's CSV export of the same project (users by number, skipped annotations left out)
+    # reads back as the same answers, and ingesting it stores nothing twice
+    exported_csv = tmp_path / "export.csv"
+    exported_csv.write_bytes(b"".join(first.projects.exports.download_sync(project.id, export_type="CSV")))
+    numbers = {str(client.users.whoami().id): user for client, user in zip((first, second), USERS)}
+    by_number = dataclasses.replace(config.load(camp.params_file).labelstudio, annotator_id="table", annotators=numbers)
+    rows = ingest.read_answer_file(exported_csv, labelstudio=by_number)
+    assert {(e, a): label for e, a, label in rows[["example_id", "annotator_id", "label"]].values if label} == given
+    assert len(ingest.ingest_file(camp, exported_csv, classes=classes, on_change="reject", labelstudio=by_number).new) == 0
 
     result = api.run_round(camp)
     cycle = time.monotonic() - started

@@ -118,7 +118,7 @@ def test_a_bare_user_number_has_no_email_and_the_error_says_how_to_get_one(tmp_p
     camp, ids = _campaign(tmp_path)
     tasks = labelstudio_format.batch_tasks(_batch(ids[1:2]), round=1)
     path = _write(tmp_path, "e.json", _export(tasks, [[_annotation(1, 4, "billing", email=False)]]))
-    with pytest.raises(IngestError, match=rf"^{path}: task 101: completed_by is user 4 without an email.*pull"):
+    with pytest.raises(IngestError, match=rf"^{path}: task 101: the annotator is user 4 without an email.*pull"):
         ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=dataclasses.replace(RULE, annotator_id="email"))
 
 
@@ -262,3 +262,112 @@ def test_the_labelstudio_section_is_checked(section, message):
     raw["labelstudio"].update(section)
     with pytest.raises(config.ConfigError, match=message):
         config.from_dict(raw)
+
+
+# A Label Studio CSV or TSV export. EXPORT is written by Label Studio 1.23.2's own converter
+# (label_studio_sdk 2.1.2, ``Converter.convert(..., "CSV")`` and ``"TSV"``) from the JSON export in
+# JSON_EXPORT: one row per annotation, newest first, cancelled ones left out, a task without
+# annotations once with an empty annotator, users by number. Label Studio names its TSV file *.csv too.
+EXPORT = '''"annotation_id","annotator","created_at","example_id","id","label","lead_time","round","suggested_annotator","text","updated_at"
+2,"2","2026-12-07T10:02:00Z","ex01",101,"shipping",2.5,1,"1","text 1","2026-12-07T10:02:00Z"
+1,"1","2026-12-07T10:01:00Z","ex01",101,"billing",2.5,1,"1","text 1","2026-12-07T10:01:00Z"
+3,"1","2026-12-07T10:03:00Z","ex02",102,"technical",2.5,1,"2","text 2, ""quoted""","2026-12-07T10:03:00Z"
+"","","","ex03",103,"","",1,"3","text 3",""
+5,"3","2026-12-07T10:05:00Z","ex04",104,"",2.5,1,"","text 4","2026-12-07T10:05:00Z"
+6,"2","2026-12-07T10:06:00Z","ex05",105,"billing",2.5,1,"2","text 5","2026-12-07T10:06:00Z"
+'''
+TSV_EXPORT = '"annotation_id"\t"annotator"\t"created_at"\t"example_id"\t"id"\t"label"\t"lead_time"\t"round"\t"suggested_annotator"\t"text"\t"updated_at"\n2\t"2"\t"2026-12-07T10:02:00Z"\t"ex01"\t101\t"shipping"\t2.5\t1\t"1"\t"text 1"\t"2026-12-07T10:02:00Z"\n1\t"1"\t"2026-12-07T10:01:00Z"\t"ex01"\t101\t"billing"\t2.5\t1\t"1"\t"text 1"\t"2026-12-07T10:01:00Z"\n3\t"1"\t"2026-12-07T10:03:00Z"\t"ex02"\t102\t"technical"\t2.5\t1\t"2"\t"text 2, ""quoted"""\t"2026-12-07T10:03:00Z"\n""\t""\t""\t"ex03"\t103\t""\t""\t1\t"3"\t"text 3"\t""\n5\t"3"\t"2026-12-07T10:05:00Z"\t"ex04"\t104\t""\t2.5\t1\t""\t"text 4"\t"2026-12-07T10:05:00Z"\n6\t"2"\t"2026-12-07T10:06:00Z"\t"ex05"\t105\t"billing"\t2.5\t1\t"2"\t"text 5"\t"2026-12-07T10:06:00Z"\n'
+ANSWERS = [("ex01", "2", "shipping"), ("ex01", "1", "billing"), ("ex02", "1", "technical"), ("ex05", "2", "billing")]
+
+
+def _ls_annotation(number, user, choice=None, *, cancelled=False):
+    result = [] if choice is None else [{"id": f"r{number}", "from_name": "label", "to_name": "text",
+                                         "type": "choices", "origin": "manual", "value": {"choices": [choice]}}]
+    return {"id": number, "completed_by": user, "result": result, "was_cancelled": cancelled, "lead_time": 2.5}
+
+
+def _task(number, example, annotations):
+    return {"id": number, "data": {"text": f"text {number - 100}", "example_id": example, "round": 1},
+            "annotations": annotations}
+
+
+JSON_EXPORT = [_task(101, "ex01", [_ls_annotation(1, 1, "billing"), _ls_annotation(2, 2, "shipping")]),
+               _task(102, "ex02", [_ls_annotation(3, 1, "technical"), _ls_annotation(4, 2, cancelled=True)]),
+               _task(103, "ex03", []), _task(104, "ex04", [_ls_annotation(5, 3)]),
+               _task(105, "ex05", [_ls_annotation(6, 2, "billing")])]
+
+
+def _write_export(tmp_path, text, name="project-3-at-2026-12-07-10-06-4f2a.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.replace("\n", "\r\n").encode())  # as Label Studio writes it
+    return path
+
+
+def _ingest_export(camp, path, rule=RULE):
+    return ingest.ingest_file(camp, path, classes=CLASSES, on_change="reject", labelstudio=rule)
+
+
+@pytest.mark.parametrize("separator", [",", "\t"])
+def test_a_csv_or_tsv_export_stores_what_the_json_export_stores_and_nothing_twice(tmp_path, separator):
+    camp, _ = _campaign(tmp_path)
+    path = _write_export(tmp_path, EXPORT if separator == "," else TSV_EXPORT)
+    result = _ingest_export(camp, path)
+    assert sorted(map(tuple, result.new.values.tolist())) == sorted(ANSWERS)
+    assert result.unanswered == 1 and result.empty == 1 and result.skipped == 0  # the CSV leaves skipped ones out
+    stored = store.read_annotations(camp)
+    assert sorted(map(tuple, stored[["example_id", "annotator_id", "label"]].iloc[1:].values.tolist())) \
+        == sorted(ANSWERS)
+    assert stored["source"].iloc[-1] == f"ingest:{path.name}"
+    assert len(_ingest_export(camp, path).new) == 0 and len(store.read_annotations(camp)) == len(stored)
+
+    json_path = tmp_path / "project-3.json"
+    json_path.write_text(json.dumps(JSON_EXPORT))
+    same = _ingest_export(camp, json_path)  # the same annotations in Label Studio's JSON: all already stored
+    assert len(same.new) == 0 and same.already_stored == len(ANSWERS) and same.skipped == 1
+
+
+@pytest.mark.parametrize("rule, annotators", [
+    (dataclasses.replace(RULE, annotator_id="table", annotators={"1": "alice", "2": "bob"}),
+     {"alice", "bob"}),
+    (RULE, {"1", "2"}),
+])
+def test_the_annotator_column_becomes_the_annotator_id_the_rule_names(tmp_path, rule, annotators):
+    camp, _ = _campaign(tmp_path)
+    path = _write_export(tmp_path, "\n".join(line for line in EXPORT.splitlines() if '"3"' not in line) + "\n")
+    assert set(_ingest_export(camp, path, rule).new["annotator_id"]) == annotators
+
+
+def test_an_export_with_emails_reads_them_under_the_email_rule_and_refuses_them_under_user_id(tmp_path):
+    camp, _ = _campaign(tmp_path)
+    with_emails = EXPORT.replace('"1","2026', '"ann@example.org","2026').replace('"2","2026', '"bo@example.org","2026') \
+        .replace('"3","2026', '"cy@example.org","2026')
+    path = _write_export(tmp_path, with_emails)
+    with pytest.raises(IngestError, match=rf"^{path}:2: the annotator is bo@example.org, an email .*user_id"):
+        _ingest_export(camp, path)
+    assert len(store.read_annotations(camp)) == 1
+    result = _ingest_export(camp, path, dataclasses.replace(RULE, annotator_id="email"))
+    assert set(result.new["annotator_id"]) == {"ann@example.org", "bo@example.org"}
+
+
+@pytest.mark.parametrize("change, rule, message", [
+    (lambda t: t.replace('"shipping"', '"{""choices"":[""billing"",""shipping""]}"'), RULE,
+     r":2: an annotation chooses 2 classes \(billing, shipping\); each annotation must choose one"),
+    (lambda t: t, dataclasses.replace(RULE, annotator_id="email"),
+     r":2: the annotator is user 2 without an email, and labelstudio.annotator_id is email; .*crowdloop labelstudio pull"),
+    (lambda t: t, dataclasses.replace(RULE, annotator_id="table", annotators={"1": "alice"}),
+     r":2: user 2 is not in labelstudio.annotators"),
+    (lambda t: t.replace('"example_id"', '"item"', 1), RULE, r":1: a Label Studio export without an example_id column"),
+    (lambda t: t.replace('"ex05"', '"nope"'), RULE, r":7: unknown example id 'nope'"),
+])
+def test_a_bad_export_names_file_and_line_and_stores_nothing(tmp_path, change, rule, message):
+    camp, _ = _campaign(tmp_path)
+    path = _write_export(tmp_path, change(EXPORT))
+    with pytest.raises(IngestError, match=message):
+        _ingest_export(camp, path, rule)
+    assert len(store.read_annotations(camp)) == 1
+
+
+def test_a_single_choice_written_as_json_is_that_choice(tmp_path):
+    camp, _ = _campaign(tmp_path)
+    path = _write_export(tmp_path, EXPORT.replace('"shipping"', '"{""choices"":[""shipping""]}"'))
+    assert sorted(map(tuple, _ingest_export(camp, path).new.values.tolist())) == sorted(ANSWERS)
