@@ -207,13 +207,15 @@ def _named(user: str | None, email: str | None, rule: LabelStudioConfig, *, wher
     if rule.annotator_id == "user_id":
         if user is None:
             raise IngestError(f"{where}: the annotator is {email}, an email without a user number, and "
-                              "labelstudio.annotator_id is user_id; set it to email or table.")
+                              "labelstudio.annotator_id is user_id; set it to table and map each email to the user number stored "
+                              "so far (email would file their answers under new ids).")
         return user
     if rule.annotator_id == "email":
         if not email:
             raise IngestError(f"{where}: the annotator is user {user} without an email, and labelstudio.annotator_id "
                               "is email; fetch the export with `crowdloop labelstudio pull` (it carries the "
-                              "emails) or set labelstudio.annotator_id to user_id or table.")
+                              "emails), or set labelstudio.annotator_id to table and map each user number to "
+                              "the email stored so far (user_id would file their answers under new ids).")
         return str(email)
     for key in (user, email):
         if key is not None and key in rule.annotators:
