@@ -76,7 +76,7 @@ def arm_flow(out_dir: str, base: config_mod.Config, preset: Preset, arm: Arm, se
         answers = annotators.simulate_answers(asked, replay.uncollected, collected, seed=seed, excluded=flagged)
         turned = bad is not None and number >= preset.goes_bad  # bad_answers counts only the random ones
         if turned:
-            answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed * 1000 + number)
+            answers = annotators.at_random(answers, bad, classes=cfg.classes, seed=seed)
         collected = pd.concat([collected, answers.assign(round=number)], ignore_index=True)
         previous_annotators = plan.agreed.annotators
         previous = round_data.probs_frame(data, plan.predictions.pred_probs, plan.predictions.pred_probs_unlabeled)

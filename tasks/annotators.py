@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 
@@ -67,11 +69,14 @@ def busiest(uncollected: pd.DataFrame) -> str:
 
 def at_random(answers: pd.DataFrame, annotator: str, *, classes, seed: int) -> pd.DataFrame:
     """``answers`` (ANSWER_COLUMNS) with ``annotator``'s labels replaced by uniform draws over ``classes``
-    (an annotator who stopped reading: what ``routing.min_quality`` should catch in a simulation)."""
+    (an annotator who stopped reading: what ``routing.min_quality`` should catch in a simulation).
+    Each example's draw depends on ``seed`` and the example alone, so every arm of a seed hears the
+    same random label for it (as :func:`simulate_answers` gives every arm the same annotator)."""
     mine = (answers["annotator_id"] == annotator).to_numpy()
-    draws = np.random.default_rng(seed).choice(np.asarray(classes, dtype=object), size=int(mine.sum()))
+    pick = [np.random.default_rng([seed, zlib.crc32(str(example).encode())]).integers(len(classes))
+            for example in answers.loc[mine, "example_id"]]
     out = answers.copy()
-    out.loc[mine, "label"] = draws
+    out.loc[mine, "label"] = np.asarray(classes, dtype=object)[pick] if pick else []
     return out
 
 

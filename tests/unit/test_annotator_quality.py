@@ -140,6 +140,11 @@ def test_an_annotator_who_goes_bad_answers_uniformly_at_random():
     assert (out.loc[out["annotator_id"] == "ok", "label"] == "x").all()
     assert 0.4 < (out.loc[out["annotator_id"] == "bad", "label"] == "y").mean() < 0.6
     assert out.equals(at_random(answers, "bad", classes=["x", "y"], seed=0))  # seeded
+    # an example's random label depends on the seed and the example, not on the rest of the batch or its order
+    bad = out[out["annotator_id"] == "bad"].set_index("example_id")["label"]
+    alone = at_random(answers.iloc[[40, 6]], "bad", classes=["x", "y"], seed=0).set_index("example_id")["label"]
+    assert alone.to_dict() == bad[["e40", "e6"]].to_dict()
+    assert len({tuple(at_random(answers.iloc[:20], "bad", classes=["x", "y"], seed=s)["label"]) for s in range(5)}) > 1
     assert busiest(pd.DataFrame({"annotator_id": ["b", "a", "b", "a", "c"]})) == "a"  # tie: the smaller id
 
 
