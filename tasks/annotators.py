@@ -26,8 +26,8 @@ def simulate_answers(batch: pd.DataFrame, uncollected: pd.DataFrame, collected: 
         whose answer drew the lowest number answers. The draws depend on ``seed`` and
         ``uncollected`` alone, not on the batch or on what was collected, so two strategies
         that ask for the same example with the same seed hear the same annotator, whichever
-        round they ask in (common random numbers: the difference between them is the
-        strategies', not the draws')
+        round they ask in, as long as the same annotators are free and seen for it (common
+        random numbers: the difference between them is the strategies', not the draws')
     excluded : annotators who never answer (flagged ones: routing asks them nothing)
 
     Returns
