@@ -69,12 +69,13 @@ def one_shot(args) -> None:
 
 
 def bake_off(args) -> None:
-    folders = args.sims or [args.out / "bake_off"]
+    # one folder per call: a simulation's curves.csv holds the arms of its own call only
+    folders = args.sims or [args.out / "bake_off", args.out / "bake_off_random"]
     if not args.sims:
         base = [str(DATASETS / "politeness"), "--format", "tutorial", "--preset", "tutorial", "--seeds",
-                str(args.seeds), "--out", str(folders[0]), *SHARED_CACHE]
-        simulate([*base, "--strategies", "activelab", "--consensus", args.methods])
-        simulate([*base, "--strategies", "random"])
+                str(args.seeds), *SHARED_CACHE]
+        simulate([*base, "--strategies", "activelab", "--consensus", args.methods, "--out", str(folders[0])])
+        simulate([*base, "--strategies", "random", "--out", str(folders[1])])
     curves = pd.concat([pd.read_csv(Path(f) / "curves.csv") for f in folders], ignore_index=True)
     table = _at_rounds(curves, ("test_accuracy", "consensus_accuracy"))
     table.to_csv(args.out / "bake_off.csv")
