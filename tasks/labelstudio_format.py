@@ -122,7 +122,11 @@ def _choice(annotation: dict, where: str) -> tuple[str, str]:
     result = annotation.get("result") or []
     if not isinstance(result, list):
         raise IngestError(f"{where}: an annotation's 'result' must be a list.")
-    chosen = [c for region in result if _is_choices(region) for c in _region_choices(region, where)]
+    return _one_class([c for region in result if _is_choices(region) for c in _region_choices(region, where)], where)
+
+
+def _one_class(chosen: list, where: str) -> tuple[str, str]:
+    """(class name, '') for an annotation's one choice, ('', empty) for none; several are refused."""
     if len(chosen) > 1:
         raise IngestError(f"{where}: an annotation chooses {len(chosen)} classes ({', '.join(map(str, chosen))}); "
                           "each annotation must choose one (choice=\"single-radio\" in the labeling config).")
@@ -180,13 +184,9 @@ def csv_answer(cells: dict, rule: LabelStudioConfig, *, where: str) -> tuple[str
     if not annotator:
         return example, "", "", ""
     chosen = _cell_choices(label)
-    if chosen is not None and len(chosen) != 1:
-        raise IngestError(f"{where}: an annotation chooses {len(chosen)} classes ({', '.join(map(str, chosen))}); "
-                          "each annotation must choose one (choice=\"single-radio\" in the labeling config).")
-    label = label if chosen is None else str(chosen[0]).strip()
+    label, status = (label, "" if label else EMPTY) if chosen is None else _one_class(chosen, where)
     email = "@" in annotator
-    return (example, _named(None if email else annotator, annotator if email else None, rule, where=where), label,
-            "" if label else EMPTY)
+    return example, _named(None if email else annotator, annotator if email else None, rule, where=where), label, status
 
 
 def _cell_choices(label: str) -> list | None:

@@ -219,3 +219,12 @@ def test_a_folder_given_as_the_answer_file_is_named_a_folder_not_a_file_type(tmp
     folder.mkdir()
     with pytest.raises(IngestError, match=rf"^{re.escape(str(folder))}: a folder, not an answer file"):
         next(read_answer_chunks(folder))
+
+
+def test_a_csv_file_whose_header_has_tabs_and_no_commas_is_read_as_tab_separated(tmp_path, camp):
+    # Label Studio writes its TSV export to a *.csv file
+    path = _file(tmp_path, "tabs.csv", "example_id\tannotator_id\tlabel\ne2\ta2\tbilling\ne3\ta2\ttechnical\n")
+    assert sorted(map(tuple, _ingest(camp, path).new.values.tolist())) == [("e2", "a2", "billing"),
+                                                                           ("e3", "a2", "technical")]
+    # a header with commas stays comma-separated, tabs in its cells and all
+    _refused(camp, _file(tmp_path, "mixed.csv", HEADER + "e4\ta2\tbilling\n"), line=2, word="1 field where")
