@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from crowdloop import cli
+from crowdloop import cli, signals
 from crowdloop.tasks import report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +45,22 @@ def demo_args(folder: Path) -> list[str]:
             "--examples-gold-col", "gold"]
 
 
+def crowdloop(argv: list[str]) -> int:
+    """`crowdloop ARGV` in this process; returns its exit code. SIGTERM (a timeout, ``kill``) stops the
+    script as it stops the command: the run unwinds and Prefect's temporary server goes with it."""
+    _stop_on_sigterm()
+    return cli.main(argv)
+
+
+@functools.cache
+def _stop_on_sigterm() -> None:
+    signals.stop_on_sigterm()  # once per process: each call arms another watcher
+
+
 def simulate(args: list[str]) -> float:
     """Run `crowdloop simulate ARGS`; returns wall seconds."""
     start = time.perf_counter()
-    code = cli.main(["simulate", *args])
+    code = crowdloop(["simulate", *args])
     if code:
         raise SystemExit(f"crowdloop simulate failed with exit code {code}")
     return time.perf_counter() - start

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -182,6 +183,8 @@ def main() -> None:
     parser.add_argument("--commit", default=None, help="the crowdloop commit measured (default: git HEAD)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "round_speed.json")
     args = parser.parse_args()
+    if importlib.util.find_spec("accelerate") is None:  # before minutes of loading, not at the Trainer's first fit
+        raise SystemExit("benchmarks/round_speed.py: its Trainer side needs accelerate: pip install -e '.[bench]'")
     for key, value in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DO_NOT_TRACK": "true"}.items():
         os.environ.setdefault(key, value)
     import datasets

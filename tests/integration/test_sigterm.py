@@ -1,9 +1,10 @@
 """SIGTERM (a timeout, a service manager) ends `crowdloop round` and `crowdloop simulate` within
 seconds, with a non-zero status, and takes every process they started with them (Prefect's
-temporary server included); the campaign stays sound.
+temporary server included); the campaign stays sound. A benchmark script, which runs the
+simulation in its own Python process, stops the same way.
 
-Both commands run as real `crowdloop` processes, at the same time, each with its own
-temporary Prefect server, and are signalled mid-way (the round mid-training).
+The commands run as real processes, at the same time, each with its own temporary Prefect
+server, and are signalled mid-way (the round mid-training).
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from crowdloop.tasks import demo, store, version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CROWDLOOP = str(Path(sys.executable).parent / "crowdloop")
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 class Command:
-    """`crowdloop ARGS` in its own process group (so the test can always clean up), its stderr collected."""
+    """`crowdloop ARGS` (or another ``program``) in its own process group (so the test can always clean
+    up), its stderr collected."""
 
-    def __init__(self, args: list[str], home: Path):
+    def __init__(self, args: list[str], home: Path, program: tuple[str, ...] = (CROWDLOOP,)):
         env = {**os.environ, "PREFECT_HOME": str(home)}
         env.pop("PREFECT_API_URL", None)  # its own temporary server: the one that must not outlive it
-        self.proc = subprocess.Popen([CROWDLOOP, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*program, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=env, start_new_session=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
@@ -76,10 +79,15 @@ def test_sigterm_stops_a_round_and_a_simulation_promptly_and_takes_their_process
     camp = campaign_factory(tmp_path / "camp")
     home = tmp_path / "prefect"
     round_cmd = Command(["-C", str(camp.root), "round", "--simulate"], home)
-    simulation = Command([
-        "simulate", str(dataset / "answers.csv"), "--format", "long", "--examples", str(dataset / "examples.csv"),
+    simulate_args = [
+        str(dataset / "answers.csv"), "--format", "long", "--examples", str(dataset / "examples.csv"),
         "--examples-gold-col", "gold", "--preset", "rte", "--rounds", "25", "--seeds", "1",
-        "--strategies", "random", "--params", str(dataset / "params.yaml"), "--out", str(tmp_path / "sim")], home)
+        "--strategies", "random", "--params", str(dataset / "params.yaml")]
+    simulation = Command(["simulate", *simulate_args, "--out", str(tmp_path / "sim")], home)
+    # what every script under benchmarks/ does: the simulation in the script's own process
+    benchmark = Command([*simulate_args, "--out", str(tmp_path / "bench")], tmp_path / "prefect-bench", program=(
+        sys.executable, "-c", f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); import _compare; "
+                              "_compare.simulate(sys.argv[1:])"))
     round_cmd.wait_for("-fold out-of-sample predictions", timeout=240)  # mid-training
     code, seconds, left = round_cmd.terminate()
     assert code != 0 and seconds < 10 and left == [], (code, seconds, left, "".join(round_cmd.lines[-20:]))
@@ -88,6 +96,10 @@ def test_sigterm_stops_a_round_and_a_simulation_promptly_and_takes_their_process
     simulation.wait_for("round 2/25", timeout=240)
     code, seconds, left = simulation.terminate()
     assert code != 0 and seconds < 10 and left == [], (code, seconds, left, "".join(simulation.lines[-20:]))
+
+    benchmark.wait_for("round 2/25", timeout=240)
+    code, seconds, left = benchmark.terminate()
+    assert code != 0 and seconds < 10 and left == [], (code, seconds, left, "".join(benchmark.lines[-20:]))
 
     assert api.verify(camp).findings == []
     assert version.round_tags(camp) == ["round-000"] and store.completed_rounds(camp) == []
