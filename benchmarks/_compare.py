@@ -80,6 +80,39 @@ def per_round(curves: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     return table
 
 
+def rule_readings(curves: pd.DataFrame, name: str, group: int, pairs: dict[str, tuple[str, str]],
+                  metrics: tuple[str, ...] = ("macro_f1", "consensus_accuracy")) -> list[dict]:
+    """Each group of ``group`` consecutive seeds, each reading ``label: (first, second)`` of ``pairs``,
+    each metric: whether "never worse than random" holds for first against second. ``holds``: the mean
+    over rounds of first − second is not below 0 by more than one standard error (over seeds) and no
+    round (``behind``) by more than two standard errors of its difference; ``holds (Holm)``: the same
+    with the rounds read at once (``report.behind_holm``)."""
+    seeds = sorted(curves["seed"].unique())
+    rows = []
+    for start in range(0, len(seeds) - group + 1, group):
+        part = curves[curves["seed"].isin(seeds[start:start + group])]
+        for label, (first, second) in pairs.items():
+            for metric in metrics:
+                result = report.comparison(part, first, second, metric=metric)
+                mean, se = result["mean_difference"], result["mean_difference_se"]
+                rows.append({"dataset": name, "seeds": f"{seeds[start]}-{seeds[start + group - 1]}",
+                             "reading": label, "metric": metric,
+                             "mean diff ± se": f"{mean:+.4f} ± {se:.4f}", "behind": result["rounds_behind"],
+                             "behind (Holm)": result["rounds_behind_holm"],
+                             "holds": bool(mean >= -se and result["rounds_behind"] == 0),
+                             "holds (Holm)": bool(mean >= -se and result["rounds_behind_holm"] == 0)})
+    return rows
+
+
+def print_readings(table: pd.DataFrame, group: int) -> None:
+    """The readings, then how many hold on every dataset and metric at once, by each rule."""
+    print(table.to_string(index=False))
+    for holds in ("holds", "holds (Holm)"):
+        whole = table.groupby(["seeds", "reading"])[holds].all()
+        print(f"{holds}: the rule holds on every dataset and metric in {int(whole.sum())} of {len(whole)} "
+              f"readings of {group} seeds; cells failing: {int((~table[holds]).sum())} of {len(table)}")
+
+
 def headline(curves: pd.DataFrame, *, target: float, window: tuple[int, int], metric: str = "accuracy",
              strategy: str = "auto", baseline: str = "random") -> str:
     reach = report.annotations_to_reach(curves, target, metric)

@@ -1,7 +1,7 @@
 """The default strategy against random on every dataset in ../shared/datasets: one table, a figure each.
 
     python benchmarks/all.py [--seeds 5] [--data politeness,rte,hs_brexit] [--evaluate test|validation]
-                             [--params params.yaml] [--out benchmarks/out/all]
+                             [--params params.yaml] [--group N] [--out benchmarks/out/all]
 
 For each dataset it runs `crowdloop simulate` with the arms ``auto`` (params.yaml's default
 strategy, CROWDLAB consensus) and ``random`` (majority vote), then compares them, seeds
@@ -18,7 +18,11 @@ against the dataset's gold, or the majority of all its annotations):
 * ``to target``: mean annotations until the mean metric reaches the dataset's target;
 * ``final``: the last round's mean ± std over seeds, auto then random.
 
-Writes table.csv and table.md, and <dataset>.png (the curves of both arms) in --out.
+Writes table.csv and table.md, and <dataset>.png (the curves of both arms) in --out. With
+``--group N`` it also cuts the seeds into groups of N and reads each group on macro-F1 and
+consensus accuracy by the rule "never worse than random" (the mean over rounds not below by more
+than one standard error, no round by more than two; and with the rounds read at once), as
+`benchmarks/random_vs_random.py` reads random against itself: groups.csv, and how many groups hold.
 Use ``--evaluate validation`` when choosing settings: it scores on a split carved from the
 pool and never looks at the test split.
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import ROOT, SOURCES, dataset_args, simulate
+from _compare import ROOT, SOURCES, dataset_args, print_readings, rule_readings, simulate
 from crowdloop.cli import exit_frozen
 from crowdloop.tasks import report
 
@@ -78,10 +82,11 @@ def main() -> None:
     parser.add_argument("--evaluate", choices=["test", "validation"], default="test")
     parser.add_argument("--params", type=Path, default=None, help="params.yaml for the model settings")
     parser.add_argument("--strategies", default="auto,random", help="the arm under test, then the baseline")
+    parser.add_argument("--group", type=int, default=None, help="also read the rule in groups of this many seeds")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "all")
     args = parser.parse_args()
     strategy, baseline = args.strategies.split(",")
-    rows, seconds = [], {}
+    rows, groups, seconds = [], [], {}
     for name in args.data.split(","):
         flags, target = dataset_args(name)
         out = args.out / name
@@ -90,6 +95,8 @@ def main() -> None:
                                   "--evaluate", args.evaluate, "--target", str(target), "--out", str(out), *extra])
         curves = pd.read_csv(out / "curves.csv")
         rows += rows_for(name, curves, target, strategy, baseline)
+        if args.group:
+            groups += rule_readings(curves, name, args.group, {f"{strategy} - {baseline}": (strategy, baseline)})
         figure = report.plot(curves, title=f"{name} ({args.evaluate})",
                              metrics=("accuracy", "macro_f1", "consensus_accuracy"))
         figure.savefig(args.out / f"{name}.png", dpi=110)
@@ -98,6 +105,9 @@ def main() -> None:
     shown = table[[c for c in table.columns if not c.startswith("_")]]
     (args.out / "table.md").write_text(shown.to_markdown(index=False) + "\n")
     print(shown.to_string(index=False))
+    if groups:
+        pd.DataFrame(groups).to_csv(args.out / "groups.csv", index=False)
+        print_readings(pd.DataFrame(groups), args.group)
     print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
 
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import ROOT, SHARED_CACHE, dataset_args, simulate
+from _compare import ROOT, SHARED_CACHE, dataset_args, print_readings, rule_readings, simulate
 from crowdloop.cli import exit_frozen
-from crowdloop.tasks import report
 from crowdloop.tasks.scoring.strategies import random_scores
 from crowdloop.tasks.simulation_protocol import arm
 
@@ -41,21 +40,7 @@ def other_draws(inputs, *, seed: int):
 
 def readings(curves: pd.DataFrame, name: str, group: int) -> list[dict]:
     """Each group of ``group`` seeds, both ways, each metric: the rule's verdict."""
-    seeds = sorted(curves["seed"].unique())
-    rows = []
-    for start in range(0, len(seeds) - group + 1, group):
-        part = curves[curves["seed"].isin(seeds[start:start + group])]
-        for first, second in ((A, B), (B, A)):
-            for metric in METRICS:
-                result = report.comparison(part, first, second, metric=metric)
-                mean, se = result["mean_difference"], result["mean_difference_se"]
-                rows.append({"dataset": name, "seeds": f"{seeds[start]}-{seeds[start + group - 1]}",
-                             "reading": "A - B" if first == A else "B - A", "metric": metric,
-                             "mean diff ± se": f"{mean:+.3f} ± {se:.3f}", "behind": result["rounds_behind"],
-                             "behind (Holm)": result["rounds_behind_holm"],
-                             "holds": bool(mean >= -se and result["rounds_behind"] == 0),
-                             "holds (Holm)": bool(mean >= -se and result["rounds_behind_holm"] == 0)})
-    return rows
+    return rule_readings(curves, name, group, {"A - B": (A, B), "B - A": (B, A)}, METRICS)
 
 
 def main() -> None:
@@ -77,11 +62,7 @@ def main() -> None:
         rows += readings(pd.read_csv(out / "curves.csv"), name, args.group)
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "readings.csv", index=False)
-    print(table.to_string(index=False))
-    for holds in ("holds", "holds (Holm)"):
-        whole = table.groupby(["seeds", "reading"])[holds].all()
-        print(f"{holds}: the rule holds on every dataset and metric in {int(whole.sum())} of {len(whole)} "
-              f"readings of {args.group} seeds; cells failing: {int((~table[holds]).sum())} of {len(table)}")
+    print_readings(table, args.group)
 
 
 if __name__ == "__main__":
