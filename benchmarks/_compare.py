@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 
@@ -64,6 +65,13 @@ def simulate(args: list[str]) -> float:
     if code:
         raise SystemExit(f"crowdloop simulate failed with exit code {code}")
     return time.perf_counter() - start
+
+
+def importable_by_workers() -> None:
+    """Let the simulation's worker processes import the benchmark scripts (an arm given as
+    ``module:function`` of one of them)."""
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
 
 
 def dataset_args(name: str) -> tuple[list[str], float]:

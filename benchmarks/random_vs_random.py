@@ -17,12 +17,12 @@ strategy that is no better and no worse than random, at that many seeds.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from _compare import ROOT, SHARED_CACHE, dataset_args, print_readings, rule_readings, simulate
+from _compare import (ROOT, SHARED_CACHE, dataset_args, importable_by_workers, print_readings, rule_readings,
+                      simulate)
 from crowdloop.cli import exit_frozen
 from crowdloop.tasks.scoring.strategies import random_scores
 from crowdloop.tasks.simulation_protocol import arm
@@ -50,9 +50,7 @@ def main() -> None:
     parser.add_argument("--data", default="rte,hs_brexit")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "random_vs_random")
     args = parser.parse_args()
-    # the simulation's worker processes import this module for the B arm
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    importable_by_workers()  # they import this module for the B arm
     rows = []
     for name in args.data.split(","):
         flags, target = dataset_args(name)
