@@ -46,7 +46,7 @@ def demo_args(folder: Path) -> list[str]:
             "--examples-gold-col", "gold"]
 
 
-def crowdloop(argv: list[str]) -> int:
+def crowdloop_command(argv: list[str]) -> int:
     """`crowdloop ARGV` in this process; returns its exit code. SIGTERM (a timeout, ``kill``) stops the
     script as it stops the command: the run unwinds and Prefect's temporary server goes with it."""
     _stop_on_sigterm()
@@ -61,7 +61,7 @@ def _stop_on_sigterm() -> None:
 def simulate(args: list[str]) -> float:
     """Run `crowdloop simulate ARGS`; returns wall seconds."""
     start = time.perf_counter()
-    code = crowdloop(["simulate", *args])
+    code = crowdloop_command(["simulate", *args])
     if code:
         raise SystemExit(f"crowdloop simulate failed with exit code {code}")
     return time.perf_counter() - start

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import DATASETS, ROOT, SHARED_CACHE, crowdloop, dataset_args, demo_args, simulate
+from _compare import DATASETS, ROOT, SHARED_CACHE, crowdloop_command, dataset_args, demo_args, simulate
 from crowdloop.tasks import report
 
 # crowd-kit's published accuracies (Ustalov, Pavlichenko, Tseitlin: "Learning from Crowds with Crowd-Kit",
@@ -52,8 +52,8 @@ def one_shot(args) -> None:
     out = args.out / "rte_one_shot.csv"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = crowdloop(["aggregate", *flags, "--labels-per-item", "all,1,3,5", "--draws", str(args.draws),
-                         "--out", str(out)])
+        code = crowdloop_command(["aggregate", *flags, "--labels-per-item", "all,1,3,5", "--draws",
+                                  str(args.draws), "--out", str(out)])
     if code:
         raise SystemExit(f"crowdloop aggregate failed with exit code {code}")
     printed = printed.getvalue()
