@@ -88,6 +88,45 @@ def per_round(curves: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     return table
 
 
+COMPARED = ("accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy")
+
+
+def comparison_rows(name: str, curves: pd.DataFrame, target: float, strategy: str, baseline: str) -> list[dict]:
+    """``strategy`` against ``baseline`` on dataset ``name``, a row per metric of COMPARED that the curves
+    hold: the columns of `benchmarks/all.py`'s table (its docstring says what each means)."""
+    signal = curves[curves["strategy"] == strategy].groupby("round")["signal"].mean() > 0.5
+    rows = []
+    for metric in COMPARED:
+        if curves[report.column(metric)].isna().all():
+            continue
+        result = report.comparison(curves, strategy, baseline, metric=metric)
+        means = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value")
+        stds = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value_std")
+        ahead = means[strategy] > means[baseline]
+        with_signal = signal.reindex(means.index, fill_value=False)
+        reach = report.annotations_to_reach(curves, target, metric)
+        last = means.index.max()
+        rows.append({
+            "dataset": name, "metric": metric, "seeds": result["seeds"],
+            "error ratio": round(result["error_ratio"], 3),
+            "mean diff ± se": f"{result['mean_difference']:+.3f} ± {result['mean_difference_se']:.3f}",
+            "worst round": f"{result['worst_round']}: {result['worst_difference']:+.3f} ± "
+                           f"{result['worst_difference_se']:.3f}",
+            "won": f"{result['rounds_won']}/{result['rounds_compared']}",
+            "behind": result["rounds_behind"], "behind (Holm)": result["rounds_behind_holm"],
+            "signal rounds": int(with_signal.sum()),
+            "won (signal)": f"{int((ahead & with_signal).sum())}/{int(with_signal.sum())}",
+            "to target": f"{target:g}: " + " / ".join("never" if v != v else f"{v:.0f}"
+                                                       for v in (reach.get(strategy), reach.get(baseline))),
+            "final": f"{means.loc[last, strategy]:.3f} ± {stds.loc[last, strategy]:.3f} / "
+                     f"{means.loc[last, baseline]:.3f} ± {stds.loc[last, baseline]:.3f}",
+            # machine-readable twins of the strings above
+            "_mean_difference": result["mean_difference"], "_mean_difference_se": result["mean_difference_se"],
+            "_worst_difference": result["worst_difference"], "_worst_difference_se": result["worst_difference_se"],
+        })
+    return rows
+
+
 def rule_readings(curves: pd.DataFrame, name: str, group: int, pairs: dict[str, tuple[str, str]],
                   metrics: tuple[str, ...] = ("macro_f1", "consensus_accuracy")) -> list[dict]:
     """Each group of ``group`` consecutive seeds, each reading ``label: (first, second)`` of ``pairs``,

@@ -34,46 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from _compare import ROOT, SOURCES, dataset_args, print_readings, rule_readings, simulate
+from _compare import ROOT, SOURCES, comparison_rows, dataset_args, print_readings, rule_readings, simulate
 from crowdloop.cli import exit_frozen
 from crowdloop.tasks import report
-
-METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "consensus_accuracy")
-
-
-def rows_for(name: str, curves: pd.DataFrame, target: float, strategy: str, baseline: str) -> list[dict]:
-    signal = curves[curves["strategy"] == strategy].groupby("round")["signal"].mean() > 0.5
-    rows = []
-    for metric in METRICS:
-        if curves[report.column(metric)].isna().all():
-            continue
-        result = report.comparison(curves, strategy, baseline, metric=metric)
-        means = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value")
-        stds = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value_std")
-        ahead = means[strategy] > means[baseline]
-        with_signal = signal.reindex(means.index, fill_value=False)
-        reach = report.annotations_to_reach(curves, target, metric)
-        last = means.index.max()
-        rows.append({
-            "dataset": name, "metric": metric, "seeds": result["seeds"],
-            "error ratio": round(result["error_ratio"], 3),
-            "mean diff ± se": f"{result['mean_difference']:+.3f} ± {result['mean_difference_se']:.3f}",
-            "worst round": f"{result['worst_round']}: {result['worst_difference']:+.3f} ± "
-                           f"{result['worst_difference_se']:.3f}",
-            "won": f"{result['rounds_won']}/{result['rounds_compared']}",
-            "behind": result["rounds_behind"], "behind (Holm)": result["rounds_behind_holm"],
-            "signal rounds": int(with_signal.sum()),
-            "won (signal)": f"{int((ahead & with_signal).sum())}/{int(with_signal.sum())}",
-            "to target": f"{target:g}: " + " / ".join("never" if v != v else f"{v:.0f}"
-                                                       for v in (reach.get(strategy), reach.get(baseline))),
-            "final": f"{means.loc[last, strategy]:.3f} ± {stds.loc[last, strategy]:.3f} / "
-                     f"{means.loc[last, baseline]:.3f} ± {stds.loc[last, baseline]:.3f}",
-            # machine-readable twins of the strings above
-            "_mean_difference": result["mean_difference"], "_mean_difference_se": result["mean_difference_se"],
-            "_worst_difference": result["worst_difference"], "_worst_difference_se": result["worst_difference_se"],
-        })
-    return rows
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -94,7 +57,7 @@ def main() -> None:
         seconds[name] = simulate([*flags, "--seeds", str(args.seeds), "--strategies", args.strategies,
                                   "--evaluate", args.evaluate, "--target", str(target), "--out", str(out), *extra])
         curves = pd.read_csv(out / "curves.csv")
-        rows += rows_for(name, curves, target, strategy, baseline)
+        rows += comparison_rows(name, curves, target, strategy, baseline)
         if args.group:
             groups += rule_readings(curves, name, args.group, {f"{strategy} - {baseline}": (strategy, baseline)})
         figure = report.plot(curves, title=f"{name} ({args.evaluate})",

@@ -4,10 +4,11 @@
                                     [--out benchmarks/out/rare_first]
 
 Runs `crowdloop simulate` on each dataset with three arms, seeds paired: ``auto`` (the default),
-``rare_first:rare_first`` (below) and ``random``, then prints each arm against random on macro-F1,
-consensus accuracy and accuracy: the mean over rounds ± its standard error over seeds, the worst
-round, rounds won and behind (by more than two standard errors); and, of the examples each arm
-labeled before round 14, how many have the minority gold class and how many all their annotators agree on.
+``rare_first:rare_first`` (below) and ``random``, then prints each arm against random in the
+columns of `benchmarks/all.py`'s table (accuracy, macro-F1, balanced and consensus accuracy; the mean over
+rounds ± its standard error over seeds, the worst round, rounds won and behind ...); and, of
+the examples each arm labeled before round 14, how many have the minority gold class and how
+many all their annotators agree on.
 
 ``rare_first``: ``agreement``'s scores (its re-labels: ties first), with the unlabeled examples'
 draws dealt out again so that the first labels go to the examples the model gives the highest
@@ -24,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _compare import ROOT, SHARED_CACHE, dataset_args, importable_by_workers, simulate
+from _compare import ROOT, SHARED_CACHE, comparison_rows, dataset_args, importable_by_workers, simulate
 from crowdloop.cli import exit_frozen
-from crowdloop.tasks import files, report
+from crowdloop.tasks import files
 from crowdloop.tasks.scoring.strategies import agreement
 
 ARMS = ("auto", "rare_first:rare_first", "random")
-METRICS = ("macro_f1", "consensus_accuracy", "accuracy")
 
 
 def rare_first(inputs, *, seed: int):
@@ -48,27 +48,14 @@ def rare_first(inputs, *, seed: int):
     return scores_labeled, scores_unlabeled
 
 
-def comparisons(curves: pd.DataFrame, name: str) -> list[dict]:
-    """Each arm but random against random, each metric."""
-    rows = []
-    for arm in sorted(set(curves["strategy"]) - {"random"}):
-        for metric in METRICS:
-            r = report.comparison(curves, arm, "random", metric=metric)
-            rows.append({"dataset": name, "arm": arm, "metric": metric,
-                         "mean diff ± se": f"{r['mean_difference']:+.4f} ± {r['mean_difference_se']:.4f}",
-                         "worst round": f"{r['worst_round']}: {r['worst_difference']:+.3f} ± "
-                                        f"{r['worst_difference_se']:.3f}",
-                         "won": f"{r['rounds_won']}/{r['rounds_compared']}", "behind": r["rounds_behind"]})
-    return rows
-
-
 def labeled_before(folder: Path, before_round: int = 14) -> pd.DataFrame:
     """Per arm, means over seeds of the examples labeled before ``before_round``: how many have the
     dataset's minority class as gold, and the share whose annotators (all the data holds) agree."""
     examples = files.read_parquet(folder / "replay" / "examples.parquet").set_index("example_id")
     gold = examples.loc[examples["split"] == "pool", "gold"].astype(str)
     minority = gold.value_counts().idxmin()
-    every = pd.concat([files.read_parquet(folder / "replay" / f"{part}.parquet") for part in ("initial", "uncollected")])
+    every = pd.concat([files.read_parquet(folder / "replay" / f"{part}.parquet")
+                       for part in ("initial", "uncollected")])
     unanimous = every.groupby("example_id")["label"].nunique() == 1
     rows: dict[str, list[tuple[int, float]]] = {}
     for checkpoint in sorted((folder / "checkpoints").iterdir()):
@@ -94,7 +81,9 @@ def main() -> None:
         out = args.out / name
         simulate([*flags, "--seeds", str(args.seeds), "--strategies", ",".join(ARMS), "--evaluate", args.evaluate,
                   "--target", str(target), "--out", str(out), *SHARED_CACHE])
-        rows += comparisons(pd.read_csv(out / "curves.csv"), name)
+        curves = pd.read_csv(out / "curves.csv")
+        rows += [{"arm": arm, **row} for arm in sorted(set(curves["strategy"]) - {"random"})
+                 for row in comparison_rows(name, curves, target, arm, "random")]
         print(f"{name}: the examples labeled before round 14 (means over seeds):")
         print(labeled_before(out).round(3).to_string())
     table = pd.DataFrame(rows)

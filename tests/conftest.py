@@ -1,13 +1,17 @@
-"""Shared fixtures: a tiny random BERT (no download), the template config, a campaign lock held elsewhere."""
+"""Shared fixtures: a tiny random BERT (no download), the template config, a campaign lock held elsewhere,
+the scripts under benchmarks/."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,7 @@ from crowdloop.tasks import config as config_mod
 
 
 _PREFECT_HOME = pytest.StashKey[str]()
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def pytest_configure(config):
@@ -104,3 +109,14 @@ def _held_by(campaign, command: str):
     finally:
         release.set()
         thread.join()
+
+
+@pytest.fixture(scope="module")
+def benchmark_script():
+    """``benchmark_script(name)``: the script benchmarks/<name>.py as a module, imported as the scripts
+    import each other (their folder on sys.path, for this test module only)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(BENCHMARKS))

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from crowdloop.tasks.scoring.strategies import ScoreInputs, random
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def aa():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("random_vs_random")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def aa(benchmark_script):
+    return benchmark_script("random_vs_random")
 
 
 def test_the_other_arm_is_random_with_other_numbers(aa):

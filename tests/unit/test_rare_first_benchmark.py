@@ -3,26 +3,16 @@ the first labels going to the examples most likely of the rarest consensus class
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from crowdloop.tasks.scoring.strategies import ScoreInputs, agreement
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def rf():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("rare_first")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def rf(benchmark_script):
+    return benchmark_script("rare_first")
 
 
 def _inputs(pred_probs_unlabeled: np.ndarray | None) -> ScoreInputs:
