@@ -34,8 +34,9 @@ class Labels:
     in it (None: none did) and how many of the annotations came back after the last round (0 before
     round 1). With ``predicted``: the round whose model labeled the unannotated pool examples
     (``predicted_by``; None without ``predicted``), how many rows it labeled, how many unannotated
-    pool examples it never saw (added since: left out), and whether it carried signal (None: not
-    measured)."""
+    pool examples it never saw (added since: left out), and whether its decisions beat chance
+    (``ranking_signal``: a class-weighted model's labels can, when its probabilities do not; None:
+    not measured)."""
 
     path: Path
     examples: int
@@ -105,7 +106,7 @@ def export_labels(campaign: str | Path | Campaign, out: str | Path | None = None
     if not predicted:
         return done
     return dataclasses.replace(done, predicted_by=rounds[-1], predicted=len(table) - labeled, left_out=left_out,
-                               model_signal=signal.was_present(history))
+                               model_signal=signal.was_present(history, "ranking_signal"))
 
 
 def _check_predicts(rounds: list[int], history: list[dict], previous: pd.DataFrame | None) -> None:

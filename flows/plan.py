@@ -103,7 +103,7 @@ def plan_round(data: round_data.RoundData, previous: pd.DataFrame | None, cfg: C
             sample_weight=sample_weights(agreed, data.labeled_ids, cfg.model.sample_weights, labels=labels,
                                          class_weight=cfg.model.class_weight)))
 
-    measured = _signal(data, agreed, predictions)
+    measured = _signal(data, agreed, predictions, class_weighted=cfg.model.class_weight == "balanced")
     spend = spend or stopping.Spend(annotations=len(data.annotations), money=0.0)
     batch_size = spend.batch_limit(cfg.select.batch_size)
     with clock("score"):
@@ -216,11 +216,13 @@ def mc_dropout_passes(cfg: Config) -> int:
     return cfg.score.mc_dropout_passes if cfg.score.strategy == "bald" else 0
 
 
-def _signal(data: round_data.RoundData, agreed: consensus.Consensus, predictions: Predictions) -> dict:
+def _signal(data: round_data.RoundData, agreed: consensus.Consensus, predictions: Predictions, *,
+            class_weighted: bool) -> dict:
     """The model's signal against the consensus labels ({} before a model is trained)."""
     if not predictions.trained or predictions.folds is None:
         return {}
-    return signal.model_signal(predictions.pred_probs, round_data.consensus_labels(data, agreed), predictions.folds)
+    return signal.model_signal(predictions.pred_probs, round_data.consensus_labels(data, agreed), predictions.folds,
+                               class_weighted=class_weighted)
 
 
 def _diversity(data: round_data.RoundData, predictions: Predictions, cfg: Config) -> select.Diversity | None:

@@ -31,8 +31,8 @@ log = logging.getLogger("crowdloop")
 # The round metrics a simulation keeps, one row per arm × seed × round (NaN where a round has none).
 ROW_METRICS = ("annotations", "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "consensus_accuracy",
                "mean_consensus_quality", "oos_accuracy", "oos_balanced_accuracy", "oos_balanced_accuracy_se",
-               "chance_balanced_accuracy", "log_loss_gain", "signal", "stop", "unroutable", "krippendorff_alpha",
-               "unanimous_share", "flagged_annotators")
+               "chance_balanced_accuracy", "log_loss_gain", "signal", "ranking_signal", "stop", "unroutable",
+               "krippendorff_alpha", "unanimous_share", "flagged_annotators")
 
 
 @flow(name="simulate-arm", flow_run_name="{arm.name}-seed{seed}")
@@ -111,7 +111,7 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
                      if name in set(curves["strategy"])), None)
     table = report.summary(curves, at_rounds=at, target=target, baseline=baseline, metric=metric)
     figure = report.plot(curves, title=title)
-    columns = [*report.CURVE_COLUMNS, "oos_balanced_accuracy", "chance_balanced_accuracy", "signal",
+    columns = [*report.CURVE_COLUMNS, "oos_balanced_accuracy", "chance_balanced_accuracy", "signal", "ranking_signal",
                "krippendorff_alpha", "unanimous_share", "flagged_annotators", "flagged", "bad_answers", "strategy_used",
                "stop", "seconds"]
     text = (f"metric: {metric} (the summary's annotations to {target:g} and ROI; accuracy, macro-F1 and "

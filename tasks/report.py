@@ -153,7 +153,8 @@ def _mean_std(mean: float, std: float) -> str:
 def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float, baseline: str | None = None,
             metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """One row per strategy: mean ± std ``metric`` at ``at_rounds``; the last round's accuracy,
-    macro-F1 and balanced accuracy side by side; the share of rounds whose model carried signal;
+    macro-F1 and balanced accuracy side by side; the share of rounds whose model carried signal (and,
+    where it differs, signal in its ranking only: :mod:`crowdloop.tasks.signal`);
     annotations to reach ``target`` on ``metric``; with ``baseline``, the annotation ROI (:func:`roi`)."""
     short = {"accuracy": "acc", "macro_f1": "F1", "balanced_accuracy": "bal", "consensus_accuracy": "cons"}
     means = mean_curves(curves, metric)
@@ -168,8 +169,11 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float, ba
         if other != metric and column(other) in curves:
             values = mean_curves(curves, other).query("round == @last").set_index("strategy")["value"]
             table[f"{short[other]}@{last}"] = values.reindex(table.index).map("{:.3f}".format)
-    if "signal" in curves and curves["signal"].notna().any():  # the share of rounds the model beat chance
-        table["model signal"] = curves.groupby("strategy")["signal"].mean().reindex(table.index).map("{:.0%}".format)
+    for name, label in (("signal", "model signal"), ("ranking_signal", "ranking signal")):
+        if name in curves and curves[name].notna().any():  # the share of rounds the model beat chance
+            table[label] = curves.groupby("strategy")[name].mean().reindex(table.index).map("{:.0%}".format)
+    if "ranking signal" in table and table["ranking signal"].equals(table.get("model signal")):
+        table = table.drop(columns="ranking signal")  # only where a class-weighted model ranked without signal
     reach = annotations_to_reach(curves, target, metric)
     table[f"annotations to {short[metric]} {target:g}"] = [
         "never" if np.isnan(reach[s]) else f"{reach[s]:.0f}" for s in table.index]

@@ -15,7 +15,18 @@ from the round's k-fold out-of-sample probabilities, against the consensus label
   standard error over examples.
 
 ``signal`` is 1 when balanced accuracy is above chance by more than
-:data:`Z_SIGNAL` standard errors and the log-loss beats the prior; 0 otherwise.
+:data:`Z_SIGNAL` standard errors and the log-loss beats the prior; 0 otherwise. It is
+what ``score.strategy: auto`` and ``consensus.require_signal`` read, so the log-loss is
+that of the probabilities as fitted: the ones ActiveLab and CROWDLAB weigh.
+
+A model fitted with balanced class weights (``model.class_weight``) learned as if every
+class were equally common: on imbalanced data its probabilities overstate the rare
+classes and can lose to the prior however well it ranks. Its log-loss is also read with
+the weights undone (:func:`undo_class_weights`, ``oos_log_loss_weights_undone``), and
+``ranking_signal`` is 1 when the balanced accuracy is above chance and that log-loss
+beats the prior: the model tells the classes apart, though its probabilities as fitted
+are not ones to weigh (see README, "Will it save annotations on my data?", for what
+running ActiveLab on them did).
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ Z_SIGNAL = 2.0  # standard errors above chance that count as signal
 _TINY = 1e-12
 
 
-def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict[str, float]:
+def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray, *,
+                 class_weighted: bool = False) -> dict[str, float]:
     """The signal metrics of a round.
 
     Parameters
@@ -37,13 +49,17 @@ def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray) 
         Consensus class indices.
     folds : ndarray of shape (N,)
         The fold whose model predicted each example.
+    class_weighted : bool
+        The models were fitted with balanced class weights: ``ranking_signal`` reads the
+        log-loss with the weights undone (``signal`` reads the probabilities as fitted).
 
     Returns
     -------
     dict with ``oos_balanced_accuracy``, ``oos_balanced_accuracy_se``, ``chance_balanced_accuracy``,
     ``oos_log_loss``, ``prior_log_loss``, ``log_loss_gain``, ``log_loss_gain_se``, ``signal_z``
-    (standard errors above chance) and ``signal`` (1 or 0). Empty when fewer than two
-    examples of two classes are labeled.
+    (standard errors above chance), ``signal`` and ``ranking_signal`` (1 or 0), and with
+    ``class_weighted`` ``oos_log_loss_weights_undone``. Empty when fewer than two examples of
+    two classes are labeled.
     """
     pred_probs = np.asarray(pred_probs, dtype=float)
     labels = np.asarray(labels, dtype=int)
@@ -55,12 +71,14 @@ def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray) 
     balanced = balanced_accuracy(labels, predicted)
     chance = 1.0 / len(present)
     se = _balanced_accuracy_se(labels, predicted, folds)
-    model_loss = -np.log(np.clip(pred_probs[np.arange(len(labels)), labels], _TINY, None))
-    prior_loss = -np.log(np.clip(_held_out_priors(labels, folds, pred_probs.shape[1]), _TINY, None))
+    priors = _held_out_priors(labels, folds, pred_probs.shape[1])
+    model_loss = _log_loss(pred_probs, labels)
+    prior_loss = _log_loss(priors, labels)
     gain = prior_loss - model_loss
     gain_se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
     z = (balanced - chance) / se if se > 0 else (np.inf if balanced > chance else 0.0)
-    return {
+    above_chance = z > Z_SIGNAL
+    measured = {
         "oos_balanced_accuracy": balanced,
         "oos_balanced_accuracy_se": se,
         "chance_balanced_accuracy": chance,
@@ -69,16 +87,37 @@ def model_signal(pred_probs: np.ndarray, labels: np.ndarray, folds: np.ndarray) 
         "log_loss_gain": float(gain.mean()),
         "log_loss_gain_se": gain_se,
         "signal_z": float(min(z, 99.0)),
-        "signal": int(z > Z_SIGNAL and gain.mean() > 0),
+        "signal": int(above_chance and gain.mean() > 0),
     }
+    measured["ranking_signal"] = measured["signal"]
+    if class_weighted:
+        undone = float(_log_loss(undo_class_weights(pred_probs, priors), labels).mean())
+        measured["oos_log_loss_weights_undone"] = undone
+        measured["ranking_signal"] = int(measured["signal"] or (above_chance and undone < prior_loss.mean()))
+    return measured
 
 
-def was_present(history) -> bool | None:
+def undo_class_weights(pred_probs: np.ndarray, priors: np.ndarray) -> np.ndarray:
+    """Probabilities of a model fitted with balanced class weights, shape (N, K), for the data's own
+    class shares ``priors`` (N, K): a fit that weighs each class by 1 / its share estimates
+    p(y | x) / p(y), up to a constant per example, so multiplying by the shares and normalising
+    gives p(y | x) back (the prior-shift correction of Saerens et al., 2002)."""
+    unweighted = np.asarray(pred_probs, dtype=float) * priors
+    return unweighted / np.clip(unweighted.sum(axis=1, keepdims=True), _TINY, None)
+
+
+def _log_loss(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each example's negative log-probability of its label, shape (N,)."""
+    return -np.log(np.clip(probs[np.arange(len(labels)), labels], _TINY, None))
+
+
+def was_present(history, kind: str = "signal") -> bool | None:
     """Whether the last round's model carried signal, from the rounds' metrics (oldest first);
-    None when there is no earlier round or it was not measured."""
+    None when there is no earlier round or it was not measured. ``kind``: ``signal``, or
+    ``ranking_signal`` (rounds measured before it existed read their ``signal``)."""
     if not history:
         return None
-    value = history[-1].get("signal")
+    value = history[-1].get(kind, history[-1].get("signal"))
     return None if value is None or value != value else bool(value)
 
 
@@ -92,10 +131,17 @@ def describe(metrics: dict) -> str:
     """The signal line of a round, for the log and ``crowdloop status``."""
     if "signal" not in metrics:
         return "model signal: not measured (fewer than two labeled classes)"
-    verdict = "signal" if metrics["signal"] else "NO SIGNAL"
-    return (f"model {verdict}: out-of-sample balanced accuracy {metrics['oos_balanced_accuracy']:.3f} "
+    ranking_only = not metrics["signal"] and metrics.get("ranking_signal") == 1
+    verdict = "signal" if metrics["signal"] else "signal in its ranking only" if ranking_only else "NO SIGNAL"
+    undone = metrics.get("oos_log_loss_weights_undone")
+    weights = "" if undone is None or undone != undone else f" ({undone:.3f} with the class weights undone)"
+    line = (f"model {verdict}: out-of-sample balanced accuracy {metrics['oos_balanced_accuracy']:.3f} "
             f"± {metrics['oos_balanced_accuracy_se']:.3f} vs chance {metrics['chance_balanced_accuracy']:.3f}; "
-            f"log-loss {metrics['oos_log_loss']:.3f} vs class prior {metrics['prior_log_loss']:.3f}")
+            f"log-loss {metrics['oos_log_loss']:.3f}{weights} vs class prior {metrics['prior_log_loss']:.3f}")
+    if ranking_only:
+        line += ("; its probabilities as fitted lose to the prior (balanced class weights overstate the rare "
+                 "classes), so score.strategy auto and consensus.require_signal count it as no signal")
+    return line
 
 
 def _balanced_accuracy_se(labels: np.ndarray, predicted: np.ndarray, folds: np.ndarray) -> float:
@@ -116,10 +162,11 @@ def _balanced_accuracy_se(labels: np.ndarray, predicted: np.ndarray, folds: np.n
 
 
 def _held_out_priors(labels: np.ndarray, folds: np.ndarray, n_classes: int) -> np.ndarray:
-    """Each example's class share among the other folds' labels (add-one smoothed), shape (N,)."""
-    out = np.empty(len(labels))
+    """The class shares among the labels of the folds other than each example's (add-one smoothed,
+    what its fold model trained on), shape (N, K)."""
+    out = np.empty((len(labels), n_classes))
     for fold in np.unique(folds):
         held = folds == fold
         counts = np.bincount(labels[~held], minlength=n_classes) + 1.0
-        out[held] = (counts / counts.sum())[labels[held]]
+        out[held] = counts / counts.sum()
     return out

@@ -107,6 +107,16 @@ def test_auto_scores_with_score_signal_strategy_while_the_model_has_signal(signa
     assert plan.strategy == signal_strategy
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", "none"])
+def test_the_signal_reads_the_log_loss_with_the_class_weights_undone_only_when_they_were_used(class_weight):
+    data, _ = _data()
+    cfg = _cfg("majority")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, class_weight=class_weight))
+    plan = plan_round(data, None, cfg, number=2, train=Trainer(), clock=Stopwatch())
+    assert ("oos_log_loss_weights_undone" in plan.signal) == (class_weight == "balanced")
+    assert plan.signal["ranking_signal"] == plan.signal["signal"] == 1
+
+
 def test_no_quality_change_is_reported_across_a_change_of_consensus_method(tmp_path):
     """CROWDLAB's first round is the majority vote: its agreement rates against CROWDLAB's qualities the
     round after showed every annotator dropping (e.g. -0.48 since the round before) with nothing changed."""

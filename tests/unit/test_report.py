@@ -45,6 +45,15 @@ def test_summary_reads_the_chosen_metric_and_shows_the_others_beside_it():
         report.summary(_curves(), at_rounds=[3], target=0.7, metric="f2")
 
 
+def test_summary_shows_ranking_signal_only_where_it_differs_from_signal():
+    curves = _curves().assign(signal=lambda c: (c["round"] == 3).astype(float))
+    same = report.summary(curves.assign(ranking_signal=curves["signal"]), at_rounds=[3], target=0.7)
+    assert same.loc["smart", "model signal"] == "33%" and "ranking signal" not in same.columns
+    ranked = curves.assign(ranking_signal=(curves["round"] >= 2).astype(float))
+    table = report.summary(ranked, at_rounds=[3], target=0.7)
+    assert table.loc["smart", "model signal"] == "33%" and table.loc["smart", "ranking signal"] == "67%"
+
+
 def test_comparison_pairs_seeds_and_finds_the_worst_round():
     curves = _curves()
     # seed 1: smart is behind random in round 1 by 0.1
