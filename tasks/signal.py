@@ -133,8 +133,8 @@ def describe(metrics: dict) -> str:
         return "model signal: not measured (fewer than two labeled classes)"
     ranking_only = not metrics["signal"] and metrics.get("ranking_signal") == 1
     verdict = "signal" if metrics["signal"] else "signal in its ranking only" if ranking_only else "NO SIGNAL"
-    undone = metrics.get("oos_log_loss_weights_undone")
-    weights = "" if undone is None or undone != undone else f" ({undone:.3f} with the class weights undone)"
+    # The log-loss with the weights undone where it decides the verdict (elsewhere it is in the metrics)
+    weights = f" ({metrics['oos_log_loss_weights_undone']:.3f} with the class weights undone)" if ranking_only else ""
     line = (f"model {verdict}: out-of-sample balanced accuracy {metrics['oos_balanced_accuracy']:.3f} "
             f"± {metrics['oos_balanced_accuracy_se']:.3f} vs chance {metrics['chance_balanced_accuracy']:.3f}; "
             f"log-loss {metrics['oos_log_loss']:.3f}{weights} vs class prior {metrics['prior_log_loss']:.3f}")

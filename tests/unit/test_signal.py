@@ -86,6 +86,7 @@ def test_a_class_weighted_model_at_chance_on_imbalanced_data_has_no_signal_of_ei
     measured = _class_weighted_oos(X, y, seed)
     assert measured["signal"] == 0 and measured["ranking_signal"] == 0
     assert signal.describe(measured).startswith("model NO SIGNAL")
+    assert "weights undone" not in signal.describe(measured)
 
 
 def test_an_unweighted_model_has_ranking_signal_exactly_when_it_has_signal():
