@@ -114,8 +114,7 @@ def simulate_flow(out_dir: str, preset: Preset, seeds: list[int], base: config_m
     columns = [*report.CURVE_COLUMNS, "oos_balanced_accuracy", "chance_balanced_accuracy", "signal", "ranking_signal",
                "krippendorff_alpha", "unanimous_share", "flagged_annotators", "flagged", "bad_answers", "strategy_used",
                "stop", "seconds"]
-    text = (f"metric: {metric} (the summary's annotations to {target:g} and ROI; accuracy, macro-F1 and "
-            f"balanced accuracy are all in curves.csv)\n{table.to_string()}")
+    text = report.summary_text(table, metric=metric, target=target)
     paths = simulation_store.write_simulation(out, curves=curves.reindex(columns=columns), figure=figure,
                                               summary=text)
     # What the curves depend on (the same description settings.json holds), then what this call ran.

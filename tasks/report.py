@@ -182,6 +182,18 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float, ba
     return table
 
 
+def summary_text(table: pd.DataFrame, *, metric: str, target: float) -> str:
+    """A simulation's summary.txt: :func:`summary`'s ``table`` under a line on the metric it reads, and
+    what its ``ranking signal`` column means where it has one."""
+    text = (f"metric: {metric} (the summary's annotations to {target:g} and ROI; accuracy, macro-F1 and "
+            f"balanced accuracy are all in curves.csv)\n{table.to_string()}")
+    if "ranking signal" in table:
+        text += ("\nranking signal: rounds whose class-weighted model told the classes apart while its probabilities "
+                 "as fitted lost to the class prior (auto counted them as no signal; README, \"Will it save "
+                 "annotations on my data?\")")
+    return text
+
+
 def plot(curves: pd.DataFrame, *, title: str, reference: pd.DataFrame | None = None,
          metrics: Sequence[str] = MODEL_METRICS):
     """One panel per metric: mean ± std bands per strategy against annotations. ``reference``

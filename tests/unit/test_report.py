@@ -52,6 +52,9 @@ def test_summary_shows_ranking_signal_only_where_it_differs_from_signal():
     ranked = curves.assign(ranking_signal=(curves["round"] >= 2).astype(float))
     table = report.summary(ranked, at_rounds=[3], target=0.7)
     assert table.loc["smart", "model signal"] == "33%" and table.loc["smart", "ranking signal"] == "67%"
+    assert "ranking signal: rounds whose class-weighted model" in report.summary_text(table, metric="accuracy",
+                                                                                     target=0.7)
+    assert "ranking signal" not in report.summary_text(same, metric="accuracy", target=0.7)
 
 
 def test_comparison_pairs_seeds_and_finds_the_worst_round():
