@@ -106,7 +106,9 @@ def exit_frozen(code: int) -> NoReturn:
     collections: on its way out Python collects several times over every object torch,
     transformers, MLflow and Prefect made (3 s after a simulation here) only to hand the memory
     back to the system, which the exit does anyway. :func:`gc.freeze` takes them out of those
-    collections; atexit handlers (log flushing, Prefect's server stop) still run."""
+    collections; atexit handlers (log flushing, Prefect's server stop) still run, and a SIGTERM
+    during them ends the process without a traceback (:func:`crowdloop.signals.exiting`)."""
+    signals.exiting()
     gc.freeze()
     sys.exit(code)
 

@@ -39,8 +39,22 @@ def stop_on_sigterm() -> None:
     threading.Thread(target=_deadline_on_sigterm, args=(read_end,), daemon=True, name="crowdloop-sigterm").start()
 
 
+def exiting() -> None:
+    """The command's work is done and the process is on its way out (atexit handlers: Prefect's
+    temporary server stops, logs flush): a SIGTERM now has nothing left to undo, and raising
+    :class:`Terminated` inside those handlers would only print tracebacks. It is noted instead, so
+    the deadline of :func:`stop_on_sigterm` still ends the process should the exit take longer than
+    TERM_GRACE_SECONDS. Nothing changes where :func:`stop_on_sigterm` did not arm the handler."""
+    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        signal.signal(signal.SIGTERM, _noted)
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
+
+
+def _noted(signum, frame):
+    """SIGTERM while exiting: the wake-up pipe has told the deadline; nothing to raise."""
 
 
 def _deadline_on_sigterm(read_end: int) -> None:

@@ -6,6 +6,8 @@ import dataclasses
 import inspect
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,9 +34,6 @@ def _refused(capsys, args: list[str], *words: str) -> str:
 def test_the_command_and_its_help_load_nothing_heavy():
     """The parsers offer the presets and protocol values from tasks/simulation_protocol.py itself (one
     place); that import must stay light, or every command (and --help) would start slower."""
-    import subprocess
-    import sys
-
     probe = ("import sys, crowdloop.cli as c; c._parser(); "
              "print(sorted(m for m in ('numpy', 'pandas', 'prefect', 'mlflow', 'torch', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
@@ -378,15 +377,37 @@ def test_simulate_refuses_an_embedding_cache_that_is_a_file(tmp_path, capsys):
 def test_the_command_exits_with_its_code_after_its_atexit_handlers_with_everything_frozen(tmp_path):
     """exit_frozen (the `crowdloop` command's and the benchmarks' exit): the exit code and atexit
     handlers (log flushing, Prefect's server stop) are kept; the objects are out of the last collections."""
-    import subprocess
-    import sys
-
     script = ("import atexit, gc\nfrom crowdloop import cli\n"
               "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0, flush=True))\n"
               "cli.exit_frozen(3)\nprint('not reached')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     assert done.stdout.strip() == "frozen at exit: True"
+
+
+def _exit_with_sigterm_in_an_atexit_handler(then_sleep: float) -> subprocess.CompletedProcess:
+    """A process armed as the `crowdloop` command is (stop_on_sigterm) whose atexit handler, run by
+    exit_frozen, receives SIGTERM and then takes ``then_sleep`` seconds (the grace is 1 s)."""
+    script = ("import atexit, os, signal, time\nfrom crowdloop import cli, signals\n"
+              "signals.TERM_GRACE_SECONDS = 1.0\nsignals.stop_on_sigterm()\n"
+              "def handler():\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+              f"    time.sleep({then_sleep})\n    print('the exit finished its work', flush=True)\n"
+              "atexit.register(handler)\ncli.exit_frozen(0)\n")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def test_a_sigterm_while_the_command_exits_lets_the_exit_finish_without_a_traceback():
+    """The SIGTERM that reached `crowdloop simulate` as it exited after its last round raised Terminated
+    inside Prefect's and torch's atexit handlers: 'Exception ignored' tracebacks, and their work cut."""
+    done = _exit_with_sigterm_in_an_atexit_handler(then_sleep=0.2)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "the exit finished its work"
+    assert "Traceback" not in done.stderr and "Terminated" not in done.stderr
+
+
+def test_an_exit_that_outlasts_the_grace_after_a_sigterm_is_ended_with_143():
+    done = _exit_with_sigterm_in_an_atexit_handler(then_sleep=30)
+    assert done.returncode == 143 and "the exit finished its work" not in done.stdout, done.stderr
 
 
 def test_demo_refuses_a_round_count_below_1_before_making_the_campaign(tmp_path, capsys):
