@@ -100,8 +100,9 @@ def comparison_rows(name: str, curves: pd.DataFrame, target: float, strategy: st
         if curves[report.column(metric)].isna().all():
             continue
         result = report.comparison(curves, strategy, baseline, metric=metric)
-        means = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value")
-        stds = report.mean_curves(curves, metric).pivot(index="round", columns="strategy", values="value_std")
+        curve = report.mean_curves(curves, metric)
+        means = curve.pivot(index="round", columns="strategy", values="value")
+        stds = curve.pivot(index="round", columns="strategy", values="value_std")
         ahead = means[strategy] > means[baseline]
         with_signal = signal.reindex(means.index, fill_value=False)
         reach = report.annotations_to_reach(curves, target, metric)

@@ -169,11 +169,13 @@ def summary(curves: pd.DataFrame, *, at_rounds: Sequence[int], target: float, ba
         if other != metric and column(other) in curves:
             values = mean_curves(curves, other).query("round == @last").set_index("strategy")["value"]
             table[f"{short[other]}@{last}"] = values.reindex(table.index).map("{:.3f}".format)
-    for name, label in (("signal", "model signal"), ("ranking_signal", "ranking signal")):
-        if name in curves and curves[name].notna().any():  # the share of rounds the model beat chance
-            table[label] = curves.groupby("strategy")[name].mean().reindex(table.index).map("{:.0%}".format)
-    if "ranking signal" in table and table["ranking signal"].equals(table.get("model signal")):
-        table = table.drop(columns="ranking signal")  # only where a class-weighted model ranked without signal
+    shares = {label: curves.groupby("strategy")[name].mean().reindex(table.index).map("{:.0%}".format)
+              for name, label in (("signal", "model signal"), ("ranking_signal", "ranking signal"))
+              if name in curves and curves[name].notna().any()}  # the share of rounds the model beat chance
+    if "model signal" in shares:
+        table["model signal"] = shares["model signal"]
+    if "ranking signal" in shares and not shares["ranking signal"].equals(shares.get("model signal")):
+        table["ranking signal"] = shares["ranking signal"]  # where a class-weighted model ranked without signal
     reach = annotations_to_reach(curves, target, metric)
     table[f"annotations to {short[metric]} {target:g}"] = [
         "never" if np.isnan(reach[s]) else f"{reach[s]:.0f}" for s in table.index]

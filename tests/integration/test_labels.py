@@ -97,7 +97,7 @@ def rounded(tmp_path_factory, campaign_factory):
     return camp
 
 
-def test_predicted_labels_the_unannotated_pool_by_the_last_round_s_model(rounded, tmp_path, capsys):
+def test_predicted_labels_the_unannotated_pool_by_the_last_round_s_model(rounded, tmp_path, capsys, monkeypatch):
     camp = rounded
     plain = pd.read_csv(crowdloop.export_labels(camp, tmp_path / "plain.csv").path)
     before = store.data_hash(camp)
@@ -131,6 +131,14 @@ def test_predicted_labels_the_unannotated_pool_by_the_last_round_s_model(rounded
     assert store.read_round_metrics(camp, 1)["signal"] == 0
     assert (f"warning: round 1's model carried no signal (no better than chance out of sample): its {len(model)} "
             "predicted labels (source model) are at chance level and should not be trusted") in out
+
+    # a class-weighted model that ranks (ranking_signal) though its probabilities lose to the prior (signal 0):
+    # its labels beat chance, so no warning; the consensus still reads signal, so the rows are the same
+    stored = store.read_round_metrics(camp, 1)
+    monkeypatch.setattr(store, "read_round_metrics", lambda *_: {**stored, "signal": 0, "ranking_signal": 1})
+    assert cli.main(["-C", str(camp.root), "labels", "--predicted", "--out", str(tmp_path / "ranked.csv")]) == 0
+    assert "warning" not in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ranked.csv"), labels)
 
 
 def test_pool_examples_added_after_the_last_round_are_left_out_and_counted(rounded, tmp_path):
