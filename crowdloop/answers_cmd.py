@@ -73,6 +73,10 @@ def summary(path: Path, result) -> str:
     if result.repeated:
         line += (f"; {count(result.repeated, 'row repeats', 'rows repeat')} an answer given earlier in the file "
                  "(stored once)")
+    if result.replaced:  # ingest.on_change latest: a file read again does not undo a later answer
+        line += (f"; {count(result.replaced, 'of those is an answer', 'of those are answers')} this file gave "
+                 "before that a later answer replaced, which still counts (a change back comes in a file of "
+                 "another name)")
     if result.skipped or result.empty:
         line += (f"; Label Studio annotations not stored: {result.skipped} skipped (cancelled), "
                  f"{result.empty} empty")

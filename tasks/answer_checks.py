@@ -51,6 +51,7 @@ class Ingested:
     already_stored: int   # answered rows identical to stored annotations
     unanswered: int       # rows with an empty label (tasks without annotations)
     repeated: int = 0     # rows repeating an answer given earlier in the same file (stored once)
+    replaced: int = 0     # of already_stored, under latest: this file's answers that a later answer replaced
     skipped: int = 0
     empty: int = 0
     refused: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REFUSED_COLUMNS)))
@@ -77,17 +78,20 @@ class AnswerCheck:
         self.source, self.on_change, self.skip_invalid = source, on_change, skip_invalid
         self.split = dict(zip(_text(examples["example_id"]), examples["split"]))
         self.classes = [str(c) for c in classes]
-        # (example, annotator) -> [(label, where)], oldest first; "where" names the round and file, or the line
-        self.answers: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # (example, annotator) -> [(label, where, came)], oldest first; "where" names the round and file, or the
+        # line; "came" is a stored answer's source (``ingest:<file name>``), '' for a row of this file
+        self.answers: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        self.origin = f"ingest:{Path(source).name}"  # what store.append_annotations will call this file's rows
         sources = _text(stored["source"]) if "source" in stored else [""] * len(stored)
         for e, a, label, r, came in zip(_text(stored["example_id"]), _text(stored["annotator_id"]),
                                         _text(stored["label"]), stored["round"], sources):
-            self.answers.setdefault((e, a), []).append((label, stored_at(r, came)))
+            self.answers.setdefault((e, a), []).append((label, stored_at(r, came), came))
         self.new: list[tuple[str, str, str]] = []
         self.refused: list[tuple] = []
         self.problems = 0
         self.already = 0
         self.repeated = 0
+        self.replaced = 0  # under latest: rows repeating this file's stored answer that a later one replaced
         self.counts = {"unanswered": 0, labelstudio_format.SKIPPED: 0, labelstudio_format.EMPTY: 0}
         self.counted: set[tuple[str, str]] = set()  # stored answers met again, counted once each
 
@@ -114,6 +118,7 @@ class AnswerCheck:
             raise IngestError(f"{self.first}{tail}.")
         return Ingested(source=self.source, new=pd.DataFrame(self.new, columns=list(ANSWER_COLUMNS)),
                         already_stored=self.already, unanswered=self.counts["unanswered"], repeated=self.repeated,
+                        replaced=self.replaced,
                         skipped=self.counts[labelstudio_format.SKIPPED], empty=self.counts[labelstudio_format.EMPTY],
                         refused=pd.DataFrame(self.refused, columns=list(REFUSED_COLUMNS)))
 
@@ -131,21 +136,26 @@ class AnswerCheck:
             return problem
         key = (example, annotator)
         given = self.answers.get(key, [])
-        same = [where for g, where in given if g == label]
-        if same and (given[-1][0] == label or self.on_change != "latest"):
+        same = [(where, came) for g, where, came in given if g == label]
+        # Under latest an answer given again after a different one is a change back, stored again, unless
+        # this file gave it before (a file of the same name: an old ingest run again, or the file grown since)
+        again = given[-1][0] == label if given else False
+        from_here = any(came == self.origin for _, came in same)
+        if same and (again or from_here or self.on_change != "latest"):
             # the same answer again counts once: as already stored (once per answer) or not at all (in this file)
-            if not same[0].startswith("in round"):
+            if not same[0][0].startswith("in round"):
                 self.repeated += 1
             elif key not in self.counted:
                 self.counted.add(key)
                 self.already += 1
+                self.replaced += self.on_change == "latest" and not again
             return None
         if given and self.on_change == "reject":
-            before, where = given[-1]
+            before, where, _ = given[-1]
             return (f"annotator '{annotator}' gave example '{example}' the label '{before}' {where} but this row "
                     f"says '{label}'; keep one of the two (or set ingest.on_change in params.yaml to keep_both "
                     "or latest)")
-        self.answers.setdefault(key, []).append((label, where))
+        self.answers.setdefault(key, []).append((label, where, ""))
         self.new.append((example, annotator, label))
         return None
 

@@ -99,6 +99,36 @@ def test_latest_takes_an_answer_changed_back(tmp_path, camp):
     assert answers[["annotator_id", "label"]].values.tolist() == [["a1", "billing"]]
 
 
+def test_latest_a_file_ingested_again_does_not_undo_a_later_answer(tmp_path, camp):
+    """Under latest, running an old ingest again (or ingesting the file grown since) stores nothing and
+    leaves the later answer in force; a change back from a file of another name is still taken."""
+    from crowdloop.answers_cmd import summary
+
+    first = _file(tmp_path, "first.csv", HEADER + "e2,a1,billing\n")
+    _ingest(camp, first, on_change="latest")
+    _ingest(camp, _file(tmp_path, "second.csv", HEADER + "e2,a1,technical\n"), on_change="latest")
+    again = _ingest(camp, first, on_change="latest")
+    assert again.new.empty and (again.already_stored, again.replaced) == (1, 1)
+    assert "1 of those is an answer this file gave before that a later answer replaced" in summary(first, again)
+    first.write_text(HEADER + "e2,a1,billing\ne3,a1,billing\n")  # grown: only the new row is new
+    grown = _ingest(camp, first, on_change="latest")
+    assert grown.new.values.tolist() == [["e3", "a1", "billing"]] and grown.replaced == 1
+    stored = store.read_annotations(camp)
+    assert len(stored) == 4  # initial e1, e2 billing, e2 technical, e3: nothing twice
+    answers = round_data.in_force(stored, on_change="latest").set_index("example_id")["label"]
+    assert answers.to_dict() == {"e1": "billing", "e2": "technical", "e3": "billing"}
+
+
+def test_latest_a_change_within_a_file_is_stored_once_however_often_it_is_ingested(tmp_path, camp):
+    path = _file(tmp_path, "c.csv", HEADER + "e3,a2,billing\ne3,a2,technical\n")
+    assert len(_ingest(camp, path, on_change="latest").new) == 2  # both stored, the later counts
+    for _ in range(2):
+        assert _ingest(camp, path, on_change="latest").new.empty
+    stored = store.read_annotations(camp)
+    assert len(stored) == 3
+    assert round_data.in_force(stored, on_change="latest").query("example_id == 'e3'")["label"].tolist() == ["technical"]
+
+
 @pytest.mark.parametrize("annotator", ["tab\there", "bell\x07", "line\u0085x"[:6] + "\x1b[31m"])
 def test_an_annotator_id_with_a_control_character_is_refused(tmp_path, camp, annotator):
     path = tmp_path / "a.jsonl"

@@ -95,6 +95,42 @@ def test_the_valid_rows_of_any_layout_are_stored_exactly_once(generated):
         assert set(map(tuple, stored[["example_id", "annotator_id", "label"]].values.tolist())) == expected
 
 
+@SETTINGS
+@given(st.sampled_from(["latest", "keep_both"]),
+       st.lists(st.lists(st.tuples(st.sampled_from(EXAMPLES[:3]), st.sampled_from(ANNOTATORS[:2]),
+                                   st.sampled_from(CLASSES)), min_size=1, max_size=5), min_size=2, max_size=4),
+       st.randoms(use_true_random=False))
+def test_files_ingested_again_in_any_order_change_nothing(on_change, files, random):
+    """Answers that change from file to file (and within one), under the policies that store changes: once
+    every file is in, ingesting any of them again stores nothing and leaves every answer in force as it was.
+    Each answer comes from one file (an answer another file gave too is the documented limit of ``latest``:
+    from a file of another name it is a change back), so files repeat none of another's."""
+    from crowdloop.tasks import round_data
+
+    given, own = set(STORED), []
+    for rows in files:
+        own.append([row for row in rows if row not in given])
+        given |= set(rows)
+    files = [rows for rows in own if rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        camp = _campaign(folder)
+        paths = []
+        for i, rows in enumerate(files):
+            paths.append(folder / f"f{i}.csv")
+            paths[-1].write_text("example_id,annotator_id,label\n" + "".join(f"{e},{a},{c}\n" for e, a, c in rows))
+            ingest_file(camp, paths[-1], classes=CLASSES, on_change=on_change)
+        before = store.read_annotations(camp)
+        random.shuffle(paths)
+        for path in paths:
+            assert ingest_file(camp, path, classes=CLASSES, on_change=on_change).new.empty, path.name
+        after = store.read_annotations(camp)
+        assert len(after) == len(before)
+        in_force = [round_data.in_force(frame, on_change=on_change).sort_values(["example_id", "annotator_id"])
+                    [["example_id", "annotator_id", "label"]].values.tolist() for frame in (before, after)]
+        assert in_force[0] == in_force[1]
+
+
 BREAKS = {  # how a row goes wrong: each turns one line of a valid file into a broken one
     "unknown example": lambda line, fmt: re.sub(r"\be(\d)\b", r"zz\1", line, count=1),
     "label not a class": lambda line, fmt: re.sub("|".join(CLASSES), "refund", line, count=1),
