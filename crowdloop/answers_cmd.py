@@ -4,15 +4,17 @@ and `crowdloop labelstudio push | pull`. Each calls crowdloop's Python API (crow
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
+from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.schema import EXPORT_FORMATS
 from crowdloop.tasks.wording import count
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="store annotators' answers (CSV, TSV, JSONL, or a Label Studio JSON, CSV or TSV export)")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, nargs="+", help="one or more answer files, each stored (and committed) in turn")
     p.add_argument("--skip-invalid", action="store_true",
                    help="store the valid rows; write the others with their reasons to <file>.refused.csv")
     p.set_defaults(func=cmd_ingest)
@@ -37,10 +39,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_ingest(args) -> None:
     from crowdloop import api
 
-    result = api.ingest(args.campaign, args.file, skip_invalid=args.skip_invalid)
-    print(summary(args.file, result))
-    if result.refused_file:
-        print(f"  {count(len(result.refused), 'row')} refused, each with its reason, in {result.refused_file}")
+    for i, path in enumerate(args.file):
+        try:
+            result = api.ingest(args.campaign, path, skip_invalid=args.skip_invalid)
+        except CrowdloopError as err:
+            if i == 0:
+                raise
+            rest = shlex.join(str(p) for p in args.file[i:])
+            raise CrowdloopError(f"{err} Ingested before it: {', '.join(str(p) for p in args.file[:i])}; fix it, "
+                                 f"then run `crowdloop ingest {rest}`.") from err
+        print(summary(path, result))
+        if result.refused_file:
+            print(f"  {count(len(result.refused), 'row')} refused, each with its reason, in {result.refused_file}")
 
 
 def cmd_export(args) -> None:

@@ -4,7 +4,7 @@
     crowdloop init --demo DIR              a ready demo campaign (data, params.yaml, git + DVC)
     crowdloop init DIR --examples F --classes a,b,c
     crowdloop round [--simulate] [--force] one round; writes the batch to label
-    crowdloop ingest FILE [--skip-invalid] answers come back (CSV, TSV, JSONL or a Label Studio export)
+    crowdloop ingest FILE... [--skip-invalid] answers come back (CSV, TSV, JSONL or a Label Studio export)
     crowdloop export --format label-studio the last batch as Label Studio tasks + labeling config
     crowdloop labelstudio push | pull      the batch to a Label Studio project; its annotations back
     crowdloop labels [--out F]             the labeled dataset so far (consensus of every answer)
@@ -38,6 +38,9 @@ from crowdloop import answers_cmd, console, rounds_cmd, signals, simulate_cmd, v
 from crowdloop.tasks.errors import ConfigError, CrowdloopError
 
 log = logging.getLogger("crowdloop")
+# What a stopped command says of the work it left (README "One writer at a time; any crash survivable")
+LEFT_WORK = ("the next command in the campaign, or `crowdloop verify`, finishes or undoes what it left: answers an "
+             "ingest stored are committed, a round not yet committed is removed.")
 
 # Offline, private defaults; a user can override any of them in the environment.
 ENV_DEFAULTS = {
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     ``crowdloop`` process itself (:func:`entry`), so rounds may log to MLflow from a helper
     process (:mod:`crowdloop.tasks.track_process`); an in-process caller keeps everything here."""
     args = _parser().parse_args(argv)
+    args.campaign = args.campaign or enclosing_campaign(Path.cwd())
     args.own_process = own_process
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -68,12 +72,10 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         print(f"crowdloop: error: {err}", file=sys.stderr)
         return 2
     except signals.Terminated:
-        print("crowdloop: stopped by SIGTERM; what was not committed is undone (the next command "
-              "finishes anything left).", file=sys.stderr)
+        print(f"crowdloop: stopped by SIGTERM; {LEFT_WORK}", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:  # a traceback of wherever it landed (Dask pickling a job, pandas) says nothing
-        print("crowdloop: stopped by Ctrl-C; what was not committed is undone (the next command "
-              "finishes anything left).", file=sys.stderr)
+        print(f"crowdloop: stopped by Ctrl-C; {LEFT_WORK}", file=sys.stderr)
         return 128 + signal.SIGINT
 
 
@@ -90,6 +92,16 @@ def entry() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush would fail again
         code = 128 + signal.SIGPIPE
     exit_frozen(code)
+
+
+def enclosing_campaign(folder: Path) -> Path:
+    """The campaign ``folder`` is in, found as git finds its repository: ``folder`` or the nearest folder
+    above it with params.yaml and data/examples.parquet (or data.dvc: a clone before its pull); else ``folder``."""
+    for root in (folder, *folder.parents):
+        if (root / "params.yaml").is_file() and ((root / "data" / "examples.parquet").is_file()
+                                                  or (root / "data.dvc").is_file()):
+            return root
+    return folder
 
 
 def without_cleanlab_datalab() -> None:
@@ -115,8 +127,8 @@ def exit_frozen(code: int) -> NoReturn:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crowdloop", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-C", "--campaign", type=Path, default=Path("."),
-                        help="campaign directory (default: the current directory)")
+    parser.add_argument("-C", "--campaign", type=Path, default=None,
+                        help="campaign directory (default: the one the current directory is in)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's and MLflow's own logs")
     sub = parser.add_subparsers(dest="command", required=True)
 

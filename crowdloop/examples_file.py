@@ -44,6 +44,8 @@ def examples_frame(frame: pd.DataFrame, *, origin: Origin | None = None,
     origin = origin or Origin("examples")
     found = [str(c) for c in frame.columns]
     header = f"{origin.name}:1" if origin.path is not None else origin.name
+    if why := columns.one_column_header(found):
+        raise CampaignError(f"{header}: {why}.")
     near = columns.misnamed(found, READ, aliases=ALIASES)
     if near:
         raise CampaignError(f"{header}: column '{near[0]}' is not one crowdloop reads; did you mean {near[1]}? "

@@ -95,9 +95,9 @@ def render(status: Status) -> str:
         f"campaign {lineage.campaign_name(campaign, cfg.name)} ({campaign.root.resolve()})",
         f"  {len(cfg.classes)} classes: {', '.join(cfg.classes)}; strategy {cfg.score.strategy}; "
         f"backend {cfg.model.backend}",
-        f"  {status.annotations} annotations by {status.annotators} annotators on "
-        f"{status.labeled_examples} of {status.pool_examples} pool examples; "
-        f"{status.test_examples} gold test examples",
+        f"  {count(status.annotations, 'annotation')} by {count(status.annotators, 'annotator')} on "
+        f"{status.labeled_examples} of {count(status.pool_examples, 'pool example')}; "
+        f"{count(status.test_examples, 'gold test example')}",
     ]
     if status.writer is not None:
         lines.append(f"  being written now by {lock.describe(status.writer)}")

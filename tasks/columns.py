@@ -38,3 +38,16 @@ def misnamed(found: Sequence[str], wanted: Sequence[str], *,
             if key == folded(name) or key in {folded(a) for a in other_names}:
                 return column, name
     return None
+
+
+def one_column_header(found: Sequence[str]) -> str | None:
+    """Why a header of one column that holds a separator crowdloop does not read (``id;text``) cannot
+    be read, as a sentence for the error; None for any other header. A spreadsheet saving "CSV" in a
+    language whose decimal mark is the comma separates the cells with semicolons."""
+    if len(found) != 1:
+        return None
+    sep = next((s for s in (";", "|", "\t") if s in str(found[0])), None)
+    return None if sep is None else (
+        f"the header is one column, {str(found[0])!r}, separated by {sep!r} it seems; crowdloop reads "
+        "comma-separated .csv and tab-separated .tsv files: save the file with commas (a spreadsheet's "
+        "CSV export in some languages uses semicolons), or as .tsv")

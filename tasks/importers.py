@@ -58,8 +58,8 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, Origin]:
     try:
         if kind in ("csv", "tsv"):
             # every cell as text, only empty cells missing: '0e12' or 'NA' must stay what they are
-            return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False,
-                               na_values=[""]), origin
+            return pd.read_csv(path, sep="\t" if kind == "tsv" or _tab_separated(path) else ",", dtype=str,
+                               keep_default_na=False, na_values=[""]), origin
         if kind in ("jsonl", "json"):
             return pd.read_json(path, lines=kind == "jsonl", dtype=False, convert_dates=False), origin
         return read_parquet(path), origin
@@ -68,6 +68,14 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, Origin]:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ImportFormatError(f"{path}: cannot parse it as {kind.upper()} ({reason}).") from err
+
+
+def _tab_separated(path: Path) -> bool:
+    """Whether the first line separates by tabs and not commas: a TSV named .csv is read as one (as ingest reads
+    answer files; Label Studio's TSV export is named .csv)."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        first = file.readline()
+    return "," not in first and "\t" in first
 
 
 def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_names: dict | None = None) -> Replay:

@@ -43,8 +43,7 @@ LABEL_STUDIO = ".json"  # a Label Studio JSON export
 # problem: why the row cannot be read (a short row, a line that is not JSON), else ''
 READ_COLUMNS = (*ANSWER_COLUMNS, "line", "task", "status", "problem")
 USED = (*ANSWER_COLUMNS, "suggested_annotator")  # other columns are ignored, unless they look meant for these:
-# other names people give these columns, refused while the column itself is absent (for annotator_id: the
-# answers would be filed under the suggested annotator instead)
+# ALIASES, other names for them, refused while the column is absent (annotator_id's: filed under the suggested one)
 ALIASES = {"annotator_id": ("annotator", "annotator_name", "worker", "worker_id", "user", "user_id", "username",
                             "rater", "rater_id", "labeler", "labeler_id", "labeller", "coder", "answered_by",
                             "annotated_by"),
@@ -269,6 +268,8 @@ def _jsonl(path: Path) -> Iterator[tuple]:
 
 
 def _require_columns(path: Path, found: Sequence[str], *, line: int) -> None:
+    if why := columns.one_column_header(found):
+        raise IngestError(f"{path}:{line}: {why}.")
     near = columns.misnamed(found, USED, aliases=ALIASES)
     if near:
         raise IngestError(f"{path}:{line}: column '{near[0]}' is not one crowdloop reads; did you mean {near[1]}? "

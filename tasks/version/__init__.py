@@ -31,7 +31,8 @@ __all__ = ["EDITED", "TRACKED", "WRITTEN", "VersionError", "archive_later", "at_
            "tag"]
 
 # What git tracks besides data.dvc; mlruns/ and .cache/ stay out of git.
-TRACKED = ("params.yaml", "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
+SETTINGS = "params.yaml"
+TRACKED = (SETTINGS, "dvc.yaml", "dvc.lock", "metrics.json", "data.dvc", ".gitignore", ".dvcignore",
            ".dvc/config")
 WRITTEN = ("data.dvc", "dvc.lock", "metrics.json")  # tracked files only crowdloop writes (never params.yaml)
 GITIGNORE = f"/mlruns/\n/.cache/\n/inbox/\n/exports/\n/{EDITED}/\n"
@@ -80,7 +81,8 @@ def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: S
     ``holds``: the files and folders under data/ this commit adds (its annotation part
     files, a round's folder). They are named in the message, and any other change of
     data/ since the last commit is refused (VersionError), so a commit never takes in
-    what an interrupted command left behind under its own name. ``push_next``: a push comes
+    what an interrupted command left behind under its own name. An edit of params.yaml goes in
+    with the next commit, whatever it is for; the message then says so. ``push_next``: a push comes
     next (a round's); the DVC interpreter, already started, waits for it instead of ending.
     """
     root = campaign.root
@@ -93,6 +95,8 @@ def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: S
                                f"this one ({count(len(stray), 'such file')}); run `crowdloop verify` to see what "
                                "happened.")
         message += "\n\nHolds: " + ", ".join(f"data/{n}" for n in names)
+    if SETTINGS in dirty(campaign):  # an edit of the settings goes in with whatever commit comes next: say so
+        message += f"\n\nAlso records {SETTINGS}, changed since the last commit."
     steps = [["add", "-q", campaign.data.relative_to(root).as_posix()]]
     if campaign.metrics_file.exists():
         steps.append(["commit", "-q", "-f", "round"])

@@ -192,10 +192,34 @@ def test_bad_answer_files_fail_with_file_and_line_and_change_nothing(tiny_campai
     assert version.head(camp) == head
 
 
-def test_status_shows_rounds_and_what_is_waiting(tiny_campaign, capsys):
+def test_ingest_takes_several_files_in_turn_and_stops_at_a_bad_one(tiny_campaign, tmp_path, capsys):
+    camp = tiny_campaign
+    pool = store.read_examples(camp).query("split == 'pool'")["example_id"].tolist()
+    files = {}
+    for name, rows in (("one.csv", [(pool[0], "n1", "billing")]), ("bad.csv", [(pool[1], "n1", "refund")]),
+                       ("two.csv", [(pool[2], "n2", "billing")])):
+        files[name] = tmp_path / name
+        pd.DataFrame(rows, columns=["example_id", "annotator_id", "label"]).to_csv(files[name], index=False)
+    before = len(store.read_annotations(camp))
+    assert _crowdloop(camp, "ingest", *(str(files[n]) for n in ("one.csv", "bad.csv", "two.csv"))) == 2
+    out, err = capsys.readouterr()
+    assert "one.csv: 1 new annotation stored" in out
+    assert f"Ingested before it: {files['one.csv']}; fix it, then run `crowdloop ingest {files['bad.csv']} " \
+           f"{files['two.csv']}`." in err
+    stored = store.read_annotations(camp)
+    assert len(stored) == before + 1 and stored["annotator_id"].iloc[-1] == "n1"  # one.csv only, committed
+    assert version.dirty(camp) == []
+    assert _crowdloop(camp, "ingest", str(files["two.csv"]), str(files["one.csv"])) == 0
+    assert len(store.read_annotations(camp)) == before + 2  # two.csv new, one.csv already stored
+
+
+def test_status_shows_rounds_and_what_is_waiting(tiny_campaign, capsys, monkeypatch):
     camp = tiny_campaign
     assert _crowdloop(camp, "status") == 0
     assert "no round has run yet" in capsys.readouterr().out
+    monkeypatch.chdir(camp.data)  # without -C, from a folder inside the campaign
+    assert cli.main(["status"]) == 0
+    assert f"({camp.root.resolve()})" in capsys.readouterr().out
     assert _crowdloop(camp, "round") == 0
     capsys.readouterr()
     assert _crowdloop(camp, "status") == 0

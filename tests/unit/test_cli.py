@@ -611,4 +611,22 @@ def test_ctrl_c_is_one_line_and_exit_status_130(monkeypatch, capsys):
         pytest.fail("Ctrl-C left the command as a traceback")
     assert code == 130
     assert capsys.readouterr().err.splitlines() == [
-        "crowdloop: stopped by Ctrl-C; what was not committed is undone (the next command finishes anything left)."]
+        "crowdloop: stopped by Ctrl-C; the next command in the campaign, or `crowdloop verify`, finishes or undoes "
+        "what it left: answers an ingest stored are committed, a round not yet committed is removed."]
+
+
+def test_the_campaign_is_found_from_any_folder_inside_it(tmp_path):
+    outer, inner = tmp_path / "outer", tmp_path / "outer" / "campaigns" / "demo"
+    for root in (outer, inner):
+        (root / "data" / "rounds" / "001").mkdir(parents=True)
+        (root / "params.yaml").write_text("seed: 0\n")
+        (root / "data" / "examples.parquet").write_bytes(b"")
+    clone = tmp_path / "clone"
+    (clone / "exports").mkdir(parents=True)
+    (clone / "params.yaml").write_text("seed: 0\n")
+    (clone / "data.dvc").write_text("outs: []\n")  # a clone before `crowdloop pull`: no data/ yet
+    assert cli.enclosing_campaign(inner / "data" / "rounds" / "001") == inner  # the nearest, not the outer one
+    assert cli.enclosing_campaign(outer / "campaigns") == outer
+    assert cli.enclosing_campaign(outer) == outer
+    assert cli.enclosing_campaign(clone / "exports") == clone
+    assert cli.enclosing_campaign(tmp_path) == tmp_path  # none: the folder itself, for the error to name

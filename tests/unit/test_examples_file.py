@@ -98,3 +98,15 @@ def test_a_dataframe_is_checked_by_row():
         examples_frame(frame)
     with pytest.raises(CrowdloopError, match=r"missing column 'id' \(found: key, text\)"):
         examples_frame(frame.rename(columns={"id": "key"}), origin=Origin("examples"))
+
+
+def test_a_semicolon_separated_file_is_refused_saying_so(tmp_path):
+    _refused(tmp_path / "examples.csv", "id;text\ne1;hello\n", "examples.csv:1:", "separated by ';'",
+             "save the file with commas")
+
+
+def test_a_tab_separated_file_named_csv_is_read_as_tab_separated(tmp_path):
+    path = tmp_path / "examples.csv"
+    path.write_text("id\ttext\tgold\ne1\thello, world\tspam\ne2\tbye\t\n")
+    table = read_examples_file(path, classes=("spam", "ham"))
+    assert table[["example_id", "text", "gold"]].values.tolist() == [["e1", "hello, world", "spam"], ["e2", "bye", None]]

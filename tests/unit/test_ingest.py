@@ -215,3 +215,8 @@ def test_unreadable_files(tmp_path):
 def test_a_repeated_header_column_is_refused(tmp_path):
     _fails(tmp_path, "a.csv", "example_id,label,annotator_id,label\ne2,billing,a1,technical\n",
            line=1, word="'label' appears more than once")
+
+
+def test_a_semicolon_separated_answer_file_is_refused_saying_so(tmp_path):
+    _fails(tmp_path, "a.csv", "example_id;annotator_id;label\ne1;a1;billing\n", line=1,
+           word="separated by ';' it seems; crowdloop reads comma-separated .csv")

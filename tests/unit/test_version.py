@@ -52,6 +52,21 @@ def test_rollback_restores_data_hash_and_keeps_history(repo):
     assert "r2" in log  # later rounds stay in the history
 
 
+def test_a_commit_says_when_it_records_an_edit_of_params_yaml(repo):
+    def last_message():
+        return subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo.root, capture_output=True,
+                              text=True).stdout
+
+    _write(repo, "b.txt", "answers\n")
+    version.commit(repo, "Ingest 1 annotation from b.txt", holds=[repo.data / "b.txt"])
+    assert "params.yaml" not in last_message()
+    (repo.root / "params.yaml").write_text("seed: 1\n")
+    _write(repo, "c.txt", "more answers\n")
+    version.commit(repo, "Ingest 1 annotation from c.txt", holds=[repo.data / "c.txt"])
+    assert last_message().rstrip().endswith("Also records params.yaml, changed since the last commit.")
+    assert version.dirty(repo) == []
+
+
 def test_rollback_to_unknown_round_is_a_clear_error(repo):
     with pytest.raises(version.VersionError, match="no round 7"):
         version.rollback(repo, 7)
