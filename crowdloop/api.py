@@ -183,8 +183,11 @@ def simulate(source: str | Path, *, format: str = "tutorial", preset: str = "tut
     plan = dataclasses.replace(simulation_protocol.PRESETS[preset], **changes,
                                arms=tuple(simulation_protocol.arm(s, m) for s in chosen for m in methods))
     simulation_protocol.check_simulation(plan, seeds=seeds, target=target, metric=metric)
-    if embedding_cache is not None and Path(embedding_cache).exists() and not Path(embedding_cache).is_dir():
-        raise ConfigError(f"--embedding-cache {embedding_cache} is a file; name a folder (made if missing).")
+    for flag, folder in (("--out", out), ("--embedding-cache", embedding_cache)):
+        # the folder, or the nearest folder above it that exists, must be a folder
+        there = None if folder is None else next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None)
+        if there is not None and not there.is_dir():
+            raise ConfigError(f"{flag} {folder}: {there} is a file; name a folder (made if missing).")
     if params is not None and not Path(params).is_file():  # config.load's message is about campaigns
         raise ConfigError(f"--params {params}: no such params file; name an existing params.yaml, or leave "
                           "--params out for the template's settings.")
@@ -213,8 +216,9 @@ def _say_what_arms_override(base: config_mod.Config, params: str | Path | None) 
     template = config_mod.load()
     unread = [f"{key}: {mine}" for key, mine, default in (
         ("consensus.method", base.consensus.method, template.consensus.method),
-        ("score.strategy", base.score.strategy, template.score.strategy)) if mine != default]
+        ("score.strategy", base.score.strategy, template.score.strategy),
+        ("predict.folds", base.predict.folds, template.predict.folds)) if mine != default]
     if unread:
         log.warning("%s sets %s, which a simulation does not read: each arm takes its strategy from --strategies "
-                    "and its consensus method from --consensus (without it: crowdlab, and majority for random)",
-                    params, " and ".join(unread))
+                    "and its consensus method from --consensus (without it: crowdlab, and majority for random), "
+                    "and the folds come from the preset (--folds)", params, " and ".join(unread))

@@ -83,6 +83,7 @@ def load(campaign_dir: str) -> Loaded:
     campaign = store.open_campaign(campaign_dir)
     annotations = store.read_annotations(campaign)
     rounds, cfg = store.completed_rounds(campaign), config.load(campaign.params_file)
+    version.check_param_sections(campaign)  # before the work: DVC would refuse the round's commit
     history = [store.read_round_metrics(campaign, r) for r in rounds]
     return Loaded(campaign, cfg, store.read_examples(campaign), annotations,
                   gate.progress(campaign, cfg, annotations, history), history,

@@ -195,7 +195,7 @@ def load(path: Path | str | None = None) -> Config:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file; run `crowdloop init` to make a campaign.")
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            user = yaml.load(path.read_text(), Loader=typed_yaml.UniqueKeyLoader) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(err)}).") from err
         if not isinstance(user, dict):

@@ -83,13 +83,15 @@ def progress(campaign: store.Campaign, cfg, annotations: pd.DataFrame | None = N
 
 def check_may_run(state: Progress, *, simulate: bool, force: bool) -> None:
     """Refuse (CampaignError) a hand-typed round while the last batch has no answer at all, or
-    once the stopping rule has fired; ``force`` runs anyway, ``simulate`` answers the batch itself."""
+    once the stopping rule has fired; ``force`` runs anyway. ``simulate`` is refused alike: its
+    simulated annotators answer the new round's batch, not the one left waiting."""
     if force or state.round is None:
         return
-    if not simulate and state.asked and not state.answered:
+    if state.asked and not state.answered:
         raise CampaignError(
             f"round {state.round}'s batch ({state.asked} annotations, data/rounds/{state.round:03d}/batch.csv) "
-            "has no answers yet: ingest them with `crowdloop ingest FILE`, or pass --force to run anyway.")
+            "has no answers yet: ingest them with `crowdloop ingest FILE`, or pass --force to run anyway"
+            + (" (--simulate answers the new round's batch, not that one)." if simulate else "."))
     if state.stop_reason:
         raise CampaignError(f"{_stopped(state)}, or pass --force to run anyway.")
 

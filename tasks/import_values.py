@@ -8,6 +8,7 @@ line (counted in the file when it is CSV, TSV or JSONL, else the row) and the co
 from __future__ import annotations
 
 import csv
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +136,13 @@ def ids(series: pd.Series, origin: Origin, column: str, *, unique: bool) -> pd.S
         raise ImportFormatError(f"{origin.at(row)}: id '{values[row]}' in column '{column}' is repeated "
                                 f"(first at {origin.at(first)}); ids must be unique.")
     return values
+
+
+def read_json(path: Path):
+    """The JSON document in ``path``; ImportFormatError naming the file (and line) when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ImportFormatError(f"{path}: cannot read the file ({err}).") from err
+    except json.JSONDecodeError as err:
+        raise ImportFormatError(f"{path}:{err.lineno}: not valid JSON ({err.msg}).") from err

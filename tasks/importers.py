@@ -16,7 +16,6 @@ then holds out the evaluation split and draws the starting annotations.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,10 +27,11 @@ import pandas as pd
 from crowdloop.tasks.files import read_parquet
 from crowdloop.tasks.import_formats import (ANSWERS, Replay, assemble, check_replay, example_table, long_frame,
                                             melt_annotators, wide_frame)
-from crowdloop.tasks.import_values import ImportFormatError, Origin, labels, need_columns, normalise_value
+from crowdloop.tasks.import_values import ImportFormatError, Origin, labels, need_columns, normalise_value, read_json
+from crowdloop.tasks.lewidi import from_lewidi
 from crowdloop.tasks.schema import TEXT_SEP
 
-__all__ = ["ImportFormatError", "Replay", "check_replay", "from_datasets", "from_long", "from_tutorial",
+__all__ = ["ImportFormatError", "Replay", "check_replay", "from_datasets", "from_lewidi", "from_long", "from_tutorial",
            "from_wide", "load", "normalise_value", "read_table"]
 
 TABLES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -51,6 +51,9 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, Origin]:
     path = Path(path)
     kind = path.suffix.lower().lstrip(".")
     origin = Origin(str(path), path, kind)
+    if path.is_dir():
+        raise ImportFormatError(f"{path} is a folder; this format reads a file ({', '.join(TABLES)}); folders are "
+                                "read by --format tutorial (the ActiveLab tutorial's files) and lewidi.")
     if f".{kind}" not in TABLES:
         raise ImportFormatError(f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(TABLES)}.")
     if not path.is_file():
@@ -92,6 +95,12 @@ def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_na
         raise ImportFormatError(f"{directory} is a file; the tutorial format (the default --format) reads a folder "
                                 "of X_labeled_full.csv, X_unlabeled.csv, test.csv and extra_annotations.json: "
                                 "name the format of this file (--format long, wide, datasets or lewidi).")
+    if directory.is_dir() and not (directory / "X_labeled_full.csv").is_file():
+        others = sorted({p.suffix for p in directory.iterdir() if p.is_file()} - {""})
+        raise ImportFormatError(f"{directory}: no X_labeled_full.csv, which the tutorial format (the default "
+                                "--format) reads with X_unlabeled.csv, test.csv and extra_annotations.json; "
+                                f"this folder holds {', '.join(others) or 'no'} files: name its format "
+                                "(--format lewidi for Le-Wi-Di JSON files).")
     labeled, labeled_at = read_table(directory / "X_labeled_full.csv")
     unlabeled, unlabeled_at = read_table(directory / "X_unlabeled.csv")
     test, test_at = read_table(directory / "test.csv")
@@ -117,12 +126,7 @@ def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_na
 def _extra_annotations(directory: Path, *, allow_pickle: bool) -> tuple[dict, Origin]:
     json_path, npy_path = directory / "extra_annotations.json", directory / "extra_annotations.npy"
     if json_path.is_file():
-        try:
-            extra = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as err:
-            raise ImportFormatError(f"{json_path}: cannot read the file ({err}).") from err
-        except json.JSONDecodeError as err:
-            raise ImportFormatError(f"{json_path}:{err.lineno}: not valid JSON ({err.msg}).") from err
+        extra = read_json(json_path)
         origin = Origin(str(json_path))
     elif npy_path.is_file():
         if not allow_pickle:
@@ -235,66 +239,3 @@ def _load_dataset(path_or_name: Path | str, *, split: str) -> pd.DataFrame:
     if frame.empty:
         raise ImportFormatError(f"{path_or_name}: split '{split}' has no rows.")
     return frame
-
-
-def from_lewidi(source: Path | str, *, label_names: dict | None = None) -> Replay:
-    """The Le-Wi-Di JSON format: ``{item_id: {"text", "annotators": "Ann1,Ann2", "annotations": "0,1",
-    "hard_label", ...}}``, one file or a folder of them.
-
-    A file whose name ends in ``_test`` is the gold test split (gold = ``hard_label``;
-    its annotations are not used); the others are the pool, every annotation
-    uncollected, with ``hard_label`` (the annotators' majority) as pool gold. With
-    several files, ids are prefixed by the file's split (``train-1``, ``dev-1``). A text
-    that is a mapping (a conversation) is its values joined with " [SEP] ".
-    """
-    source = Path(source)
-    files = sorted(source.glob("*.json")) if source.is_dir() else [source]
-    if not files or not all(f.is_file() for f in files):
-        raise ImportFormatError(f"{source}: no Le-Wi-Di JSON file there (expected *_train.json, *_dev.json, "
-                                "*_test.json or one .json file).")
-    examples, answers = [], []
-    for path in files:
-        split_name = path.stem.rsplit("_", 1)[-1].lower() if "_" in path.stem else path.stem
-        items = _lewidi_items(path)
-        for item_id, item in items.items():
-            example_id = f"{split_name}-{item_id}" if len(files) > 1 else str(item_id)
-            text, gold, pairs = _lewidi_item(path, item_id, item)
-            test = split_name == "test"
-            examples.append((example_id, text, "test" if test else "pool", gold))
-            if not test:
-                answers += [(example_id, annotator, label) for annotator, label in pairs]
-    table = pd.DataFrame(examples, columns=["example_id", "text", "split", "gold"])
-    frame = pd.DataFrame(answers, columns=ANSWERS)
-    origin = Origin(str(source))
-    table["gold"] = labels(table["gold"], label_names, origin, "hard_label")
-    frame["label"] = labels(frame["label"], label_names, origin, "annotations")
-    return assemble(table, pd.DataFrame(columns=ANSWERS), frame, origin=origin, label_names=label_names)
-
-
-def _lewidi_items(path: Path) -> dict:
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise ImportFormatError(f"{path}: cannot read the file ({err}).") from err
-    except json.JSONDecodeError as err:
-        raise ImportFormatError(f"{path}:{err.lineno}: not valid JSON ({err.msg}).") from err
-    if not isinstance(items, dict):
-        raise ImportFormatError(f"{path}: expected a JSON object keyed by item id.")
-    return items
-
-
-def _lewidi_item(path: Path, item_id: str, item) -> tuple[str, str | None, list[tuple[str, str]]]:
-    """(text, gold, [(annotator, label), ...]) of one Le-Wi-Di item."""
-    where = f"{path} (item '{item_id}')"
-    if not isinstance(item, dict) or "text" not in item or "annotations" not in item or "annotators" not in item:
-        raise ImportFormatError(f"{where}: an item needs text, annotators and annotations.")
-    text = item["text"]
-    if isinstance(text, dict):
-        text = TEXT_SEP.join(str(v) for v in text.values())
-    split = (lambda v: [x.strip() for x in v.split(",")] if isinstance(v, str) else [str(x) for x in v])
-    annotators, given = split(item["annotators"]), split(item["annotations"])
-    if len(annotators) != len(given):
-        raise ImportFormatError(f"{where}: {len(annotators)} annotators but {len(given)} annotations.")
-    pairs = [(a, g) for a, g in zip(annotators, given) if g not in ("", "nan", "None")]
-    gold = item.get("hard_label")
-    return str(text), None if gold is None else str(gold), pairs

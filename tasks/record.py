@@ -75,10 +75,11 @@ def commit_round(campaign: store.Campaign, number: int, metrics: dict, parts: li
 
 def discard_round(campaign: store.Campaign, number: int, *, parts: list[Path], run_id: str | None,
                   uri: str | None) -> None:
-    """Undo a round that failed before its commit: its folder and annotation ``parts`` go, and
-    its MLflow run (if it was logged) is marked FAILED."""
+    """Undo a round that failed before its commit: its folder and annotation ``parts`` go, metrics.json
+    (and what DVC wrote) is the last commit's again, and its MLflow run (if it was logged) is marked FAILED."""
     store.discard_round(campaign, number, parts=parts)
     version.discard_prewarmed(campaign.root)
+    version.restore_written(campaign)
     if run_id is None:
         return
     try:

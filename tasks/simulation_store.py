@@ -50,7 +50,8 @@ def prepare(out: Path, replay, settings: dict) -> None:
         differ = sorted(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
         if differ:
             named = [f"{key}: {_shown(_changed(wanted[key], held[key]))}"
-                     if isinstance(wanted.get(key), dict) and isinstance(held.get(key), dict) else key
+                     if isinstance(wanted.get(key), dict) and isinstance(held.get(key), dict)
+                     else "data or the split and start drawn from it" if key == "data" else key
                      for key in differ]
             raise CampaignError(
                 f"{out} holds a simulation run with other settings (different {'; '.join(named)}), and its "

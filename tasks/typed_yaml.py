@@ -9,9 +9,29 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Hashable
 from pathlib import Path
 
+import yaml
+
 from crowdloop.tasks.errors import ConfigError
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping, where PyYAML keeps the
+    last one silently (and DVC refuses the file as corrupted)."""
+
+    def construct_mapping(self, node, deep=False):
+        first: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one section (first on line {first[key] + 1}); "
+                    "keep one", key_node.start_mark)
+            if isinstance(key, Hashable):
+                first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def overlay(base: dict, user: dict, path: Path, *, cls, renamed: dict[str, str], prefix: str = "") -> dict:

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import yaml
 
+from crowdloop.tasks.errors import ConfigError
 from crowdloop.tasks.store import Campaign
 from crowdloop.tasks.version.edits import EDITED, kept_version, under_data
 from crowdloop.tasks.version.recorded import (cache_object, changed_data, commit_of, data_listing, data_md5, dirty, exists_at,
@@ -110,6 +111,24 @@ def commit(campaign: Campaign, message: str, *, tag: str | None = None, holds: S
     return head(campaign)
 
 
+def check_param_sections(campaign: Campaign) -> None:
+    """Fail (ConfigError) when params.yaml lacks a section that dvc.yaml's round stage lists: the
+    settings load without it (the template's values), but DVC refuses to record the round."""
+    dvc_yaml = campaign.root / "dvc.yaml"
+    if not dvc_yaml.is_file():  # not a campaign crowdloop made; DVC says what it misses
+        return
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
+    listed = (stages.get("round") or {}).get("params") or []
+    present = yaml.safe_load(campaign.params_file.read_text()) or {}
+    missing = [name for name in listed if isinstance(name, str) and name not in present]
+    if missing:
+        raise ConfigError(f"{campaign.params_file}: {count(len(missing), 'section')} missing ({', '.join(missing)}); "
+                          "DVC records each round's settings section by section (dvc.yaml lists them), so put "
+                          f"{'it' if len(missing) == 1 else 'them'} back from the template "
+                          "(crowdloop/templates/params.yaml); a section of keys may be left empty, e.g. "
+                          "`routing: {}`, to take the template's values.")
+
+
 def tag(campaign: Campaign, name: str) -> None:
     """Tag HEAD ``name`` (a round tag already there is archived first)."""
     _archive_tag(campaign.root, name)
@@ -124,6 +143,15 @@ def restore_head(campaign: Campaign) -> bool:
     clear_stale_locks(campaign)
     if not changed_data(campaign) and not any(name in WRITTEN for name in dirty(campaign)):
         return False
+    restore_written(campaign)
+    dvc(["checkout", "-q", "--force", "data.dvc"], root=root)
+    return True
+
+
+def restore_written(campaign: Campaign) -> None:
+    """The files only crowdloop writes (WRITTEN: data.dvc, dvc.lock, metrics.json) as the last commit
+    has them; one it does not have is removed (data.dvc aside: a campaign always has one)."""
+    root = campaign.root
     present = [name for name in WRITTEN if exists_at(root, "HEAD", name)]
     if present:
         run(["git", "reset", "-q", "--", *present], root)
@@ -132,8 +160,6 @@ def restore_head(campaign: Campaign) -> bool:
         if name not in present and name != "data.dvc":
             run(["git", "rm", "-q", "--cached", "--ignore-unmatch", "--", name], root)
             (root / name).unlink(missing_ok=True)
-    dvc(["checkout", "-q", "--force", "data.dvc"], root=root)
-    return True
 
 
 def clear_stale_locks(campaign: Campaign) -> None:

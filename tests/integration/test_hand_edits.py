@@ -75,7 +75,7 @@ def test_a_file_saved_over_or_removed_by_hand_is_put_back_before_a_round(tiny_ca
     removed.unlink()
     (camp.data / "notes.txt").write_text("mine\n")
 
-    assert cli.main(["-C", str(camp.root), "round", "--simulate"]) == 0
+    assert cli.main(["-C", str(camp.root), "round", "--simulate", "--force"]) == 0  # round 1 asked people
     err = capsys.readouterr().err
     assert err.count("was changed by hand") == 3
     assert "data/rounds/001/annotators.csv was changed by hand" in err and "it had been removed" in err

@@ -89,6 +89,7 @@ def test_rerun_after_a_crash_reuses_the_trained_step(tiny_campaign, count_traini
     assert len(count_training) == 1
     assert version.round_tags(camp) == ["round-000"]  # nothing committed
     assert store.data_hash(camp) == before  # the failed round left data/ as it was
+    assert not camp.metrics_file.exists()  # nor its metrics.json (round 0 has none)
     monkeypatch.undo()  # tracking works again (also undoes the counter)
 
     calls = []
@@ -211,6 +212,21 @@ def test_ingest_takes_several_files_in_turn_and_stops_at_a_bad_one(tiny_campaign
     assert version.dirty(camp) == []
     assert _crowdloop(camp, "ingest", str(files["two.csv"]), str(files["one.csv"])) == 0
     assert len(store.read_annotations(camp)) == before + 2  # two.csv new, one.csv already stored
+
+
+def test_a_round_with_a_section_missing_from_params_yaml_is_refused_before_training(tiny_campaign, capsys,
+                                                                                    count_training):
+    camp = tiny_campaign
+    params = yaml.safe_load(camp.params_file.read_text())
+    del params["routing"]
+    camp.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    before = store.data_hash(camp)
+    assert _crowdloop(camp, "round") == 2
+    assert "1 section missing (routing); DVC records each round's settings" in capsys.readouterr().err
+    assert count_training == [] and store.data_hash(camp) == before
+    params["routing"] = {}  # empty: the template's values
+    camp.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _crowdloop(camp, "round") == 0
 
 
 def test_status_shows_rounds_and_what_is_waiting(tiny_campaign, capsys, monkeypatch):

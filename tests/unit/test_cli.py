@@ -342,15 +342,20 @@ def test_simulate_says_when_params_set_a_consensus_method_its_arms_override(tmp_
 
     monkeypatch.setattr(simulate, "simulate_flow", lambda *args, **kwargs: {"paths": []})
     params = tmp_path / "params.yaml"
-    params.write_text("consensus:\n  method: glad\nrouting:\n  min_quality: 0.5\n")
+    params.write_text("consensus:\n  method: glad\npredict:\n  folds: 5\nrouting:\n  min_quality: 0.5\n")
     options = dict(format="long", example_col="item", annotator_col="worker", label_col="answer", gold_col="truth")
     with caplog.at_level("WARNING", logger="crowdloop"):
         api.simulate(_crowd_file(tmp_path)[1], seeds=1, strategies=["auto"], params=params, out=tmp_path / "out",
                      protocol={"n_start": 4, "labels_per_start": 1}, **options)
     said = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
-    assert said == [f"{params} sets consensus.method: glad, which a simulation does not read: each arm takes its "
-                    "strategy from --strategies and its consensus method from --consensus (without it: crowdlab, "
-                    "and majority for random)"]
+    assert said == [f"{params} sets consensus.method: glad and predict.folds: 5, which a simulation does not read: "
+                    "each arm takes its strategy from --strategies and its consensus method from --consensus (without "
+                    "it: crowdlab, and majority for random), and the folds come from the preset (--folds)"]
+    for folder in ("afile", "afile/below"):  # --out a file, or a folder under one: said, not a traceback
+        (tmp_path / "afile").write_text("")
+        with pytest.raises(ConfigError, match=f"--out {tmp_path / folder}: {tmp_path / 'afile'} is a file; name a folder"):
+            api.simulate(_crowd_file(tmp_path)[1], seeds=1, strategies=["auto"], out=tmp_path / folder,
+                         protocol={"n_start": 4, "labels_per_start": 1}, **options)
     caplog.clear()
     params.write_text("routing:\n  min_quality: 0.5\n")  # what a simulation reads: nothing to say
     with caplog.at_level("WARNING", logger="crowdloop"):

@@ -103,6 +103,10 @@ def test_mappings_in_params_yaml_take_the_users_keys(tmp_path):
         ("name: ''\n", "'name' '' must be a non-empty name"),
         ("name: 'demo/6'\n", "(MLflow and Prefect refuse them)"),
         ("name: 2024\n", "'name' must be str, got 2024"),
+        # PyYAML keeps the last of a repeated key, which DVC then refuses as corrupted after the round ran
+        ("select:\n  batch_size: 25\n  batch_size: 40\n",
+         "line 3, column 3: key 'batch_size' appears twice in one section (first on line 2); keep one"),
+        ("seed: 1\nselect: {batch_size: 5}\nseed: 2\n", "line 3, column 1: key 'seed' appears twice"),
     ],
 )
 def test_bad_params_fail_with_file_and_key(tmp_path, text, fragment):

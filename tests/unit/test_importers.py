@@ -539,3 +539,14 @@ def test_pool_examples_without_gold_get_the_majority_of_all_their_answers_as_gol
     for example in ("36", "37", "38", "39"):
         assert gold[example] == answers[example]  # three answers per example: never a tie
     assert gold["0"] == "0" and gold["1"] == "1"  # the dataset's own gold stays
+
+
+def test_a_folder_in_the_wrong_format_is_refused_with_the_format_to_name(tmp_path):
+    lewidi = tmp_path / "hs"
+    lewidi.mkdir()
+    (lewidi / "HS_train.json").write_text("{}")
+    with pytest.raises(ImportFormatError, match=r"hs: no X_labeled_full\.csv, which the tutorial format .* this "
+                                                r"folder holds \.json files: name its format \(--format lewidi"):
+        importers.load("tutorial", lewidi)
+    with pytest.raises(ImportFormatError, match=r"hs is a folder; this format reads a file \(\.csv"):
+        importers.load("long", lewidi)

@@ -38,7 +38,10 @@ def test_a_scheduled_round_runs_only_when_enough_of_the_batch_is_back(kwargs, ru
 @pytest.mark.parametrize("state, simulate, force, words", [
     (gate.Progress(2, 8, 0), False, False, "round 2's batch (8 annotations"),
     (gate.Progress(2, 8, 1), False, False, None),
-    (gate.Progress(2, 8, 0), True, False, None),  # simulated annotators answer it
+    # simulated annotators answer the new batch, so the one waiting for people would be left behind
+    (gate.Progress(2, 8, 0), True, False, "has no answers yet: ingest them with `crowdloop ingest FILE`, or pass "
+     "--force to run anyway (--simulate answers the new round's batch, not that one)."),
+    (gate.Progress(2, 8, 0), True, True, None),
     (gate.Progress(2, 8, 0), False, True, None),
     (gate.Progress(2, 8, 8, "the money budget is spent"), False, False,
      "stopping rule says stop after round 2 (the money budget is spent); change the budget section of params.yaml"),

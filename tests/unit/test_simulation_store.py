@@ -46,7 +46,7 @@ def test_more_rounds_or_another_arm_extend_a_run_but_other_settings_are_refused(
     with pytest.raises(CampaignError, match=r"\(different preset: batch_size, labels_per_start\)"):
         simulation_store.prepare(tmp_path, replay, protocol.run_settings(base, protocol.PRESETS["rte"]))
     fewer = dataclasses.replace(replay, uncollected=replay.uncollected.iloc[1:])
-    with pytest.raises(CampaignError, match=r"\(different data\)"):
+    with pytest.raises(CampaignError, match=r"\(different data or the split and start drawn from it\)"):
         simulation_store.prepare(tmp_path, fewer, protocol.run_settings(base, preset))
     assert _files(tmp_path) == before  # nothing was changed by the refusals
 

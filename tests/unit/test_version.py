@@ -67,6 +67,21 @@ def test_a_commit_says_when_it_records_an_edit_of_params_yaml(repo):
     assert version.dirty(repo) == []
 
 
+def test_a_params_yaml_without_a_section_dvc_yaml_lists_is_refused_before_the_round(tmp_path):
+    campaign = store.Campaign(tmp_path / "camp")
+    campaign.root.mkdir()
+    (campaign.root / "dvc.yaml").write_text(version.render_dvc_yaml(campaign, ROUND_PARAMS))
+    full = "".join(f"{name}: {{}}\n" for name in ROUND_PARAMS)
+    campaign.params_file.write_text(full)
+    version.check_param_sections(campaign)  # every section there, even empty: DVC records the round
+    campaign.params_file.write_text(full.replace("routing: {}\n", ""))
+    with pytest.raises(version.ConfigError, match=r"params.yaml: 1 section missing \(routing\); DVC records"):
+        version.check_param_sections(campaign)
+    campaign.params_file.write_text("")
+    with pytest.raises(version.ConfigError, match=f"{len(ROUND_PARAMS)} sections missing \\(seed, classes, "):
+        version.check_param_sections(campaign)
+
+
 def test_rollback_to_unknown_round_is_a_clear_error(repo):
     with pytest.raises(version.VersionError, match="no round 7"):
         version.rollback(repo, 7)
