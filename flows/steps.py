@@ -25,7 +25,7 @@ from prefect.utilities.annotations import quote
 
 from crowdloop import console
 from crowdloop.tasks import (annotators, config, embedding_cache, gate, inbox, journal, models, record,
-                             simulation_store, store, train, version)
+                             simulation_store, store, track, train, version)
 from crowdloop.tasks.errors import CrowdloopError
 from crowdloop.tasks.models.base import model_key, resolve_model_name
 
@@ -84,6 +84,7 @@ def load(campaign_dir: str) -> Loaded:
     annotations = store.read_annotations(campaign)
     rounds, cfg = store.completed_rounds(campaign), config.load(campaign.params_file)
     version.check_param_sections(campaign)  # before the work: DVC would refuse the round's commit
+    track.check_reachable(track.tracking_uri(campaign.mlruns, cfg.tracking.uri))  # nor log it
     history = [store.read_round_metrics(campaign, r) for r in rounds]
     return Loaded(campaign, cfg, store.read_examples(campaign), annotations,
                   gate.progress(campaign, cfg, annotations, history), history,

@@ -63,7 +63,7 @@ def drain(campaign: store.Campaign, cfg: Config, *, now: datetime | None = None)
                                         labelstudio=cfg.labelstudio)
         except ingest.IngestError as err:
             moved = _move_aside(path, folder / REJECTED, stamp)
-            moved.with_name(moved.name + ".error.txt").write_text(f"{err}\n")
+            moved.with_name(moved.name + ".error.txt").write_text(f"{err}\n(The file is now {moved}.)\n")
             report.rejected.append((moved, str(err)))
             continue
         moved = _move_aside(path, folder / PROCESSED, stamp)

@@ -13,12 +13,15 @@ The best round's model so far is registered under the campaign's name, alias
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
 from crowdloop.tasks import report
+from crowdloop.tasks.errors import CampaignError
 from crowdloop.tasks.store import Campaign
 
 CAMPAIGN_TAG = "crowdloop.run_kind"
@@ -31,6 +34,22 @@ def tracking_uri(mlruns: Path, configured: str | None = None) -> str:
     ``mlruns`` (a campaign's or a simulation's mlruns/)."""
     return (configured or os.environ.get("MLFLOW_TRACKING_URI")
             or f"sqlite:///{(Path(mlruns) / 'mlflow.db').resolve()}")
+
+
+def check_reachable(uri: str, *, timeout: float = 5.0) -> None:
+    """Fail (CampaignError, one line) when a tracking server at an http(s) ``uri`` takes no connection
+    within ``timeout`` seconds: MLflow's client would retry each request for minutes (with the
+    campaign locked) before a traceback. Other stores (sqlite, a folder) are not checked."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        raise CampaignError(f"the MLflow tracking server at {uri} takes no connection ({err.strerror or err}); "
+                            "start it, or set tracking.uri in params.yaml (null: mlruns/ in the campaign), then "
+                            "run the round again.") from None
 
 
 def _client(mlruns: Path, uri: str | None):

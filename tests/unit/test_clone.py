@@ -337,3 +337,18 @@ def test_verify_notes_answers_ingested_since_the_last_push_that_a_copy_could_not
     assert verified.findings == []  # nothing is wrong: the copy here has it all
     api.push(camp)
     assert not [n for n in api.verify(camp).notes if "not all on the DVC remote" in n]
+
+
+def test_a_tracking_server_that_takes_no_connection_is_said_in_one_line_before_the_round():
+    import socket
+
+    from crowdloop.tasks.errors import CampaignError
+
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    track.check_reachable(f"http://127.0.0.1:{port}")  # something listens: fine
+    track.check_reachable("sqlite:///nowhere/mlflow.db")  # not a server: not checked
+    listening.close()
+    with pytest.raises(CampaignError, match=rf"the MLflow tracking server at http://127.0.0.1:{port} takes no "
+                                            r"connection \(.*\); start it, or set tracking.uri"):
+        track.check_reachable(f"http://127.0.0.1:{port}", timeout=2)

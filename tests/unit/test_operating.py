@@ -97,6 +97,7 @@ def test_drain_stores_good_files_once_and_rejects_bad_ones_with_their_error(camp
     assert "bad.csv:3" in rejected["20260102T030405-bad.csv"]  # e2 on line 2 was fine: nothing stored
     error_file = campaign.root / "inbox" / "rejected" / "20260102T030405-bad.csv.error.txt"
     assert "e9" in error_file.read_text()
+    assert error_file.read_text().endswith(f"(The file is now {error_file.with_suffix('').with_suffix('')}.)\n")
     assert inbox.pending(campaign.root / "inbox") == []
     assert (campaign.root / "inbox" / ".partial.csv").is_file()  # left alone until renamed into place
 
