@@ -81,7 +81,7 @@ class AnswerCheck:
         # (example, annotator) -> [(label, where, came)], oldest first; "where" names the round and file, or the
         # line; "came" is a stored answer's source (``ingest:<file name>``), '' for a row of this file
         self.answers: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-        self.origin = f"ingest:{Path(source).name}"  # what store.append_annotations will call this file's rows
+        self.origin = stored_source(Path(source))  # what this file's rows are stored as
         sources = _text(stored["source"]) if "source" in stored else [""] * len(stored)
         for e, a, label, r, came in zip(_text(stored["example_id"]), _text(stored["annotator_id"]),
                                         _text(stored["label"]), stored["round"], sources):
@@ -158,6 +158,11 @@ class AnswerCheck:
         self.answers.setdefault(key, []).append((label, where, ""))
         self.new.append((example, annotator, label))
         return None
+
+
+def stored_source(path: Path) -> str:
+    """The ``source`` an answer file's stored rows carry (store.append_annotations): ``ingest:<file name>``."""
+    return f"ingest:{path.name}"
 
 
 def stored_at(round: int, source: str) -> str:

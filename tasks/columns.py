@@ -51,3 +51,8 @@ def one_column_header(found: Sequence[str]) -> str | None:
         f"the header is one column, {str(found[0])!r}, separated by {sep!r} it seems; crowdloop reads "
         "comma-separated .csv and tab-separated .tsv files: save the file with commas (a spreadsheet's "
         "CSV export in some languages uses semicolons), or as .tsv")
+
+
+def tab_separated(header: str) -> bool:
+    """Whether a header line separates its columns by tabs, not commas: a TSV, whatever its file is named."""
+    return "," not in header and "\t" in header

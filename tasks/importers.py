@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from crowdloop.tasks import columns
 from crowdloop.tasks.files import read_parquet
 from crowdloop.tasks.import_formats import (ANSWERS, Replay, assemble, check_replay, example_table, long_frame,
                                             melt_annotators, wide_frame)
@@ -74,11 +75,9 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, Origin]:
 
 
 def _tab_separated(path: Path) -> bool:
-    """Whether the first line separates by tabs and not commas: a TSV named .csv is read as one (as ingest reads
-    answer files; Label Studio's TSV export is named .csv)."""
+    """Whether the file's header is tab-separated: a TSV named .csv is read as one, as ingest reads answer files."""
     with open(path, encoding="utf-8", errors="replace") as file:
-        first = file.readline()
-    return "," not in first and "\t" in first
+        return columns.tab_separated(file.readline())
 
 
 def from_tutorial(directory: Path | str, *, allow_pickle: bool = False, label_names: dict | None = None) -> Replay:

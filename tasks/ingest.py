@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from crowdloop.tasks import columns, config, journal, labelstudio_format, store
-from crowdloop.tasks.answer_checks import AnswerCheck, Ingested
+from crowdloop.tasks.answer_checks import AnswerCheck, Ingested, stored_source
 from crowdloop.tasks.errors import IngestError
 from crowdloop.tasks.files import unescape_formula, write_text_atomic
 from crowdloop.tasks.schema import ANSWER_COLUMNS
@@ -71,7 +71,7 @@ def ingest_file(campaign: store.Campaign, path: Path, *, classes: Sequence[str],
         write_text_atomic(refused_file, checked.refused.to_csv(index=False))
     rounds = store.completed_rounds(campaign)
     number = rounds[-1] if rounds else 0
-    source = f"ingest:{path.name}"
+    source = stored_source(path)
     part = None
     if len(checked.new):
         part = store.next_part(campaign, round=number, source=source)
@@ -189,7 +189,7 @@ def _lines(path: Path) -> Iterator[str]:
 def _delimited(path: Path, delimiter: str, labelstudio: config.LabelStudioConfig | None) -> Iterator[tuple]:
     lines = _lines(path)
     first = next(lines, "")
-    if "," not in first and "\t" in first:  # tab-separated, whatever the name (Label Studio's TSV export is *.csv)
+    if columns.tab_separated(first):  # whatever the name (Label Studio's TSV export is *.csv)
         delimiter = "\t"
     kind = "TSV" if delimiter == "\t" else "CSV"
     # strict: a stray or unclosed quote fails here instead of silently swallowing later rows
